@@ -1,0 +1,1 @@
+"""Meteoflow's shared package: settings, the observation schema, JSON logging, Kafka clients."""

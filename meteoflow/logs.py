@@ -1,0 +1,138 @@
+"""Structured JSON logging with ECS field names, to stdout and to Kafka.
+
+Every service calls `setup_logging(service, settings)` once. A line looks like
+{"@timestamp": "...Z", "log.level": "info", "message": "...",
+ "service.name": "producer", "event.dataset": "meteoflow.producer", ...extra}.
+Extra fields passed with `log.info("...", extra={"fields": {...}})` are merged
+into the document as they are (use ECS names or a `meteoflow.` prefix).
+The Kafka handler never blocks or raises into the service: if Kafka is down the
+line is still on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from meteoflow.settings import Settings
+
+# Anything that looks like a secret in a URL or message is masked before it is written.
+_SECRET_PATTERNS = [
+    (re.compile(r"(appid=)[^&\s\"']+", re.I), r"\1***"),
+    (re.compile(r"(hooks\.slack\.com/services/)[^\s\"']+", re.I), r"\1***"),
+    (re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"), r"\1***\2"),
+]
+
+
+def mask_secrets(text: str) -> str:
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EcsJsonFormatter(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def to_document(self, record: logging.LogRecord) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "@timestamp": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "log.level": record.levelname.lower(),
+            "log.logger": record.name,
+            "message": mask_secrets(record.getMessage()),
+            "service.name": self.service,
+            "event.dataset": f"meteoflow.{self.service}",
+            "process.pid": record.process,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                doc[key] = json.loads(mask_secrets(json.dumps(value, default=str)))
+        if record.exc_info:
+            doc["error.type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            doc["error.message"] = mask_secrets(str(record.exc_info[1]))
+            doc["error.stack_trace"] = mask_secrets(self.formatException(record.exc_info))
+        return doc
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.to_document(record), default=str, separators=(",", ":"))
+
+
+class KafkaLogHandler(logging.Handler):
+    """Sends each formatted line to the `pipeline.logs` topic, keyed by service."""
+
+    def __init__(self, settings: Settings, service: str):
+        super().__init__()
+        self.settings = settings
+        self.service = service
+        self._producer = None
+        self._lock = threading.Lock()
+        self._broken_until = 0.0
+
+    def _get_producer(self):
+        from meteoflow.kafka import make_producer  # late import: kafka is optional for formatting
+
+        if self._producer is None:
+            self._producer = make_producer(self.settings, client_id=f"{self.service}-logs", acks=1)
+        return self._producer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("kafka"):
+            return  # never log the log shipper's own client into itself
+        now = time.monotonic()
+        if now < self._broken_until:
+            return
+        try:
+            line = self.format(record).encode()
+            with self._lock:
+                self._get_producer().send(self.settings.topic_logs, key=self.service.encode(), value=line)
+        except Exception:  # noqa: BLE001 - logging must never take the service down
+            self._broken_until = now + 30
+
+    def flush(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def close(self) -> None:
+        self.flush()
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+        super().close()
+
+
+def setup_logging(service: str, settings: Settings, to_kafka: bool = True) -> logging.Logger:
+    """Configure the root logger for one service and return the service's logger."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter = EcsJsonFormatter(service)
+    stdout = logging.StreamHandler(sys.stdout)
+    stdout.setFormatter(formatter)
+    root.addHandler(stdout)
+    if to_kafka:
+        kafka_handler = KafkaLogHandler(settings, service)
+        kafka_handler.setFormatter(formatter)
+        root.addHandler(kafka_handler)
+    root.setLevel(settings.log_level)
+    for noisy in ("kafka", "py4j", "urllib3", "elastic_transport", "cmdstanpy", "prophet", "pymongo"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return logging.getLogger(service)

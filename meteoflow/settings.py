@@ -1,0 +1,203 @@
+"""The one settings object of Meteoflow.
+
+Every host, port, topic, interval and secret lives here. Services receive a
+`Settings` instance; they never read the environment themselves. Values come
+from environment variables prefixed `METEOFLOW_` (or an untracked `.env` file).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Kafka topic names: letters, digits, '.', '_', '-' and at most 249 characters.
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+Port = int  # validated by the `ge`/`le` bounds on each field
+
+
+def _port(default: int, what: str) -> int:
+    return Field(default, ge=1, le=65535, description=what)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value. The message names the setting and the value."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METEOFLOW_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # --- general -------------------------------------------------------------
+    bind_host: str = Field("127.0.0.1", description="Address every native server and service binds to")
+    run_dir: Path = Field(REPO_ROOT / ".run", description="Data, logs, pids and checkpoints of a running stack")
+    cache_dir: Path = Field(REPO_ROOT / ".cache", description="Downloads (jars, distributions, binaries) reused across runs")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    java_home: Path | None = Field(None, description="JDK used for Kafka, Elasticsearch and Spark (default: the one on PATH)")
+    start_timeout_seconds: float = Field(180.0, gt=0, description="How long a server may take to become healthy")
+
+    # --- Kafka ---------------------------------------------------------------
+    kafka_port: Port = _port(9092, "Kafka broker listener")
+    kafka_controller_port: Port = _port(9093, "Kafka KRaft controller listener")
+    kafka_bootstrap_servers: str | None = Field(None, description="Use an external Kafka instead of the native one")
+    kafka_partitions: int = Field(3, ge=1, le=1000)
+    kafka_retention_hours: int = Field(168, ge=1, description="Topic retention (7 days, as the seeds keep)")
+    kafka_heap: str = "512m"
+    topic_observations: str = "weather.observations"
+    topic_deadletter: str = "weather.deadletter"
+    topic_logs: str = "pipeline.logs"
+
+    # --- Elasticsearch -------------------------------------------------------
+    es_port: Port = _port(9200, "Elasticsearch HTTP")
+    es_transport_port: Port = _port(9300, "Elasticsearch transport (node-to-node)")
+    es_url_override: str | None = Field(None, alias="METEOFLOW_ES_URL", description="Use an external Elasticsearch")
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_heap: str = "512m"
+    es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+
+    # --- MongoDB wire (FerretDB natively) -------------------------------------
+    mongo_port: Port = _port(27017, "MongoDB-wire server (FerretDB natively)")
+    mongo_uri_override: SecretStr | None = Field(None, alias="METEOFLOW_MONGO_URI", description="Use an external MongoDB")
+    mongo_db: str = Field("meteoflow", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+
+    # --- Spark / streaming job ------------------------------------------------
+    spark_master: str = Field("local[2]", description="Spark master URL; point it at a cluster if you have one")
+    spark_driver_memory: str = "1g"
+    streaming_starting_offsets: Literal["earliest", "latest"] = "earliest"
+    streaming_max_offsets_per_trigger: int = Field(20000, ge=1)
+    streaming_trigger_seconds: float = Field(5.0, gt=0)
+    streaming_checkpoint_dir: Path | None = Field(None, description="Default: <run_dir>/checkpoints/streaming")
+    forecast_history_days: int = Field(7, ge=1, le=90)
+    forecast_retry_seconds: float = Field(60.0, gt=0, description="How often regions whose forecast failed are retried")
+
+    # --- forecasting API ------------------------------------------------------
+    forecast_api_port: Port = _port(8000, "Forecasting API (FastAPI)")
+    forecast_api_url_override: str | None = Field(None, alias="METEOFLOW_FORECAST_API_URL")
+    forecast_horizon_hours: int = Field(24, ge=1, le=168)
+    forecast_min_points: int = Field(24, ge=2)
+    forecast_cache_size: int = Field(256, ge=0)
+    forecast_max_body_bytes: int = Field(5_000_000, ge=1024)
+    forecast_timeout_seconds: float = Field(60.0, gt=0)
+    forecast_workers: int = Field(0, ge=0, description="Parallel fits in a batch (0: one per core)")
+
+    # --- producer -------------------------------------------------------------
+    producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(
+        "auto", description="auto: openweathermap when an API key is set, else simulator"
+    )
+    producer_interval_seconds: float = Field(900.0, gt=0, description="Time between scheduled runs (15 min)")
+    regions_file: Path | None = Field(None, description="Regions JSON (default: the regions of Senegal)")
+    owm_api_key: SecretStr | None = Field(None, description="OpenWeatherMap API key (secret)")
+    owm_api: Literal["onecall", "current"] = Field("current", description="onecall = One Call 3.0; current = free 2.5")
+    owm_base_url: str = "https://api.openweathermap.org"
+    owm_timeout_seconds: float = Field(10.0, gt=0)
+    owm_max_retries: int = Field(3, ge=0)
+    owm_backfill_hours: int = Field(0, ge=0, le=120, description="One Call timemachine hours to back-fill at start")
+    replay_file: Path | None = None
+    simulator_seed: int = 42
+    simulator_speed: float = Field(
+        240.0, gt=0, description="Simulated seconds per real second (240: one simulated hour every 15 s)"
+    )
+    simulator_step_minutes: int = Field(60, ge=1, description="Simulated time between two observations of a region")
+
+    # --- shipper and alerting ---------------------------------------------------
+    shipper_batch_size: int = Field(500, ge=1)
+    alert_rules_file: Path = Field(REPO_ROOT / "elk" / "alert_rules.yaml")
+    alert_eval_interval_seconds: float = Field(30.0, gt=0)
+    slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming webhook (secret)")
+
+    # --- web app --------------------------------------------------------------
+    webapp_port: Port = _port(8080, "Web app and its API")
+
+    @field_validator("topic_observations", "topic_deadletter", "topic_logs")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC_RE.match(value) or value in {".", ".."}:
+            raise ValueError("a Kafka topic name uses only letters, digits, '.', '_' and '-' (1-249 characters)")
+        return value
+
+    @field_validator("run_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("bind_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("must be a host name or IP address without spaces")
+        return value
+
+    # --- derived values (computed, not configured twice) ------------------------
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap_servers or f"{self.bind_host}:{self.kafka_port}"
+
+    @property
+    def es_url(self) -> str:
+        return self.es_url_override or f"http://{self.bind_host}:{self.es_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        if self.mongo_uri_override is not None:
+            return self.mongo_uri_override.get_secret_value()
+        return f"mongodb://{self.bind_host}:{self.mongo_port}/"
+
+    @property
+    def forecast_api_url(self) -> str:
+        return self.forecast_api_url_override or f"http://{self.bind_host}:{self.forecast_api_port}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.streaming_checkpoint_dir or self.run_dir / "checkpoints" / "streaming"
+
+    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts"]) -> str:
+        """Elasticsearch index (or data stream) name for one kind of document."""
+        return f"{self.es_index_prefix}-{kind}"
+
+    @property
+    def effective_source(self) -> str:
+        if self.producer_source != "auto":
+            return self.producer_source
+        return "openweathermap" if self.owm_api_key else "simulator"
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings, turning pydantic's errors into one readable message.
+
+    The message names each bad setting by its environment variable and shows the
+    value, e.g. `METEOFLOW_KAFKA_PORT='abc': Input should be a valid integer`.
+    Secret values are never echoed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+_SECRET_FIELDS = {"owm_api_key", "slack_webhook_url", "es_password", "mongo_uri_override", "METEOFLOW_MONGO_URI"}
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = field if field.startswith("METEOFLOW_") else f"METEOFLOW_{field.upper()}"
+        value = "<hidden>" if field in _SECRET_FIELDS else repr(err.get("input"))
+        lines.append(f"invalid setting {env}={value}: {err['msg']}")
+    return "; ".join(lines)
+
+
+__all__ = ["Settings", "SettingsError", "load_settings", "REPO_ROOT"]

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Meteoflow's one entry point.
+#   ./run.sh            set up, start every server and service on simulator data, stop on Ctrl-C
+#   ./run.sh test [ARGS] set up and run the whole test suite (ARGS go to pytest)
+#   ./run.sh status      each server and service: state, port, pid
+#   ./run.sh logs [NAME] [-f]
+#   ./run.sh down        stop everything this checkout started
+#   ./run.sh bench       run the benchmarks in benchmarks/
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT="$PWD"
+export PIP_CACHE_DIR="$ROOT/.cache/pip"
+export npm_config_cache="$ROOT/.cache/npm"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+say() { printf '\033[1m[meteoflow]\033[0m %s\n' "$*"; }
+die() { printf '[meteoflow] error: %s\n' "$*" >&2; exit 2; }
+
+apt_install() {
+  # Debian packages the stack needs; installed only when missing, and only as root.
+  local missing=("$@")
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    die "missing ${missing[*]}; install them with your package manager"
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  if [ ! -f "$ROOT/.cache/apt-updated" ]; then
+    apt-get update -qq >/dev/null && mkdir -p "$ROOT/.cache" && touch "$ROOT/.cache/apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+system_deps() {
+  local need=()
+  command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
+  command -v mvn >/dev/null || need+=(maven)
+  if [ "${1:-}" = test ]; then
+    command -v chromium >/dev/null || need+=(chromium)
+  fi
+  command -v node >/dev/null || need+=(nodejs npm)
+  apt_install "${need[@]}"
+  command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || die "Go 1.22+ is needed to build FerretDB (https://go.dev/dl); Debian's golang is too old"
+  [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+  return 0
+}
+
+python_env() {
+  local py=${PYTHON:-python3}
+  "$py" -c 'import sys; sys.exit(0 if (3,11) <= sys.version_info[:2] < (3,14) else 1)' \
+    || die "Python 3.11-3.13 is needed (found $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11"
+  if [ ! -x "$PY" ]; then
+    say "creating the virtual environment in .venv"
+    "$py" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.meteoflow-installed" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing Python dependencies (pinned in pyproject.toml)"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+webapp_build() {
+  # Builds the React app when its sources changed (the build script decides).
+  if [ -f webapp/frontend/package.json ]; then
+    "$PY" -m webapp.build
+  fi
+}
+
+cmd=${1:-run}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  run|up)
+    system_deps
+    python_env
+    webapp_build
+    exec "$PY" -m stack run
+    ;;
+  test)
+    system_deps test
+    python_env
+    webapp_build
+    set +e
+    "$PY" -m pytest "$@"
+    code=$?
+    set -e
+    # pytest's 5 means "no tests collected": that is a failure here, not a pass.
+    exit $code
+    ;;
+  status|logs|down|install)
+    python_env
+    exec "$PY" -m stack "$cmd" "$@"
+    ;;
+  bench)
+    system_deps
+    python_env
+    for bench in benchmarks/*.py; do say "running $bench"; "$PY" "$bench" "$@"; done
+    ;;
+  -h|--help|help)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+  *)
+    die "unknown command '$cmd' (try ./run.sh help)"
+    ;;
+esac

@@ -1,0 +1,235 @@
+"""Installing pinned server versions into the download cache, from package registries.
+
+Maven Central (through the machine's `mvn`) brings the Kafka jars and the
+Elasticsearch integ-test-zip; the Go module proxy (through `go`) brings FerretDB's
+source, which is built here. Everything lands under `<cache_dir>`, which the repo
+ignores, and is reused when present. Downloads print their progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from meteoflow.settings import Settings
+from stack.process import StackError
+
+KAFKA_VERSION = "4.1.1"
+SLF4J_VERSION = "2.0.17"
+LOG4J_VERSION = "2.24.3"
+ELASTICSEARCH_VERSION = "8.19.7"
+FERRETDB_VERSION = "v1.24.2"
+
+
+def java_home(settings: Settings) -> Path:
+    """The JDK to run Kafka, Elasticsearch and Spark with (17 or newer)."""
+    if settings.java_home:
+        home = settings.java_home
+        java = home / "bin" / "java"
+        if not java.exists():
+            raise StackError(f"invalid setting METEOFLOW_JAVA_HOME={str(home)!r}: no bin/java there")
+    else:
+        found = shutil.which("java")
+        if not found:
+            raise StackError("Java not found: install a JDK 17+ (apt-get install openjdk-17-jdk-headless) or set METEOFLOW_JAVA_HOME")
+        java = Path(os.path.realpath(found))
+        home = java.parent.parent
+    out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)', out)
+    if not match or int(match.group(1)) < 17:
+        raise StackError(f"Java 17 or newer is needed; {java} reports: {out.splitlines()[0] if out else 'nothing'}")
+    return home
+
+
+def _need(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise StackError(f"`{tool}` not found on PATH; {hint}")
+    return path
+
+
+def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    print(f"  {what}: {' '.join(cmd[:3])} ...", flush=True)
+    # Output goes straight to the terminal, so Maven's and Go's download lines show progress.
+    result = subprocess.run(cmd, env=env, cwd=cwd, stdout=sys.stdout, stderr=sys.stderr)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}")
+
+
+def _maven_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["JAVA_HOME"] = str(java_home(settings))
+    return env
+
+
+def _mvn(settings: Settings, args: list[str], what: str, cwd: Path | None = None) -> None:
+    mvn = _need("mvn", "install Maven (apt-get install maven); ./run.sh does this for you")
+    repo = settings.cache_dir / "m2"
+    _run(
+        [mvn, "-B", f"-Dmaven.repo.local={repo}", *args],
+        what,
+        env=_maven_env(settings),
+        cwd=cwd,
+    )
+
+
+def kafka_libs(settings: Settings) -> Path:
+    """Directory holding every jar of the Kafka broker (Maven Central, with dependencies)."""
+    target = settings.cache_dir / "kafka" / KAFKA_VERSION
+    libs = target / "libs"
+    done = target / ".complete"
+    if done.exists():
+        return libs
+    target.mkdir(parents=True, exist_ok=True)
+    pom = target / "pom.xml"
+    pom.write_text(
+        f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>meteoflow.stack</groupId><artifactId>kafka-broker</artifactId><version>{KAFKA_VERSION}</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{KAFKA_VERSION}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{SLF4J_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>{LOG4J_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{LOG4J_VERSION}</version></dependency>
+  </dependencies>
+</project>
+"""
+    )
+    print(f"installing Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}", flush=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    _mvn(
+        settings,
+        ["-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        "resolving Kafka",
+    )
+    done.write_text(KAFKA_VERSION)
+    return libs
+
+
+def elasticsearch_home(settings: Settings) -> Path:
+    """The unpacked Elasticsearch integ-test-zip distribution (Maven Central)."""
+    target = settings.cache_dir / "elasticsearch" / ELASTICSEARCH_VERSION
+    home = target / f"elasticsearch-{ELASTICSEARCH_VERSION}"
+    done = target / ".complete"
+    if done.exists():
+        return home
+    target.mkdir(parents=True, exist_ok=True)
+    artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ELASTICSEARCH_VERSION}:zip"
+    print(f"installing Elasticsearch {ELASTICSEARCH_VERSION} (integ-test-zip) from Maven Central", flush=True)
+    _mvn(
+        settings,
+        ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={target}"],
+        "downloading Elasticsearch",
+        cwd=target,
+    )
+    archive = target / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip"
+    shutil.rmtree(home, ignore_errors=True)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(target)
+    for script in (home / "bin").iterdir():
+        script.chmod(0o755)  # zipfile drops the executable bits
+    archive.unlink()
+    done.write_text(ELASTICSEARCH_VERSION)
+    return home
+
+
+def spark_kafka_jars(settings: Settings, spark_version: str) -> list[Path]:
+    """The Spark Kafka connector matching pyspark, with the dependencies pyspark lacks.
+
+    Resolved with Maven rather than `spark.jars.packages`: Ivy also asks for a
+    `-tests` jar of spark-token-provider-kafka that Maven Central does not serve.
+    """
+    import pyspark
+
+    target = settings.cache_dir / "spark-kafka" / spark_version
+    jars = target / "jars"
+    done = target / ".complete"
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        pom = target / "pom.xml"
+        pom.write_text(
+            f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>meteoflow.stack</groupId><artifactId>spark-kafka</artifactId><version>{spark_version}</version>
+  <dependencies>
+    <dependency><groupId>org.apache.spark</groupId><artifactId>spark-sql-kafka-0-10_2.13</artifactId><version>{spark_version}</version></dependency>
+  </dependencies>
+</project>
+"""
+        )
+        print(f"installing the Spark Kafka connector {spark_version} from Maven Central", flush=True)
+        shutil.rmtree(jars, ignore_errors=True)
+        _mvn(
+            settings,
+            ["-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={jars}", "-DincludeScope=runtime"],
+            "resolving the Spark Kafka connector",
+        )
+        # Keep only what pyspark does not ship already (same artifact, any version).
+        shipped = {re.sub(r"-\d[\w.]*\.jar$", "", p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+        for jar in jars.glob("*.jar"):
+            if re.sub(r"-\d[\w.]*\.jar$", "", jar.name) in shipped:
+                jar.unlink()
+        done.write_text(spark_version)
+    return sorted(jars.glob("*.jar"))
+
+
+def _go_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GOMODCACHE=str(settings.cache_dir / "go" / "mod"),
+        GOCACHE=str(settings.cache_dir / "go" / "build"),
+        GOFLAGS="-modcacherw",
+        GOTOOLCHAIN="local",
+        CGO_ENABLED="0",
+    )
+    return env
+
+
+def ferretdb_binary(settings: Settings) -> Path:
+    """FerretDB 1.x, fetched from the Go module proxy and built with the machine's Go.
+
+    `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.x` builds a binary that
+    panics at start: the module lacks the version stamp (build/version/version.txt)
+    its release build writes. So the module source is downloaded, stamped with its
+    own version, and built from there.
+    """
+    target = settings.cache_dir / "ferretdb" / FERRETDB_VERSION
+    binary = target / "ferretdb"
+    if binary.exists():
+        return binary
+    go = _need("go", "install Go 1.22+ (apt-get install golang) to build FerretDB")
+    env = _go_env(settings)
+    print(f"installing FerretDB {FERRETDB_VERSION} from the Go module proxy (build takes a minute)", flush=True)
+    out = subprocess.run(
+        [go, "mod", "download", "-x", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise StackError(f"go mod download of FerretDB {FERRETDB_VERSION} failed:\n{out.stdout}{out.stderr}")
+    source = Path(json.loads(out.stdout)["Dir"])
+    build_dir = target / "src"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    shutil.copytree(source, build_dir)
+    (build_dir / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    _run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"], "building FerretDB", env=env, cwd=build_dir)
+    shutil.rmtree(build_dir, ignore_errors=True)
+    return binary
+
+
+def cache_size(settings: Settings) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(settings.cache_dir):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total

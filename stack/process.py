@@ -1,0 +1,245 @@
+"""Supervising one native process: pid file, start, health wait, clean stop.
+
+Every server (Kafka, Elasticsearch, FerretDB) and every Meteoflow service started
+by `./run.sh` is a `ManagedProcess`. Its pid file and log live under the run
+directory; `stop` only ever signals a pid that this code started (the pid file's
+process must still carry the run directory in its command line), never a broad
+kill by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from meteoflow.settings import Settings
+
+
+class StackError(RuntimeError):
+    """A server could not be installed, configured or started; the message says why."""
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64_000))
+            text = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return "(no log file yet)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child counts as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def process_environ(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return fh.read().decode("utf-8", "replace").split("\0")
+    except (FileNotFoundError, PermissionError, ProcessLookupError):
+        return []
+
+
+@dataclass
+class Status:
+    name: str
+    state: str  # "up", "down", "unhealthy"
+    pid: int | None
+    port: int | None
+    detail: str = ""
+
+
+class ManagedProcess:
+    """Base class: subclasses say how to install, configure, run and probe one process."""
+
+    name: str = "process"
+    port_setting: str | None = None  # the Settings field of the main port, for messages
+    health_timeout: float | None = None  # default: settings.start_timeout_seconds
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    # --- what subclasses provide -------------------------------------------------
+    def install(self) -> None:
+        """Fetch what is needed into the cache (no-op when already there)."""
+
+    def configure(self) -> None:
+        """Write config files under the run directory."""
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["METEOFLOW_RUN_DIR"] = str(self.settings.run_dir)
+        return env
+
+    def run_as_user(self) -> str | None:
+        return None
+
+    def healthy(self) -> bool:
+        raise NotImplementedError
+
+    def after_start(self) -> None:
+        """Idempotent set-up once healthy (topics, templates)."""
+
+    # --- common machinery --------------------------------------------------------------
+    @property
+    def port(self) -> int | None:
+        return getattr(self.settings, self.port_setting) if self.port_setting else None
+
+    @property
+    def home(self) -> Path:
+        return self.settings.run_dir / self.name
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.run_dir / "logs" / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.run_dir / "pids" / f"{self.name}.pid"
+
+    def _is_ours(self, pid: int) -> bool:
+        # Every process we start carries METEOFLOW_RUN_DIR in its environment; that tells
+        # it apart from an unrelated process that reused the pid.
+        return f"METEOFLOW_RUN_DIR={self.settings.run_dir}" in process_environ(pid)
+
+    def recorded_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if pid_alive(pid) and self._is_ours(pid):
+            return pid
+        return None
+
+    def _safe_healthy(self) -> bool:
+        try:
+            return bool(self.healthy())
+        except Exception:  # noqa: BLE001 - a probe that errors means "not healthy yet"
+            return False
+
+    def status(self) -> Status:
+        pid = self.recorded_pid()
+        if pid is None:
+            return Status(self.name, "down", None, self.port)
+        state = "up" if self._safe_healthy() else "unhealthy"
+        return Status(self.name, state, pid, self.port)
+
+    def start(self, log: Callable[[str], None] = print) -> str:
+        """Start and wait until healthy. Returns 'reused' or 'started'."""
+        pid = self.recorded_pid()
+        if pid is not None:
+            if self._wait_healthy(pid, timeout=30):
+                self.after_start()
+                return "reused"
+            raise StackError(
+                f"{self.name} (pid {pid}) is running but not healthy; run `./run.sh down` and retry.\n"
+                f"Last lines of {self.log_file}:\n{tail(self.log_file)}"
+            )
+        if self.port is not None and port_in_use(self.settings.bind_host, self.port):
+            env = f"METEOFLOW_{self.port_setting.upper()}"
+            raise StackError(
+                f"port {self.port} on {self.settings.bind_host} is already used by another process; "
+                f"stop it or set {env} to a free port for {self.name}"
+            )
+        self.install()
+        self.configure()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        log(f"starting {self.name}" + (f" on {self.settings.bind_host}:{self.port}" if self.port else ""))
+        started = time.monotonic()
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=self.home if self.home.exists() else None,
+                start_new_session=True,  # own process group: stop() signals the whole tree
+                user=self.run_as_user(),
+                group=self.run_as_user(),
+                extra_groups=[] if self.run_as_user() else None,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        timeout = self.health_timeout or self.settings.start_timeout_seconds
+        if not self._wait_healthy(proc.pid, timeout, proc):
+            code = proc.poll()
+            self.stop()
+            why = f"exited with code {code}" if code is not None else f"not healthy after {timeout:.0f} s"
+            raise StackError(f"{self.name} {why}. Last lines of {self.log_file}:\n{tail(self.log_file)}")
+        self.after_start()
+        log(f"{self.name} healthy in {time.monotonic() - started:.1f} s (pid {proc.pid})")
+        return "started"
+
+    def _wait_healthy(self, pid: int, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return False
+            if proc is None and not pid_alive(pid):
+                return False
+            if self._safe_healthy():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self, timeout: float = 30.0, sig: int = signal.SIGTERM) -> bool:
+        """Stop the process we started (if any). Returns True if something was stopped."""
+        pid = self.recorded_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.2)
+        if pid_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while pid_alive(pid):
+                time.sleep(0.1)
+        # Reap if it was our child (avoids a zombie holding the pid).
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the process group: for fault-injection tests."""
+        self.stop(timeout=0, sig=signal.SIGKILL)

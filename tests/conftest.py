@@ -1,0 +1,83 @@
+"""Shared fixtures. Integration tests get the real servers through the same stack code
+that ./run.sh uses, on their own ports and run directory so a running demo is untouched."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from meteoflow.settings import REPO_ROOT, Settings, load_settings
+
+# Test stack: ports shifted by 10000 and its own run directory (so `./run.sh` can run beside tests).
+TEST_OVERRIDES = dict(
+    run_dir=REPO_ROOT / ".run" / "test",
+    kafka_port=19092,
+    kafka_controller_port=19093,
+    es_port=19200,
+    es_transport_port=19300,
+    mongo_port=37017,
+    forecast_api_port=18000,
+    webapp_port=18080,
+    kafka_partitions=3,
+    owm_api_key=None,
+    slack_webhook_url=None,
+)
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    return load_settings(**TEST_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def stack(test_settings: Settings):
+    """Kafka, Elasticsearch and FerretDB, started (or reused when healthy) for the session."""
+    from stack.servers import servers
+
+    started = []
+    for server in servers(test_settings):
+        if server.start() == "started":
+            started.append(server)
+    yield test_settings
+    if os.environ.get("METEOFLOW_TEST_KEEP_STACK") != "1":
+        for server in reversed(started):
+            server.stop()
+
+
+def isolated_settings(base: Settings, tmp_path, **extra) -> Settings:
+    """Settings with names no other test uses: topics, database, index prefix, checkpoints."""
+    tag = uuid.uuid4().hex[:10]
+    return base.model_copy(
+        update=dict(
+            topic_observations=f"t{tag}.observations",
+            topic_deadletter=f"t{tag}.deadletter",
+            topic_logs=f"t{tag}.logs",
+            mongo_db=f"t{tag}",
+            es_index_prefix=f"t{tag}",
+            streaming_checkpoint_dir=tmp_path / "checkpoint",
+            **extra,
+        )
+    )
+
+
+@pytest.fixture
+def isolated(stack: Settings, tmp_path) -> Settings:
+    """Per-test settings over the session stack, with its topics created and templates installed."""
+    from elk.templates import install_templates
+    from meteoflow.kafka import ensure_topics
+
+    settings = isolated_settings(stack, tmp_path)
+    ensure_topics(settings)
+    install_templates(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def spark(stack: Settings):
+    from stack.spark import spark_session
+
+    session = spark_session(stack, app_name="meteoflow-tests")
+    yield session
+    session.stop()

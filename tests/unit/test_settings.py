@@ -1,0 +1,60 @@
+import pytest
+
+from meteoflow.settings import SettingsError, load_settings
+
+
+def test_defaults_bind_loopback_and_use_documented_topics():
+    s = load_settings()
+    assert s.bind_host == "127.0.0.1"
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert (s.topic_observations, s.topic_deadletter, s.topic_logs) == (
+        "weather.observations",
+        "weather.deadletter",
+        "pipeline.logs",
+    )
+    assert s.kafka_retention_hours == 168
+    assert s.es_url == "http://127.0.0.1:9200"
+    assert s.index("observations") == "meteoflow-observations"
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("METEOFLOW_KAFKA_PORT", "29092")
+    monkeypatch.setenv("METEOFLOW_ES_URL", "http://es.internal:9200")
+    s = load_settings()
+    assert s.kafka_bootstrap == "127.0.0.1:29092"
+    assert s.es_url == "http://es.internal:9200"
+
+
+def test_non_numeric_port_names_setting_and_value(monkeypatch):
+    monkeypatch.setenv("METEOFLOW_KAFKA_PORT", "abc")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "METEOFLOW_KAFKA_PORT='abc'" in str(err.value)
+
+
+def test_port_out_of_range(monkeypatch):
+    monkeypatch.setenv("METEOFLOW_ES_PORT", "70000")
+    with pytest.raises(SettingsError, match="METEOFLOW_ES_PORT='70000'"):
+        load_settings()
+
+
+@pytest.mark.parametrize("bad", ["weather observations", "weather/obs", "", "é"])
+def test_bad_topic_name(monkeypatch, bad):
+    monkeypatch.setenv("METEOFLOW_TOPIC_OBSERVATIONS", bad)
+    with pytest.raises(SettingsError, match="METEOFLOW_TOPIC_OBSERVATIONS"):
+        load_settings()
+
+
+def test_secrets_are_hidden_in_errors_and_repr(monkeypatch):
+    monkeypatch.setenv("METEOFLOW_OWM_API_KEY", "0123456789abcdef0123456789abcdef")
+    s = load_settings()
+    assert "0123456789abcdef" not in repr(s)
+    assert s.effective_source == "openweathermap"
+    monkeypatch.delenv("METEOFLOW_OWM_API_KEY")
+    assert load_settings().effective_source == "simulator"
+
+
+def test_relative_run_dir_becomes_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("METEOFLOW_RUN_DIR", "myrun")
+    assert load_settings().run_dir == tmp_path / "myrun"
