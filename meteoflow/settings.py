@@ -111,6 +111,8 @@ class Settings(BaseSettings):
         240.0, gt=0, description="Simulated seconds per real second (240: one simulated hour every 15 s)"
     )
     simulator_step_minutes: int = Field(60, ge=1, description="Simulated time between two observations of a region")
+    simulator_backfill_hours: int = Field(72, ge=0, le=24 * 30, description="History simulated (fast) before live")
+    simulator_interval_seconds: float = Field(30.0, gt=0, description="Live simulator: time between batches")
 
     # --- shipper and alerting ---------------------------------------------------
     shipper_batch_size: int = Field(500, ge=1)
@@ -166,6 +168,13 @@ class Settings(BaseSettings):
     def index(self, kind: Literal["observations", "logs", "deadletter", "alerts"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
+
+    @property
+    def effective_interval_seconds(self) -> float:
+        """Expected time between two batches of the running source (drives freshness and alerts)."""
+        if self.effective_source == "simulator":
+            return self.simulator_interval_seconds
+        return self.producer_interval_seconds
 
     @property
     def effective_source(self) -> str:
