@@ -37,13 +37,16 @@ def stack(test_settings: Settings):
     from stack.servers import servers
 
     started = []
-    for server in servers(test_settings):
-        if server.start() == "started":
-            started.append(server)
-    yield test_settings
-    if os.environ.get("METEOFLOW_TEST_KEEP_STACK") != "1":
-        for server in reversed(started):
-            server.stop()
+    try:
+        for server in servers(test_settings):
+            if server.start() == "started":
+                started.append(server)
+        yield test_settings
+    finally:
+        # Servers this session started are stopped; ones it found running are left alone.
+        if os.environ.get("METEOFLOW_TEST_KEEP_STACK") != "1":
+            for server in reversed(started):
+                server.stop()
 
 
 def isolated_settings(base: Settings, tmp_path, **extra) -> Settings:
