@@ -10,16 +10,18 @@ import pytest
 
 from meteoflow.settings import REPO_ROOT, Settings, load_settings
 
-# Test stack: ports shifted by 10000 and its own run directory (so `./run.sh` can run beside tests).
+# Test stack: default ports shifted by 10000 (METEOFLOW_TEST_PORT_OFFSET to change) and its
+# own run directory, so `./run.sh` (or another checkout's tests) can run beside the tests.
+PORT_OFFSET = int(os.environ.get("METEOFLOW_TEST_PORT_OFFSET", "10000"))
 TEST_OVERRIDES = dict(
     run_dir=REPO_ROOT / ".run" / "test",
-    kafka_port=19092,
-    kafka_controller_port=19093,
-    es_port=19200,
-    es_transport_port=19300,
-    mongo_port=37017,
-    forecast_api_port=18000,
-    webapp_port=18080,
+    kafka_port=9092 + PORT_OFFSET,
+    kafka_controller_port=9093 + PORT_OFFSET,
+    es_port=9200 + PORT_OFFSET,
+    es_transport_port=9300 + PORT_OFFSET,
+    mongo_port=27017 + PORT_OFFSET,
+    forecast_api_port=8000 + PORT_OFFSET,
+    webapp_port=8080 + PORT_OFFSET,
     kafka_partitions=3,
     owm_api_key=None,
     slack_webhook_url=None,
