@@ -122,6 +122,8 @@ class Settings(BaseSettings):
 
     # --- web app --------------------------------------------------------------
     webapp_port: Port = _port(8080, "Web app and its API")
+    webapp_refresh_seconds: float = Field(5.0, gt=0, le=3600, description="How often the web app polls its API for new data")
+    webapp_dist_dir: Path | None = Field(None, description="Built React app served by the web app (default: webapp/frontend/dist)")
 
     @field_validator("topic_observations", "topic_deadletter", "topic_logs")
     @classmethod
