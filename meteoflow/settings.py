@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     owm_base_url: str = "https://api.openweathermap.org"
     owm_timeout_seconds: float = Field(10.0, gt=0)
     owm_max_retries: int = Field(3, ge=0)
+    owm_backoff_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles on each retry (5xx, timeouts)")
+    owm_max_retry_after_seconds: float = Field(
+        120.0, ge=0, description="Longest 429 Retry-After the producer waits; longer fails the region for this run"
+    )
     owm_backfill_hours: int = Field(0, ge=0, le=120, description="One Call timemachine hours to back-fill at start")
     replay_file: Path | None = None
     simulator_seed: int = 42
