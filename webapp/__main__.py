@@ -1,0 +1,28 @@
+"""`python -m webapp`: serve the web app and its API on settings.bind_host:settings.webapp_port."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from meteoflow.logs import setup_logging
+from meteoflow.settings import SettingsError, load_settings
+from webapp.app import create_app
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"webapp: {exc}", file=sys.stderr)
+        return 2
+    log = setup_logging("webapp", settings)
+    app = create_app(settings)
+    log.info("web app on http://%s:%s/", settings.bind_host, settings.webapp_port)
+    uvicorn.run(app, host=settings.bind_host, port=settings.webapp_port, log_config=None, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The web app's serving API (FastAPI): JSON under /api, the built React app everywhere else.
+
+    GET /health                       liveness (200 while the process serves)
+    GET /api/config                   refresh interval and freshness thresholds the UI uses
+    GET /api/regions                  every region: latest observation, freshness, last seen, lag
+    GET /api/regions/{id}?hours=48    one region: observations, hourly stats, latest forecast
+    GET /api/status                   pipeline health: arrivals, lag, streaming batches, alerts, dead letters
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pymongo.errors import PyMongoError
+
+from meteoflow.freshness import thresholds
+from meteoflow.settings import REPO_ROOT, Settings
+from webapp import views
+from webapp.store import Store
+
+log = logging.getLogger("webapp")
+
+REGION_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"  # the schema's region_id pattern
+MAX_HOURS = 720  # 30 days: the window a chart can still draw point by point
+
+NOT_BUILT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Meteoflow: web app not built</title></head><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;line-height:1.5">
+<h1>The web app is not built yet</h1>
+<p>The serving API is running (see <a href="/api/regions">/api/regions</a> and <a href="/api/status">/api/status</a>),
+but the React app has no build in <code>{dist}</code>.</p>
+<p>Build it with <code>./run.sh</code> (it builds when the sources changed) or
+<code>.venv/bin/python -m webapp.build</code> (needs Node.js 20+ and npm), then reload this page.</p>
+</body></html>"""
+
+
+def default_dist_dir() -> Path:
+    return REPO_ROOT / "webapp" / "frontend" / "dist"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc and loc[0] in {"query", "path", "body", "header"} else None
+        field = ".".join(loc[1:] if where else loc) or "request"
+        errors.append({"field": field, "in": where, "message": err.get("msg", "invalid"), "input": err.get("input")})
+    return errors
+
+
+def _attempt(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:
+    """Run one read of the status page; a failing source becomes a message, not a 500."""
+    try:
+        return fn(), None
+    except Exception as exc:  # noqa: BLE001 - reported to the UI and the log
+        log.warning("status read failed: %s", exc)
+        return default, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = _utcnow) -> FastAPI:
+    app = FastAPI(title="Meteoflow web app", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.store = store
+    dist_dir = settings.webapp_dist_dir or default_dist_dir()
+    limits = thresholds(settings)
+
+    def get_store() -> Store:
+        if app.state.store is None:
+            app.state.store = Store(settings)
+        return app.state.store
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{e['in'] or 'request'} parameter '{e['field']}': {e['message']}" for e in errors)
+        return JSONResponse(status_code=422, content={"detail": f"invalid request: {summary}", "errors": errors})
+
+    @app.exception_handler(PyMongoError)
+    async def _on_mongo(request: Request, exc: PyMongoError) -> JSONResponse:
+        log.warning("MongoDB read failed: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"MongoDB is unavailable: {type(exc).__name__}"})
+
+    @app.middleware("http")
+    async def _cache_headers(request: Request, call_next):
+        response = await call_next(request)
+        if request.url.path.startswith("/api/") or request.url.path == "/health":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "service": "webapp", "frontend_built": (dist_dir / "index.html").is_file()}
+
+    @app.get("/api/config")
+    def config() -> dict[str, Any]:
+        return {
+            "refresh_seconds": settings.webapp_refresh_seconds,
+            "thresholds": limits.model_dump(),
+            "source": settings.effective_source,
+            "expected_interval_seconds": settings.effective_interval_seconds,
+        }
+
+    def region_rows(now: datetime) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None]:
+        store_ = get_store()
+        arrivals, es_error = _attempt(store_.arrivals_by_region, {})
+        ids = set(store_.region_ids()) | set(arrivals)
+        rows = [
+            views.region_summary(rid, store_.latest_observation(rid), arrivals.get(rid), limits, now) for rid in ids
+        ]
+        return views.sort_regions(rows), arrivals, es_error
+
+    @app.get("/api/regions")
+    def regions() -> dict[str, Any]:
+        now = clock()
+        rows, _, es_error = region_rows(now)
+        return {"generated_at": views.iso(now), "thresholds": limits.model_dump(), "regions": rows,
+                "errors": {"elasticsearch": es_error} if es_error else {}}
+
+    @app.get("/api/regions/{region_id}")
+    def region(
+        region_id: str = PathParam(..., min_length=1, max_length=64, pattern=REGION_ID_PATTERN,
+                                   description="Region id, as in the regions file"),
+        hours: int = Query(48, ge=1, le=MAX_HOURS, description=f"History window in hours (1-{MAX_HOURS})"),
+    ) -> dict[str, Any]:
+        now = clock()
+        store_ = get_store()
+        latest = store_.latest_observation(region_id)
+        arrivals, es_error = _attempt(store_.arrivals_by_region, {})
+        if latest is None and region_id not in arrivals:
+            raise HTTPException(status_code=404, detail=f"unknown region '{region_id}': no observation stored for it")
+        start, end = views.history_window(views.as_utc(latest.get("observed_at")) if latest else None, now, hours)
+        return {
+            "generated_at": views.iso(now),
+            "hours": hours,
+            "window": {"start": views.iso(start), "end": views.iso(end)},
+            "region": views.region_summary(region_id, latest, arrivals.get(region_id), limits, now),
+            "observations": [views.observation_body(d) for d in store_.observations(region_id, start, end)],
+            "hourly": [views.hourly_body(d) for d in store_.hourly_stats(region_id, start, end)],
+            "forecast": views.forecast_body(store_.latest_forecast(region_id)),
+            "errors": {"elasticsearch": es_error} if es_error else {},
+        }
+
+    @app.get("/api/status")
+    def status() -> dict[str, Any]:
+        now = clock()
+        store_ = get_store()
+        errors: dict[str, str] = {}
+        rows, arrivals, es_error = region_rows(now)
+        if es_error:
+            errors["arrivals"] = es_error
+        for row in rows:
+            info = arrivals.get(row["region_id"], {})
+            row["arrivals_last_hour"] = info.get("last_hour", 0)
+            row["arrivals_per_bucket"] = info.get("per_bucket", [])
+        batches, err = _attempt(lambda: [views.streaming_batch(s) for s in store_.streaming_batches()], [])
+        if err:
+            errors["streaming"] = err
+        active, err = _attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=True, limit=50)], [])
+        if err:
+            errors["alerts"] = err
+        recent, _ = _attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=False, limit=20)], [])
+        dead, err = _attempt(
+            lambda: store_.deadletters(since=now - timedelta(hours=1)),
+            {"total": 0, "last_hour": 0, "by_service": {}, "latest": []},
+        )
+        if err:
+            errors["deadletters"] = err
+        counts = {k: sum(1 for r in rows if r["freshness"] == k) for k in ("fresh", "late", "silent")}
+        return {
+            "generated_at": views.iso(now),
+            "thresholds": limits.model_dump(),
+            "summary": {
+                "regions": len(rows),
+                **counts,
+                "arrivals_last_hour": sum(r["arrivals_last_hour"] for r in rows),
+                "active_alerts": len(active),
+                "deadletters_total": dead["total"],
+            },
+            "regions": rows,
+            "arrival_bucket": "5m",
+            "streaming": {"batches": batches},
+            "alerts": {"active": active, "recent": recent},
+            "deadletters": dead,
+            "errors": errors,
+        }
+
+    @app.get("/api/{rest:path}", include_in_schema=False)
+    def api_not_found(rest: str) -> None:
+        raise HTTPException(status_code=404, detail=f"no API route /api/{rest}")
+
+    @app.get("/{path:path}", include_in_schema=False)
+    def frontend(path: str):
+        index = dist_dir / "index.html"
+        if not index.is_file():
+            return HTMLResponse(NOT_BUILT_PAGE.format(dist=dist_dir), status_code=503)
+        root = dist_dir.resolve()
+        candidate = (root / path).resolve()
+        if path and candidate.is_relative_to(root) and candidate.is_file():
+            # Vite names built assets by content hash: they never change, cache them for a year.
+            immutable = candidate.is_relative_to(root / "assets")
+            headers = {"Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache"}
+            return FileResponse(candidate, headers=headers)
+        # SPA fallback: the client-side router decides what the path shows.
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    return app

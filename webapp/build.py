@@ -1,0 +1,101 @@
+"""`python -m webapp.build`: build the React app only when its sources changed.
+
+The build is fingerprinted: a SHA-256 over the frontend's sources (src/, public/,
+index.html, configs, package.json and the lockfile) is written into dist/ after a
+successful build, and the next call builds again only if the fingerprint differs.
+Dependencies are installed with `npm ci` (exactly the committed lockfile) when
+node_modules is missing or the lockfile changed.
+
+    python -m webapp.build           build if needed
+    python -m webapp.build --force   build anyway
+    python -m webapp.build --check   exit 1 when a build is needed, build nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+FRONTEND = Path(__file__).resolve().parent / "frontend"
+SOURCE_FILES = ("package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json")
+SOURCE_DIRS = ("src", "public")
+STAMP = ".source-hash"
+LOCK_STAMP = ".meteoflow-lock-hash"
+
+
+def source_files(root: Path = FRONTEND) -> list[Path]:
+    files = [root / name for name in SOURCE_FILES if (root / name).is_file()]
+    for folder in SOURCE_DIRS:
+        if (root / folder).is_dir():
+            files += [p for p in (root / folder).rglob("*") if p.is_file()]
+    return sorted(files)
+
+
+def fingerprint(root: Path = FRONTEND) -> str:
+    digest = hashlib.sha256()
+    for path in source_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def needs_build(root: Path = FRONTEND) -> bool:
+    stamp = root / "dist" / STAMP
+    if not (root / "dist" / "index.html").is_file() or not stamp.is_file():
+        return True
+    return stamp.read_text().strip() != fingerprint(root)
+
+
+def _npm(args: list[str], root: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("webapp.build: npm is not installed (Node.js 20+ with npm is needed to build the web app)")
+    env = dict(os.environ)
+    env.setdefault("npm_config_cache", str(root.parent.parent / ".cache" / "npm"))
+    print(f"[webapp.build] npm {' '.join(args)}", flush=True)
+    result = subprocess.run([npm, *args], cwd=root, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"webapp.build: `npm {' '.join(args)}` failed with exit code {result.returncode}")
+
+
+def build(root: Path = FRONTEND, force: bool = False) -> bool:
+    """Build when needed; return True when a build ran."""
+    if not force and not needs_build(root):
+        print("[webapp.build] web app is up to date", flush=True)
+        return False
+    lock_hash = _file_hash(root / "package-lock.json")
+    lock_stamp = root / "node_modules" / LOCK_STAMP
+    if not lock_stamp.is_file() or lock_stamp.read_text().strip() != lock_hash:
+        _npm(["ci", "--no-audit", "--no-fund"], root)
+        lock_stamp.write_text(lock_hash)
+    wanted = fingerprint(root)
+    _npm(["run", "build"], root)
+    (root / "dist" / STAMP).write_text(wanted)
+    print(f"[webapp.build] built {root / 'dist'}", flush=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m webapp.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="build even when the sources did not change")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a build is needed; build nothing")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = needs_build()
+        print("[webapp.build] build needed" if stale else "[webapp.build] web app is up to date")
+        return 1 if stale else 0
+    build(force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Thin read adapters over MongoDB (observations, hourly stats, forecasts) and
+Elasticsearch (arrivals, pipeline logs, alerts, dead letters).
+
+Elasticsearch reads tolerate missing indices (`ignore_unavailable`, unmapped sort
+fields): a pipeline that has not shipped anything yet is an empty state, not an error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+from pymongo import DESCENDING, ASCENDING
+from pymongo.database import Database
+
+from meteoflow import contracts
+from meteoflow.es import make_es_client
+from meteoflow.mongo import database, make_mongo_client
+from meteoflow.settings import Settings
+from webapp.views import bucket_counts
+
+# Keep the UI responsive when a server is down: fail fast, report it, poll again.
+MONGO_TIMEOUT_MS = 3000
+ES_TIMEOUT_SECONDS = 5
+ARRIVAL_BUCKET = "5m"
+MAX_HISTORY_POINTS = 50_000
+
+
+class Store:
+    def __init__(self, settings: Settings, db: Database | None = None, es: Elasticsearch | None = None):
+        self.settings = settings
+        self.db = db if db is not None else database(
+            settings,
+            make_mongo_client(settings, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS, connectTimeoutMS=MONGO_TIMEOUT_MS),
+        )
+        self.es = es or make_es_client(settings, request_timeout=ES_TIMEOUT_SECONDS, max_retries=1)
+
+    def close(self) -> None:
+        self.db.client.close()
+        self.es.close()
+
+    # --- MongoDB ---------------------------------------------------------------------
+    def region_ids(self) -> list[str]:
+        return [r for r in self.db[contracts.OBSERVATIONS].distinct("region_id") if isinstance(r, str)]
+
+    def latest_observation(self, region_id: str) -> dict[str, Any] | None:
+        return self.db[contracts.OBSERVATIONS].find_one({"region_id": region_id}, sort=[("observed_at", DESCENDING)])
+
+    def observations(self, region_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        cursor = (
+            self.db[contracts.OBSERVATIONS]
+            .find({"region_id": region_id, "observed_at": {"$gte": start, "$lte": end}})
+            .sort("observed_at", ASCENDING)
+            .limit(MAX_HISTORY_POINTS)
+        )
+        return list(cursor)
+
+    def hourly_stats(self, region_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        first_hour = start.replace(minute=0, second=0, microsecond=0)
+        cursor = (
+            self.db[contracts.HOURLY_STATS]
+            .find({"region_id": region_id, "hour": {"$gte": first_hour, "$lte": end}})
+            .sort("hour", ASCENDING)
+            .limit(MAX_HISTORY_POINTS)
+        )
+        return list(cursor)
+
+    def latest_forecast(self, region_id: str) -> list[dict[str, Any]]:
+        """The points of the region's most recent model run (upserts by target time keep one run per target)."""
+        forecasts = self.db[contracts.FORECASTS]
+        newest = forecasts.find_one({"region_id": region_id}, sort=[("model_run_at", DESCENDING)])
+        if not newest:
+            return []
+        run = newest.get("model_run_at")
+        query = {"region_id": region_id, "model_run_at": run} if run is not None else {"region_id": region_id}
+        return list(forecasts.find(query).sort("target_time", ASCENDING).limit(24 * 7 * 4))
+
+    # --- Elasticsearch ---------------------------------------------------------------
+    def _search(self, kind: str, **body: Any) -> dict[str, Any]:
+        return self.es.search(index=self.settings.index(kind), ignore_unavailable=True, **body).body
+
+    def arrivals_by_region(self) -> dict[str, dict[str, Any]]:
+        """Per region: the latest shipped record (ingested_at, lag) and arrivals over the last hour."""
+        resp = self._search(
+            "observations",
+            size=0,
+            aggs={
+                "regions": {
+                    "terms": {"field": "region_id", "size": 1000},
+                    "aggs": {
+                        "latest": {
+                            "top_hits": {
+                                "size": 1,
+                                "sort": [{"ingested_at": {"order": "desc", "unmapped_type": "date"}}],
+                                "_source": ["region_id", "region_name", "ingested_at", "observed_at", "lag_seconds"],
+                            }
+                        },
+                        "last_hour": {
+                            "filter": {"range": {"ingested_at": {"gte": "now-1h"}}},
+                            "aggs": {
+                                "per_bucket": {
+                                    "date_histogram": {
+                                        "field": "ingested_at",
+                                        "fixed_interval": ARRIVAL_BUCKET,
+                                        "min_doc_count": 0,
+                                        "extended_bounds": {"min": "now-1h", "max": "now"},
+                                    }
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for bucket in (resp.get("aggregations") or {}).get("regions", {}).get("buckets", []):
+            hits = bucket["latest"]["hits"]["hits"]
+            latest = hits[0]["_source"] if hits else {}
+            hour = bucket["last_hour"]
+            out[str(bucket["key"])] = {
+                **latest,
+                "total": bucket["doc_count"],
+                "last_hour": hour["doc_count"],
+                "per_bucket": [b["doc_count"] for b in hour.get("per_bucket", {}).get("buckets", [])],
+            }
+        return out
+
+    def streaming_batches(self, limit: int = 20) -> list[dict[str, Any]]:
+        resp = self._search(
+            "logs",
+            size=limit,
+            query={"match_phrase": {"event.action": contracts.STREAMING_BATCH_ACTION}},
+            sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
+        )
+        return [h["_source"] for h in resp["hits"]["hits"]]
+
+    def alerts(self, active: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        query = {"match": {"state": "active"}} if active else {"match_all": {}}
+        resp = self._search(
+            "alerts",
+            size=limit,
+            query=query,
+            sort=[{"started_at": {"order": "desc", "unmapped_type": "date"}}],
+        )
+        return [(h["_id"], h["_source"]) for h in resp["hits"]["hits"]]
+
+    def deadletters(self, since: datetime, latest: int = 5) -> dict[str, Any]:
+        index = self.settings.index("deadletter")
+        total = self.es.count(index=index, ignore_unavailable=True).body.get("count", 0)
+        recent = self.es.count(
+            index=index, ignore_unavailable=True, query={"range": {"failed_at": {"gte": since.isoformat()}}}
+        ).body.get("count", 0)
+        resp = self._search(
+            "deadletter",
+            size=latest,
+            sort=[{"failed_at": {"order": "desc", "unmapped_type": "date"}}],
+            _source=["reason", "service", "failed_at", "source_topic", "key"],
+        )
+        by_service: dict[str, int] = {}
+        try:
+            agg = self._search("deadletter", size=0, aggs={"s": {"terms": {"field": "service", "size": 20}}})
+            by_service = bucket_counts((agg.get("aggregations") or {}).get("s", {}).get("buckets", []))
+        except Exception:  # noqa: BLE001 - a text-mapped field cannot be aggregated; the counts still stand
+            by_service = {}
+        return {
+            "total": total,
+            "last_hour": recent,
+            "by_service": by_service,
+            "latest": [
+                {
+                    "failed_at": h["_source"].get("failed_at"),
+                    "service": h["_source"].get("service"),
+                    "reason": h["_source"].get("reason"),
+                    "key": h["_source"].get("key"),
+                }
+                for h in resp["hits"]["hits"]
+            ],
+        }
+
