@@ -1,0 +1,63 @@
+"""`python -m streaming`: run the job until SIGTERM/SIGINT, then stop the query and exit 0.
+
+A failed batch (MongoDB or Kafka down) stops the query with its error and exits 1 without
+committing the batch; the supervisor restarts the job and Spark replays the batch.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from meteoflow.logs import setup_logging
+from meteoflow.settings import SettingsError, load_settings
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"streaming: {exc}", file=sys.stderr)
+        return 2
+    log = setup_logging("streaming", settings)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s, stopping the query", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    from stack.spark import spark_session
+    from streaming.job import StreamingJob
+
+    spark = spark_session(settings, app_name="meteoflow-streaming")
+    job = StreamingJob(settings, spark, log)
+    query = job.start()
+    log.info("streaming %s -> MongoDB %s, checkpoint %s, trigger every %gs", settings.topic_observations,
+             settings.mongo_db, settings.checkpoint_dir, settings.streaming_trigger_seconds)
+    failed = None
+    try:
+        while not stop.is_set():
+            try:
+                if query.awaitTermination(1):  # the query ended by itself
+                    failed = query.exception()
+                    break
+            except Exception as exc:  # noqa: BLE001 - StreamingQueryException: a batch failed
+                failed = exc
+                break
+    finally:
+        job.stop()
+        spark.stop()
+    if failed is not None:
+        log.error("streaming query failed; the batch was not committed and will be replayed on restart: %s",
+                  str(failed)[:2000])
+        return 1
+    log.info("streaming stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Forecast refresh: which regions need a forecast, one batch call to the forecasting API,
+the forecast documents and each region's state.
+
+A region is *marked* (needs_forecast) when a batch touches it, before the API is called,
+so a crash or an API outage never loses the work: the next batch and the retry timer both
+pick up every region still marked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+import requests
+from pydantic import ValidationError
+from pymongo import UpdateOne
+from pymongo.database import Database
+
+from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, PredictRequest, doc_id
+from meteoflow.settings import Settings
+from streaming.records import hourly_series
+from streaming.sinks import upsert_all
+
+MAX_SERIES_PER_CALL = 500  # BatchRequest's limit
+
+
+@dataclass(frozen=True)
+class RegionHistory:
+    region_id: str
+    lat: float
+    lon: float
+    last_observed_at: datetime
+    points: list[tuple[datetime, float]]
+
+
+@dataclass
+class ForecastOutcome:
+    ok: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # API unreachable/failed: retried
+    skipped: dict[str, str] = field(default_factory=dict)  # too little history: waits for data
+    errors: dict[str, str] = field(default_factory=dict)  # the API rejected this series
+    forecasts_written: int = 0
+
+    @property
+    def attempted(self) -> bool:
+        return bool(self.ok or self.failed or self.skipped or self.errors)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(ok=len(self.ok), failed=len(self.failed), skipped=len(self.skipped),
+                                   errors=len(self.errors), forecasts_written=self.forecasts_written)
+        if self.failed:
+            out["failure"] = next(iter(self.failed.values()))
+        return out
+
+
+class ForecastUnavailable(RuntimeError):
+    """The forecasting API could not answer (down, timeout, 5xx, malformed body)."""
+
+
+# --- pure parts ---------------------------------------------------------------------------
+def plan_requests(
+    histories: Iterable[RegionHistory], horizon_hours: int, min_points: int
+) -> tuple[list[tuple[RegionHistory, dict[str, Any]]], dict[str, str]]:
+    """One PredictRequest body per region with enough hourly points; the others skipped with why."""
+    planned, skipped = [], {}
+    for hist in histories:
+        series = hourly_series(hist.points)
+        if len(series) < min_points:
+            skipped[hist.region_id] = (
+                f"only {len(series)} hourly points of history; the forecasting API needs at least {min_points}"
+            )
+            continue
+        body = PredictRequest(region_id=hist.region_id, latitude=hist.lat, longitude=hist.lon,
+                              data=series, horizon_hours=horizon_hours).model_dump(mode="json")
+        planned.append((hist, body))
+    return planned, skipped
+
+
+def forecast_documents(
+    planned: list[tuple[RegionHistory, dict[str, Any]]], response: BatchResponse, model_run_at: datetime,
+    horizon_hours: int,
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+    """Forecast documents of the items that succeeded, only for times after the last observation."""
+    docs, ok, errors = [], [], {}
+    by_index = {item.index: item for item in response.results}
+    for index, (hist, _) in enumerate(planned):
+        item = by_index.get(index)
+        if item is None:
+            errors[hist.region_id] = "the forecasting API returned no result for this series"
+        elif item.status != "ok" or item.forecast is None:
+            err = item.error
+            errors[hist.region_id] = f"{err.field}: {err.message}" if err else "forecast failed"
+        else:
+            ok.append(hist.region_id)
+            for pred in item.forecast.predictions:
+                target = pred.timestamp if pred.timestamp.tzinfo else pred.timestamp.replace(tzinfo=timezone.utc)
+                target = target.astimezone(timezone.utc)
+                if target <= hist.last_observed_at:
+                    continue
+                docs.append(dict(_id=doc_id(hist.region_id, target), region_id=hist.region_id, target_time=target,
+                                 yhat=pred.temperature, yhat_lower=pred.lower, yhat_upper=pred.upper,
+                                 model_run_at=model_run_at, horizon_hours=horizon_hours))
+    return docs, ok, errors
+
+
+def histories_from_documents(
+    docs: Iterable[dict[str, Any]], last_observed: dict[str, datetime], history_days: int
+) -> list[RegionHistory]:
+    """Group stored observations per region, keeping the `history_days` before each region's last one."""
+    window = timedelta(days=history_days)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        last = last_observed.get(doc["region_id"])
+        if last is not None and last - window <= doc["observed_at"] <= last:
+            grouped.setdefault(doc["region_id"], []).append(doc)
+    out = []
+    for region_id, last in sorted(last_observed.items()):
+        rows = sorted(grouped.get(region_id, []), key=lambda d: d["observed_at"])
+        if not rows:
+            out.append(RegionHistory(region_id, 0.0, 0.0, last, []))
+            continue
+        out.append(RegionHistory(region_id, rows[-1]["lat"], rows[-1]["lon"], last,
+                                 [(d["observed_at"], float(d["temp"])) for d in rows]))
+    return out
+
+
+# --- HTTP client ----------------------------------------------------------------------------
+class ForecastClient:
+    def __init__(self, settings: Settings, session: requests.Session | None = None):
+        self.url = settings.forecast_api_url.rstrip("/") + "/predict/batch"
+        self.timeout = settings.forecast_timeout_seconds
+        self.session = session or requests.Session()
+
+    def predict_batch(self, series: list[dict[str, Any]]) -> BatchResponse:
+        results = []
+        for start in range(0, len(series), MAX_SERIES_PER_CALL):
+            chunk = series[start:start + MAX_SERIES_PER_CALL]
+            response = self._post(chunk)
+            for item in response.results:
+                results.append(item.model_copy(update={"index": item.index + start}))
+        return BatchResponse(results=results)
+
+    def _post(self, series: list[dict[str, Any]]) -> BatchResponse:
+        try:
+            resp = self.session.post(self.url, json={"series": series}, timeout=self.timeout)
+        except requests.Timeout:
+            raise ForecastUnavailable(f"no answer from {self.url} within {self.timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise ForecastUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise ForecastUnavailable(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            return BatchResponse.model_validate(resp.json())
+        except (ValueError, ValidationError) as exc:
+            raise ForecastUnavailable(f"{self.url} answered a body that is not a BatchResponse: {exc}"[:300]) from None
+
+
+# --- MongoDB side ---------------------------------------------------------------------------
+class ForecastRefresher:
+    """Marks regions, refreshes every marked one with one API call, records each region's state.
+
+    Called from foreachBatch and from the retry timer; a lock keeps the two from overlapping.
+    MongoDB errors propagate (the batch is retried); API errors only mark the regions.
+    """
+
+    def __init__(self, db: Database, settings: Settings, client: ForecastClient | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.db = db
+        self.settings = settings
+        self.client = client or ForecastClient(settings)
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def mark(self, latest: dict[str, datetime]) -> None:
+        if not latest:
+            return
+        self.db[FORECAST_STATE].bulk_write(
+            [UpdateOne({"_id": region}, {"$set": {"region_id": region, "needs_forecast": True},
+                                         "$max": {"last_observed_at": when}}, upsert=True)
+             for region, when in latest.items()],
+            ordered=False,
+        )
+
+    def refresh(self) -> ForecastOutcome:
+        with self._lock:
+            pending = {s["_id"]: s["last_observed_at"] for s in self.db[FORECAST_STATE].find(
+                {"needs_forecast": True}, {"last_observed_at": 1})}
+            outcome = ForecastOutcome()
+            if not pending:
+                return outcome
+            histories = self._histories(pending)
+            planned, outcome.skipped = plan_requests(
+                histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
+            now = self.clock()
+            if planned:
+                try:
+                    response = self.client.predict_batch([body for _, body in planned])
+                except ForecastUnavailable as exc:
+                    outcome.failed = {hist.region_id: str(exc) for hist, _ in planned}
+                else:
+                    docs, outcome.ok, outcome.errors = forecast_documents(
+                        planned, response, now, self.settings.forecast_horizon_hours)
+                    upsert_all(self.db[FORECASTS], docs)
+                    outcome.forecasts_written = len(docs)
+            self._write_state(outcome, pending, now)
+            return outcome
+
+    def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
+        earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)
+        docs = self.db[OBSERVATIONS].find(
+            {"region_id": {"$in": sorted(pending)}, "observed_at": {"$gte": earliest}},
+            {"_id": 0, "region_id": 1, "observed_at": 1, "temp": 1, "lat": 1, "lon": 1},
+        )
+        return histories_from_documents(docs, pending, self.settings.forecast_history_days)
+
+    def _write_state(self, outcome: ForecastOutcome, pending: dict[str, datetime], now: datetime) -> None:
+        ops = []
+
+        def done(region: str, fields: dict[str, Any]) -> None:
+            # Cleared only if no newer observation marked the region meanwhile.
+            ops.append(UpdateOne({"_id": region, "last_observed_at": pending[region]},
+                                 {"$set": {"needs_forecast": False, "last_attempt_at": now, **fields}}))
+
+        for region in outcome.ok:
+            done(region, {"status": "ok", "last_error": None, "reason": None, "last_success_at": now})
+        for region, reason in outcome.skipped.items():
+            done(region, {"status": "skipped", "last_error": None, "reason": reason})
+        for region, message in outcome.errors.items():
+            done(region, {"status": "error", "last_error": message, "reason": None})
+        for region, message in outcome.failed.items():
+            ops.append(UpdateOne({"_id": region}, {"$set": {"needs_forecast": True, "status": "failed",
+                                                            "last_error": message, "last_attempt_at": now}}))
+        if ops:
+            self.db[FORECAST_STATE].bulk_write(ops, ordered=False)
+
+
+class RetryTimer:
+    """Every `interval` seconds, refreshes the regions still marked, so forecasts catch up
+    after an outage without waiting for new observations."""
+
+    def __init__(self, refresher: ForecastRefresher, interval: float, log: logging.Logger):
+        self.refresher = refresher
+        self.interval = interval
+        self.log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forecast-retry", daemon=True)
+
+    def start(self) -> "RetryTimer":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                outcome = self.refresher.refresh()
+            except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
+                self.log.warning("forecast retry failed: %s", exc)
+                continue
+            if outcome.attempted:
+                self.log.info("forecast retry: %d ok, %d failed, %d skipped, %d errors",
+                              len(outcome.ok), len(outcome.failed), len(outcome.skipped), len(outcome.errors),
+                              extra={"fields": {"event.action": "forecast-retry",
+                                                "meteoflow.streaming": {"forecast": outcome.summary()}}})

@@ -1,0 +1,271 @@
+"""The Spark side: Kafka source, foreachBatch, progress listener.
+
+`foreachBatch` makes ONE pass over a micro-batch: select the Kafka columns, collect once
+(batches are thousands of rows), then plain Python runs the sinks in order:
+dead letters -> observations -> hourly stats -> forecasts. Exactly-once effect comes
+from Spark's checkpoint (a batch is committed only after foreachBatch returns) plus
+idempotent upserts (a retried batch rewrites the same documents).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.mongo import database, make_mongo_client
+from meteoflow.settings import Settings
+from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
+from streaming.records import KafkaRecord, latest_per_region, split_batch
+from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
+
+KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+QUERY_NAME = "meteoflow-observations"
+
+
+@dataclass
+class BatchReport:
+    batch_id: int
+    input_rows: int = 0
+    stored: int = 0
+    dead_letters: int = 0
+    stats_upserted: int = 0
+    forecast: dict[str, Any] = field(default_factory=dict)
+    durations_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self, durations: dict[str, float]):
+        self.durations = durations
+        self.start = time.perf_counter()
+        self._last = self.start
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.durations[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+    def total(self) -> None:
+        self.durations["total"] = round((time.perf_counter() - self.start) * 1000, 1)
+
+
+class BatchProcessor:
+    """The foreachBatch function, plus `process` which does the work on plain records."""
+
+    def __init__(self, settings: Settings, db, refresher: ForecastRefresher, deadletters: DeadLetterSink,
+                 reporter: "ProgressReporter"):
+        self.settings = settings
+        self.observations = ObservationSink(db)
+        self.stats = HourlyStatsSink(db)
+        self.refresher = refresher
+        self.deadletters = deadletters
+        self.reporter = reporter
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        durations: dict[str, float] = {}
+        watch = _Stopwatch(durations)
+        rows = batch.select(*KAFKA_COLUMNS).collect()
+        records = [KafkaRecord(r.key, r.value, r.topic, r.partition, r.offset, r.timestamp) for r in rows]
+        watch.lap("collect")
+        report = self.process(records, batch_id, durations)
+        watch.total()
+        self.reporter.batch_done(report)
+
+    def process(self, records: list[KafkaRecord], batch_id: int,
+                durations: dict[str, float] | None = None) -> BatchReport:
+        report = BatchReport(batch_id=batch_id, input_rows=len(records))
+        if durations is not None:
+            report.durations_ms = durations
+        watch = _Stopwatch(report.durations_ms)
+        split = split_batch(records)
+        watch.lap("validate")
+        report.dead_letters = self.deadletters.write(split.dead_letters)
+        watch.lap("deadletters")
+        now = datetime.now(timezone.utc)
+        report.stored = self.observations.write(split.observations, now)
+        watch.lap("observations")
+        report.stats_upserted = self.stats.write(split.observations, now)
+        watch.lap("stats")
+        self.refresher.mark(latest_per_region(split.observations))
+        outcome: ForecastOutcome = self.refresher.refresh()
+        report.forecast = outcome.summary()
+        watch.lap("forecasts")
+        if durations is None:
+            watch.total()
+        return report
+
+
+class ProgressReporter:
+    """Joins what foreachBatch measured with Spark's progress event: one JSON line per batch."""
+
+    def __init__(self, log: logging.Logger):
+        self.log = log
+        self._pending: dict[int, BatchReport] = {}
+        self._lock = threading.Lock()
+        self.logged: list[dict[str, Any]] = []
+
+    def batch_done(self, report: BatchReport) -> None:
+        with self._lock:
+            self._pending[report.batch_id] = report
+
+    def on_progress(self, progress) -> None:
+        with self._lock:
+            report = self._pending.pop(progress.batchId, None)
+        if report is None:
+            return  # an idle trigger: no batch ran
+        end_offsets = {}
+        for source in progress.sources:
+            try:
+                end_offsets.update(json.loads(source.endOffset or "{}"))
+            except ValueError:
+                pass
+        spark_ms = dict(progress.durationMs or {})
+        self._log(report, rows_per_second=progress.processedRowsPerSecond, input_rows=progress.numInputRows,
+                  end_offsets=end_offsets, trigger_ms=spark_ms.get("triggerExecution"))
+
+    def flush(self) -> None:
+        """Log batches whose progress event never came (query stopped right after them)."""
+        with self._lock:
+            reports, self._pending = list(self._pending.values()), {}
+        for report in reports:
+            total_s = report.durations_ms.get("total", 0) / 1000
+            self._log(report, rows_per_second=report.input_rows / total_s if total_s else None,
+                      input_rows=report.input_rows, end_offsets=None, trigger_ms=None)
+
+    def wait_idle(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    return
+            time.sleep(0.1)
+
+    def _log(self, report: BatchReport, rows_per_second, input_rows, end_offsets, trigger_ms) -> None:
+        durations = dict(report.durations_ms)
+        if trigger_ms is not None:
+            durations["spark_trigger"] = trigger_ms
+        fields = {
+            "batch_id": report.batch_id,
+            "input_rows": input_rows,
+            "rows_per_second": round(rows_per_second, 1) if rows_per_second is not None else None,
+            "durations_ms": durations,
+            "kafka_end_offsets": end_offsets,
+            "dead_letters": report.dead_letters,
+            "stored": report.stored,
+            "stats_upserted": report.stats_upserted,
+            "forecast": report.forecast,
+        }
+        self.logged.append(fields)
+        self.log.info(
+            "batch %d: %d rows, %d stored, %d dead letters, forecasts ok=%s failed=%s skipped=%s in %.0f ms",
+            report.batch_id, input_rows, report.stored, report.dead_letters, report.forecast.get("ok"),
+            report.forecast.get("failed"), report.forecast.get("skipped"), durations.get("total", 0),
+            extra={"fields": {"event.action": STREAMING_BATCH_ACTION, "meteoflow.streaming": fields}},
+        )
+
+
+class ProgressListener(StreamingQueryListener):
+    def __init__(self, reporter: ProgressReporter):
+        self.reporter = reporter
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        try:
+            self.reporter.on_progress(event.progress)
+        except Exception:  # noqa: BLE001 - a logging problem must never fail the query
+            self.reporter.log.exception("could not log streaming progress")
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+
+def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", settings.topic_observations)
+        .option("startingOffsets", settings.streaming_starting_offsets)
+        .option("maxOffsetsPerTrigger", str(settings.streaming_max_offsets_per_trigger))
+        .option("failOnDataLoss", "false")
+        .load()
+        .select(*KAFKA_COLUMNS)
+    )
+
+
+class StreamingJob:
+    """Everything one run of the job owns: MongoDB client, sinks, listener, retry timer."""
+
+    def __init__(self, settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
+                 forecast_client: ForecastClient | None = None):
+        self.settings = settings
+        self.spark = spark
+        self.log = log or logging.getLogger("streaming")
+        self.mongo = make_mongo_client(settings)
+        self.db = database(settings, self.mongo)
+        ensure_indexes(self.db)
+        self.refresher = ForecastRefresher(self.db, settings, forecast_client)
+        self.deadletters = DeadLetterSink(settings, self.log)
+        self.reporter = ProgressReporter(self.log)
+        self.processor = BatchProcessor(settings, self.db, self.refresher, self.deadletters, self.reporter)
+        self.listener = ProgressListener(self.reporter)
+        self.timer: RetryTimer | None = None
+        self.query: StreamingQuery | None = None
+
+    def start(self, available_now: bool = False, retry_timer: bool = True) -> StreamingQuery:
+        self.spark.streams.addListener(self.listener)
+        writer = (
+            kafka_stream(self.spark, self.settings).writeStream.foreachBatch(self.processor)
+            .queryName(QUERY_NAME)
+            .option("checkpointLocation", str(self.settings.checkpoint_dir))
+        )
+        if available_now:
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=f"{self.settings.streaming_trigger_seconds} seconds")
+        self.query = writer.start()
+        if retry_timer:
+            self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
+        return self.query
+
+    def stop(self) -> None:
+        """Stop the query (the batch in flight finishes or is retried on restart), then the rest."""
+        if self.timer is not None:
+            self.timer.stop()
+        if self.query is not None and self.query.isActive:
+            self.query.stop()
+        self.reporter.wait_idle(timeout=3)
+        self.reporter.flush()
+        try:
+            self.spark.streams.removeListener(self.listener)
+        except Exception:  # noqa: BLE001 - the session may already be gone at exit
+            pass
+        self.deadletters.close()
+        self.mongo.close()
+
+
+def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
+                   forecast_client: ForecastClient | None = None) -> list[dict[str, Any]]:
+    """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines.
+
+    Raises the batch's error if one failed (its offsets are then not committed)."""
+    job = StreamingJob(settings, spark, log, forecast_client)
+    try:
+        query = job.start(available_now=True, retry_timer=False)
+        query.awaitTermination()
+        job.reporter.wait_idle(timeout=5)
+        return list(job.reporter.logged)
+    finally:
+        job.stop()

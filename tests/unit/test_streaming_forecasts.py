@@ -1,0 +1,92 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from meteoflow.contracts import BatchItem, BatchResponse, ItemError, ModelFacts, Prediction, PredictResponse
+from meteoflow.settings import load_settings
+from streaming.forecasts import (
+    ForecastClient, ForecastUnavailable, RegionHistory, forecast_documents, histories_from_documents, plan_requests,
+)
+from tests.fakes.forecast_server import FakeForecastServer
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+
+
+def history(region, hours, last=T0):
+    points = [(last - timedelta(hours=h), 20.0 + h % 24) for h in range(hours)]
+    return RegionHistory(region, 14.7, -17.4, last, points)
+
+
+def test_plan_skips_regions_with_too_little_history_and_says_why():
+    planned, skipped = plan_requests([history("long", 30), history("short", 5)], horizon_hours=6, min_points=24)
+    assert [h.region_id for h, _ in planned] == ["long"]
+    body = planned[0][1]
+    assert body["region_id"] == "long" and body["horizon_hours"] == 6 and len(body["data"]) == 30
+    assert body["data"][-1] == {"ds": "2026-03-01T12:00:00Z", "y": 20.0}
+    assert skipped == {"short": "only 5 hourly points of history; the forecasting API needs at least 24"}
+
+
+def prediction(hours_after):
+    return Prediction(timestamp=T0 + timedelta(hours=hours_after), temperature=25.0, lower=23.0, upper=27.0)
+
+
+def test_forecast_documents_keep_only_times_after_the_last_observation_and_report_item_errors():
+    planned, _ = plan_requests([history("a", 24), history("b", 24), history("c", 24)], 2, 24)
+    facts = ModelFacts(points_used=24, fit_seconds=0.1, seasonalities=["daily"])
+    response = BatchResponse(results=[
+        BatchItem(index=0, region_id="a", status="ok",
+                  forecast=PredictResponse(region_id="a", predictions=[prediction(0), prediction(1), prediction(2)],
+                                           model=facts)),
+        BatchItem(index=1, region_id="b", status="error", error=ItemError(field="data", message="constant series")),
+    ])
+    run_at = T0 + timedelta(minutes=1)
+    docs, ok, errors = forecast_documents(planned, response, run_at, horizon_hours=2)
+    assert ok == ["a"]
+    assert errors == {"b": "data: constant series", "c": "the forecasting API returned no result for this series"}
+    assert [d["target_time"] for d in docs] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert docs[0] == dict(_id="a|2026-03-01T13:00:00Z", region_id="a", target_time=T0 + timedelta(hours=1),
+                           yhat=25.0, yhat_lower=23.0, yhat_upper=27.0, model_run_at=run_at, horizon_hours=2)
+
+
+def test_histories_keep_the_window_before_each_regions_last_observation():
+    docs = [
+        {"region_id": "a", "observed_at": T0 - timedelta(days=8), "temp": 1.0, "lat": 1.0, "lon": 2.0},
+        {"region_id": "a", "observed_at": T0 - timedelta(days=1), "temp": 2.0, "lat": 1.0, "lon": 2.0},
+        {"region_id": "a", "observed_at": T0, "temp": 3.0, "lat": 1.5, "lon": 2.5},
+        {"region_id": "b", "observed_at": T0, "temp": 4.0, "lat": 3.0, "lon": 4.0},
+    ]
+    hist = histories_from_documents(docs, {"a": T0, "c": T0}, history_days=7)
+    assert [(h.region_id, h.lat, h.lon, [t for _, t in h.points]) for h in hist] == [
+        ("a", 1.5, 2.5, [2.0, 3.0]), ("c", 0.0, 0.0, [])]
+
+
+@pytest.fixture
+def fake_api():
+    with FakeForecastServer() as server:
+        yield server
+
+
+def client_for(server, timeout=5.0):
+    return ForecastClient(load_settings(METEOFLOW_FORECAST_API_URL=server.url, forecast_timeout_seconds=timeout))
+
+
+def test_client_gets_a_batch_response_from_a_server_speaking_the_contract(fake_api):
+    planned, _ = plan_requests([history("a", 48), history("b", 30)], 6, 24)
+    response = client_for(fake_api).predict_batch([body for _, body in planned])
+    assert [(r.index, r.status) for r in response.results] == [(0, "ok"), (1, "ok")]
+    assert [p.timestamp for p in response.results[0].forecast.predictions][0] == T0 + timedelta(hours=1)
+    assert len(fake_api.requests) == 1  # one call for all regions
+
+
+@pytest.mark.parametrize("mode, message", [("fail", "HTTP 500"), ("hang", "within 0.5 s")])
+def test_client_turns_a_failing_or_hanging_api_into_forecast_unavailable(fake_api, mode, message):
+    fake_api.set_mode(mode)
+    planned, _ = plan_requests([history("a", 30)], 6, 24)
+    with pytest.raises(ForecastUnavailable, match=message):
+        client_for(fake_api, timeout=0.5).predict_batch([body for _, body in planned])
+
+
+def test_client_reports_an_unreachable_api():
+    client = ForecastClient(load_settings(METEOFLOW_FORECAST_API_URL="http://127.0.0.1:9", forecast_timeout_seconds=2))
+    with pytest.raises(ForecastUnavailable, match="cannot reach http://127.0.0.1:9/predict/batch"):
+        client.predict_batch([{"region_id": "a"}])
