@@ -1,0 +1,115 @@
+"""The alert rules file (elk/alert_rules.yaml): loaded once and validated, with errors
+that name the rule and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from meteoflow.freshness import SilenceRule
+
+Severity = str
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reminder_after_seconds: float = Field(3600.0, ge=0)
+    dashboard_url: str | None = None
+
+
+class RuleBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    severity: str = Field("warning", pattern=r"^(info|warning|critical)$")
+    reminder_after_seconds: float | None = Field(None, ge=0)
+
+
+class RegionSilence(RuleBase, SilenceRule):
+    """Extends the web app's SilenceRule (same two thresholds) with what alerting needs."""
+
+    severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    lookback_hours: float = Field(48.0, gt=0)
+
+
+class ArrivalLag(RuleBase):
+    threshold_seconds: float = Field(5400.0, gt=0)
+
+
+class StreamingStalled(RuleBase):
+    severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    stalled_after_intervals: float = Field(3.0, gt=0)
+    min_stalled_seconds: float = Field(60.0, ge=0)
+
+
+class DeadletterSpike(RuleBase):
+    max_count: int = Field(10, ge=0)
+    window_seconds: float = Field(900.0, gt=0)
+
+
+RULE_MODELS: dict[str, type[RuleBase]] = {
+    "region_silence": RegionSilence,
+    "arrival_lag": ArrivalLag,
+    "streaming_stalled": StreamingStalled,
+    "deadletter_spike": DeadletterSpike,
+}
+
+
+class AlertRules(BaseModel):
+    defaults: Defaults = Defaults()
+    region_silence: RegionSilence = RegionSilence()
+    arrival_lag: ArrivalLag = ArrivalLag()
+    streaming_stalled: StreamingStalled = StreamingStalled()
+    deadletter_spike: DeadletterSpike = DeadletterSpike()
+
+    def reminder_after(self, rule: str) -> float:
+        own = getattr(self, rule).reminder_after_seconds
+        return self.defaults.reminder_after_seconds if own is None else own
+
+
+class RulesError(ValueError):
+    """The rules file is wrong; the message names the file, the rule and the field."""
+
+
+def parse_rules(data: object, where: str = "alert rules") -> AlertRules:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RulesError(f"{where}: expected a mapping of rule name -> settings, got {type(data).__name__}")
+    known = {"defaults", *RULE_MODELS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RulesError(f"{where}: unknown rule(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+    problems = []
+    parsed = {}
+    for name, section in data.items():
+        model = Defaults if name == "defaults" else RULE_MODELS[name]
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            problems.append(f"rule {name!r}: expected a mapping of settings, got {type(section).__name__}")
+            continue
+        try:
+            parsed[name] = model.model_validate(section)
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "(rule)"
+                got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+                msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(f"rule {name!r}, field {field!r}: {msg}{got}")
+    if problems:
+        raise RulesError(f"{where}: " + "; ".join(problems))
+    return AlertRules(**parsed)
+
+
+def load_rules(path: Path) -> AlertRules:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RulesError(f"{path}: alert rules file not found (set METEOFLOW_ALERT_RULES_FILE)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path}: not valid YAML: {exc}") from None
+    return parse_rules(data, str(path))

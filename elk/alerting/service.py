@@ -1,0 +1,114 @@
+"""The alerting loop: read facts, plan incidents, record them, then notify.
+
+Order matters for "never lost, never twice": an incident and its pending
+notification are written to Elasticsearch BEFORE Slack is called, and the
+notification is marked sent right after Slack confirmed it. A restart reads the
+same incidents back, so it neither re-opens an incident nor forgets a pending
+message. (The one window left is a crash between Slack's 200 and the write that
+records it; Slack webhooks take no idempotency key, so nothing can close it.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Callable
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+
+from elk.alerting.engine import Incident, conditions, plan
+from elk.alerting.rules import AlertRules, load_rules
+from elk.alerting.slack import SlackSender, message
+from elk.alerting.store import FactsReader, IncidentStore
+from meteoflow.es import make_es_client
+from meteoflow.freshness import thresholds
+from meteoflow.settings import Settings
+
+log = logging.getLogger("alerting")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AlertingService:
+    def __init__(self, settings: Settings, rules: AlertRules | None = None, es=None,
+                 sender: SlackSender | None = None, clock: Callable[[], datetime] = utc_now):
+        self.settings = settings
+        self.rules = rules or load_rules(settings.alert_rules_file)
+        self.es = es or make_es_client(settings, max_retries=1, request_timeout=10)
+        self.facts = FactsReader(settings, self.es)
+        self.store = IncidentStore(settings, self.es)
+        if sender is None and settings.slack_webhook_url is not None:
+            sender = SlackSender(settings.slack_webhook_url,
+                                 max_attempts=5, backoff_max=min(30.0, settings.alert_eval_interval_seconds * 4))
+        self.sender = sender
+        self.clock = clock
+        self.silence = thresholds(settings, self.rules.region_silence)
+        self.where_to_look = self.rules.defaults.dashboard_url or f"http://{settings.bind_host}:{settings.webapp_port}/"
+
+    # --- one evaluation ---------------------------------------------------------------
+    def evaluate(self) -> list[Incident]:
+        now = self.clock()
+        firing = self.store.firing()
+        facts = self.facts.read(self.rules, now)
+        current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, firing)
+        changed = plan(now, current, firing, self.rules)
+        for inc in changed:
+            self.store.save(inc)  # recorded before anything is sent
+            newest = inc.notifications[-1]
+            if newest.status == "pending" and newest.created_at == now:
+                level = logging.INFO if newest.kind == "recovery" else logging.WARNING
+                log.log(level, "%s %s: %s", newest.kind, inc.incident_id, inc.summary, extra={"fields": {
+                    "event.action": f"alert-{newest.kind}",
+                    "meteoflow.alert": {"incident_id": inc.incident_id, "rule": inc.rule, "subject": inc.subject,
+                                        "region_id": inc.region_id, "status": inc.status},
+                }})
+        return changed
+
+    def deliver(self) -> int:
+        """Deliver pending notifications in order, per incident. Returns how many were sent."""
+        sent = 0
+        for inc in self.store.with_pending():
+            for note in inc.notifications:
+                if note.status != "pending":
+                    continue
+                if self.sender is None:
+                    note.status = "logged"  # no webhook configured: the log line above is the alert
+                    self.store.save(inc)
+                    continue
+                result = self.sender.send(message(inc, note, self.where_to_look))
+                note.attempts += result.attempts
+                note.last_error = result.error
+                if result.outcome == "sent":
+                    note.status = "sent"
+                    note.sent_at = self.clock()
+                    sent += 1
+                elif result.outcome == "failed":
+                    note.status = "failed"
+                    log.error("slack refused %s for good: %s", note.delivery_id, result.error)
+                else:
+                    log.warning("slack unavailable for %s (%s); will retry", note.delivery_id, result.error)
+                self.store.save(inc)
+                if result.outcome == "retry":
+                    break  # keep this incident's messages in order: alert before recovery
+        return sent
+
+    def run_once(self) -> None:
+        self.evaluate()
+        self.deliver()
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("alerting every %.1f s; silent after %.0f s; slack %s", self.settings.alert_eval_interval_seconds,
+                 self.silence.silent_after_seconds, "configured" if self.sender else "not configured (log only)")
+        while not stop.is_set():
+            started = self.clock()
+            try:
+                self.run_once()
+            except (TransportError, ApiError) as exc:
+                # No facts, no decisions: never resolve or open an incident on a failed read.
+                log.warning("elasticsearch unavailable (%s); evaluation skipped", type(exc).__name__)
+            elapsed = (self.clock() - started).total_seconds()
+            stop.wait(max(0.0, self.settings.alert_eval_interval_seconds - elapsed))

@@ -1,0 +1,132 @@
+"""Slack incoming-webhook messages (Block Kit) and their delivery with retries.
+
+`message` is pure. `SlackSender.send` retries 429 (honouring Retry-After), 5xx,
+timeouts and connection errors with exponential backoff, and gives up on other
+4xx answers (a wrong URL or payload will not get better). The webhook URL is a
+secret: it never appears in a log line or an error text.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Literal
+
+import requests
+from pydantic import SecretStr
+
+from elk.alerting.engine import Incident, Notification
+
+RULE_TITLES = {
+    "region_silence": "Region silent",
+    "arrival_lag": "Data arriving late",
+    "streaming_stalled": "Streaming job stalled",
+    "deadletter_spike": "Dead-letter spike",
+}
+ICONS = {"alert": ":rotating_light:", "reminder": ":hourglass:", "recovery": ":white_check_mark:"}
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "never (in the lookback window)"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _lag(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} s"
+
+
+def message(incident: Incident, notification: Notification, where_to_look: str | None = None) -> dict:
+    """The webhook body: a plain-text fallback plus Block Kit blocks."""
+    title = RULE_TITLES.get(incident.rule, incident.rule)
+    region = incident.region_name or incident.region_id
+    subject = f"{title}: {region}" if region else title
+    if notification.kind == "recovery":
+        duration = (incident.resolved_at or notification.created_at) - incident.opened_at
+        headline = f"Recovered: {subject} (after {duration.total_seconds() / 60:.1f} min)"
+    elif notification.kind == "reminder":
+        headline = f"Still firing: {subject} (since {_when(incident.opened_at)})"
+    else:
+        headline = f"{subject}"
+    text = f"{ICONS[notification.kind]} [{incident.severity.upper()}] {headline}"
+    fields = [
+        f"*Rule*\n`{incident.rule}`",
+        f"*Region*\n{region or 'all'}",
+        f"*Last seen*\n{_when(incident.last_seen)}",
+        f"*Lag of latest observation*\n{_lag(incident.lag_seconds)}",
+        f"*Opened*\n{_when(incident.opened_at)}",
+        f"*Status*\n{incident.status}",
+    ]
+    look = incident.hint or ""
+    if where_to_look:
+        look = f"{look}\n<{where_to_look}|Open the dashboard>" if look else f"<{where_to_look}|Open the dashboard>"
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": incident.summary[:3000]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if look:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Where to look*\n{look}"[:3000]}})
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"incident `{incident.incident_id}` · delivery `{notification.delivery_id}`"}]})
+    return {"text": f"{text}: {incident.summary}", "blocks": blocks}
+
+
+@dataclass
+class Delivery:
+    outcome: Literal["sent", "retry", "failed"]
+    attempts: int
+    error: str | None = None
+
+
+class SlackSender:
+    def __init__(self, webhook_url: SecretStr, timeout: float = 5.0, max_attempts: int = 5,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 120.0,
+                 sleep: Callable[[float], None] = time.sleep, session: requests.Session | None = None):
+        self._url = webhook_url
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._session = session or requests.Session()
+
+    def _hide(self, text: str) -> str:
+        url = self._url.get_secret_value()
+        return text.replace(url, "<webhook>") if url else text
+
+    def send(self, body: dict) -> Delivery:
+        wait = self.backoff_initial
+        error = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                resp = self._session.post(self._url.get_secret_value(), json=body, timeout=self.timeout)
+            except requests.RequestException as exc:
+                # Type only: requests' messages embed the URL, which is the secret.
+                error = f"{type(exc).__name__}"
+                pause = wait
+            else:
+                if resp.status_code == 200:
+                    return Delivery("sent", attempt)
+                detail = self._hide(resp.text[:200])
+                error = f"HTTP {resp.status_code}: {detail}"
+                if resp.status_code == 429:
+                    pause = retry_after_seconds(resp.headers.get("Retry-After"), wait, self.max_retry_after)
+                elif resp.status_code >= 500:
+                    pause = wait
+                else:
+                    return Delivery("failed", attempt, error)
+            if attempt < self.max_attempts:
+                self._sleep(pause)
+                wait = min(self.backoff_max, wait * 2)
+        return Delivery("retry", self.max_attempts, error)
+
+
+def retry_after_seconds(header: str | None, default: float, cap: float) -> float:
+    try:
+        value = float(header) if header is not None else default
+    except ValueError:
+        value = default
+    return max(0.0, min(value, cap))

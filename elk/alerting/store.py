@@ -1,0 +1,118 @@
+"""Elasticsearch adapters of the alerting service: the facts the rules need, and the
+incident state (one document per incident in the alerts index)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from elk.alerting.engine import Facts, Incident, RegionFacts
+from elk.alerting.rules import AlertRules
+from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.settings import Settings
+
+MAX_REGIONS = 10_000
+_SEARCH = dict(ignore_unavailable=True, allow_no_indices=True)
+
+
+def _ms(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(float(value) / 1000, timezone.utc)
+
+
+def _iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def region_facts_from_aggs(aggs: dict[str, Any]) -> dict[str, RegionFacts]:
+    """Per region: when it was last ingested, and its latest observation (by observed_at)."""
+    regions = {}
+    for bucket in aggs.get("regions", {}).get("buckets", []):
+        hits = bucket["latest"]["hits"]["hits"]
+        src = hits[0]["_source"] if hits else {}
+        regions[bucket["key"]] = RegionFacts(
+            region_id=bucket["key"],
+            region_name=src.get("region_name"),
+            last_seen=_ms(bucket["last_seen"]["value"]),
+            observed_at=_iso(src.get("observed_at")),
+            lag_seconds=src.get("lag_seconds"),
+        )
+    return regions
+
+
+class FactsReader:
+    def __init__(self, settings: Settings, es):
+        self.settings = settings
+        self.es = es
+
+    def read(self, rules: AlertRules, now: datetime) -> Facts:
+        s = self.settings
+        since = now - timedelta(hours=rules.region_silence.lookback_hours)
+        obs = self.es.search(
+            index=s.index("observations"), size=0, **_SEARCH,
+            query={"range": {"ingested_at": {"gte": since.isoformat()}}},
+            aggs={
+                "last_observation": {"max": {"field": "ingested_at"}},
+                "regions": {
+                    "terms": {"field": "region_id", "size": MAX_REGIONS},
+                    "aggs": {
+                        "last_seen": {"max": {"field": "ingested_at"}},
+                        "latest": {"top_hits": {
+                            "size": 1,
+                            "sort": [{"observed_at": "desc"}, {"ingested_at": "desc"}],
+                            "_source": ["region_name", "observed_at", "ingested_at", "lag_seconds"],
+                        }},
+                    },
+                },
+            },
+        )
+        aggs = obs.get("aggregations") or {}
+        progress = self.es.search(
+            index=s.index("logs"), size=0, **_SEARCH,
+            query={"bool": {"filter": [
+                {"term": {"event.action": STREAMING_BATCH_ACTION}},
+                {"range": {"@timestamp": {"gte": since.isoformat()}}},
+            ]}},
+            aggs={"last": {"max": {"field": "@timestamp"}}},
+        )
+        window_start = now - timedelta(seconds=rules.deadletter_spike.window_seconds)
+        dead = self.es.count(
+            index=s.index("deadletter"), **_SEARCH,
+            query={"range": {"failed_at": {"gte": window_start.isoformat()}}},
+        )
+        return Facts(
+            now=now,
+            regions=region_facts_from_aggs(aggs),
+            last_observation_at=_ms((aggs.get("last_observation") or {}).get("value")),
+            last_progress_at=_ms(((progress.get("aggregations") or {}).get("last") or {}).get("value")),
+            deadletters_in_window=int(dead["count"]),
+        )
+
+
+class IncidentStore:
+    """Incidents as documents `_id = incident_id`; writes wait for refresh so the next read sees them."""
+
+    def __init__(self, settings: Settings, es):
+        self.index = settings.index("alerts")
+        self.es = es
+
+    def save(self, incident: Incident) -> None:
+        incident.refresh_pending()
+        self.es.index(index=self.index, id=incident.incident_id,
+                      document=incident.model_dump(mode="json", exclude_none=True), refresh="wait_for")
+
+    def _search(self, query: dict) -> list[Incident]:
+        resp = self.es.search(index=self.index, query=query, size=1000, sort=[{"opened_at": "asc"}], **_SEARCH)
+        return [Incident.model_validate(hit["_source"]) for hit in resp["hits"]["hits"]]
+
+    def firing(self) -> dict[tuple[str, str], Incident]:
+        return {inc.key: inc for inc in self._search({"term": {"status": "firing"}})}
+
+    def with_pending(self) -> list[Incident]:
+        return self._search({"range": {"pending_notifications": {"gt": 0}}})
+
+    def all(self) -> list[Incident]:
+        return self._search({"match_all": {}})

@@ -1,0 +1,1 @@
+"""Kafka -> Elasticsearch shipper: the native stand-in for Logstash (see elk/logstash/)."""

@@ -1,0 +1,24 @@
+"""python -m elk.shipper: ship Kafka topics to Elasticsearch until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from elk.shipper.service import Shipper
+from meteoflow.logs import setup_logging
+from meteoflow.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    log = setup_logging("shipper", settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    Shipper(settings, stop=stop).run()
+    log.info("shipper stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Pure functions: one Kafka record -> one Elasticsearch bulk action.
+
+These are the shipper's rules for index names, document ids and document
+shapes. The Logstash pipeline (elk/logstash/pipeline/meteoflow.conf) follows the
+same rules; a test compares the two, so change both together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from meteoflow.contracts import DeadLetter, kafka_doc_id
+from meteoflow.schema import InvalidRecord, describe_errors, validate_observation
+from meteoflow.settings import Settings
+
+Kind = Literal["observations", "logs", "deadletter"]
+SHIPPER_SERVICE = "shipper"
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """What the shipper needs from a Kafka record (kafka-python's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None = None  # epoch milliseconds
+
+    @classmethod
+    def of(cls, rec) -> "KafkaRecord":
+        return cls(rec.topic, rec.partition, rec.offset, rec.key, rec.value, getattr(rec, "timestamp", None))
+
+
+def kind_by_topic(settings: Settings) -> dict[str, Kind]:
+    return {
+        settings.topic_observations: "observations",
+        settings.topic_logs: "logs",
+        settings.topic_deadletter: "deadletter",
+    }
+
+
+def index_for_topic(settings: Settings, topic: str) -> str:
+    """The index a record of `topic` goes to when it is valid."""
+    try:
+        return settings.index(kind_by_topic(settings)[topic])
+    except KeyError:
+        raise ValueError(f"topic {topic!r} is not shipped (known: {', '.join(kind_by_topic(settings))})") from None
+
+
+def document_id(topic: str, partition: int, offset: int) -> str:
+    """`_id` of every shipped document, also of a record routed to the dead-letter index."""
+    return kafka_doc_id(topic, partition, offset)
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace")
+
+
+def kafka_fields(rec: KafkaRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+    if rec.key is not None:
+        fields["key"] = _text(rec.key)
+    if rec.timestamp is not None and rec.timestamp >= 0:
+        fields["timestamp"] = iso(datetime.fromtimestamp(rec.timestamp / 1000, timezone.utc))
+    return fields
+
+
+def _parse_json_object(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        raise InvalidRecord("empty value (tombstone)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(f"not UTF-8 text: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRecord(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise InvalidRecord(f"not a JSON object: got {type(data).__name__}")
+    return data
+
+
+def observation_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
+    obs = validate_observation(rec.value if rec.value is not None else b"")
+    doc = obs.to_json_dict()
+    doc["location"] = {"lat": obs.lat, "lon": obs.lon}
+    doc["ingested_at"] = iso(now)
+    doc["lag_seconds"] = round((now - obs.observed_at).total_seconds(), 3)
+    doc["kafka"] = kafka_fields(rec)
+    return doc
+
+
+def log_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
+    doc = _parse_json_object(rec.value)
+    if "@timestamp" not in doc:
+        # A line without its own time is placed at the time Kafka received it.
+        kafka = kafka_fields(rec)
+        doc["@timestamp"] = kafka.get("timestamp", iso(now))
+    doc["ingested_at"] = iso(now)
+    doc["kafka"] = kafka_fields(rec)
+    return doc
+
+
+def deadletter_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
+    data = _parse_json_object(rec.value)
+    try:
+        letter = DeadLetter.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRecord(f"not a DeadLetter: {describe_errors(exc)}") from None
+    doc = letter.model_dump(mode="json", exclude_none=True)
+    doc["failed_at"] = iso(letter.failed_at if letter.failed_at.tzinfo else letter.failed_at.replace(tzinfo=timezone.utc))
+    doc["ingested_at"] = iso(now)
+    doc["kafka"] = kafka_fields(rec)
+    return doc
+
+
+BUILDERS = {"observations": observation_document, "logs": log_document, "deadletter": deadletter_document}
+
+
+def rejected_document(rec: KafkaRecord, reason: str, now: datetime) -> dict[str, Any]:
+    """A dead-letter document for a record the shipper could not index where it belongs."""
+    letter = DeadLetter.build(
+        rec.value,
+        reason=reason,
+        service=SHIPPER_SERVICE,
+        source_topic=rec.topic,
+        source_partition=rec.partition,
+        source_offset=rec.offset,
+        key=_text(rec.key),
+    )
+    doc = letter.model_dump(mode="json", exclude_none=True)
+    doc["failed_at"] = iso(now)
+    doc["ingested_at"] = iso(now)
+    doc["kafka"] = kafka_fields(rec)
+    return doc
+
+
+def to_action(settings: Settings, rec: KafkaRecord, now: datetime | None = None) -> dict[str, Any]:
+    """The bulk `index` action for one record: its own index, or the dead-letter index with a reason."""
+    now = now or datetime.now(timezone.utc)
+    kind = kind_by_topic(settings).get(rec.topic)
+    _id = document_id(rec.topic, rec.partition, rec.offset)
+    if kind is None:
+        return rejection_action(settings, rec, f"topic {rec.topic!r} is not shipped", now)
+    try:
+        doc = BUILDERS[kind](rec, now)
+    except InvalidRecord as exc:
+        return rejection_action(settings, rec, f"shipper: {kind} record rejected: {exc.reason}", now)
+    return {"_op_type": "index", "_index": settings.index(kind), "_id": _id, "_source": doc}
+
+
+def rejection_action(settings: Settings, rec: KafkaRecord, reason: str, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(timezone.utc)
+    return {
+        "_op_type": "index",
+        "_index": settings.index("deadletter"),
+        "_id": document_id(rec.topic, rec.partition, rec.offset),
+        "_source": rejected_document(rec, reason, now),
+    }

@@ -1,0 +1,173 @@
+"""The shipper's I/O: consume the three topics, bulk-index, commit after acknowledgement.
+
+Offsets are committed only once Elasticsearch acknowledged every document of the
+batch (indexed, or dead-lettered with the reason when Elasticsearch refused it
+for good). While Elasticsearch is unreachable the batch is retried with backoff
+and nothing is committed, so a crash at any point means re-shipping, which the
+deterministic `_id` makes harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from elk.shipper.documents import KafkaRecord, rejection_action, to_action
+from meteoflow.es import make_es_client
+from meteoflow.kafka import all_topics, make_consumer
+from meteoflow.settings import Settings
+
+log = logging.getLogger("shipper")
+
+# Elasticsearch refused the document itself: retrying cannot help, dead-letter it.
+PERMANENT_STATUSES = {400}
+
+
+@dataclass
+class Backoff:
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    current: float = field(default=0.0, init=False)
+
+    def next(self) -> float:
+        self.current = self.initial if self.current == 0 else min(self.maximum, self.current * self.factor)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+def bulk_operations(actions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for action in actions:
+        ops.append({action["_op_type"]: {"_index": action["_index"], "_id": action["_id"]}})
+        ops.append(action["_source"])
+    return ops
+
+
+def split_bulk_items(items: list[dict[str, Any]]) -> tuple[list[int], list[int], dict[int, str]]:
+    """Positions of acknowledged, retryable and permanently refused items (with the reason)."""
+    ok, retry, refused = [], [], {}
+    for pos, item in enumerate(items):
+        result = next(iter(item.values()))
+        status = result.get("status", 500)
+        if 200 <= status < 300:
+            ok.append(pos)
+        elif status in PERMANENT_STATUSES:
+            error = result.get("error") or {}
+            refused[pos] = f"elasticsearch refused the document ({status} {error.get('type', 'error')}): {error.get('reason', '')}"
+        else:
+            retry.append(pos)
+    return ok, retry, refused
+
+
+def offsets_to_commit(records: Iterable[KafkaRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
+    highest: dict[TopicPartition, int] = {}
+    for rec in records:
+        tp = TopicPartition(rec.topic, rec.partition)
+        highest[tp] = max(highest.get(tp, -1), rec.offset)
+    return {tp: OffsetAndMetadata(off + 1, "", -1) for tp, off in highest.items()}
+
+
+class Shipper:
+    def __init__(self, settings: Settings, es=None, group_id: str | None = None,
+                 sleep: Callable[[float], None] | None = None, stop: threading.Event | None = None):
+        self.settings = settings
+        self.es = es or make_es_client(settings, max_retries=0, retry_on_timeout=False, request_timeout=30)
+        self.group_id = group_id or f"{settings.es_index_prefix}-shipper"
+        self.stop = stop or threading.Event()
+        self._sleep = sleep or self.stop.wait
+        self.counts: Counter[str] = Counter()
+
+    # --- indexing ---------------------------------------------------------------------
+    def ship(self, records: list[KafkaRecord]) -> bool:
+        """Index records until Elasticsearch acknowledged all. False only if stopped first."""
+        now = datetime.now(timezone.utc)
+        pending = [(rec, to_action(self.settings, rec, now)) for rec in records]
+        backoff = Backoff()
+        while pending:
+            if self.stop.is_set():
+                return False
+            try:
+                response = self.es.bulk(operations=bulk_operations(a for _, a in pending))
+            except (TransportError, ApiError) as exc:
+                wait = backoff.next()
+                log.warning("elasticsearch unavailable (%s); retrying %d documents in %.1f s",
+                            type(exc).__name__, len(pending), wait)
+                self._sleep(wait)
+                continue
+            ok, retry, refused = split_bulk_items(response["items"])
+            for pos in ok:
+                self.counts[pending[pos][1]["_index"]] += 1
+            still = [pending[pos] for pos in retry]
+            for pos, reason in refused.items():
+                rec, action = pending[pos]
+                if action["_index"] == self.settings.index("deadletter") and action["_source"].get("service") == "shipper":
+                    # Even the dead-letter form was refused: say so loudly rather than loop forever.
+                    log.error("could not index record %s even as a dead letter: %s", action["_id"], reason,
+                              extra={"fields": {"meteoflow.shipper": {"id": action["_id"], "reason": reason}}})
+                    self.counts["lost_loudly"] += 1
+                    continue
+                self.counts["refused"] += 1
+                still.append((rec, rejection_action(self.settings, rec, reason, now)))
+            pending = still
+            if retry:
+                wait = backoff.next()
+                log.warning("%d documents not acknowledged; retrying in %.1f s", len(retry), wait)
+                self._sleep(wait)
+        return True
+
+    # --- consuming --------------------------------------------------------------------
+    def make_consumer(self):
+        return make_consumer(
+            self.settings, self.group_id, *all_topics(self.settings),
+            max_poll_records=self.settings.shipper_batch_size,
+            client_id=f"{self.group_id}-consumer",
+        )
+
+    def run(self, consumer=None, report_every: float = 60.0) -> None:
+        consumer = consumer or self.make_consumer()
+        log.info("shipping %s to %s as group %s", ", ".join(all_topics(self.settings)),
+                 self.settings.es_url, self.group_id)
+        last_report = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                try:
+                    polled = consumer.poll(timeout_ms=500, max_records=self.settings.shipper_batch_size)
+                except KafkaError as exc:
+                    log.warning("kafka poll failed (%s); retrying", exc)
+                    self.stop.wait(1.0)
+                    continue
+                records = [KafkaRecord.of(r) for batch in polled.values() for r in batch]
+                if records:
+                    if not self.ship(records):
+                        break  # stopped before acknowledgement: not committed, re-shipped next time
+                    try:
+                        consumer.commit(offsets_to_commit(records))
+                    except (CommitFailedError, KafkaError) as exc:
+                        # The group moved on (e.g. a long outage): these records come back and
+                        # overwrite themselves, since their _id is deterministic.
+                        log.warning("offset commit failed (%s); records will be re-shipped", type(exc).__name__)
+                if time.monotonic() - last_report >= report_every:
+                    self._report()
+                    last_report = time.monotonic()
+        finally:
+            self._report()
+            consumer.close()
+
+    def _report(self) -> None:
+        if self.counts:
+            log.info("shipped %s", dict(self.counts),
+                     extra={"fields": {"event.action": "shipper-report", "meteoflow.shipper": dict(self.counts)}})
+            self.counts.clear()
