@@ -1,0 +1,1 @@
+"""Forecasting API: FastAPI around Prophet (single and batch forecasts, cached, validated)."""

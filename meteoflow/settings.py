@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     forecast_max_body_bytes: int = Field(5_000_000, ge=1024)
     forecast_timeout_seconds: float = Field(60.0, gt=0)
     forecast_workers: int = Field(0, ge=0, description="Parallel fits in a batch (0: one per core)")
+    forecast_interval_width: float = Field(
+        0.95, gt=0, lt=1,
+        description="Prophet's nominal band width; its iid-noise bands undercover autocorrelated hourly "
+        "temperatures, so the default is wide (measured ~85% empirical coverage at 24 h)",
+    )
+    forecast_seed: int = Field(0, ge=0, description="Seed of the band's Monte Carlo draws (same input, same band)")
 
     # --- producer -------------------------------------------------------------
     producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(

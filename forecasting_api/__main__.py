@@ -1,0 +1,22 @@
+"""`python -m forecasting_api`: serve the forecasting API on settings.bind_host:forecast_api_port."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from forecasting_api.app import create_app
+from meteoflow.logs import setup_logging
+from meteoflow.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings()
+    setup_logging("forecasting_api", settings)
+    app = create_app(settings)
+    # log_config=None: uvicorn's records go through the ECS JSON handlers set up above.
+    uvicorn.run(app, host=settings.bind_host, port=settings.forecast_api_port, log_config=None,
+                timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()

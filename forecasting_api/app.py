@@ -1,0 +1,255 @@
+"""The forecasting API: FastAPI around Prophet. Build it with `create_app(settings)`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from forecasting_api.engine import ForecastFailed, Forecaster, Outcome
+from forecasting_api.validation import SeriesError, clean_series, describe_errors
+from meteoflow.contracts import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    ItemError,
+    ModelFacts,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+)
+from meteoflow.settings import Settings
+
+log = logging.getLogger("forecasting_api")
+
+FORECAST_ACTION = "forecast"
+FORECAST_BATCH_ACTION = "forecast-batch"
+
+try:
+    VERSION = version("meteoflow")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    VERSION = "0.0.0"
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body of this API: what was wrong and where."""
+
+    detail: list[ItemError]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    workers: int
+    fits: int
+    coalesced: int
+    failures: int
+    in_flight: int
+    cache: dict[str, int]
+
+
+def error_response(status: int, field: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=status)
+
+
+class BodyLimit:
+    """Rejects bodies over `max_bytes` with 413, by Content-Length and by the bytes actually sent
+    (a chunked or lying client cannot get past it). Bodies are buffered, at most `max_bytes`."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: str) -> JSONResponse:
+        return error_response(
+            413, "body", f"the request body is {size} bytes; the limit is {self.max_bytes} (forecast_max_body_bytes)"
+        )
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(declared.decode())(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # client went away
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self._too_large(f"more than {self.max_bytes}")(scope, receive, send)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def _response(outcome: Outcome, region_id: str | None, duplicates_merged: int) -> PredictResponse:
+    result = outcome.result
+    return PredictResponse(
+        region_id=region_id,
+        predictions=[
+            Prediction(
+                timestamp=datetime.fromtimestamp(epoch, timezone.utc),
+                temperature=round(yhat, 3),
+                lower=round(lower, 3),
+                upper=round(upper, 3),
+            )
+            for epoch, yhat, lower, upper in result["predictions"]
+        ],
+        model=ModelFacts(
+            points_used=result["points_used"],
+            duplicates_merged=duplicates_merged,
+            fit_seconds=result["fit_seconds"],
+            seasonalities=result["seasonalities"],
+            cached=outcome.cached,
+        ),
+    )
+
+
+def _log_forecast(request: PredictRequest, response: PredictResponse, started: float) -> None:
+    log.info(
+        "forecast served",
+        extra={"fields": {
+            "event.action": FORECAST_ACTION,
+            "event.duration": int((time.perf_counter() - started) * 1e9),
+            "meteoflow.forecast": {
+                "region_id": request.region_id,
+                "points_used": response.model.points_used,
+                "duplicates_merged": response.model.duplicates_merged,
+                "horizon_hours": request.horizon_hours,
+                "cached": response.model.cached,
+                "fit_seconds": response.model.fit_seconds,
+            },
+        }},
+    )
+
+
+async def _forecast_item(forecaster: Forecaster, index: int, raw: dict[str, Any], min_points: int) -> BatchItem:
+    """One batch entry, validated and forecast on its own: its failure is its own error."""
+    prefix = f"series[{index}]"
+    region = raw.get("region_id") if isinstance(raw.get("region_id"), str) else None
+    region = region[:64] if region else None
+    try:
+        request = PredictRequest.model_validate(raw)
+        series = clean_series(request.data, min_points)
+        started = time.perf_counter()
+        outcome = await forecaster.forecast(series, request.horizon_hours)
+    except ValidationError as exc:
+        errors = describe_errors(exc.errors(), prefix=prefix)
+        first = errors[0]
+        if len(errors) > 1:
+            first = ItemError(field=first.field, message=f"{first.message} (and {len(errors) - 1} more errors)")
+        return BatchItem(index=index, region_id=region, status="error", error=first)
+    except SeriesError as exc:
+        return BatchItem(index=index, region_id=region, status="error", error=exc.as_item_error(prefix + "."))
+    except ForecastFailed as exc:
+        return BatchItem(index=index, region_id=region, status="error",
+                         error=ItemError(field=f"{prefix}.{exc.field}", message=exc.message))
+    except Exception as exc:  # noqa: BLE001 - one item must never fail the batch
+        log.exception("batch item %d failed unexpectedly", index)
+        return BatchItem(index=index, region_id=region, status="error",
+                         error=ItemError(field=prefix, message=f"internal error: {type(exc).__name__}"))
+    response = _response(outcome, request.region_id, series.duplicates_merged)
+    _log_forecast(request, response, started)
+    return BatchItem(index=index, region_id=request.region_id, status="ok", forecast=response)
+
+
+ERRORS = {
+    413: {"model": ErrorResponse, "description": "Body larger than forecast_max_body_bytes"},
+    422: {"model": ErrorResponse, "description": "Invalid input; each entry names the field"},
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    forecaster = Forecaster(settings)
+    min_points = settings.forecast_min_points
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await forecaster.warm_up()
+            log.info("forecasting API ready", extra={"fields": {"meteoflow.forecast": {"workers": forecaster.workers}}})
+            yield
+        finally:
+            forecaster.close()
+
+    app = FastAPI(
+        title="Meteoflow forecasting API",
+        version=VERSION,
+        description="Prophet forecasts of hourly temperature per region, with an uncertainty band.",
+        lifespan=lifespan,
+    )
+    app.state.forecaster = forecaster
+    app.add_middleware(BodyLimit, max_bytes=settings.forecast_max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [e.model_dump() for e in describe_errors(exc.errors())]
+        return JSONResponse({"detail": details}, status_code=422)
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={**ERRORS, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+        summary="Forecast one series",
+    )
+    async def predict(body: PredictRequest):
+        started = time.perf_counter()
+        try:
+            series = clean_series(body.data, min_points)
+            outcome = await forecaster.forecast(series, body.horizon_hours)
+        except SeriesError as exc:
+            return error_response(422, exc.field, exc.message)
+        except ForecastFailed as exc:
+            return error_response(exc.status, exc.field, exc.message)
+        response = _response(outcome, body.region_id, series.duplicates_merged)
+        _log_forecast(body, response, started)
+        return response
+
+    @app.post("/predict/batch", response_model=BatchResponse, responses=ERRORS, summary="Forecast many series")
+    async def predict_batch(body: BatchRequest):
+        started = time.perf_counter()
+        items = await asyncio.gather(
+            *(_forecast_item(forecaster, index, raw, min_points) for index, raw in enumerate(body.series))
+        )
+        ok = sum(item.status == "ok" for item in items)
+        log.info(
+            "batch served: %d ok, %d errors", ok, len(items) - ok,
+            extra={"fields": {
+                "event.action": FORECAST_BATCH_ACTION,
+                "event.duration": int((time.perf_counter() - started) * 1e9),
+                "meteoflow.forecast_batch": {"series": len(items), "ok": ok, "errors": len(items) - ok},
+            }},
+        )
+        return BatchResponse(results=list(items))
+
+    @app.get("/health", response_model=Health, summary="Liveness, version and cache figures")
+    async def health():
+        return Health(status="ok", version=VERSION, **forecaster.stats())
+
+    return app
+
+
+__all__ = ["create_app", "ErrorResponse", "BodyLimit"]

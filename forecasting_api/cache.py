@@ -1,0 +1,70 @@
+"""A bounded, thread-safe LRU of finished forecasts, keyed by the exact model input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Hashable
+
+from forecasting_api.model import ModelConfig
+from forecasting_api.validation import CleanSeries
+
+
+def cache_key(series: CleanSeries, horizon_hours: int, config: ModelConfig) -> str:
+    """Hash of the normalized series, the horizon and every model setting.
+
+    Region id and coordinates are not part of it: they do not change the fit, so two
+    requests with the same numbers share one model run. Floats are hashed by repr, which
+    round-trips exactly, so 20.1 and 20.100000000000001 are different inputs.
+    """
+    material = json.dumps(
+        [list(series.epoch_seconds), [repr(v) for v in series.values], horizon_hours, config.key()],
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class LruCache:
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+                self.evictions += 1
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "size": len(self._items),
+                "capacity": self.capacity,
+                "hits": self.hits,
+                "misses": self.misses,
+                "evictions": self.evictions,
+            }
