@@ -1,0 +1,157 @@
+// Types of the serving API's JSON bodies (webapp/app.py) and the one fetch helper.
+
+export type Freshness = "fresh" | "late" | "silent";
+
+export interface Thresholds {
+  late_after_seconds: number;
+  silent_after_seconds: number;
+}
+
+export interface Observation {
+  region_id: string;
+  region_name: string;
+  observed_at: string;
+  temp: number;
+  feels_like: number | null;
+  humidity: number;
+  pressure: number;
+  wind_speed: number;
+  wind_deg: number | null;
+  weather_main: string | null;
+  weather_description: string | null;
+  weather_icon: string | null;
+  timezone_offset: number | null;
+  source: string;
+}
+
+export interface RegionSummary {
+  region_id: string;
+  region_name: string;
+  latest: Observation | null;
+  last_seen: string | null;
+  last_seen_basis: string;
+  age_seconds: number | null;
+  lag_seconds: number | null;
+  freshness: Freshness;
+}
+
+export interface RegionsResponse {
+  generated_at: string;
+  thresholds: Thresholds;
+  regions: RegionSummary[];
+  errors: Record<string, string>;
+}
+
+export interface HourlyStat {
+  hour: string;
+  temp_min: number | null;
+  temp_max: number | null;
+  temp_mean: number | null;
+  count: number | null;
+}
+
+export interface ForecastPoint {
+  target_time: string;
+  yhat: number;
+  yhat_lower: number | null;
+  yhat_upper: number | null;
+}
+
+export interface RegionResponse {
+  generated_at: string;
+  hours: number;
+  window: { start: string; end: string };
+  region: RegionSummary;
+  observations: Observation[];
+  hourly: HourlyStat[];
+  forecast: { model_run_at: string | null; points: ForecastPoint[] } | null;
+  errors: Record<string, string>;
+}
+
+export interface StatusRegion extends RegionSummary {
+  arrivals_last_hour: number;
+  arrivals_per_bucket: number[];
+}
+
+export interface StreamingBatch {
+  at: string | null;
+  batch_id: number | null;
+  input_rows: number | null;
+  rows_per_second: number | null;
+  input_rows_per_second: number | null;
+  duration_ms: number | null;
+  durations_ms: Record<string, number>;
+}
+
+export interface Alert {
+  id: string | null;
+  rule: string | null;
+  region_id: string | null;
+  state: string | null;
+  severity: string | null;
+  started_at: string | null;
+  resolved_at: string | null;
+  message: string | null;
+}
+
+export interface StatusResponse {
+  generated_at: string;
+  thresholds: Thresholds;
+  summary: {
+    regions: number;
+    fresh: number;
+    late: number;
+    silent: number;
+    arrivals_last_hour: number;
+    active_alerts: number;
+    deadletters_total: number;
+  };
+  regions: StatusRegion[];
+  arrival_bucket: string;
+  streaming: { batches: StreamingBatch[] };
+  alerts: { active: Alert[]; recent: Alert[] };
+  deadletters: {
+    total: number;
+    last_hour: number;
+    by_service: Record<string, number>;
+    latest: { failed_at: string | null; service: string | null; reason: string | null; key: string | null }[];
+  };
+  errors: Record<string, string>;
+}
+
+export interface ConfigResponse {
+  refresh_seconds: number;
+  thresholds: Thresholds;
+  source: string;
+  expected_interval_seconds: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+  } catch (err) {
+    if ((err as Error).name === "AbortError") throw err;
+    throw new ApiError("The web app's API cannot be reached", 0);
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      const body = await response.json();
+      if (typeof body.detail === "string") detail = body.detail;
+    } catch {
+      /* not JSON: keep the status text */
+    }
+    throw new ApiError(`${response.status}: ${detail}`, response.status);
+  }
+  return (await response.json()) as T;
+}
