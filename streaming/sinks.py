@@ -80,17 +80,20 @@ class DeadLetterSink:
     """Publishes rejected records; waits for every ack and raises if one fails, so the batch
     is retried rather than losing a record."""
 
-    def __init__(self, settings: Settings, log: logging.Logger, producer=None):
+    def __init__(self, settings: Settings, log: logging.Logger, producer=None,
+                 timeout: float = DEADLETTER_SEND_TIMEOUT_SECONDS):
         self.settings = settings
         self.log = log
         self._producer = producer
+        self.timeout = timeout
 
     @property
     def producer(self):
         if self._producer is None:
             from meteoflow.kafka import make_producer
 
-            self._producer = make_producer(self.settings, client_id="streaming-deadletter")
+            self._producer = make_producer(self.settings, client_id="streaming-deadletter",
+                                           max_block_ms=int(self.timeout * 1000))
         return self._producer
 
     def write(self, dead_letters: Iterable[DeadLetter]) -> int:
@@ -102,9 +105,9 @@ class DeadLetterSink:
                                key=dl.key.encode() if dl.key is not None else None, value=dl.to_message())
             for dl in dead_letters
         ]
-        self.producer.flush(timeout=DEADLETTER_SEND_TIMEOUT_SECONDS)
+        self.producer.flush(timeout=self.timeout)
         for future in futures:
-            future.get(timeout=DEADLETTER_SEND_TIMEOUT_SECONDS)  # raises KafkaError if not acknowledged
+            future.get(timeout=self.timeout)  # raises KafkaError if not acknowledged
         for dl in dead_letters:
             self.log.warning(
                 "dead-lettered %s[%s]@%s: %s", dl.source_topic, dl.source_partition, dl.source_offset, dl.reason,

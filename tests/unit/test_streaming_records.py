@@ -6,7 +6,7 @@ from streaming.records import (
     KafkaRecord, hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
     touched_hours,
 )
-from tests.fakes import simulated_observations
+from tests.fakes.observations import simulated_observations
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 

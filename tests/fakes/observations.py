@@ -1,0 +1,31 @@
+"""Simulator-like observations for the streaming tests (until the producer's simulator can be reused)."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+
+from meteoflow.schema import Observation
+
+REGIONS = [("dakar", "Dakar", 14.69, -17.44), ("thies", "Thies", 14.79, -16.93),
+           ("saint-louis", "Saint-Louis", 16.02, -16.49), ("kaolack", "Kaolack", 14.15, -16.07)]
+
+
+def simulated_observations(regions: int = 3, hours: int = 30, per_hour: int = 2, end: datetime | None = None,
+                           seed: int = 7) -> list[Observation]:
+    """Valid observations with a daily temperature cycle: `per_hour` per region and hour,
+    over the `hours` before `end` (default: the current hour)."""
+    rng = random.Random(seed)
+    end = end or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=hours)
+    out = []
+    for step in range(hours * per_hour):
+        when = start + timedelta(minutes=step * 60 // per_hour)
+        for region_id, name, lat, lon in REGIONS[:regions]:
+            temp = 26 + 5 * math.sin((when.hour - 9) / 24 * 2 * math.pi) + rng.uniform(-1, 1)
+            out.append(Observation(
+                region_id=region_id, region_name=name, lat=lat, lon=lon, observed_at=when, temp=round(temp, 2),
+                humidity=rng.uniform(40, 90), pressure=rng.uniform(1005, 1015), wind_speed=rng.uniform(0, 8),
+                source="simulator", batch_id=f"run-{step}", produced_at=when + timedelta(seconds=1)))
+    return out

@@ -1,0 +1,127 @@
+"""The streaming sinks against the real FerretDB and Kafka, without Spark (fast)."""
+
+import json
+import logging
+import statistics
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from meteoflow.contracts import FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, doc_id
+from kafka.errors import KafkaError
+
+from meteoflow.kafka import make_consumer, make_producer
+from meteoflow.mongo import database, make_mongo_client
+from streaming.forecasts import ForecastRefresher
+from streaming.records import latest_per_region
+from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
+from tests.fakes.observations import simulated_observations
+from tests.fakes.forecast_server import FakeForecastServer
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(timezone.utc)
+log = logging.getLogger("test-streaming")
+
+
+@pytest.fixture
+def db(isolated):
+    client = make_mongo_client(isolated)
+    db = database(isolated, client)
+    ensure_indexes(db)
+    ensure_indexes(db)  # idempotent
+    yield db
+    client.drop_database(isolated.mongo_db)
+    client.close()
+
+
+def expected_stats(observations):
+    by_key = {}
+    for obs in {(o.region_id, o.observed_at): o for o in observations}.values():
+        by_key.setdefault((obs.region_id, obs.observed_at.replace(minute=0, second=0, microsecond=0)), []).append(obs.temp)
+    return {doc_id(r, h): (min(t), max(t), pytest.approx(statistics.fmean(t)), len(t)) for (r, h), t in by_key.items()}
+
+
+def stored_stats(db):
+    return {d["_id"]: (d["temp_min"], d["temp_max"], d["temp_mean"], d["count"]) for d in db[HOURLY_STATS].find()}
+
+
+def test_observations_and_stats_are_idempotent_and_unique(db):
+    obs = simulated_observations(regions=3, hours=5, per_hour=4)
+    sink, stats = ObservationSink(db), HourlyStatsSink(db)
+    for _ in range(2):  # a replay rewrites the same documents
+        assert sink.write(obs, NOW) == len(obs)
+        assert stats.write(obs, NOW) == 15
+    assert db[OBSERVATIONS].count_documents({}) == len(obs)
+    assert stored_stats(db) == expected_stats(obs)
+    doc = db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)})
+    assert doc["observed_at"] == obs[0].observed_at and isinstance(doc["stored_at"], datetime)
+    with pytest.raises(DuplicateKeyError):  # the unique index guards (region, observed_at) too
+        db[OBSERVATIONS].insert_one({"_id": "other", "region_id": obs[0].region_id, "observed_at": obs[0].observed_at})
+
+
+def test_stats_of_a_partial_batch_cover_everything_stored_for_that_hour(db):
+    obs = simulated_observations(regions=1, hours=2, per_hour=4)
+    ObservationSink(db).write(obs[:5], NOW)
+    HourlyStatsSink(db).write(obs[:5], NOW)
+    ObservationSink(db).write(obs[5:], NOW)  # the second half of hour 2 arrives later
+    HourlyStatsSink(db).write(obs[5:], NOW)
+    assert stored_stats(db) == expected_stats(obs)
+
+
+def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
+    obs = simulated_observations(regions=3, hours=30, per_hour=1)
+    short = simulated_observations(regions=4, hours=3, per_hour=1)[3::4]  # kaolack: 3 hours only
+    ObservationSink(db).write(obs + short, NOW)
+    with FakeForecastServer() as api:
+        settings = isolated.model_copy(update={"forecast_api_url_override": api.url, "forecast_horizon_hours": 6})
+        refresher = ForecastRefresher(db, settings)
+        refresher.mark(latest_per_region(obs + short))
+        api.set_mode("fail")
+        outcome = refresher.refresh()
+        assert sorted(outcome.failed) == ["dakar", "saint-louis", "thies"] and "HTTP 500" in outcome.failed["dakar"]
+        assert list(outcome.skipped) == ["kaolack"]
+        assert db[FORECASTS].count_documents({}) == 0
+        state = {s["_id"]: s for s in db[FORECAST_STATE].find()}
+        assert state["dakar"]["needs_forecast"] is True and state["dakar"]["status"] == "failed"
+        assert state["kaolack"]["needs_forecast"] is False and "only 3 hourly points" in state["kaolack"]["reason"]
+
+        api.set_mode("ok")
+        outcome = refresher.refresh()  # what the timer does: no new input needed
+        assert sorted(outcome.ok) == ["dakar", "saint-louis", "thies"] and not outcome.skipped
+        assert len(api.requests) == 2  # one call per refresh, all regions together
+    last = max(o.observed_at for o in obs)
+    forecasts = list(db[FORECASTS].find())
+    assert len(forecasts) == 3 * 6
+    for f in forecasts:
+        assert set(f) == {"_id", "region_id", "target_time", "yhat", "yhat_lower", "yhat_upper", "model_run_at",
+                          "horizon_hours"}
+        assert f["target_time"] > last and f["yhat_lower"] <= f["yhat"] <= f["yhat_upper"]
+    assert db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 0
+    assert refresher.refresh().attempted is False  # nothing left to do
+
+
+def test_dead_letters_reach_the_topic(isolated):
+    sink = DeadLetterSink(isolated, log)
+    dl = DeadLetter.build(b"{oops", "not JSON: Expecting property name", "streaming", source_topic="t",
+                          source_partition=0, source_offset=7, key="dakar")
+    try:
+        assert sink.write([dl]) == 1
+    finally:
+        sink.close()
+    consumer = make_consumer(isolated, None, isolated.topic_deadletter, consumer_timeout_ms=5000)
+    values = [json.loads(m.value) for _, m in zip(range(1), consumer)]
+    consumer.close()
+    assert [(v["payload"], v["reason"], v["source_offset"], v["key"]) for v in values] == [
+        ("{oops", "not JSON: Expecting property name", 7, "dakar")]
+
+
+def test_a_dead_letter_that_cannot_be_written_raises(isolated):
+    # The real client refusing the record (too large for this producer) stands for any failed send.
+    producer = make_producer(isolated, "test-deadletter", max_request_size=64)
+    dl = DeadLetter.build(b"x" * 200, "not JSON", "streaming")
+    try:
+        with pytest.raises(KafkaError):
+            DeadLetterSink(isolated, log, producer=producer, timeout=5).write([dl])
+    finally:
+        producer.close(timeout=5)
