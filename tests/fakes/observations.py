@@ -29,3 +29,25 @@ def simulated_observations(regions: int = 3, hours: int = 30, per_hour: int = 2,
                 humidity=rng.uniform(40, 90), pressure=rng.uniform(1005, 1015), wind_speed=rng.uniform(0, 8),
                 source="simulator", batch_id=f"run-{step}", produced_at=when + timedelta(seconds=1)))
     return out
+
+
+def recompute_hourly_stats(observations: list[Observation]) -> dict[str, tuple]:
+    """The hourly stats the job must store, recomputed independently from the raw records:
+    {doc id: (min, max, mean, count)}; a record sent twice counts once."""
+    import statistics
+
+    import pytest
+
+    from meteoflow.contracts import doc_id
+
+    by_key: dict[tuple, list[float]] = {}
+    for obs in {(o.region_id, o.observed_at): o for o in observations}.values():
+        hour = obs.observed_at.replace(minute=0, second=0, microsecond=0)
+        by_key.setdefault((obs.region_id, hour), []).append(obs.temp)
+    return {doc_id(r, h): (min(t), max(t), pytest.approx(statistics.fmean(t)), len(t)) for (r, h), t in by_key.items()}
+
+
+def stored_hourly_stats(db) -> dict[str, tuple]:
+    from meteoflow.contracts import HOURLY_STATS
+
+    return {d["_id"]: (d["temp_min"], d["temp_max"], d["temp_mean"], d["count"]) for d in db[HOURLY_STATS].find()}

@@ -1,0 +1,180 @@
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from elk.alerting.engine import Facts, Incident, RegionFacts, conditions, plan
+from elk.alerting.rules import AlertRules, RulesError, load_rules, parse_rules
+from elk.alerting.store import region_facts_from_aggs
+from meteoflow.freshness import Thresholds, load_silence_rule, thresholds
+from meteoflow.settings import REPO_ROOT, load_settings
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+SILENCE = Thresholds(late_after_seconds=60, silent_after_seconds=120)
+INTERVAL = 30.0
+
+
+def rules(**sections) -> AlertRules:
+    base = {"streaming_stalled": {"enabled": False}, "deadletter_spike": {"enabled": False},
+            "defaults": {"reminder_after_seconds": 600}}
+    base.update(sections)
+    return parse_rules(base)
+
+
+def facts(now, **regions_last_seen) -> Facts:
+    return Facts(now=now, regions={r: RegionFacts(r, r.title(), seen, seen, 5.0) for r, seen in regions_last_seen.items()},
+                 last_observation_at=max(regions_last_seen.values(), default=None))
+
+
+def step(r: AlertRules, f: Facts, open_: dict) -> tuple[list[Incident], dict]:
+    """One evaluation, then the store round trip (JSON), as the service does it."""
+    changed = plan(f.now, conditions(r, f, INTERVAL, SILENCE, open_), open_, r)
+    store = {k: v for k, v in open_.items()}
+    for inc in changed:
+        again = Incident.model_validate_json(inc.model_dump_json())
+        if again.status == "firing":
+            store[again.key] = again
+        else:
+            store.pop(again.key, None)
+    return changed, store
+
+
+# --- rules file --------------------------------------------------------------------------
+def test_the_shipped_rules_file_loads_and_feeds_freshness():
+    loaded = load_rules(REPO_ROOT / "elk" / "alert_rules.yaml")
+    settings = load_settings(producer_source="simulator", simulator_interval_seconds=30)
+    limits = thresholds(settings)
+    assert limits.silent_after_seconds == loaded.region_silence.silent_after_intervals * 30
+    assert load_silence_rule(settings.alert_rules_file).silent_after_intervals == loaded.region_silence.silent_after_intervals
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"arrival_lag": {"threshold_seconds": -5}}, "rule 'arrival_lag', field 'threshold_seconds'"),
+    ({"region_silence": {"silent_after_intervals": "often"}}, "rule 'region_silence', field 'silent_after_intervals'"),
+    ({"region_silence": {"silence_after": 3}}, "rule 'region_silence', field 'silence_after': unknown field"),
+    ({"deadletter_spike": {"severity": "loud"}}, "rule 'deadletter_spike', field 'severity'"),
+    ({"disk_full": {}}, "unknown rule(s) 'disk_full'"),
+    ({"arrival_lag": [1, 2]}, "rule 'arrival_lag': expected a mapping"),
+])
+def test_bad_rules_are_refused_naming_rule_and_field(data, expected):
+    with pytest.raises(RulesError) as err:
+        parse_rules(data, "rules.yaml")
+    assert expected in str(err.value) and str(err.value).startswith("rules.yaml")
+
+
+def test_rules_file_errors_name_the_file(tmp_path: Path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("arrival_lag: {threshold_seconds: [}")
+    with pytest.raises(RulesError, match="not valid YAML"):
+        load_rules(bad)
+    with pytest.raises(RulesError, match="not found"):
+        load_rules(tmp_path / "missing.yaml")
+    bad.write_text(yaml.safe_dump({"streaming_stalled": {"min_stalled_seconds": -1}}))
+    with pytest.raises(RulesError, match=r"r\.yaml: rule 'streaming_stalled', field 'min_stalled_seconds'"):
+        load_rules(bad)
+
+
+# --- region silence: one alert, reminders, one recovery -------------------------------------
+def test_silence_opens_one_incident_then_reminds_then_recovers():
+    r = rules(arrival_lag={"enabled": False})
+    seen = T0
+    changed, store = step(r, facts(T0 + timedelta(seconds=100), dakar=seen, thies=seen), {})
+    assert changed == []  # 100 s < 120 s: not silent yet
+
+    now = T0 + timedelta(seconds=121)
+    changed, store = step(r, facts(now, dakar=seen, thies=now), store)
+    [inc] = changed
+    assert (inc.rule, inc.subject, inc.status) == ("region_silence", "dakar", "firing")
+    assert inc.incident_id == "region_silence|dakar|20261126T120201.000000Z"
+    assert [(n.kind, n.status, n.delivery_id) for n in inc.notifications] == [
+        ("alert", "pending", inc.incident_id + "|alert")]
+    assert inc.last_seen == seen and inc.pending_notifications == 1
+
+    # Later evaluations of the same silence (also by a restarted service reading the store): no new message.
+    for later in (150, 300, 700):
+        now = T0 + timedelta(seconds=later)
+        changed, store = step(r, facts(now, dakar=seen, thies=now), store)
+        assert [n.kind for n in changed[0].notifications] == ["alert"]
+    # Reminder once reminder_after_seconds (600) passed since the alert.
+    now = T0 + timedelta(seconds=121 + 600)
+    changed, store = step(r, facts(now, dakar=seen, thies=now), store)
+    assert [n.delivery_id.rsplit("|", 1)[1] for n in changed[0].notifications] == ["alert", "reminder-1"]
+    # Data again: one recovery.
+    now = T0 + timedelta(seconds=800)
+    changed, store = step(r, facts(now, dakar=now, thies=now), store)
+    [inc] = changed
+    assert inc.status == "resolved" and inc.resolved_at == now
+    assert [n.kind for n in inc.notifications] == ["alert", "reminder", "recovery"]
+    changed, store = step(r, facts(now + timedelta(seconds=1), dakar=now, thies=now), store)
+    assert changed == [] and store == {}
+
+
+def test_a_region_silent_longer_than_the_lookback_stays_alerted():
+    r = rules(arrival_lag={"enabled": False})
+    now = T0 + timedelta(seconds=200)
+    _, store = step(r, facts(now, dakar=T0), {})
+    # The region fell out of the lookback window: facts no longer list it.
+    changed, store = step(r, facts(now + timedelta(days=3), thies=now + timedelta(days=3)), store)
+    assert changed[0].status == "firing" and changed[0].subject == "dakar"
+    assert [n.kind for n in changed[0].notifications] == ["alert", "reminder"]
+
+
+def test_no_reminders_when_disabled():
+    r = rules(arrival_lag={"enabled": False}, defaults={"reminder_after_seconds": 0})
+    _, store = step(r, facts(T0 + timedelta(seconds=200), dakar=T0), {})
+    changed, _ = step(r, facts(T0 + timedelta(days=1), dakar=T0), store)
+    assert [n.kind for n in changed[0].notifications] == ["alert"]
+
+
+# --- arrival lag (latest observation only) ------------------------------------------------
+def test_region_facts_take_the_latest_observation_not_the_backfill():
+    aggs = {"regions": {"buckets": [{
+        "key": "dakar", "last_seen": {"value": T0.timestamp() * 1000},
+        "latest": {"hits": {"hits": [{"_source": {"region_name": "Dakar", "observed_at": "2026-11-26T11:59:00Z",
+                                                    "lag_seconds": 60.0}}]}},
+    }]}}
+    [region] = region_facts_from_aggs(aggs).values()
+    assert region.lag_seconds == 60.0 and region.last_seen == T0 and region.region_name == "Dakar"
+
+
+def test_arrival_lag_fires_above_threshold_and_clears():
+    r = rules(region_silence={"enabled": False}, arrival_lag={"threshold_seconds": 600})
+    late = Facts(now=T0, regions={"dakar": RegionFacts("dakar", "Dakar", T0, T0 - timedelta(hours=1), 3600.0),
+                                  "thies": RegionFacts("thies", "Thies", T0, T0, 10.0)})
+    found = conditions(r, late, INTERVAL, SILENCE)
+    assert list(found) == [("arrival_lag", "dakar")]
+    assert found[("arrival_lag", "dakar")].lag_seconds == 3600.0 and "60 min" in found[("arrival_lag", "dakar")].summary
+
+
+# --- streaming stalled, dead-letter spike ------------------------------------------------------
+def test_streaming_stalled_only_while_observations_keep_arriving():
+    r = rules(region_silence={"enabled": False}, arrival_lag={"enabled": False},
+              streaming_stalled={"stalled_after_intervals": 3, "min_stalled_seconds": 60})
+    limit = 90  # 3 x 30 s
+    now = T0
+    fresh = now - timedelta(seconds=5)
+    assert conditions(r, Facts(now, last_observation_at=fresh, last_progress_at=now - timedelta(seconds=limit - 1)),
+                      INTERVAL, SILENCE) == {}
+    stalled = conditions(r, Facts(now, last_observation_at=fresh, last_progress_at=now - timedelta(seconds=limit + 1)),
+                         INTERVAL, SILENCE)
+    assert list(stalled) == [("streaming_stalled", "streaming")]
+    assert list(conditions(r, Facts(now, last_observation_at=fresh), INTERVAL, SILENCE)) == [("streaming_stalled", "streaming")]
+    # Nothing arriving at all is the silence rule's business, not this one's.
+    assert conditions(r, Facts(now, last_observation_at=now - timedelta(hours=1)), INTERVAL, SILENCE) == {}
+
+
+def test_deadletter_spike_above_max_count():
+    r = rules(region_silence={"enabled": False}, arrival_lag={"enabled": False},
+              deadletter_spike={"max_count": 3, "window_seconds": 60})
+    assert conditions(r, Facts(T0, deadletters_in_window=3), INTERVAL, SILENCE) == {}
+    found = conditions(r, Facts(T0, deadletters_in_window=4), INTERVAL, SILENCE)
+    assert found[("deadletter_spike", "deadletter")].value == 4
+
+
+def test_disabled_rule_keeps_its_incidents_open():
+    r = rules(arrival_lag={"enabled": False})
+    _, store = step(r, facts(T0 + timedelta(seconds=200), dakar=T0), {})
+    off = rules(arrival_lag={"enabled": False}, region_silence={"enabled": False})
+    changed, store = step(off, facts(T0 + timedelta(seconds=300), dakar=T0 + timedelta(seconds=299)), store)
+    assert changed == [] and list(store) == [("region_silence", "dakar")]

@@ -1,0 +1,89 @@
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import SecretStr
+
+from elk.alerting.engine import Incident
+from elk.alerting.slack import SlackSender, message, retry_after_seconds
+from tests.fakes.slack_server import SlackServer
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def incident(**changes) -> Incident:
+    inc = Incident(incident_id="region_silence|dakar|x", rule="region_silence", subject="dakar", severity="critical",
+                   summary="No observation from Dakar for 5 min", hint="Look at the producer logs.",
+                   region_id="dakar", region_name="Dakar", opened_at=T0, updated_at=T0,
+                   last_seen=datetime(2026, 11, 26, 11, 55, tzinfo=timezone.utc), lag_seconds=42.0)
+    for k, v in changes.items():
+        setattr(inc, k, v)
+    inc.add_notification("alert", T0)
+    return inc
+
+
+@pytest.fixture
+def slack():
+    with SlackServer(retry_after=0.2) as server:
+        yield server
+
+
+def sender(url: str, sleeps: list | None = None, **kw) -> SlackSender:
+    return SlackSender(SecretStr(url), timeout=kw.pop("timeout", 2), backoff_initial=0.01,
+                       sleep=(sleeps.append if sleeps is not None else (lambda s: None)), **kw)
+
+
+def test_message_says_what_where_when_lag_and_where_to_look():
+    inc = incident()
+    body = message(inc, inc.notifications[0], "http://127.0.0.1:8080/")
+    text = str(body)
+    assert body["text"].startswith(":rotating_light: [CRITICAL] Region silent: Dakar")
+    assert body["blocks"][0]["type"] == "header" and len(body["blocks"][0]["text"]["text"]) <= 150
+    for expected in ("Dakar", "2026-11-26 11:55:00 UTC", "42 s", "Look at the producer logs", "http://127.0.0.1:8080/",
+                     "region_silence|dakar|x|alert"):
+        assert expected in text
+
+
+def test_recovery_and_reminder_messages_say_so():
+    inc = incident()
+    inc.status, inc.resolved_at = "resolved", datetime(2026, 11, 26, 12, 6, tzinfo=timezone.utc)
+    inc.add_notification("recovery", inc.resolved_at)
+    assert message(inc, inc.notifications[-1])["text"].startswith(":white_check_mark: [CRITICAL] Recovered: Region silent: Dakar (after 6.0 min)")
+    inc.add_notification("reminder", inc.resolved_at)
+    assert "Still firing" in message(inc, inc.notifications[-1])["text"]
+
+
+def test_500_twice_then_ok_delivers_once(slack):
+    slack.script = [500, 502]
+    result = sender(slack.url).send({"text": "hi"})
+    assert (result.outcome, result.attempts) == ("sent", 3)
+    assert len(slack.messages) == 1 and len(slack.requests) == 3
+
+
+def test_429_waits_retry_after(slack):
+    slack.script = [429]
+    sleeps = []
+    result = sender(slack.url, sleeps).send({"text": "hi"})
+    assert result.outcome == "sent" and sleeps == [0.2]
+    assert retry_after_seconds("7", 1, 60) == 7 and retry_after_seconds("soon", 1, 60) == 1
+    assert retry_after_seconds("3600", 1, 60) == 60
+
+
+def test_timeout_is_retried(slack):
+    slack.script = [("timeout", 1.0)]
+    result = sender(slack.url, timeout=0.3).send({"text": "hi"})
+    assert result.outcome == "sent" and result.attempts == 2
+    assert len(slack.messages) == 1
+
+
+def test_still_failing_is_left_for_later_and_4xx_is_final(slack):
+    slack.script = [500] * 3
+    assert sender(slack.url, max_attempts=3).send({"text": "hi"}).outcome == "retry"
+    assert slack.messages == []
+    bad = sender(slack.url.replace("/services/", "/nothing/")).send({"text": "hi"})
+    assert bad.outcome == "failed" and "404" in bad.error
+
+
+def test_the_webhook_url_never_appears_in_errors():
+    secret = "http://127.0.0.1:9/services/T000/B000/TOPSECRET"
+    result = sender(secret, max_attempts=2).send({"text": "hi"})  # nothing listens on port 9
+    assert result.outcome == "retry" and "TOPSECRET" not in (result.error or "")
