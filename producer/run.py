@@ -1,0 +1,213 @@
+"""One producer run, the Kafka publisher, and the schedule that repeats runs.
+
+A run: fetch from the source -> stamp batch_id/produced_at -> validate every record with
+the shared schema (invalid ones and unusable responses go to the dead-letter topic) ->
+publish one message per observation (key = region id) -> flush -> log one summary line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import schedule
+
+from meteoflow.contracts import PRODUCER_RUN_ACTION, DeadLetter
+from meteoflow.schema import InvalidRecord, Observation, validate_observation
+from meteoflow.settings import Settings
+from producer.regions import Region
+from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult
+
+SERVICE = "producer"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_batch_id(source: str, now: datetime) -> str:
+    """Unique per run and readable: `20260101T120000Z-simulator-1a2b3c4d5e6f`."""
+    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{source}-{uuid.uuid4().hex[:12]}"
+
+
+# --- pure: from what a source returned to what gets published ------------------------------
+@dataclass
+class Batch:
+    batch_id: str
+    source: str
+    observations: list[Observation] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    failures: list[RegionFailure] = field(default_factory=list)
+
+
+def prepare_batch(result: SourceResult, source: str, batch_id: str, produced_at: datetime) -> Batch:
+    """Validate each candidate; invalid ones become dead letters and failed regions."""
+    batch = Batch(batch_id=batch_id, source=source, failures=list(result.failures))
+    for record in result.records:
+        candidate = {**record, "source": source, "batch_id": batch_id, "produced_at": produced_at}
+        try:
+            batch.observations.append(validate_observation(candidate))
+        except InvalidRecord as exc:
+            region_id = str(record.get("region_id") or "(unknown)")
+            reason = f"invalid record: {exc.reason}"
+            batch.failures.append(RegionFailure(region_id, reason))
+            batch.dead_letters.append(DeadLetter.build(candidate, reason, SERVICE, key=region_id))
+    for failure in result.failures:
+        if failure.payload is not None:  # something was received but could not be used
+            batch.dead_letters.append(DeadLetter.build(failure.payload, failure.reason, SERVICE, key=failure.region_id))
+    return batch
+
+
+@dataclass
+class RunSummary:
+    batch_id: str
+    source: str
+    records: int
+    regions_ok: list[str]
+    regions_failed: list[dict[str, str]]  # [{"region_id": ..., "reason": ...}]
+    dead_letters: int
+    duration_s: float
+
+    def fields(self) -> dict[str, Any]:
+        """The `meteoflow.producer` object of the run's log line."""
+        return {
+            "batch_id": self.batch_id,
+            "source": self.source,
+            "records": self.records,
+            "regions_ok": len(self.regions_ok),
+            "regions_failed": self.regions_failed,
+            "regions_failed_count": len({f["region_id"] for f in self.regions_failed}),
+            "dead_letters": self.dead_letters,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def summarize(batch: Batch, send_errors: dict[int, str], duration_s: float) -> RunSummary:
+    """send_errors: index in batch.observations -> why Kafka did not take it."""
+    failed = [{"region_id": f.region_id, "reason": f.reason} for f in batch.failures]
+    failed += [{"region_id": batch.observations[i].region_id, "reason": reason} for i, reason in send_errors.items()]
+    failed_ids = {f["region_id"] for f in failed}
+    published = [o for i, o in enumerate(batch.observations) if i not in send_errors]
+    ok = sorted({o.region_id for o in published} - failed_ids)
+    return RunSummary(batch.batch_id, batch.source, len(published), ok, failed, len(batch.dead_letters), duration_s)
+
+
+# --- Kafka -----------------------------------------------------------------------------
+class KafkaPublisher:
+    """Observations to the observations topic, dead letters to the dead-letter topic."""
+
+    def __init__(self, settings: Settings, producer=None, flush_timeout_s: float = 60.0):
+        from meteoflow.kafka import make_producer
+
+        self.settings = settings
+        self.producer = producer or make_producer(settings, client_id=SERVICE)
+        self.flush_timeout_s = flush_timeout_s
+
+    def _send_all(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> tuple[list, dict[int, str]]:
+        futures, errors = [], {}
+        for i, (key, value) in enumerate(messages):
+            try:
+                futures.append((i, self.producer.send(topic, key=key, value=value)))
+            except Exception as exc:  # noqa: BLE001 - e.g. no metadata: the rest would fail the same way
+                reason = f"Kafka send failed: {type(exc).__name__}: {exc}"
+                errors.update({j: reason for j in range(i, len(messages))})
+                break
+        return futures, errors
+
+    def publish(self, batch: Batch) -> dict[int, str]:
+        """Send and flush; return index -> reason for observations Kafka did not acknowledge."""
+        obs_futures, errors = self._send_all(
+            self.settings.topic_observations, [(o.key, o.to_message()) for o in batch.observations])
+        dl_futures, dl_errors = self._send_all(
+            self.settings.topic_deadletter, [(d.key.encode() if d.key else None, d.to_message())
+                                             for d in batch.dead_letters])
+        try:
+            self.producer.flush(timeout=self.flush_timeout_s)
+        except Exception:  # noqa: BLE001 - the futures below say which messages are missing
+            pass
+        for futures, errs in ((obs_futures, errors), (dl_futures, dl_errors)):
+            for i, future in futures:
+                try:
+                    future.get(timeout=0)
+                except Exception as exc:  # noqa: BLE001
+                    errs[i] = f"Kafka did not acknowledge: {type(exc).__name__}: {exc}"
+        if dl_errors:
+            logging.getLogger(SERVICE).error("%d dead letter(s) could not be written to %s: %s", len(dl_errors),
+                                             self.settings.topic_deadletter, next(iter(dl_errors.values())))
+        return errors
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(timeout=self.flush_timeout_s)
+        finally:
+            self.producer.close(timeout=10)
+
+
+# --- runs and schedule ---------------------------------------------------------------------
+class Producer:
+    def __init__(self, settings: Settings, regions: list[Region], source: Source, publisher: KafkaPublisher,
+                 log: logging.Logger | None = None, clock: Callable[[], datetime] = utc_now):
+        self.settings = settings
+        self.regions = regions
+        self.source = source
+        self.publisher = publisher
+        self.log = log or logging.getLogger(SERVICE)
+        self.clock = clock
+
+    def run_once(self) -> RunSummary:
+        """One batch. FatalSourceError propagates (the caller stops); the rest is in the summary."""
+        began = time.monotonic()
+        now = self.clock()
+        batch_id = new_batch_id(self.source.name, now)
+        result = self.source.fetch(self.regions, now)
+        batch = prepare_batch(result, self.source.name, batch_id, produced_at=self.clock())
+        send_errors = self.publisher.publish(batch)
+        summary = summarize(batch, send_errors, time.monotonic() - began)
+        self._log_summary(summary)
+        return summary
+
+    def _log_summary(self, summary: RunSummary) -> None:
+        level = logging.WARNING if summary.regions_failed else logging.INFO
+        failed = ", ".join(sorted({f["region_id"] for f in summary.regions_failed})) or "none"
+        self.log.log(level, "run %s (%s): %d record(s), %d region(s) ok, failed: %s, %.2fs",
+                     summary.batch_id, summary.source, summary.records, len(summary.regions_ok), failed,
+                     summary.duration_s,
+                     extra={"fields": {"event.action": PRODUCER_RUN_ACTION, "meteoflow.producer": summary.fields()}})
+
+    def run_forever(self, stop: threading.Event, max_runs: int | None = None) -> int:
+        """Run now, then on the source's interval until `stop` is set (checked between runs),
+        the source is exhausted or `max_runs` is reached. A run that overruns its interval
+        delays the next one (runs are sequential, the next is scheduled when one ends).
+        Returns the number of runs."""
+        scheduler = schedule.Scheduler()
+        runs = 0
+
+        def job():
+            nonlocal runs
+            runs += 1
+            try:
+                self.run_once()
+            except FatalSourceError:
+                raise
+            except Exception:  # noqa: BLE001 - one broken run must not end the service
+                self.log.exception("run failed; the next run is on schedule")
+            if self.source.exhausted or (max_runs is not None and runs >= max_runs):
+                stop.set()
+                return schedule.CancelJob
+            job_ref.interval = self.source.interval_seconds()  # the simulator's clock changes pace
+            return None
+
+        job_ref = scheduler.every(self.source.interval_seconds()).seconds.do(job)
+        scheduler.run_all()
+        while not stop.is_set():
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            if idle is None:
+                break
+            stop.wait(min(max(idle, 0.0), 1.0))
+        return runs
