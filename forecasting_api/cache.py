@@ -36,13 +36,15 @@ class LruCache:
         self.misses = 0
         self.evictions = 0
 
-    def get(self, key: Hashable) -> Any | None:
+    def get(self, key: Hashable, count_miss: bool = True) -> Any | None:
+        """The value, or None. `count_miss=False` for a second look by the same request."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
                 return self._items[key]
-            self.misses += 1
+            if count_miss:
+                self.misses += 1
             return None
 
     def put(self, key: Hashable, value: Any) -> None:
@@ -54,6 +56,10 @@ class LruCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
                 self.evictions += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def __len__(self) -> int:
         with self._lock:

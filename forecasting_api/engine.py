@@ -86,24 +86,24 @@ class Forecaster:
             pool.shutdown(wait=True, cancel_futures=True)
 
     # --- forecasting ----------------------------------------------------------------
-    def _start_fit(self, key: str, series: CleanSeries, horizon_hours: int) -> Future:
-        """The running fit for this key, started if nobody else started it yet."""
+    def _start_fit(self, key: str, series: CleanSeries, horizon_hours: int) -> tuple[Future | None, dict | None]:
+        """(the running fit for this key, None), started if nobody did yet; or (None, cached result)
+        when a fit finished between this request's first cache look and now."""
+        pool = self._get_pool()
         with self._lock:
             running = self._inflight.get(key)
             if running is not None:
                 self.coalesced += 1
-                return running
-        pool = self._get_pool()
-        with self._lock:
-            running = self._inflight.get(key)  # another thread may have started it meanwhile
-            if running is not None:
-                self.coalesced += 1
-                return running
+                return running, None
+            # _finish stores in the cache before it un-lists the fit, so under this lock one of the two is seen.
+            finished = self.cache.get(key, count_miss=False)
+            if finished is not None:
+                return None, finished
             future = pool.submit(forecast, series.epoch_seconds, series.values, horizon_hours, self.config)
             self._inflight[key] = future
             self.fits += 1
         future.add_done_callback(lambda done: self._finish(key, done))
-        return future
+        return future, None
 
     def _finish(self, key: str, done: Future) -> None:
         # Runs in the pool's manager thread: store first, then un-list, so a new request finds one or the other.
@@ -119,7 +119,9 @@ class Forecaster:
         if hit is not None:
             return Outcome(hit, cached=True)
         try:
-            future = self._start_fit(key, series, horizon_hours)
+            future, finished = self._start_fit(key, series, horizon_hours)
+            if finished is not None:
+                return Outcome(finished, cached=True)
             # shield: a waiter that times out must not cancel a fit other requests share.
             result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout)
         except asyncio.TimeoutError:
