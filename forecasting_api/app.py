@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forecasting_api.engine import ForecastFailed, Forecaster, Outcome
 from forecasting_api.validation import SeriesError, clean_series, describe_errors
@@ -208,6 +209,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [e.model_dump() for e in describe_errors(exc.errors())]
         return JSONResponse({"detail": details}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def readable_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's 400 for a body it cannot decode (e.g. not UTF-8): the same 422 as any other non-JSON body
+            return error_response(422, "body", "the body is not valid JSON (it must be UTF-8 encoded JSON)")
+        return JSONResponse({"detail": [{"field": "request", "message": str(exc.detail)}]},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.post(
         "/predict",

@@ -146,6 +146,15 @@ def test_non_json_body_is_422(client):
     assert "JSON" in assert_named(response, 422, "body")
 
 
+def test_body_that_is_not_utf8_is_422(client):
+    response = client.post("/predict", content=b'\xff\xfe{"a"', headers={"content-type": "application/json"})
+    assert "JSON" in assert_named(response, 422, "body")
+
+
+def test_unknown_path_keeps_the_error_shape(client):
+    assert_named(client.get("/nowhere"), 404, "request")
+
+
 def test_body_too_large_by_content_length_is_413(client):
     huge = {"latitude": 1, "longitude": 1, "data": [{"ds": "2024-01-01T00:00:00Z", "y": 1.0}] * 20_000}
     response = client.post("/predict", json=huge)
