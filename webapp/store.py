@@ -92,7 +92,11 @@ class Store:
                         "latest": {
                             "top_hits": {
                                 "size": 1,
-                                "sort": [{"ingested_at": {"order": "desc", "unmapped_type": "date"}}],
+                                # A backfill arrives at once: among equal arrival times the newest observation wins.
+                                "sort": [
+                                    {"ingested_at": {"order": "desc", "unmapped_type": "date"}},
+                                    {"observed_at": {"order": "desc", "unmapped_type": "date"}},
+                                ],
                                 "_source": ["region_id", "region_name", "ingested_at", "observed_at", "lag_seconds"],
                             }
                         },
@@ -136,12 +140,13 @@ class Store:
         return [h["_source"] for h in resp["hits"]["hits"]]
 
     def alerts(self, active: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        query = {"match": {"state": "active"}} if active else {"match_all": {}}
+        """Incidents of the alerting service (elk/templates/alerts.json): firing ones, or the latest."""
+        query = {"term": {"status": "firing"}} if active else {"match_all": {}}
         resp = self._search(
             "alerts",
             size=limit,
             query=query,
-            sort=[{"started_at": {"order": "desc", "unmapped_type": "date"}}],
+            sort=[{"opened_at": {"order": "desc", "unmapped_type": "date"}}],
         )
         return [(h["_id"], h["_source"]) for h in resp["hits"]["hits"]]
 

@@ -181,15 +181,19 @@ def streaming_batch(source: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def alert_body(source: Mapping[str, Any], doc_id: str | None = None) -> dict[str, Any]:
+    """An incident of the alerting service; its "firing" status is shown as "active"."""
+    status = source.get("status")
     return {
-        "id": doc_id,
+        "id": source.get("incident_id") or doc_id,
         "rule": source.get("rule"),
         "region_id": source.get("region_id"),
-        "state": source.get("state"),
+        "region_name": source.get("region_name"),
+        "subject": source.get("subject"),
+        "state": "active" if status == "firing" else status,
         "severity": source.get("severity"),
-        "started_at": iso(source.get("started_at")),
+        "started_at": iso(source.get("opened_at")),
         "resolved_at": iso(source.get("resolved_at")),
-        "message": source.get("message"),
+        "message": source.get("summary"),
     }
 
 

@@ -87,6 +87,8 @@ export interface Alert {
   id: string | null;
   rule: string | null;
   region_id: string | null;
+  region_name: string | null;
+  subject: string | null;
   state: string | null;
   severity: string | null;
   started_at: string | null;

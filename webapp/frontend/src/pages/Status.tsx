@@ -51,8 +51,9 @@ function AlertItem({ alert }: { alert: Alert }) {
       <span className={`badge ${active ? "badge-silent" : "badge-neutral"}`}>{active ? "Active" : alert.state ?? "resolved"}</span>
       <div>
         <div className="alert-title">
-          {alert.rule ?? "alert"}
-          {alert.region_id ? ` · ${alert.region_id}` : ""}
+          {(alert.rule ?? "alert").replace(/_/g, " ")}
+          {alert.region_name || alert.region_id ? ` · ${alert.region_name ?? alert.region_id}` : ""}
+          {alert.severity ? <span className="muted"> ({alert.severity})</span> : null}
         </div>
         <div className="alert-msg">{alert.message}</div>
         <div className="muted">

@@ -1,0 +1,183 @@
+"""Seed the web app's stores with simulator-like data, in exactly the shapes the pipeline writes.
+
+MongoDB documents come from the streaming job's own document builders
+(streaming.records), Elasticsearch documents from the shipper's (elk.shipper.documents)
+applied to Kafka records carrying `Observation.to_message()` / ECS log lines / dead
+letters, and alert incidents follow elk/templates/alerts.json. So a change of shape on
+either side breaks these tests instead of passing silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from datetime import datetime, timedelta, timezone
+from itertools import count
+
+from elasticsearch import helpers
+
+from elk.shipper.documents import KafkaRecord, to_action
+from meteoflow import contracts
+from meteoflow.contracts import DeadLetter, doc_id
+from meteoflow.es import make_es_client
+from meteoflow.logs import EcsJsonFormatter
+from meteoflow.mongo import database, make_mongo_client
+from meteoflow.schema import Observation
+from meteoflow.settings import Settings
+from streaming.records import hour_floor, hourly_stats, observation_documents, touched_hours
+from streaming.sinks import upsert_all
+
+REGIONS = [
+    ("dakar", "Dakar", 14.69, -17.44),
+    ("thies", "Thiès", 14.79, -16.93),
+    ("saint-louis", "Saint-Louis", 16.02, -16.49),
+    ("ziguinchor", "Ziguinchor", 12.58, -16.27),
+    ("kaolack", "Kaolack", 14.15, -16.07),
+]
+
+# (main, description, icon code) cycled through so the overview shows several icons.
+CONDITIONS = [
+    ("Clear", "clear sky", "01"),
+    ("Clouds", "few clouds", "02"),
+    ("Clouds", "broken clouds", "04"),
+    ("Rain", "light rain", "10"),
+    ("Thunderstorm", "thunderstorm", "11"),
+    ("Mist", "mist", "50"),
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def simulated(region: tuple[str, str, float, float], when: datetime, rng: random.Random, index: int) -> Observation:
+    region_id, name, lat, lon = region
+    base = 27 + (lat - 14) * 0.8
+    temp = base + 5 * math.sin((when.hour - 9) / 24 * 2 * math.pi) + rng.uniform(-0.6, 0.6)
+    main, desc, code = CONDITIONS[(index + when.hour // 6) % len(CONDITIONS)]
+    night = when.hour < 7 or when.hour >= 19
+    return Observation(
+        region_id=region_id, region_name=name, lat=lat, lon=lon, observed_at=when,
+        temp=round(temp, 2), feels_like=round(temp + 1.5, 2), humidity=round(rng.uniform(45, 85), 1),
+        pressure=round(rng.uniform(1008, 1014), 1), wind_speed=round(rng.uniform(1, 7), 1),
+        wind_deg=round(rng.uniform(0, 359)), clouds=50.0, weather_main=main, weather_description=desc,
+        weather_icon=f"{code}{'n' if night else 'd'}", timezone_offset=0, source="simulator",
+        batch_id=f"sim-{when:%Y%m%dT%H%M}", produced_at=when + timedelta(seconds=1),
+    )
+
+
+class Seeder:
+    """Writes observations (MongoDB + Elasticsearch), forecasts, streaming logs, alerts, dead letters."""
+
+    def __init__(self, settings: Settings, regions=REGIONS, seed: int = 11):
+        self.settings = settings
+        self.regions = list(regions)
+        self.rng = random.Random(seed)
+        self.client = make_mongo_client(settings)
+        self.db = database(settings, self.client)
+        self.es = make_es_client(settings)
+        self._offsets = count()
+
+    def close(self) -> None:
+        self.client.close()
+        self.es.close()
+
+    # --- observations ----------------------------------------------------------------
+    def history(self, hours: int = 48, step_minutes: int = 30, end: datetime | None = None, regions=None) -> list[Observation]:
+        end = (end or utcnow()).replace(second=0, microsecond=0)
+        steps = hours * 60 // step_minutes
+        out = []
+        for i, region in enumerate(regions or self.regions):
+            for s in range(steps, -1, -1):
+                out.append(simulated(region, end - timedelta(minutes=s * step_minutes), self.rng, i))
+        return out
+
+    def store(self, observations: list[Observation], ingested_at: datetime | None = None) -> None:
+        """As the streaming job (MongoDB) and the shipper (Elasticsearch) would, arriving at `ingested_at`."""
+        now = ingested_at or utcnow()
+        obs_coll = self.db[contracts.OBSERVATIONS]
+        upsert_all(obs_coll, observation_documents(observations, stored_at=now))
+        keys = touched_hours(observations)
+        regions = sorted({r for r, _ in keys})
+        first = min(h for _, h in keys)
+        stored = obs_coll.find({"region_id": {"$in": regions}, "observed_at": {"$gte": first}})
+        upsert_all(self.db[contracts.HOURLY_STATS], hourly_stats(keys, stored, computed_at=now))
+        actions = [
+            to_action(self.settings, self._record(self.settings.topic_observations, o.key, o.to_message(), now), now)
+            for o in observations
+        ]
+        self._bulk(actions)
+
+    def tick(self, region_ids: list[str], now: datetime | None = None) -> list[Observation]:
+        """One new live observation for each of `region_ids`, arriving now."""
+        now = now or utcnow()
+        chosen = [r for r in self.regions if r[0] in region_ids]
+        obs = [simulated(r, now.replace(microsecond=0), self.rng, i) for i, r in enumerate(chosen)]
+        self.store(obs, now)
+        return obs
+
+    # --- forecasts -------------------------------------------------------------------
+    def forecast(self, region_id: str, after: datetime, hours: int = 24, run_at: datetime | None = None) -> None:
+        run_at = run_at or utcnow()
+        start = hour_floor(after) + timedelta(hours=1)
+        region = next(r for r in self.regions if r[0] == region_id)
+        docs = []
+        for h in range(hours):
+            when = start + timedelta(hours=h)
+            yhat = simulated(region, when, random.Random(h), 0).temp
+            spread = 0.8 + 0.12 * h
+            docs.append({"_id": doc_id(region_id, when), "region_id": region_id, "target_time": when, "yhat": yhat,
+                         "yhat_lower": round(yhat - spread, 2), "yhat_upper": round(yhat + spread, 2),
+                         "model_run_at": run_at})
+        upsert_all(self.db[contracts.FORECASTS], docs)
+
+    # --- logs, alerts, dead letters ------------------------------------------------------
+    def streaming_batches(self, n: int = 12, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        formatter = EcsJsonFormatter("streaming")
+        actions = []
+        for i in range(n):
+            rec = logging.LogRecord("streaming", logging.INFO, __file__, 0, "batch %s stored", (i,), None)
+            rec.created = (now - timedelta(seconds=5 * (n - i))).timestamp()
+            rows = 5 + (i * 7) % 13
+            rec.fields = {
+                "event.action": contracts.STREAMING_BATCH_ACTION,
+                "meteoflow.streaming": {
+                    "batch_id": i, "input_rows": rows, "rows_per_second": round(rows / 1.3, 2), "stored": rows,
+                    "dead_letters": 0, "durations_ms": {"total": 900.0 + 40 * i, "observations": 300.0},
+                },
+            }
+            line = formatter.format(rec).encode()
+            actions.append(to_action(self.settings, self._record(self.settings.topic_logs, b"streaming", line, now), now))
+        self._bulk(actions)
+
+    def alert(self, rule: str, region_id: str, status: str, opened_at: datetime, summary: str,
+              resolved_at: datetime | None = None) -> None:
+        incident = f"{rule}:{region_id}:{opened_at:%Y%m%dT%H%M%S}"
+        doc = {"incident_id": incident, "rule": rule, "subject": region_id, "region_id": region_id,
+               "status": status, "severity": "critical", "summary": summary,
+               "opened_at": opened_at.isoformat(), "updated_at": utcnow().isoformat()}
+        if resolved_at:
+            doc["resolved_at"] = resolved_at.isoformat()
+        self.es.index(index=self.settings.index("alerts"), id=incident, document=doc, refresh=True)
+
+    def deadletters(self, n: int, service: str = "streaming", now: datetime | None = None) -> None:
+        now = now or utcnow()
+        actions = []
+        for i in range(n):
+            letter = DeadLetter.build(b'{"temp": 900}', reason="temp: Input should be less than or equal to 60",
+                                      service=service, source_topic=self.settings.topic_observations)
+            actions.append(to_action(self.settings, self._record(self.settings.topic_deadletter, None,
+                                                                 letter.to_message(), now), now))
+        self._bulk(actions)
+
+    # --- plumbing --------------------------------------------------------------------
+    def _record(self, topic: str, key: bytes | None, value: bytes, now: datetime) -> KafkaRecord:
+        return KafkaRecord(topic, 0, next(self._offsets), key, value, int(now.timestamp() * 1000))
+
+    def _bulk(self, actions: list[dict]) -> None:
+        if not actions:
+            return
+        helpers.bulk(self.es, actions, refresh="wait_for")
+

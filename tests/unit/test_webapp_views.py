@@ -1,0 +1,125 @@
+"""Pure parts of the web app's API: freshness, windows, document shaping, the build fingerprint."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from meteoflow.freshness import Thresholds
+from webapp import build, views
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+LIMITS = Thresholds(late_after_seconds=60, silent_after_seconds=120)
+
+
+def obs_doc(**extra):
+    doc = {"_id": "dakar|x", "region_id": "dakar", "region_name": "Dakar", "temp": 25.5, "humidity": 60,
+           "observed_at": NOW - timedelta(minutes=10), "stored_at": NOW - timedelta(seconds=5)}
+    doc.update(extra)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "doc, path, expected",
+    [
+        ({"meteoflow.streaming": {"input_rows": 3}}, "meteoflow.streaming.input_rows", 3),
+        ({"meteoflow": {"streaming": {"input_rows": 4}}}, "meteoflow.streaming.input_rows", 4),
+        ({"meteoflow": {"streaming.durations_ms": {"total": 5}}}, "meteoflow.streaming.durations_ms.total", 5),
+        ({"event.action": "x"}, "event.missing", None),
+        (None, "a", None),
+    ],
+)
+def test_dig_reads_nested_and_dotted_keys(doc, path, expected):
+    assert views.dig(doc, path) == expected
+
+
+def test_last_seen_prefers_elasticsearch_arrival_then_stored_at_then_observed_at():
+    es = {"ingested_at": "2026-03-01T11:59:30Z", "lag_seconds": 12.5}
+    assert views.last_seen_of(es, obs_doc()) == (NOW - timedelta(seconds=30), "ingested_at")
+    assert views.last_seen_of(None, obs_doc()) == (NOW - timedelta(seconds=5), "stored_at")
+    assert views.last_seen_of({}, obs_doc(stored_at=None)) == (NOW - timedelta(minutes=10), "observed_at")
+    assert views.last_seen_of(None, None) == (None, "none")
+
+
+@pytest.mark.parametrize("age, expected", [(10, "fresh"), (61, "late"), (121, "silent")])
+def test_region_summary_uses_the_shared_thresholds(age, expected):
+    es = {"ingested_at": (NOW - timedelta(seconds=age)).isoformat(), "lag_seconds": 3.0}
+    row = views.region_summary("dakar", obs_doc(), es, LIMITS, NOW)
+    assert row["freshness"] == expected
+    assert row["age_seconds"] == age
+    assert row["lag_seconds"] == 3.0
+    assert row["latest"]["temp"] == 25.5 and "_id" not in row["latest"]
+    assert row["latest"]["observed_at"] == "2026-03-01T11:50:00Z"
+
+
+def test_region_without_any_data_is_silent():
+    row = views.region_summary("ghost", None, None, LIMITS, NOW)
+    assert row["freshness"] == "silent" and row["last_seen"] is None and row["region_name"] == "ghost"
+
+
+def test_lag_falls_back_to_stored_minus_observed():
+    row = views.region_summary("dakar", obs_doc(), None, LIMITS, NOW)
+    assert row["lag_seconds"] == pytest.approx(595.0)
+
+
+def test_history_window_is_anchored_on_the_latest_observation():
+    latest = NOW - timedelta(days=3)
+    assert views.history_window(latest, NOW, 48) == (latest - timedelta(hours=48), latest)
+    assert views.history_window(None, NOW, 6) == (NOW - timedelta(hours=6), NOW)
+
+
+def test_forecast_body_sorts_points_and_reports_the_run():
+    run = NOW
+    docs = [
+        {"target_time": NOW + timedelta(hours=2), "yhat": 20.0, "yhat_lower": 19.0, "yhat_upper": 21.0, "model_run_at": run},
+        {"target_time": NOW + timedelta(hours=1), "yhat": 21.0, "yhat_lower": 20.0, "yhat_upper": 22.0, "model_run_at": run},
+        {"target_time": NOW + timedelta(hours=3), "yhat": None},
+    ]
+    body = views.forecast_body(docs)
+    assert body["model_run_at"] == "2026-03-01T12:00:00Z"
+    assert [p["yhat"] for p in body["points"]] == [21.0, 20.0]
+    assert views.forecast_body([]) is None
+
+
+def test_streaming_batch_reads_the_progress_fields_of_a_log_line():
+    line = {"@timestamp": "2026-03-01T12:00:00.123Z", "event.action": "streaming-batch",
+            "meteoflow.streaming": {"batch_id": 7, "input_rows": 40, "rows_per_second": 12.5,
+                                    "durations_ms": {"total": 3200.0, "observations": 800.0}, "dead_letters": 1}}
+    batch = views.streaming_batch(line)
+    assert batch["at"] == "2026-03-01T12:00:00Z"
+    assert (batch["batch_id"], batch["input_rows"], batch["rows_per_second"], batch["duration_ms"]) == (7, 40, 12.5, 3200.0)
+    assert batch["invalid"] == 1 and batch["durations_ms"]["observations"] == 800.0
+    assert views.streaming_batch({"@timestamp": None})["input_rows"] is None
+
+
+def test_alert_body_shows_firing_as_active():
+    src = {"incident_id": "i1", "rule": "region_silence", "region_id": "kaolack", "status": "firing",
+           "summary": "silent", "opened_at": "2026-03-01T11:00:00Z"}
+    body = views.alert_body(src, "es-id")
+    assert body["state"] == "active" and body["id"] == "i1" and body["message"] == "silent"
+    assert body["started_at"] == "2026-03-01T11:00:00Z"
+    assert views.alert_body({"status": "resolved"}, "x")["state"] == "resolved"
+
+
+def test_as_utc_accepts_naive_bson_dates_iso_text_and_millis():
+    assert views.as_utc(datetime(2026, 3, 1, 12)) == NOW
+    assert views.as_utc("2026-03-01T12:00:00Z") == NOW
+    assert views.as_utc(NOW.timestamp() * 1000) == NOW
+    assert views.as_utc("not a date") is None
+
+
+def test_build_fingerprint_changes_with_sources_and_ignores_outputs(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "package.json").write_text("{}")
+    (tmp_path / "src" / "main.tsx").write_text("a")
+    first = build.fingerprint(tmp_path)
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "index.html").write_text("built")
+    assert build.fingerprint(tmp_path) == first  # outputs are not sources
+    assert build.needs_build(tmp_path)  # no stamp yet
+    (tmp_path / "dist" / build.STAMP).write_text(first)
+    assert not build.needs_build(tmp_path)
+    (tmp_path / "src" / "main.tsx").write_text("b")
+    assert build.fingerprint(tmp_path) != first
+    assert build.needs_build(tmp_path)
