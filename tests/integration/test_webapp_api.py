@@ -1,0 +1,158 @@
+"""The web app's API against the real FerretDB and Elasticsearch, over data seeded in the
+shapes the streaming job and the shipper write (tests/browser/seeding.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from meteoflow.freshness import thresholds
+from meteoflow.mongo import database, make_mongo_client
+from streaming.records import observation_documents
+from streaming.sinks import upsert_all
+from tests.browser.seeding import REGIONS, Seeder, utcnow
+from webapp.app import create_app
+
+pytestmark = pytest.mark.integration
+
+HOURS = 12
+
+
+@pytest.fixture
+def seeded(isolated):
+    seeder = Seeder(isolated, regions=REGIONS[:3])
+    history = seeder.history(hours=HOURS, step_minutes=60)
+    seeder.store(history)
+    latest = max(o.observed_at for o in history)
+    seeder.forecast("dakar", latest, hours=24)
+    seeder.streaming_batches(6)
+    now = utcnow()
+    seeder.alert("region_silence", "thies", "firing", now - timedelta(minutes=5), "Thiès sent nothing for 5 min")
+    seeder.alert("arrival_lag", "dakar", "resolved", now - timedelta(hours=2), "Dakar lagged",
+                 resolved_at=now - timedelta(hours=1))
+    seeder.deadletters(3)
+    yield seeder, history
+    seeder.close()
+
+
+@pytest.fixture
+def api(isolated):
+    with TestClient(create_app(isolated)) as client:
+        yield client
+
+
+def test_regions_lists_each_region_with_its_latest_observation_and_freshness(seeded, api):
+    _, history = seeded
+    body = api.get("/api/regions").json()
+    rows = {r["region_id"]: r for r in body["regions"]}
+    assert set(rows) == {"dakar", "thies", "saint-louis"}
+    for region_id, row in rows.items():
+        latest = max((o for o in history if o.region_id == region_id), key=lambda o: o.observed_at)
+        assert row["latest"]["temp"] == latest.temp
+        assert row["latest"]["observed_at"] == latest.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert row["freshness"] == "fresh"
+        assert row["last_seen_basis"] == "ingested_at"
+        # lag of the newest observation (the shipper's ingested_at - observed_at), not of the backfill's oldest
+        assert 0 <= row["lag_seconds"] < 600
+    assert body["errors"] == {}
+
+
+def test_a_region_whose_data_stopped_turns_late_then_silent(isolated, api):
+    seeder = Seeder(isolated, regions=REGIONS[:3])
+    limits = thresholds(isolated)
+    now = utcnow()
+    arrivals = {"dakar": now, "thies": now - timedelta(seconds=limits.late_after_seconds + 5),
+                "saint-louis": now - timedelta(seconds=limits.silent_after_seconds + 5)}
+    for region in REGIONS[:3]:
+        seeder.store(seeder.history(hours=2, step_minutes=60, regions=[region]), ingested_at=arrivals[region[0]])
+    rows = {r["region_id"]: r["freshness"] for r in api.get("/api/regions").json()["regions"]}
+    assert rows == {"dakar": "fresh", "thies": "late", "saint-louis": "silent"}
+    seeder.close()
+
+
+def test_region_history_returns_the_window_hourly_stats_and_latest_forecast(seeded, api):
+    _, history = seeded
+    body = api.get("/api/regions/dakar", params={"hours": 6}).json()
+    assert body["hours"] == 6
+    times = [o["observed_at"] for o in body["observations"]]
+    assert times == sorted(times) and len(times) == 7  # hourly points, both ends included
+    assert all(body["window"]["start"] <= t <= body["window"]["end"] for t in times)
+    assert {o["region_id"] for o in body["observations"]} == {"dakar"}
+    assert body["hourly"], "hourly stats for the window"
+    for h in body["hourly"]:
+        assert h["temp_min"] <= h["temp_mean"] <= h["temp_max"] and h["count"] >= 1
+    points = body["forecast"]["points"]
+    assert len(points) == 24 and body["forecast"]["model_run_at"]
+    assert all(p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"] for p in points)
+    assert points[0]["target_time"] > body["window"]["end"]
+    full = api.get("/api/regions/dakar", params={"hours": 720}).json()
+    assert len(full["observations"]) == HOURS + 1
+    assert api.get("/api/regions/thies").json()["forecast"] is None
+
+
+@pytest.mark.parametrize("hours", ["0", "721", "-3", "1.5", "abc"])
+def test_bad_window_is_a_422_that_names_hours(seeded, api, hours):
+    r = api.get("/api/regions/dakar", params={"hours": hours})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "hours"
+    assert "'hours'" in r.json()["detail"]
+
+
+def test_unknown_region_is_a_404_and_a_malformed_id_a_422(seeded, api):
+    r = api.get("/api/regions/atlantis")
+    assert r.status_code == 404 and "atlantis" in r.json()["detail"]
+    r = api.get("/api/regions/dak$ar")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "region_id"
+
+
+def test_status_reports_arrivals_streaming_alerts_and_dead_letters(seeded, api):
+    body = api.get("/api/status").json()
+    assert body["errors"] == {}
+    rows = {r["region_id"]: r for r in body["regions"]}
+    assert {rid: r["arrivals_last_hour"] for rid, r in rows.items()} == {rid: HOURS + 1 for rid in rows}
+    assert all(sum(r["arrivals_per_bucket"]) == HOURS + 1 for r in rows.values())
+    assert all(r["last_seen"] for r in rows.values())
+    summary = body["summary"]
+    assert summary == {"regions": 3, "fresh": 3, "late": 0, "silent": 0, "arrivals_last_hour": 3 * (HOURS + 1),
+                       "active_alerts": 1, "deadletters_total": 3}
+    batches = body["streaming"]["batches"]
+    assert len(batches) == 6 and [b["batch_id"] for b in batches] == [5, 4, 3, 2, 1, 0]
+    assert all(b["input_rows"] > 0 and b["rows_per_second"] > 0 and b["duration_ms"] > 0 for b in batches)
+    active = body["alerts"]["active"]
+    assert [(a["rule"], a["region_id"], a["state"]) for a in active] == [("region_silence", "thies", "active")]
+    assert {a["state"] for a in body["alerts"]["recent"]} == {"active", "resolved"}
+    dead = body["deadletters"]
+    assert dead["total"] == 3 and dead["last_hour"] == 3 and dead["by_service"] == {"streaming": 3}
+    assert all("temp" in d["reason"] for d in dead["latest"])
+
+
+def test_missing_indices_are_an_empty_state_not_an_error(isolated, api):
+    body = api.get("/api/status").json()
+    assert body["regions"] == [] and body["streaming"]["batches"] == [] and body["errors"] == {}
+    assert body["deadletters"]["total"] == 0 and body["alerts"] == {"active": [], "recent": []}
+    assert api.get("/api/regions").json()["regions"] == []
+    # MongoDB has data but nothing was shipped to Elasticsearch: the stored_at time stands in.
+    seeder = Seeder(isolated, regions=REGIONS[:1])
+    client = make_mongo_client(isolated)
+    upsert_all(database(isolated, client)["observations"], observation_documents(seeder.history(hours=1), utcnow()))
+    row = api.get("/api/regions").json()["regions"][0]
+    assert row["region_id"] == "dakar" and row["last_seen_basis"] == "stored_at" and row["freshness"] == "fresh"
+    client.close()
+    seeder.close()
+
+
+def test_unreachable_elasticsearch_degrades_and_unreachable_mongodb_is_a_503(seeded, isolated):
+    no_es = isolated.model_copy(update={"es_port": 1})
+    with TestClient(create_app(no_es)) as c:
+        body = c.get("/api/regions").json()
+        assert {r["region_id"] for r in body["regions"]} == {"dakar", "thies", "saint-louis"}
+        assert body["errors"]["elasticsearch"]
+        assert all(r["last_seen_basis"] == "stored_at" for r in body["regions"])
+        status = c.get("/api/status")
+        assert status.status_code == 200 and {"arrivals", "streaming", "alerts", "deadletters"} <= set(status.json()["errors"])
+    no_mongo = isolated.model_copy(update={"mongo_port": 1})
+    with TestClient(create_app(no_mongo)) as c:
+        r = c.get("/api/regions")
+        assert r.status_code == 503 and "MongoDB is unavailable" in r.json()["detail"]
