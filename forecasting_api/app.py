@@ -229,10 +229,12 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             series = clean_series(body.data, min_points)
             outcome = await forecaster.forecast(series, body.horizon_hours)
-        except SeriesError as exc:
-            return error_response(422, exc.field, exc.message)
-        except ForecastFailed as exc:
-            return error_response(exc.status, exc.field, exc.message)
+        except (SeriesError, ForecastFailed) as exc:
+            status = getattr(exc, "status", 422)
+            log.warning("forecast refused (%d) %s: %s", status, exc.field, exc.message,
+                        extra={"fields": {"event.action": FORECAST_ACTION, "event.outcome": "failure",
+                                          "meteoflow.forecast": {"region_id": body.region_id, "field": exc.field}}})
+            return error_response(status, exc.field, exc.message)
         response = _response(outcome, body.region_id, series.duplicates_merged)
         _log_forecast(body, response, started)
         return response

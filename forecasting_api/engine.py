@@ -118,16 +118,18 @@ class Forecaster:
         hit = self.cache.get(key)
         if hit is not None:
             return Outcome(hit, cached=True)
+        # forecast_timeout_seconds bounds one fit; fits queued ahead of this one (a big batch) extend the wait.
+        timeout = self.timeout * (1 + len(self._inflight) // self.workers)
         try:
             future, finished = self._start_fit(key, series, horizon_hours)
             if finished is not None:
                 return Outcome(finished, cached=True)
             # shield: a waiter that times out must not cancel a fit other requests share.
-            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout)
+            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except asyncio.TimeoutError:
             self.failures += 1
             raise ForecastFailed(
-                f"the fit took longer than {self.timeout:g} s (forecast_timeout_seconds)", status=504
+                f"no forecast after {timeout:g} s (forecast_timeout_seconds={self.timeout:g} per fit)", status=504
             ) from None
         except BrokenProcessPool:
             self.failures += 1

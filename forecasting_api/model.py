@@ -60,6 +60,7 @@ def quiet_prophet_logs() -> None:
 
 def worker_init() -> None:
     """Pool initializer: pay Prophet's import once per worker, not once per request."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "plotly missing": plots are never drawn here
     import prophet  # noqa: F401
 
     quiet_prophet_logs()

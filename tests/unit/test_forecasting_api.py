@@ -253,3 +253,24 @@ def test_health_and_docs(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/predict/batch", "/health"} <= set(paths)
+
+
+def test_slow_fit_is_504_alone_and_an_item_error_in_a_batch(test_settings):
+    settings = test_settings.model_copy(update=dict(forecast_workers=1, forecast_timeout_seconds=0.001,
+                                                    forecast_cache_size=0))
+    with TestClient(create_app(settings)) as slow:
+        assert_named(slow.post("/predict", json=body(seed=61)), 504, "data")
+        response = slow.post("/predict/batch", json={"series": [body(seed=62), body(hours=5)]})
+        assert response.status_code == 200
+        first, second = response.json()["results"]
+        assert first["status"] == "error" and first["error"]["field"] == "series[0].data"
+        assert "forecast_timeout_seconds" in first["error"]["message"]
+        assert second["error"]["field"] == "series[1].data"
+        assert health(slow)["failures"] == 2
+
+
+def test_model_failure_is_returned_not_raised():
+    from forecasting_api.model import ModelConfig, forecast
+
+    result = forecast((0, 3600), (1.0,), 3, ModelConfig())  # mismatched lengths: pandas refuses
+    assert result["ok"] is False and "could not be fitted" in result["message"]
