@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     bind_host: str = Field("127.0.0.1", description="Address every native server and service binds to")
     run_dir: Path = Field(REPO_ROOT / ".run", description="Data, logs, pids and checkpoints of a running stack")
     cache_dir: Path = Field(REPO_ROOT / ".cache", description="Downloads (jars, distributions, binaries) reused across runs")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level of log lines written")
     java_home: Path | None = Field(None, description="JDK used for Kafka, Elasticsearch and Spark (default: the one on PATH)")
     start_timeout_seconds: float = Field(180.0, gt=0, description="How long a server may take to become healthy")
 
@@ -52,26 +52,26 @@ class Settings(BaseSettings):
     kafka_port: Port = _port(9092, "Kafka broker listener")
     kafka_controller_port: Port = _port(9093, "Kafka KRaft controller listener")
     kafka_bootstrap_servers: str | None = Field(None, description="Use an external Kafka instead of the native one")
-    kafka_partitions: int = Field(3, ge=1, le=1000)
+    kafka_partitions: int = Field(3, ge=1, le=1000, description="Partitions of each topic created by Meteoflow")
     kafka_retention_hours: int = Field(168, ge=1, description="Topic retention (7 days, as the seeds keep)")
-    kafka_heap: str = "512m"
-    topic_observations: str = "weather.observations"
-    topic_deadletter: str = "weather.deadletter"
-    topic_logs: str = "pipeline.logs"
+    kafka_heap: str = Field("512m", description="JVM heap of the native Kafka broker")
+    topic_observations: str = Field("weather.observations", description="Topic of normalized observations")
+    topic_deadletter: str = Field("weather.deadletter", description="Topic of rejected records, with the reason")
+    topic_logs: str = Field("pipeline.logs", description="Topic of every service's JSON log lines")
 
     # --- Elasticsearch -------------------------------------------------------
     es_port: Port = _port(9200, "Elasticsearch HTTP")
     es_transport_port: Port = _port(9300, "Elasticsearch transport (node-to-node)")
     es_url_override: str | None = Field(None, alias="METEOFLOW_ES_URL", description="Use an external Elasticsearch")
-    es_username: str | None = None
-    es_password: SecretStr | None = None
-    es_heap: str = "512m"
-    es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    es_username: str | None = Field(None, description="Elasticsearch user (when security is on)")
+    es_password: SecretStr | None = Field(None, description="Elasticsearch password (secret)")
+    es_heap: str = Field("512m", description="JVM heap of the native Elasticsearch")
+    es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Prefix of every Elasticsearch index and template")
 
     # --- MongoDB wire (FerretDB natively) -------------------------------------
     mongo_port: Port = _port(27017, "MongoDB-wire server (FerretDB natively)")
     mongo_uri_override: SecretStr | None = Field(None, alias="METEOFLOW_MONGO_URI", description="Use an external MongoDB")
-    mongo_db: str = Field("meteoflow", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    mongo_db: str = Field("meteoflow", pattern=r"^[A-Za-z0-9_-]{1,63}$", description="MongoDB database of the pipeline")
 
     # --- Spark / streaming job ------------------------------------------------
     spark_master: str = Field("local[2]", description="Spark master URL; point it at a cluster if you have one")
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- forecasting API ------------------------------------------------------
     forecast_api_port: Port = _port(8000, "Forecasting API (FastAPI)")
-    forecast_api_url_override: str | None = Field(None, alias="METEOFLOW_FORECAST_API_URL")
+    forecast_api_url_override: str | None = Field(None, alias="METEOFLOW_FORECAST_API_URL", description="Use an external forecasting API")
     forecast_horizon_hours: int = Field(24, ge=1, le=168)
     forecast_min_points: int = Field(24, ge=2)
     forecast_cache_size: int = Field(256, ge=0)

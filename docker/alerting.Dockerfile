@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Alerting: `python -m elk.alerting` (Elasticsearch -> Slack; Kibana's own alerting needs a
+# paid license). The image also runs the one-shot `es-init` (index templates) in compose.yaml.
+# Build context: the repository root.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Dependencies before source: this layer is rebuilt only when the pins change.
+COPY pyproject.toml docker/requirements.py /build/
+RUN python /build/requirements.py alerting /build/pyproject.toml > /build/requirements.txt \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install -r /build/requirements.txt
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    METEOFLOW_RUN_DIR=/data
+RUN groupadd --system --gid 10001 meteoflow \
+ && useradd --system --uid 10001 --gid meteoflow --home-dir /app --shell /usr/sbin/nologin meteoflow \
+ && mkdir /data && chown meteoflow:meteoflow /data
+COPY --from=deps /opt/venv /opt/venv
+WORKDIR /app
+COPY meteoflow/ meteoflow/
+COPY elk/ elk/
+COPY docker/healthcheck.py docker/healthcheck.py
+USER meteoflow
+CMD ["python", "-m", "elk.alerting"]

@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# Forecasting API: `python -m forecasting_api` (FastAPI + Prophet), port 8000.
+# Prophet's wheel ships its compiled Stan model, so no compiler is needed.
+# Build context: the repository root.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Dependencies before source: this layer is rebuilt only when the pins change.
+COPY pyproject.toml docker/requirements.py /build/
+RUN python /build/requirements.py forecasting_api /build/pyproject.toml > /build/requirements.txt \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install -r /build/requirements.txt
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    METEOFLOW_RUN_DIR=/data METEOFLOW_BIND_HOST=0.0.0.0
+RUN groupadd --system --gid 10001 meteoflow \
+ && useradd --system --uid 10001 --gid meteoflow --home-dir /app --shell /usr/sbin/nologin meteoflow \
+ && mkdir /data && chown meteoflow:meteoflow /data
+COPY --from=deps /opt/venv /opt/venv
+WORKDIR /app
+COPY meteoflow/ meteoflow/
+COPY forecasting_api/ forecasting_api/
+COPY docker/healthcheck.py docker/healthcheck.py
+USER meteoflow
+EXPOSE 8000
+CMD ["python", "-m", "forecasting_api"]

@@ -1,0 +1,53 @@
+# syntax=docker/dockerfile:1
+# Streaming job: `python -m streaming` (Spark Structured Streaming, local mode, JRE 17).
+# Build context: the repository root.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Dependencies before source: this layer is rebuilt only when the pins change.
+COPY pyproject.toml docker/requirements.py /build/
+RUN python /build/requirements.py streaming /build/pyproject.toml > /build/requirements.txt \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install -r /build/requirements.txt
+
+# The Spark Kafka connector matching the installed pyspark, resolved with Maven by the
+# same code the native stack uses (stack.install.spark_kafka_jars: Ivy, i.e.
+# spark.jars.packages, asks for a -tests jar Maven Central does not serve).
+FROM deps AS connector
+# Debian's JDK packages fail to configure without the man page folder slim images drop.
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
+ && rm -rf /var/lib/apt/lists/*
+# Only the files that code needs, so editing other sources keeps this layer cached.
+COPY meteoflow/__init__.py meteoflow/settings.py /build/src/meteoflow/
+COPY stack/__init__.py stack/install.py stack/process.py /build/src/stack/
+RUN cd /build/src && /opt/venv/bin/python -c "import pyspark; \
+from meteoflow.settings import Settings; from stack.install import spark_kafka_jars; \
+jars = spark_kafka_jars(Settings(cache_dir='/opt/meteoflow-cache', run_dir='/tmp/run'), pyspark.__version__); \
+assert jars, 'no connector jar resolved'; print(*jars, sep='\n')" \
+ && rm -rf /opt/meteoflow-cache/m2
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    METEOFLOW_RUN_DIR=/data METEOFLOW_CACHE_DIR=/opt/meteoflow-cache
+# procps: Spark's launch scripts call `ps`.
+RUN mkdir -p /usr/share/man/man1 \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 meteoflow \
+ && useradd --system --uid 10001 --gid meteoflow --home-dir /app --shell /usr/sbin/nologin meteoflow \
+ && mkdir /data && chown meteoflow:meteoflow /data
+COPY --from=deps /opt/venv /opt/venv
+# The connector lands where spark_kafka_jars looks (<cache_dir>/spark-kafka/<version>, with its
+# completion marker), so the job starts without Maven or any download.
+COPY --from=connector /opt/meteoflow-cache/spark-kafka /opt/meteoflow-cache/spark-kafka
+WORKDIR /app
+COPY meteoflow/ meteoflow/
+COPY stack/ stack/
+COPY streaming/ streaming/
+COPY docker/healthcheck.py docker/healthcheck.py
+USER meteoflow
+CMD ["python", "-m", "streaming"]
