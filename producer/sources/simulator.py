@@ -203,7 +203,8 @@ class RegionSimulator:
         hour = solar_hour(when, region.lon)
         diurnal = math.cos(2 * math.pi * (hour - PEAK_SOLAR_HOUR) / 24.0)
 
-        cloud_fraction = _logistic(1.6 * (z["clouds"] + 2.4 * wet - 1.1))
+        clouds = round(100 * _logistic(1.6 * (z["clouds"] + 2.4 * wet - 1.1)))
+        cloud_fraction = clouds / 100  # rounded first, so the description matches the published percent
         # Rain needs a thick overcast and, outside the wet season, a rare wet anomaly.
         raining = cloud_fraction > 0.8 and z["rain"] + 1.5 * wet > 1.5
         heavy = raining and z["rain"] + 1.5 * wet > 2.3
@@ -213,9 +214,9 @@ class RegionSimulator:
         temp += self.rng.gauss(0.0, 0.15)
 
         depression = max(0.5, c.dew_depression * (1 - 0.6 * wet) - 1.2 * z["clouds"])
-        if raining:
-            depression = min(depression, 2.0)
         dew_point = min(daily_mean - depression, temp)
+        if raining:  # falling rain nearly saturates the air it falls through
+            dew_point = max(dew_point, temp - 1.5)
         humidity = max(3.0, min(100.0, relative_humidity(temp, dew_point)))
         misty = not raining and humidity >= 95.0
 
@@ -245,7 +246,7 @@ class RegionSimulator:
             humidity=round(humidity),
             pressure=round(pressure),
             dew_point=round(dew_point, 2),
-            clouds=round(100 * cloud_fraction),
+            clouds=clouds,
             visibility=visibility,
             uvi=round(min(uvi, 20.0), 2),
             wind_speed=round(wind_speed, 2),
