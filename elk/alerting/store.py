@@ -93,7 +93,7 @@ class FactsReader:
 
 
 class IncidentStore:
-    """Incidents as documents `_id = incident_id`; writes wait for refresh so the next read sees them."""
+    """Incidents as documents `_id = incident_id`; writes refresh the (small) index so the next read sees them at once."""
 
     def __init__(self, settings: Settings, es):
         self.index = settings.index("alerts")
@@ -102,7 +102,7 @@ class IncidentStore:
     def save(self, incident: Incident) -> None:
         incident.refresh_pending()
         self.es.index(index=self.index, id=incident.incident_id,
-                      document=incident.model_dump(mode="json", exclude_none=True), refresh="wait_for")
+                      document=incident.model_dump(mode="json", exclude_none=True), refresh=True)
 
     def _search(self, query: dict) -> list[Incident]:
         resp = self.es.search(index=self.index, query=query, size=1000, sort=[{"opened_at": "asc"}], **_SEARCH)
