@@ -6,6 +6,7 @@
 #   ./run.sh logs [NAME] [-f]
 #   ./run.sh down        stop everything this checkout started
 #   ./run.sh bench       run the benchmarks in benchmarks/
+#   ./run.sh docker up|down|logs  the same system with Docker Compose (docs/docker.md)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT="$PWD"
@@ -93,6 +94,10 @@ case "$cmd" in
   status|logs|down|install)
     python_env
     exec "$PY" -m stack "$cmd" "$@"
+    ;;
+  docker)
+    # Docker Compose deployment (compose.yaml): up | down | logs | ps | config
+    exec "$ROOT/deploy/docker.sh" "$@"
     ;;
   bench)
     system_deps
