@@ -16,6 +16,10 @@ function HourlyTable({ rows, units, offset }: { rows: HourlyStat[]; units: Units
   const hi = Math.max(...values);
   const pos = (v: number) => (hi === lo ? 50 : ((v - lo) / (hi - lo)) * 100);
   return (
+    <>
+    <p className="hint hint-top">
+      Newest first. Bars span each hour's min to max on a scale from {formatTemp(lo, units)} to {formatTemp(hi, units)}; the tick is the mean.
+    </p>
     <div className="table-wrap" tabIndex={0} role="region" aria-label="Hourly temperature statistics">
       <table className="table" data-testid="hourly-table">
         <caption className="sr-only">Hourly minimum, mean and maximum temperature, newest first</caption>
@@ -51,8 +55,8 @@ function HourlyTable({ rows, units, offset }: { rows: HourlyStat[]; units: Units
           ))}
         </tbody>
       </table>
-      <p className="hint">Bars span each hour's min to max ({formatTemp(lo, units)} to {formatTemp(hi, units)} across the table); the tick is the mean.</p>
     </div>
+    </>
   );
 }
 
