@@ -1,0 +1,170 @@
+"""Generates elk/kibana/saved_objects.ndjson (Kibana 8.x): data views, Lens panels,
+a saved search of recent alerts and the Meteoflow dashboard.
+
+Dashboards as code: edit this file, run `python -m elk.kibana.build_saved_objects`,
+commit both. Index titles use the `__PREFIX__` placeholder (replaced by setup.py
+with METEOFLOW_ES_INDEX_PREFIX), like the index templates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from meteoflow.contracts import STREAMING_BATCH_ACTION
+
+OUT = Path(__file__).resolve().parent / "saved_objects.ndjson"
+VERSION = "8.19.0"
+
+# data view id -> (index kind, time field)
+DATA_VIEWS = {
+    "meteoflow-observations": ("observations", "ingested_at"),
+    "meteoflow-logs": ("logs", "@timestamp"),
+    "meteoflow-deadletter": ("deadletter", "failed_at"),
+    "meteoflow-alerts": ("alerts", "opened_at"),
+}
+STREAMING_QUERY = f'event.action : "{STREAMING_BATCH_ACTION}"'
+
+
+def data_view(view_id: str) -> dict:
+    kind, time_field = DATA_VIEWS[view_id]
+    return {
+        "id": view_id, "type": "index-pattern", "managed": False, "references": [],
+        "coreMigrationVersion": "8.8.0", "typeMigrationVersion": "8.0.0",
+        "attributes": {"title": f"__PREFIX__-{kind}*", "name": f"Meteoflow {kind}", "timeFieldName": time_field,
+                       "fields": "[]", "fieldAttrs": "{}", "fieldFormatMap": "{}", "runtimeFieldMap": "{}",
+                       "sourceFilters": "[]", "typeMeta": "{}"},
+    }
+
+
+# --- Lens columns -------------------------------------------------------------------------------
+def date_col(field: str) -> dict:
+    return {"label": field, "dataType": "date", "operationType": "date_histogram", "sourceField": field,
+            "isBucketed": True, "scale": "interval", "params": {"interval": "auto", "includeEmptyRows": True}}
+
+
+def terms_col(field: str, size: int = 20, order_by: str | None = None) -> dict:
+    order = {"type": "column", "columnId": order_by} if order_by else {"type": "alphabetical"}
+    return {"label": field, "dataType": "string", "operationType": "terms", "sourceField": field, "isBucketed": True,
+            "scale": "ordinal", "params": {"size": size, "orderBy": order, "orderDirection": "desc" if order_by else "asc"}}
+
+
+def count_col(label: str = "Count") -> dict:
+    return {"label": label, "dataType": "number", "operationType": "count", "sourceField": "___records___",
+            "isBucketed": False, "scale": "ratio", "params": {}}
+
+
+def metric_col(op: str, field: str, label: str, data_type: str = "number", **params) -> dict:
+    return {"label": label, "dataType": data_type, "operationType": op, "sourceField": field, "isBucketed": False,
+            "scale": "ratio", "params": params}
+
+
+def lens(obj_id: str, title: str, view_id: str, columns: dict[str, dict], visualization: dict, vis_type: str,
+         query: str = "") -> dict:
+    return {
+        "id": obj_id, "type": "lens", "managed": False,
+        "coreMigrationVersion": "8.8.0", "typeMigrationVersion": "8.9.0",
+        "references": [{"type": "index-pattern", "id": view_id, "name": "indexpattern-datasource-layer-layer1"}],
+        "attributes": {
+            "title": title, "description": "", "visualizationType": vis_type,
+            "state": {
+                "datasourceStates": {"formBased": {"layers": {"layer1": {
+                    "columns": columns, "columnOrder": list(columns), "incompleteColumns": {}}}}},
+                "visualization": visualization,
+                "query": {"language": "kuery", "query": query},
+                "filters": [], "internalReferences": [], "adHocDataViews": {},
+            },
+        },
+    }
+
+
+def xy(obj_id, title, view_id, x, ys: dict[str, dict], split: dict | None = None, series="line", query=""):
+    columns = {"x": x, **({"split": split} if split else {}), **ys}
+    layer = {"layerId": "layer1", "layerType": "data", "seriesType": series, "xAccessor": "x",
+             "accessors": list(ys), **({"splitAccessor": "split"} if split else {})}
+    vis = {"preferredSeriesType": series, "layers": [layer], "legend": {"isVisible": True, "position": "right"},
+           "valueLabels": "hide", "fittingFunction": "None"}
+    return lens(obj_id, title, view_id, columns, vis, "lnsXY", query)
+
+
+def table(obj_id, title, view_id, columns: dict[str, dict], query=""):
+    vis = {"layerId": "layer1", "layerType": "data", "columns": [{"columnId": c} for c in columns]}
+    return lens(obj_id, title, view_id, columns, vis, "lnsDatatable", query)
+
+
+def recent_alerts_search() -> dict:
+    source = {"query": {"query": "", "language": "kuery"}, "filter": [],
+              "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index"}
+    return {
+        "id": "meteoflow-recent-alerts", "type": "search", "managed": False,
+        "references": [{"type": "index-pattern", "id": "meteoflow-alerts",
+                        "name": "kibanaSavedObjectMeta.searchSourceJSON.index"}],
+        "attributes": {
+            "title": "Recent alerts", "description": "Incidents opened by the alerting service",
+            "columns": ["rule", "region_id", "status", "severity", "summary", "resolved_at"],
+            "sort": [["opened_at", "desc"]],
+            "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps(source)},
+        },
+    }
+
+
+def panels() -> list[dict]:
+    obs, logs, dead = "meteoflow-observations", "meteoflow-logs", "meteoflow-deadletter"
+    return [
+        xy("meteoflow-arrivals", "Arrivals per region", obs, date_col("ingested_at"), {"count": count_col("Observations")},
+           split=terms_col("region_id", 20, "count"), series="bar_stacked"),
+        xy("meteoflow-lag", "Arrival lag percentiles (s)", obs, date_col("ingested_at"), {
+            f"p{p}": metric_col("percentile", "lag_seconds", f"p{p} lag", percentile=p) for p in (50, 95, 99)}),
+        table("meteoflow-last-seen", "Last seen per region", obs, {
+            "region": terms_col("region_id", 100),
+            "last_seen": metric_col("max", "ingested_at", "Last ingested", "date"),
+            "last_observed": metric_col("max", "observed_at", "Last observed", "date"),
+            "lag": metric_col("last_value", "lag_seconds", "Latest lag (s)", sortField="observed_at"),
+        }),
+        xy("meteoflow-deadletters", "Dead letters by service", dead, date_col("failed_at"), {"count": count_col("Dead letters")},
+           split=terms_col("service", 10, "count"), series="bar_stacked"),
+        xy("meteoflow-throughput", "Streaming throughput", logs, date_col("@timestamp"), {
+            "rows": metric_col("sum", "meteoflow.streaming.input_rows", "Input rows"),
+            "rps": metric_col("average", "meteoflow.streaming.rows_per_second", "Rows/s")}, query=STREAMING_QUERY),
+        xy("meteoflow-batch-durations", "Streaming batch durations (ms)", logs, date_col("@timestamp"), {
+            "total": metric_col("average", "meteoflow.streaming.durations_ms.total", "foreachBatch total"),
+            "trigger": metric_col("average", "meteoflow.streaming.durations_ms.spark_trigger", "Spark trigger"),
+            "forecasts": metric_col("average", "meteoflow.streaming.durations_ms.forecasts", "Forecasts")},
+           query=STREAMING_QUERY),
+    ]
+
+
+def dashboard(children: list[dict]) -> dict:
+    layout = [(0, 0, 48, 12), (0, 12, 24, 12), (24, 12, 24, 12), (0, 24, 24, 12), (24, 24, 24, 12),
+              (0, 36, 24, 12), (24, 36, 24, 12)]
+    panel_list, refs = [], []
+    for i, (child, (x, y, w, h)) in enumerate(zip(children, layout)):
+        name = f"panel_{i}"
+        panel_list.append({"version": VERSION, "type": child["type"], "panelIndex": str(i), "panelRefName": name,
+                           "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)}, "embeddableConfig": {}})
+        refs.append({"type": child["type"], "id": child["id"], "name": name})
+    return {
+        "id": "meteoflow-overview", "type": "dashboard", "managed": False, "references": refs,
+        "attributes": {
+            "title": "Meteoflow: data flow and alerts",
+            "description": "Arrivals, lag, freshness per region, dead letters, streaming progress, recent alerts",
+            "panelsJSON": json.dumps(panel_list), "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
+            "timeRestore": True, "timeFrom": "now-6h", "timeTo": "now",
+            "refreshInterval": {"pause": False, "value": 30000},
+            "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps({"query": {"query": "", "language": "kuery"}, "filter": []})},
+        },
+    }
+
+
+def saved_objects() -> list[dict]:
+    children = panels() + [recent_alerts_search()]
+    return [data_view(v) for v in DATA_VIEWS] + children + [dashboard(children)]
+
+
+def render() -> str:
+    return "".join(json.dumps(obj, sort_keys=True) + "\n" for obj in saved_objects())
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
