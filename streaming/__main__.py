@@ -33,7 +33,9 @@ def main() -> int:
     from stack.spark import spark_session
     from streaming.job import StreamingJob
 
-    spark = spark_session(settings, app_name="meteoflow-streaming")
+    # No console progress bar, and no warning that AQE is off for streaming (it always is).
+    quiet = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false"}
+    spark = spark_session(settings, app_name="meteoflow-streaming", extra_conf=quiet)
     job = StreamingJob(settings, spark, log)
     query = job.start()
     log.info("streaming %s -> MongoDB %s, checkpoint %s, trigger every %gs", settings.topic_observations,

@@ -28,6 +28,12 @@ from streaming.records import KafkaRecord, latest_per_region, split_batch
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+# Spark 4.1.1's V2 Kafka stream NPEs in its source metrics when a restart re-runs the batch that
+# was in flight (KafkaMicroBatchStream.metrics wraps a null latestPartitionOffsets in Some), so the
+# job could never get past a crash. The V1 Kafka source reads the same offsets and options and
+# reports no such metrics.
+KAFKA_V1_SOURCE = {"spark.sql.streaming.disabledV2MicroBatchReaders":
+                   "org.apache.spark.sql.kafka010.KafkaSourceProvider"}
 QUERY_NAME = "meteoflow-observations"
 
 
@@ -193,6 +199,8 @@ class ProgressListener(StreamingQueryListener):
 
 
 def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    for key, value in KAFKA_V1_SOURCE.items():
+        spark.conf.set(key, value)
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
@@ -240,6 +248,16 @@ class StreamingJob:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
         return self.query
 
+    def run_until_idle(self) -> list[dict[str, Any]]:
+        """Process what the topic holds now (Trigger.AvailableNow), stop, return the progress lines.
+
+        Raises the batch's error if one failed; its offsets are then not committed."""
+        try:
+            self.start(available_now=True, retry_timer=False).awaitTermination()
+        finally:
+            self.stop()  # waits for the last progress events
+        return list(self.reporter.logged)
+
     def stop(self) -> None:
         """Stop the query (the batch in flight finishes or is retried on restart), then the rest."""
         if self.timer is not None:
@@ -258,14 +276,5 @@ class StreamingJob:
 
 def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
                    forecast_client: ForecastClient | None = None) -> list[dict[str, Any]]:
-    """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines.
-
-    Raises the batch's error if one failed (its offsets are then not committed)."""
-    job = StreamingJob(settings, spark, log, forecast_client)
-    try:
-        query = job.start(available_now=True, retry_timer=False)
-        query.awaitTermination()
-        job.reporter.wait_idle(timeout=5)
-        return list(job.reporter.logged)
-    finally:
-        job.stop()
+    """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines."""
+    return StreamingJob(settings, spark, log, forecast_client).run_until_idle()

@@ -2,13 +2,12 @@
 
 import json
 import logging
-import statistics
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from meteoflow.contracts import FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, doc_id
+from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, doc_id
 from kafka.errors import KafkaError
 
 from meteoflow.kafka import make_consumer, make_producer
@@ -16,7 +15,7 @@ from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
 from streaming.records import latest_per_region
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
-from tests.fakes.observations import simulated_observations
+from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
 pytestmark = pytest.mark.integration
@@ -35,17 +34,6 @@ def db(isolated):
     client.close()
 
 
-def expected_stats(observations):
-    by_key = {}
-    for obs in {(o.region_id, o.observed_at): o for o in observations}.values():
-        by_key.setdefault((obs.region_id, obs.observed_at.replace(minute=0, second=0, microsecond=0)), []).append(obs.temp)
-    return {doc_id(r, h): (min(t), max(t), pytest.approx(statistics.fmean(t)), len(t)) for (r, h), t in by_key.items()}
-
-
-def stored_stats(db):
-    return {d["_id"]: (d["temp_min"], d["temp_max"], d["temp_mean"], d["count"]) for d in db[HOURLY_STATS].find()}
-
-
 def test_observations_and_stats_are_idempotent_and_unique(db):
     obs = simulated_observations(regions=3, hours=5, per_hour=4)
     sink, stats = ObservationSink(db), HourlyStatsSink(db)
@@ -53,7 +41,7 @@ def test_observations_and_stats_are_idempotent_and_unique(db):
         assert sink.write(obs, NOW) == len(obs)
         assert stats.write(obs, NOW) == 15
     assert db[OBSERVATIONS].count_documents({}) == len(obs)
-    assert stored_stats(db) == expected_stats(obs)
+    assert stored_hourly_stats(db) == recompute_hourly_stats(obs)
     doc = db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)})
     assert doc["observed_at"] == obs[0].observed_at and isinstance(doc["stored_at"], datetime)
     with pytest.raises(DuplicateKeyError):  # the unique index guards (region, observed_at) too
@@ -66,7 +54,7 @@ def test_stats_of_a_partial_batch_cover_everything_stored_for_that_hour(db):
     HourlyStatsSink(db).write(obs[:5], NOW)
     ObservationSink(db).write(obs[5:], NOW)  # the second half of hour 2 arrives later
     HourlyStatsSink(db).write(obs[5:], NOW)
-    assert stored_stats(db) == expected_stats(obs)
+    assert stored_hourly_stats(db) == recompute_hourly_stats(obs)
 
 
 def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
