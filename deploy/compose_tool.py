@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,28 @@ def compose_command(settings: Settings, build: bool = True) -> list[str]:
     if legacy and _works([legacy]):
         return [legacy]
     raise StackError(f"no Docker Compose found: no compose plugin, no docker-compose, and {problem}")
+
+
+def run_compose(settings: Settings, project_dir: Path, env_file: Path, args: list[str],
+                home: Path | None = None) -> subprocess.CompletedProcess:
+    """`compose --env-file ENV_FILE ARGS` on PROJECT_DIR/compose.yaml, with a minimal environment:
+    nothing from the caller's METEOFLOW_* or compose variables leaks into the result."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home or Path.home())}
+    return subprocess.run(
+        [*compose_command(settings), "--project-directory", str(project_dir), "-f", str(project_dir / "compose.yaml"),
+         "--env-file", str(env_file), *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+
+
+def resolved_config(settings: Settings, project_dir: Path, env_file: Path) -> dict:
+    """compose.yaml as Compose resolves it (anchors, merges, interpolation) with ENV_FILE's values."""
+    import yaml
+
+    result = run_compose(settings, project_dir, env_file, ["config"])
+    if result.returncode != 0:
+        raise StackError(f"compose config failed with {env_file.name}:\n{result.stderr}")
+    return yaml.safe_load(result.stdout)
 
 
 def version(cmd: list[str]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deploy import compose_tool
 from deploy.compose_tool import compose_command
 from meteoflow.settings import REPO_ROOT, load_settings
 
@@ -64,23 +65,16 @@ MODULE_OF = {  # Meteoflow service -> its `python -m` module
 
 def _clean_env(home: Path | None = None) -> dict[str, str]:
     # Only what Compose needs, so no METEOFLOW_* of the developer's shell leaks into the check.
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home or Path.home())}
-    return env
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home or Path.home())}
 
 
-def run_compose(args: list[str], env_file: Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
-    cmd = compose_command(load_settings())
-    return subprocess.run(
-        [*cmd, "--project-directory", str(cwd), "-f", str(cwd / "compose.yaml"), "--env-file", str(env_file), *args],
-        capture_output=True, text=True, env=_clean_env(), timeout=120,
-    )
+def run_compose(args: list[str], env_file: Path) -> subprocess.CompletedProcess:
+    return compose_tool.run_compose(load_settings(), REPO_ROOT, env_file, args)
 
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    result = run_compose(["config"], ENV_EXAMPLE)
-    assert result.returncode == 0, f"compose config failed:\n{result.stderr}"
-    return yaml.safe_load(result.stdout)
+    return compose_tool.resolved_config(load_settings(), REPO_ROOT, ENV_EXAMPLE)
 
 
 @pytest.fixture(scope="module")
