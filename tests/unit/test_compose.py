@@ -369,7 +369,7 @@ def copied_packages(dockerfile: Path) -> set[str]:
 
 
 # One-shot jobs run in these images too (compose.yaml): their imports must be there as well.
-EXTRA_ENTRIES = {"producer": ["meteoflow.kafka"], "alerting": ["elk.templates"]}
+EXTRA_ENTRIES = {"producer": ["meteoflow.kafka"], "alerting": ["elk.templates", "elk.kibana.setup"]}
 
 
 @pytest.mark.parametrize("service", sorted(MODULE_OF))

@@ -26,7 +26,8 @@ ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKER_MD = REPO_ROOT / "docs" / "docker.md"
 MENTION = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
 
-METEOFLOW_CONTAINERS = ["producer", "streaming", "forecasting_api", "webapp", "alerting", "kafka-init", "es-init", "logstash"]
+# Containers running Meteoflow code (they read Settings).
+METEOFLOW_CONTAINERS = ["producer", "streaming", "forecasting_api", "webapp", "alerting", "kafka-init", "es-init", "kibana-setup"]
 
 # Variables of the platform, not Meteoflow's: set by Java/Spark tooling or the OS.
 PLATFORM_VARIABLES = {"JAVA_HOME", "SPARK_LOCAL_IP", "PYSPARK_PYTHON", "PATH", "HOME", "CI"}
@@ -132,7 +133,9 @@ def test_compose_forwards_every_docker_setting(services):
         assert holders, f"no container receives {secret}"
     # Least privilege: each outside secret reaches only the service that uses it.
     assert [n for n in services if "METEOFLOW_OWM_API_KEY" in (services[n].get("environment") or {})] == ["producer"]
-    assert [n for n in services if "METEOFLOW_SLACK_WEBHOOK_URL" in (services[n].get("environment") or {})] == ["alerting"]
+    # (kibana-setup creates Kibana's Slack connector when KIBANA_ALERTING=true)
+    assert sorted(n for n in services if "METEOFLOW_SLACK_WEBHOOK_URL" in (services[n].get("environment") or {})) == [
+        "alerting", "kibana-setup"]
 
 
 @pytest.mark.parametrize("name", METEOFLOW_CONTAINERS)
@@ -148,7 +151,7 @@ def test_settings_accept_what_compose_gives_each_container(name, services, monke
     except SettingsError as exc:
         pytest.fail(f"{name}: {exc}")
     assert settings.kafka_bootstrap == "kafka:9092"
-    assert str(settings.run_dir) == "/data" or name == "logstash"
+    assert str(settings.run_dir) == "/data"
     if name in ("forecasting_api", "webapp"):
         assert settings.bind_host == "0.0.0.0"  # reachable through the published port
     if "METEOFLOW_ES_URL" in env:
