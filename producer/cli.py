@@ -160,7 +160,12 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    publisher = KafkaPublisher(settings)
+    try:
+        publisher = KafkaPublisher(settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. NoBrokersAvailable: say where we looked
+        log.error("producer cannot reach Kafka at %s: %s: %s", settings.kafka_bootstrap, type(exc).__name__, exc)
+        source.close()
+        return EXIT_FATAL
     code = 0
     try:
         runs = Producer(settings, regions, source, publisher, log).run_forever(stop, max_runs=1 if once else None)

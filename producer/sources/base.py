@@ -35,6 +35,7 @@ class SourceResult:
 
 class Source(ABC):
     name: str  # the Observation.source value: openweathermap | simulator | replay
+    default_interval: float = 900.0  # seconds between runs, unless interval_seconds() says otherwise
 
     @abstractmethod
     def fetch(self, regions: list[Region], now: datetime) -> SourceResult:
@@ -43,8 +44,6 @@ class Source(ABC):
     def interval_seconds(self) -> float:
         """Time until the next run should start; may change as the source's clock moves."""
         return self.default_interval
-
-    default_interval: float = 900.0
 
     @property
     def exhausted(self) -> bool:
