@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import re
 import sys
 import threading
@@ -72,48 +73,79 @@ class EcsJsonFormatter(logging.Formatter):
 
 
 class KafkaLogHandler(logging.Handler):
-    """Sends each formatted line to the `pipeline.logs` topic, keyed by service."""
+    """Sends each formatted line to the `pipeline.logs` topic, keyed by service.
 
-    def __init__(self, settings: Settings, service: str):
+    `emit` only puts the line on a bounded queue; a background thread owns the Kafka
+    client. So a service never blocks on logging when Kafka is slow or down: lines
+    wait in the queue (the oldest are dropped, and counted, when it is full) and stdout
+    keeps every line regardless.
+    """
+
+    def __init__(self, settings: Settings, service: str, capacity: int = 10_000):
         super().__init__()
         self.settings = settings
         self.service = service
+        self.dropped = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
         self._producer = None
-        self._lock = threading.Lock()
-        self._broken_until = 0.0
-
-    def _get_producer(self):
-        from meteoflow.kafka import make_producer  # late import: kafka is optional for formatting
-
-        if self._producer is None:
-            self._producer = make_producer(self.settings, client_id=f"{self.service}-logs", acks=1)
-        return self._producer
+        self._thread = threading.Thread(target=self._run, name="kafka-log-handler", daemon=True)
+        self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("kafka"):
             return  # never log the log shipper's own client into itself
-        now = time.monotonic()
-        if now < self._broken_until:
-            return
         try:
             line = self.format(record).encode()
-            with self._lock:
-                self._get_producer().send(self.settings.topic_logs, key=self.service.encode(), value=line)
         except Exception:  # noqa: BLE001 - logging must never take the service down
-            self._broken_until = now + 30
+            return
+        while True:
+            try:
+                self._queue.put_nowait(line)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
 
-    def flush(self) -> None:
+    def _run(self) -> None:
+        from meteoflow.kafka import make_producer  # late import: kafka is optional for formatting
+
+        while True:
+            line = self._queue.get()
+            if line is None:
+                break
+            while self._producer is None:
+                try:
+                    self._producer = make_producer(self.settings, client_id=f"{self.service}-logs", acks=1)
+                except Exception:  # noqa: BLE001 - Kafka not reachable yet: keep the line, retry
+                    time.sleep(5)
+            try:
+                self._producer.send(self.settings.topic_logs, key=self.service.encode(), value=line)
+            except Exception:  # noqa: BLE001
+                self.dropped += 1
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) until queued lines are handed to Kafka and sent."""
+        deadline = time.monotonic() + timeout
+        while not self._queue.empty() and time.monotonic() < deadline and self._producer is not None:
+            time.sleep(0.05)
         if self._producer is not None:
             try:
-                self._producer.flush(timeout=5)
+                self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001
                 pass
 
     def close(self) -> None:
         self.flush()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
         if self._producer is not None:
             try:
-                self._producer.close(timeout=5)
+                self._producer.close(timeout=2)
             except Exception:  # noqa: BLE001
                 pass
         super().close()
@@ -133,6 +165,9 @@ def setup_logging(service: str, settings: Settings, to_kafka: bool = True) -> lo
         kafka_handler.setFormatter(formatter)
         root.addHandler(kafka_handler)
     root.setLevel(settings.log_level)
-    for noisy in ("kafka", "py4j", "urllib3", "elastic_transport", "cmdstanpy", "prophet", "pymongo"):
+    for noisy in ("py4j", "urllib3", "elastic_transport", "cmdstanpy", "prophet", "pymongo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # kafka-python reports every reconnect attempt at WARNING/ERROR; the services log
+    # their own clear error when Kafka is unreachable, so keep only its critical lines.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     return logging.getLogger(service)
