@@ -16,7 +16,7 @@ FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/app PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     METEOFLOW_RUN_DIR=/data
 RUN groupadd --system --gid 10001 meteoflow \
- && useradd --system --uid 10001 --gid meteoflow --home-dir /app --shell /usr/sbin/nologin meteoflow \
+ && useradd --system --uid 10001 --gid meteoflow --create-home --home-dir /home/meteoflow --shell /usr/sbin/nologin meteoflow \
  && mkdir /data && chown meteoflow:meteoflow /data
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app

@@ -38,7 +38,7 @@ RUN mkdir -p /usr/share/man/man1 \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 meteoflow \
- && useradd --system --uid 10001 --gid meteoflow --home-dir /app --shell /usr/sbin/nologin meteoflow \
+ && useradd --system --uid 10001 --gid meteoflow --create-home --home-dir /home/meteoflow --shell /usr/sbin/nologin meteoflow \
  && mkdir /data && chown meteoflow:meteoflow /data
 COPY --from=deps /opt/venv /opt/venv
 # The connector lands where spark_kafka_jars looks (<cache_dir>/spark-kafka/<version>, with its
