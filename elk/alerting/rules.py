@@ -10,9 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meteoflow.freshness import SilenceRule
 
-Severity = str
-
-
 class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reminder_after_seconds: float = Field(3600.0, ge=0)

@@ -6,6 +6,7 @@ import signal
 import threading
 
 from elk.shipper.service import Shipper
+from meteoflow.kafka import ensure_topics
 from meteoflow.logs import setup_logging
 from meteoflow.settings import load_settings
 
@@ -16,6 +17,7 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    ensure_topics(settings)  # idempotent; consuming a missing topic would stall the client
     Shipper(settings, stop=stop).run()
     log.info("shipper stopped")
 

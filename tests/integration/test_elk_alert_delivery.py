@@ -25,7 +25,7 @@ from meteoflow.kafka import make_producer
 from meteoflow.settings import REPO_ROOT
 from tests.fakes.elk_records import dead_letter, log_line, observation, record
 from tests.fakes.slack_server import SlackServer
-from tests.integration.test_elk_shipper import Running
+from tests.integration.test_elk_shipping import Running
 
 pytestmark = pytest.mark.integration
 
