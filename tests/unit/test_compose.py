@@ -35,6 +35,7 @@ def _load_script(name: str, path: Path):
     # docker/ is not a package (the images run these files directly).
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -434,3 +435,44 @@ def test_run_sh_docker_creates_env_refuses_placeholders_then_validates(tmp_path)
     resolved = run("config", "--services")
     assert resolved.returncode == 0, resolved.stderr
     assert set(resolved.stdout.split()) >= {"kafka", "webapp", "kibana"}
+
+
+# --- docker/healthcheck.py ---------------------------------------------------------------------
+
+healthcheck = _load_script("docker_healthcheck", DOCKER_DIR / "healthcheck.py")
+
+
+def test_healthcheck_parses_the_wiring():
+    Endpoint = healthcheck.Endpoint
+    assert healthcheck.bootstrap_endpoints("kafka:9092, other:19092,solo") == [
+        Endpoint("Kafka", "kafka", 9092), Endpoint("Kafka", "other", 19092), Endpoint("Kafka", "solo", 9092)]
+    uri = "mongodb://meteoflow:p4ss@mongodb:27017/?authSource=admin"
+    assert healthcheck.url_endpoint("MongoDB", uri, 27017) == Endpoint("MongoDB", "mongodb", 27017)
+    assert healthcheck.url_endpoint("Elasticsearch", "http://elasticsearch:9200", 9200).port == 9200
+    with pytest.raises(ValueError, match="no host"):
+        healthcheck.url_endpoint("MongoDB", "not a url", 27017)
+    settings = load_settings(kafka_bootstrap_servers="kafka:9092", METEOFLOW_MONGO_URI=uri)
+    assert [e.what for e in healthcheck.dependencies("streaming", settings)] == ["Kafka", "MongoDB"]
+    with pytest.raises(ValueError, match="unknown worker"):
+        healthcheck.dependencies("shipper", settings)
+
+
+def test_healthcheck_reports_what_is_missing(tmp_path):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        up = load_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", METEOFLOW_MONGO_URI=f"mongodb://127.0.0.1:{port}/",
+                           streaming_checkpoint_dir=tmp_path / "checkpoint")
+        assert healthcheck.check("producer", up) == []
+        problems = healthcheck.check("streaming", up)
+        assert len(problems) == 1 and "has not started" in problems[0]
+        (tmp_path / "checkpoint").mkdir()
+        (tmp_path / "checkpoint" / "metadata").write_text("{}")
+        assert healthcheck.check("streaming", up) == []
+    down = load_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}")
+    assert "unreachable" in healthcheck.check("producer", down, timeout=1)[0]
+    http_down = load_settings(forecast_api_port=port)
+    assert f"127.0.0.1:{port}/health" in healthcheck.check("forecasting_api", http_down, timeout=1)[0]
