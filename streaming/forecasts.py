@@ -195,6 +195,7 @@ class ForecastRefresher:
             planned, outcome.skipped = plan_requests(
                 histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
             now = self.clock()
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates keep milliseconds
             if planned:
                 try:
                     response = self.client.predict_batch([body for _, body in planned])
@@ -204,6 +205,11 @@ class ForecastRefresher:
                     docs, outcome.ok, outcome.errors = forecast_documents(
                         planned, response, now, self.settings.forecast_horizon_hours)
                     upsert_all(self.db[FORECASTS], docs)
+                    # A region's forecasts are its latest run: older runs' targets (now in the past of
+                    # the new observations) are dropped, so every stored forecast lies ahead.
+                    if outcome.ok:
+                        self.db[FORECASTS].delete_many(
+                            {"region_id": {"$in": outcome.ok}, "model_run_at": {"$lt": now}})
                     outcome.forecasts_written = len(docs)
             self._write_state(outcome, pending, now)
             return outcome

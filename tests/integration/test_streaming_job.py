@@ -201,31 +201,46 @@ def start_job(settings, log_file: Path) -> subprocess.Popen:
                             stdout=open(log_file, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(settings, spark, db, tmp_path):
-    settings = settings.model_copy(update={"streaming_max_offsets_per_trigger": 40})
-    observations = simulated_observations(regions=3, hours=40, per_hour=4)  # 480 records, 12 batches
+def uncommitted_batches(checkpoint: Path) -> set[str]:
+    """Batches Spark planned (offset log) but did not commit: in flight when the process died."""
+    def ids(sub):
+        return {p.name for p in (checkpoint / sub).iterdir() if p.name.isdigit()}
+    return ids("offsets") - ids("commits")
+
+
+def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, spark, db, fake_api, tmp_path):
+    settings = settings.model_copy(update={"streaming_max_offsets_per_trigger": 40, "forecast_timeout_seconds": 20})
+    observations = simulated_observations(regions=3, hours=160, per_hour=1)  # 480 records, 12 batches
     produce(settings, as_messages(observations))
     out = tmp_path / "streaming.log"
+    # The API hangs: the first batch with enough history to forecast stays inside foreachBatch,
+    # its observations written, its offsets not committed. That is where the kill lands.
+    fake_api.set_mode("hang")
 
     job = start_job(settings, out)
     try:
-        wait_for(lambda: db[OBSERVATIONS].count_documents({}) >= 80 or job.poll() is not None, 180)
+        wait_for(lambda: fake_api.requests or job.poll() is not None, 180)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
-        stored_at_kill = db[OBSERVATIONS].count_documents({})
-        assert 0 < stored_at_kill < len(observations), "the kill did not land mid-stream"
+        in_flight = uncommitted_batches(settings.checkpoint_dir)
+        assert in_flight, "the kill did not land inside a batch"
+        assert 0 < db[OBSERVATIONS].count_documents({}) < len(observations)
 
+        fake_api.set_mode("ok")
         job = start_job(settings, out)
         wait_for(lambda: db[OBSERVATIONS].count_documents({}) == len(observations) or job.poll() is not None, 180)
         wait_for(lambda: stored_hourly_stats(db) == recompute_hourly_stats(observations), 30)
         assert_exact(db, observations)
+        wait_for(lambda: db[FORECAST_STATE].count_documents({"status": "ok", "needs_forecast": False}) == 3, 30)
+        assert_forecasts_after_last_observation(db, observations, horizon=6)
 
         job.send_signal(signal.SIGTERM)
-        assert job.wait(60) == 0
+        assert job.wait(60) == 0  # graceful stop
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
             job.wait(30)
+    assert not uncommitted_batches(settings.checkpoint_dir)
 
     progress = [json.loads(line) for line in out.read_text().splitlines() if STREAMING_BATCH_ACTION in line]
     batches = [p["meteoflow.streaming"] for p in progress if p.get("event.action") == STREAMING_BATCH_ACTION]

@@ -88,6 +88,17 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
     assert db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 0
     assert refresher.refresh().attempted is False  # nothing left to do
 
+    # Three hours later: the new run replaces the region's forecasts, none left behind in the past.
+    later = simulated_observations(regions=1, hours=3, per_hour=1, end=last + timedelta(hours=4))
+    ObservationSink(db).write(later, NOW)
+    with FakeForecastServer() as api:
+        refresher = ForecastRefresher(db, settings.model_copy(update={"forecast_api_url_override": api.url}))
+        refresher.mark(latest_per_region(later))
+        assert refresher.refresh().ok == ["dakar"]
+    dakar = list(db[FORECASTS].find({"region_id": "dakar"}))
+    assert len(dakar) == 6 and all(f["target_time"] > last + timedelta(hours=3) for f in dakar)
+    assert db[FORECASTS].count_documents({}) == 3 * 6
+
 
 def test_dead_letters_reach_the_topic(isolated):
     sink = DeadLetterSink(isolated, log)
