@@ -27,6 +27,16 @@ PRODUCER_RUN_ACTION = "producer-run"  # one per scheduled run; fields under "met
 DEADLETTER_ACTION = "dead-letter"  # one per rejected record; fields under "meteoflow.deadletter"
 
 
+# Back-filled history (the simulator catching up, One Call `timemachine` at start) is
+# published in its own batches whose batch_id starts with this prefix: such records are
+# old on purpose, so the arrival-lag alert ignores them.
+BACKFILL_BATCH_PREFIX = "backfill-"
+
+
+def is_backfill_batch(batch_id: str | None) -> bool:
+    return bool(batch_id) and batch_id.startswith(BACKFILL_BATCH_PREFIX)
+
+
 def doc_id(region_id: str, when: datetime) -> str:
     """Deterministic MongoDB _id, so writes are idempotent upserts."""
     return f"{region_id}|{when.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"

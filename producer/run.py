@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import schedule
 
-from meteoflow.contracts import PRODUCER_RUN_ACTION, DeadLetter
+from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
 from meteoflow.schema import InvalidRecord, Observation, validate_observation
 from meteoflow.settings import Settings
 from producer.regions import Region
@@ -30,9 +30,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def new_batch_id(source: str, now: datetime) -> str:
-    """Unique per run and readable: `20260101T120000Z-simulator-1a2b3c4d5e6f`."""
-    return f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{source}-{uuid.uuid4().hex[:12]}"
+def new_batch_id(source: str, now: datetime, backfill: bool = False) -> str:
+    """Unique per run and readable: `20260101T120000Z-simulator-1a2b3c4d5e6f`
+    (`backfill-...` for back-filled history, see contracts.BACKFILL_BATCH_PREFIX)."""
+    batch_id = f"{now.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{source}-{uuid.uuid4().hex[:12]}"
+    return BACKFILL_BATCH_PREFIX + batch_id if backfill else batch_id
 
 
 # --- pure: from what a source returned to what gets published ------------------------------
@@ -163,8 +165,18 @@ class Producer:
         """One batch. FatalSourceError propagates (the caller stops); the rest is in the summary."""
         began = time.monotonic()
         now = self.clock()
-        batch_id = new_batch_id(self.source.name, now)
         result = self.source.fetch(self.regions, now)
+        summary = None
+        if result.backfill:
+            # History goes first, in its own batch, so a region's records stay in time order.
+            history = SourceResult(records=result.backfill, failures=[] if result.records else result.failures)
+            summary = self._publish(history, new_batch_id(self.source.name, now, backfill=True), began)
+        if result.records or not result.backfill:
+            live = SourceResult(records=result.records, failures=result.failures)
+            summary = self._publish(live, new_batch_id(self.source.name, now), began)
+        return summary
+
+    def _publish(self, result: SourceResult, batch_id: str, began: float) -> RunSummary:
         batch = prepare_batch(result, self.source.name, batch_id, produced_at=self.clock())
         send_errors = self.publisher.publish(batch)
         summary = summarize(batch, send_errors, time.monotonic() - began)

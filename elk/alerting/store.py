@@ -8,7 +8,7 @@ from typing import Any
 
 from elk.alerting.engine import Facts, Incident, RegionFacts
 from elk.alerting.rules import AlertRules
-from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.contracts import BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION
 from meteoflow.settings import Settings
 
 MAX_REGIONS = 10_000
@@ -28,14 +28,17 @@ def _iso(value: str | None) -> datetime | None:
 
 
 def region_facts_from_aggs(aggs: dict[str, Any]) -> dict[str, RegionFacts]:
-    """Per region: when it was last ingested, and its latest observation (by observed_at)."""
+    """Per region: when it was last ingested, and its latest live observation (by observed_at).
+
+    Back-filled history is old on purpose, so it never counts as arrival lag."""
     regions = {}
     for bucket in aggs.get("regions", {}).get("buckets", []):
-        hits = bucket["latest"]["hits"]["hits"]
+        hits = bucket["live"]["latest"]["hits"]["hits"]
         src = hits[0]["_source"] if hits else {}
+        any_hits = bucket["any"]["hits"]["hits"]
         regions[bucket["key"]] = RegionFacts(
             region_id=bucket["key"],
-            region_name=src.get("region_name"),
+            region_name=src.get("region_name") or (any_hits[0]["_source"].get("region_name") if any_hits else None),
             last_seen=_ms(bucket["last_seen"]["value"]),
             observed_at=_iso(src.get("observed_at")),
             lag_seconds=src.get("lag_seconds"),
@@ -60,11 +63,15 @@ class FactsReader:
                     "terms": {"field": "region_id", "size": MAX_REGIONS},
                     "aggs": {
                         "last_seen": {"max": {"field": "ingested_at"}},
-                        "latest": {"top_hits": {
-                            "size": 1,
-                            "sort": [{"observed_at": "desc"}, {"ingested_at": "desc"}],
-                            "_source": ["region_name", "observed_at", "ingested_at", "lag_seconds"],
-                        }},
+                        "any": {"top_hits": {"size": 1, "_source": ["region_name"]}},
+                        "live": {
+                            "filter": {"bool": {"must_not": {"prefix": {"batch_id": BACKFILL_BATCH_PREFIX}}}},
+                            "aggs": {"latest": {"top_hits": {
+                                "size": 1,
+                                "sort": [{"observed_at": "desc"}, {"ingested_at": "desc"}],
+                                "_source": ["region_name", "observed_at", "ingested_at", "lag_seconds"],
+                            }}},
+                        },
                     },
                 },
             },

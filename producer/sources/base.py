@@ -31,6 +31,8 @@ class RegionFailure:
 class SourceResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     failures: list[RegionFailure] = field(default_factory=list)
+    # History delivered late on purpose (back-fill); published as a separate back-fill batch.
+    backfill: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Source(ABC):

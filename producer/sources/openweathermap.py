@@ -189,12 +189,15 @@ class OpenWeatherMapSource(Source):
 
     def _backfill(self, regions: list[Region], now: datetime, result: SourceResult) -> None:
         base = int(now.timestamp())
+        history = SourceResult()
         for region in regions:
             for hours_ago in range(self.backfill_hours, 0, -1):
                 when = base - hours_ago * 3600
-                self._collect(result, region, lambda r=region, w=when: self.client.timemachine(r.lat, r.lon, w),
+                self._collect(history, region, lambda r=region, w=when: self.client.timemachine(r.lat, r.lon, w),
                               map_timemachine,
                               context=f"back-fill {datetime.fromtimestamp(when, timezone.utc):%Y-%m-%dT%H:%MZ}: ")
+        result.backfill.extend(history.records)
+        result.failures.extend(history.failures)
 
     def _collect(self, result: SourceResult, region: Region, request: Callable[[], Any],
                  mapper: Callable[[Region, Any], list[dict[str, Any]]], context: str = "") -> None:

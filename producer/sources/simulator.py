@@ -351,4 +351,6 @@ class SimulatorSource(Source):
             if model is None or model.region != region:
                 model = self._models[region.id] = RegionSimulator(region, self.seed)
             records.append(model.observe(when))
+        if when < now.replace(microsecond=0):
+            return SourceResult(backfill=records)  # catching up: simulated history, not live weather
         return SourceResult(records=records)

@@ -128,14 +128,22 @@ def test_no_reminders_when_disabled():
 
 
 # --- arrival lag (latest observation only) ------------------------------------------------
-def test_region_facts_take_the_latest_observation_not_the_backfill():
-    aggs = {"regions": {"buckets": [{
-        "key": "dakar", "last_seen": {"value": T0.timestamp() * 1000},
-        "latest": {"hits": {"hits": [{"_source": {"region_name": "Dakar", "observed_at": "2026-11-26T11:59:00Z",
-                                                    "lag_seconds": 60.0}}]}},
-    }]}}
-    [region] = region_facts_from_aggs(aggs).values()
-    assert region.lag_seconds == 60.0 and region.last_seen == T0 and region.region_name == "Dakar"
+def test_region_facts_take_the_latest_live_observation_not_the_backfill():
+    def bucket(key, live_hits):
+        return {"key": key, "last_seen": {"value": T0.timestamp() * 1000},
+                "any": {"hits": {"hits": [{"_source": {"region_name": key.title()}}]}},
+                "live": {"latest": {"hits": {"hits": live_hits}}}}
+
+    aggs = {"regions": {"buckets": [
+        bucket("dakar", [{"_source": {"region_name": "Dakar", "observed_at": "2026-11-26T11:59:00Z",
+                                      "lag_seconds": 60.0}}]),
+        bucket("thies", []),  # only back-filled history so far: no arrival lag to judge
+    ]}}
+    regions = region_facts_from_aggs(aggs)
+    assert regions["dakar"].lag_seconds == 60.0 and regions["dakar"].last_seen == T0
+    assert regions["dakar"].region_name == "Dakar"
+    assert regions["thies"].lag_seconds is None and regions["thies"].region_name == "Thies"
+    assert regions["thies"].last_seen == T0  # silence is still judged on every arrival
 
 
 def test_arrival_lag_fires_above_threshold_and_clears():

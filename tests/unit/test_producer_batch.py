@@ -118,3 +118,29 @@ def test_batch_ids_are_unique_and_fit_the_schema():
     assert len(ids) == 1000
     sample = ids.pop()
     assert sample.startswith("20260301T120005Z-simulator-") and len(sample) <= 64
+
+
+def test_backfill_is_published_first_in_its_own_marked_batch():
+    from meteoflow.contracts import is_backfill_batch
+    from meteoflow.settings import load_settings
+    from producer.run import Producer
+    from producer.sources.simulator import SimulatorSource
+
+    class Recorder:
+        def __init__(self):
+            self.batches = []
+
+        def publish(self, batch):
+            self.batches.append(batch)
+            return {}
+
+    settings = load_settings(simulator_backfill_hours=2, simulator_step_minutes=60)
+    regions = [Region(id="dakar", name="Dakar", lat=14.69, lon=-17.44)]
+    recorder = Recorder()
+    clock = iter([datetime(2026, 2, 1, 10, 30, tzinfo=timezone.utc)] * 2 + [datetime(2026, 2, 1, 11, 30, tzinfo=timezone.utc)] * 2)
+    producer = Producer(settings, regions, SimulatorSource(settings), recorder, clock=lambda: next(clock))
+    producer.run_once()  # 08:00 simulated: history
+    producer.run_once()  # 09:00 simulated: still history
+    ids = [b.batch_id for b in recorder.batches]
+    assert all(is_backfill_batch(i) for i in ids) and len(set(ids)) == 2
+    assert not is_backfill_batch(new_batch_id("simulator", datetime(2026, 2, 1, tzinfo=timezone.utc)))

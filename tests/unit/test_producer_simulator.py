@@ -151,11 +151,14 @@ def test_the_source_clock_backfills_accelerated_then_goes_live():
     source = SimulatorSource(settings)
     now = datetime(2026, 2, 1, 10, 20, 30, 123456, tzinfo=timezone.utc)
     times, intervals = [], []
-    for _ in range(6):
+    for i in range(6):
         result = source.fetch(SENEGAL, now)
-        assert len(result.records) == 14 and result.failures == []
-        assert len({r["observed_at"] for r in result.records}) == 1  # one instant per batch
-        times.append(result.records[0]["observed_at"])
+        # Catching up (the first 4 batches) is history: a back-fill batch; then live records.
+        records = result.backfill if i < 4 else result.records
+        assert len(records) == 14 and result.failures == []
+        assert (result.records if i < 4 else result.backfill) == []
+        assert len({r["observed_at"] for r in records}) == 1  # one instant per batch
+        times.append(records[0]["observed_at"])
         intervals.append(source.interval_seconds())
         now += timedelta(seconds=source.interval_seconds())
     start = datetime(2026, 2, 1, 7, 0, tzinfo=timezone.utc)
