@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 
 import uvicorn
@@ -18,6 +20,8 @@ def main() -> int:
         print(f"webapp: {exc}", file=sys.stderr)
         return 2
     log = setup_logging("webapp", settings)
+    # `kill -USR1 <pid>` writes every thread's stack to the log: for a request that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app = create_app(settings)
     log.info("web app on http://%s:%s/", settings.bind_host, settings.webapp_port)
     uvicorn.run(app, host=settings.bind_host, port=settings.webapp_port, log_config=None, access_log=False)

@@ -22,6 +22,7 @@ from webapp.views import bucket_counts
 
 # Keep the UI responsive when a server is down: fail fast, report it, poll again.
 MONGO_TIMEOUT_MS = 3000
+MONGO_READ_TIMEOUT_MS = 10_000  # a read stuck behind a locked database becomes a 503, not a hung request
 ES_TIMEOUT_SECONDS = 5
 ARRIVAL_BUCKET = "5m"
 MAX_HISTORY_POINTS = 50_000
@@ -32,7 +33,12 @@ class Store:
         self.settings = settings
         self.db = db if db is not None else database(
             settings,
-            make_mongo_client(settings, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS, connectTimeoutMS=MONGO_TIMEOUT_MS),
+            make_mongo_client(
+                settings,
+                serverSelectionTimeoutMS=MONGO_TIMEOUT_MS,
+                connectTimeoutMS=MONGO_TIMEOUT_MS,
+                socketTimeoutMS=MONGO_READ_TIMEOUT_MS,
+            ),
         )
         self.es = es or make_es_client(settings, request_timeout=ES_TIMEOUT_SECONDS, max_retries=1)
 

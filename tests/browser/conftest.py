@@ -39,6 +39,8 @@ CHROMIUM_ARGS = [
 ]
 IMAGES = REPO_ROOT / "images"
 PIPELINE_SERVICES = ("producer", "streaming", "elk.shipper", "forecasting_api")
+# Four regions: 4 x 24 forecast points per batch stays under 100 upserts in one bulk write,
+# which FerretDB 1.24 (SQLite) cannot do for existing documents (the database hangs).
 PIPELINE_REGIONS = ["dakar", "thies", "saint-louis", "kaolack"]
 SECRET_FIELDS = {"owm_api_key", "slack_webhook_url", "es_password", "mongo_uri_override"}
 
@@ -97,13 +99,23 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 30) -> None:
-        if not self.alive():
+        """SIGTERM to the service alone (it stops its own children, e.g. Spark's JVM), then
+        whatever is left of its process group."""
+        if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(1)
+        if self.proc.poll() is None:
             self.proc.wait(10)
 
     def tail(self, lines: int = 40) -> str:
@@ -273,10 +285,19 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
     pg = context.new_page()
+    # Shown by pytest when a test fails: what the browser said, and what it showed.
+    pg.on("console", lambda msg: print(f"[browser console] {msg.type}: {msg.text}"))
+    pg.on("pageerror", lambda err: print(f"[browser page error] {err}"))
+    pg.on("requestfailed", lambda req: print(f"[browser request failed] {req.url}: {req.failure}"))
     yield pg
+    try:
+        pg.screenshot(path=str(tmp_path / "last.png"))
+        print(f"[browser] last screen: {tmp_path / 'last.png'}; text: {pg.inner_text('body')[:600]!r}")
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        print(f"[browser] no last screen: {exc}")
     context.close()
 
 
