@@ -58,6 +58,18 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def process_age_seconds(pid: int) -> float:
+    """How long the process has been running (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            start_ticks = int(fh.read().rsplit(") ", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0.0
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def process_environ(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:

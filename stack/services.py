@@ -12,12 +12,15 @@ import sys
 import urllib.request
 
 from meteoflow.settings import Settings
-from stack.process import ManagedProcess, pid_alive
+from stack.process import ManagedProcess, pid_alive, process_age_seconds
 
 
 class Service(ManagedProcess):
     module: str = ""
     health_timeout = 120.0
+    # A service without an HTTP health endpoint counts as healthy once it has stayed up this
+    # long: most start-up failures (bad settings, unreachable Kafka) exit within it.
+    min_uptime_seconds = 3.0
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module]
@@ -32,7 +35,7 @@ class Service(ManagedProcess):
     def healthy(self) -> bool:
         if self.port_setting is None:
             pid = self.recorded_pid()
-            return pid is not None and pid_alive(pid)
+            return pid is not None and pid_alive(pid) and process_age_seconds(pid) >= self.min_uptime_seconds
         url = f"http://{self.settings.bind_host}:{self.port}/health"
         with urllib.request.urlopen(url, timeout=3) as resp:
             return resp.status == 200

@@ -1,0 +1,40 @@
+import sys
+
+import pytest
+
+from meteoflow.settings import load_settings
+from stack.process import StackError
+from stack.services import SERVICES, Service, services
+
+
+def _service(tmp_path, code: str) -> Service:
+    class Probe(Service):
+        name = "probe"
+        module = "probe"
+
+        def command(self):
+            return [sys.executable, "-c", code]
+
+    return Probe(load_settings(run_dir=tmp_path))
+
+
+def test_a_service_that_dies_at_start_is_an_error_with_its_log(tmp_path):
+    svc = _service(tmp_path, "import sys, time; time.sleep(1); print('bad setting X'); sys.exit(4)")
+    with pytest.raises(StackError) as err:
+        svc.start(log=lambda _: None)
+    assert "exited with code 4" in str(err.value) and "bad setting X" in str(err.value)
+    assert svc.recorded_pid() is None
+
+
+def test_a_service_that_stays_up_is_healthy_and_stops(tmp_path):
+    svc = _service(tmp_path, "import time; time.sleep(60)")
+    assert svc.start(log=lambda _: None) == "started"
+    assert svc.status().state == "up"
+    assert svc.start(log=lambda _: None) == "reused"
+    assert svc.stop() is True
+    assert svc.status().state == "down"
+
+
+def test_every_pipeline_service_has_an_entry_point():
+    settings = load_settings()
+    assert [s.name for s in services(settings)] == list(SERVICES)
