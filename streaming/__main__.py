@@ -27,15 +27,19 @@ def main() -> int:
         log.info("received %s, stopping the query", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
     from stack.spark import spark_session
     from streaming.job import StreamingJob
 
+    # Supervisors signal the whole process group. The Spark JVM inherits an *ignored* SIGTERM
+    # (pyspark already makes it ignore SIGINT), so the signal stops only this process, which then
+    # stops the query and Spark in order. A SIGTERM during these seconds of start-up is ignored;
+    # the supervisor's SIGKILL fallback still ends the group.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # No console progress bar, and no warning that AQE is off for streaming (it always is).
     quiet = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false"}
     spark = spark_session(settings, app_name="meteoflow-streaming", extra_conf=quiet)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     job = StreamingJob(settings, spark, log)
     query = job.start()
     log.info("streaming %s -> MongoDB %s, checkpoint %s, trigger every %gs", settings.topic_observations,
@@ -52,7 +56,10 @@ def main() -> int:
                 break
     finally:
         job.stop()
-        spark.stop()
+        try:
+            spark.stop()
+        except Exception as exc:  # noqa: BLE001 - the JVM may already be gone; nothing is lost then
+            log.warning("stopping Spark failed: %s", str(exc)[:300])
     if failed is not None:
         log.error("streaming query failed; the batch was not committed and will be replayed on restart: %s",
                   str(failed)[:2000])

@@ -21,7 +21,7 @@ from pymongo.database import Database
 
 from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, PredictRequest, doc_id
 from meteoflow.settings import Settings
-from streaming.records import hourly_series
+from streaming.records import bson_millis, hourly_series
 from streaming.sinks import upsert_all
 
 MAX_SERIES_PER_CALL = 500  # BatchRequest's limit
@@ -194,8 +194,7 @@ class ForecastRefresher:
             histories = self._histories(pending)
             planned, outcome.skipped = plan_requests(
                 histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
-            now = self.clock()
-            now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON dates keep milliseconds
+            now = bson_millis(self.clock())
             if planned:
                 try:
                     response = self.client.predict_batch([body for _, body in planned])
@@ -204,12 +203,12 @@ class ForecastRefresher:
                 else:
                     docs, outcome.ok, outcome.errors = forecast_documents(
                         planned, response, now, self.settings.forecast_horizon_hours)
-                    upsert_all(self.db[FORECASTS], docs)
-                    # A region's forecasts are its latest run: older runs' targets (now in the past of
-                    # the new observations) are dropped, so every stored forecast lies ahead.
+                    # A region's forecasts are its latest run: the old run goes (its targets may now lie
+                    # before the newest observations), the new one is inserted. A crash in between leaves
+                    # the region marked, so the run is redone.
                     if outcome.ok:
-                        self.db[FORECASTS].delete_many(
-                            {"region_id": {"$in": outcome.ok}, "model_run_at": {"$lt": now}})
+                        self.db[FORECASTS].delete_many({"region_id": {"$in": outcome.ok}})
+                    upsert_all(self.db[FORECASTS], docs)
                     outcome.forecasts_written = len(docs)
             self._write_state(outcome, pending, now)
             return outcome

@@ -259,19 +259,23 @@ class StreamingJob:
         return list(self.reporter.logged)
 
     def stop(self) -> None:
-        """Stop the query (the batch in flight finishes or is retried on restart), then the rest."""
-        if self.timer is not None:
-            self.timer.stop()
-        if self.query is not None and self.query.isActive:
-            self.query.stop()
-        self.reporter.wait_idle(timeout=3)
-        self.reporter.flush()
-        try:
-            self.spark.streams.removeListener(self.listener)
-        except Exception:  # noqa: BLE001 - the session may already be gone at exit
-            pass
-        self.deadletters.close()
-        self.mongo.close()
+        """Stop the query (the batch in flight finishes, or is replayed on restart), then the rest.
+
+        Every step is attempted even if Spark is already gone (its JVM killed): nothing is lost
+        then either, the uncommitted batch is replayed."""
+        steps = [
+            ("retry timer", lambda: self.timer and self.timer.stop()),
+            ("query", lambda: self.query is not None and self.query.isActive and self.query.stop()),
+            ("progress", lambda: (self.reporter.wait_idle(timeout=3), self.reporter.flush())),
+            ("listener", lambda: self.spark.streams.removeListener(self.listener)),
+            ("dead-letter producer", self.deadletters.close),
+            ("MongoDB client", self.mongo.close),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the other parts
+                self.log.warning("stopping the %s failed: %s", name, str(exc)[:300])
 
 
 def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,

@@ -54,11 +54,17 @@ def hour_floor(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
+def bson_millis(when: datetime | None) -> datetime | None:
+    """BSON dates keep milliseconds: truncate first, so what is written equals what is read back."""
+    return None if when is None else when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
 def observation_documents(observations: Iterable[Observation], stored_at: datetime) -> list[dict[str, Any]]:
     """One document per (region, observed_at); a later duplicate in the batch wins (Kafka order)."""
     docs: dict[str, dict[str, Any]] = {}
     for obs in observations:
-        doc = obs.model_dump()  # datetimes stay datetimes -> BSON dates
+        doc = {k: bson_millis(v) if isinstance(v, datetime) else v
+               for k, v in obs.model_dump().items()}  # datetimes stay datetimes -> BSON dates
         doc["_id"] = doc_id(obs.region_id, obs.observed_at)
         doc["stored_at"] = stored_at
         docs[doc["_id"]] = doc

@@ -48,6 +48,18 @@ def test_observations_and_stats_are_idempotent_and_unique(db):
         db[OBSERVATIONS].insert_one({"_id": "other", "region_id": obs[0].region_id, "observed_at": obs[0].observed_at})
 
 
+def test_a_corrected_record_replaces_the_stored_one_and_its_hour_is_recomputed(db):
+    obs = simulated_observations(regions=2, hours=2, per_hour=2)
+    ObservationSink(db).write(obs, NOW)
+    HourlyStatsSink(db).write(obs, NOW)
+    corrected = obs[0].model_copy(update={"temp": obs[0].temp + 10})
+    ObservationSink(db).write([corrected], NOW)
+    HourlyStatsSink(db).write([corrected], NOW)
+    assert db[OBSERVATIONS].count_documents({}) == len(obs)
+    assert db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)})["temp"] == corrected.temp
+    assert stored_hourly_stats(db) == recompute_hourly_stats([corrected] + obs[1:])
+
+
 def test_stats_of_a_partial_batch_cover_everything_stored_for_that_hour(db):
     obs = simulated_observations(regions=1, hours=2, per_hour=4)
     ObservationSink(db).write(obs[:5], NOW)
