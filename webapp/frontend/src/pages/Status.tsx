@@ -26,20 +26,24 @@ function ThroughputChart({ batches }: { batches: StreamingBatch[] }) {
   const max = Math.max(1, ...values);
   const w = 560;
   const h = 120;
-  const barW = w / Math.max(values.length, 1);
+  // At least 20 slots, newest on the right, so a few batches do not become slabs.
+  const slots = Math.max(values.length, 20);
+  const barW = w / slots;
+  const x0 = (slots - values.length) * barW;
   return (
     <svg viewBox={`0 0 ${w} ${h + 18}`} className="throughput" role="img" aria-label={`Rows per second over the last ${values.length} streaming batches, up to ${formatNumber(max, 1)}`} data-testid="throughput-chart">
       <line x1={0} x2={w} y1={h + 0.5} y2={h + 0.5} stroke="#94a3b8" />
       {values.map((v, i) => {
-        const bh = (v / max) * (h - 14);
+        const bh = (v / max) * (h - 20);
         return (
           <g key={i}>
-            <rect x={i * barW + 2} y={h - bh} width={Math.max(2, barW - 4)} height={bh} rx={2} fill="#2563eb" />
+            <rect x={x0 + i * barW + 2} y={h - bh} width={Math.max(2, barW - 4)} height={bh} rx={2} fill="#2563eb" />
           </g>
         );
       })}
-      <text x={0} y={h + 15} className="axis-label">older</text>
-      <text x={w} y={h + 15} textAnchor="end" className="axis-label">latest batch · peak {formatNumber(max, 1)} rows/s</text>
+      <text x={0} y={h + 15} className="axis-label">← older</text>
+      <text x={w} y={h + 15} textAnchor="end" className="axis-label">latest batch →</text>
+      <text x={0} y={11} className="axis-label">peak {formatNumber(max, 1)} rows/s</text>
     </svg>
   );
 }
