@@ -142,7 +142,7 @@ class Pipeline:
             server.start(log=self.say)
 
     def _mongo_wedged(self) -> bool:
-        """Liveness probe of the MongoDB-wire server: one upsert must answer within 15 s.
+        """Liveness probe of the MongoDB-wire server: one read must answer within 60 s.
 
         FerretDB 1.24 (SQLite backend) stops answering every later request on a database when a
         client is SIGKILLed in the middle of a bulk write (reproduced outside Meteoflow with a
@@ -150,9 +150,12 @@ class Pipeline:
         failure, so this probe is what a native deployment needs next to the server."""
         import pymongo
 
-        client = pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=15000)
+        # A read, with a long timeout: under load a big upsert batch may hold SQLite's single writer
+        # for many seconds, and restarting the server then would kill a healthy write (a first
+        # version probing with a 15 s write did exactly that, in a loop).
+        client = pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=60000)
         try:
-            client[self.settings.mongo_db]["_watchdog"].update_one({"_id": "probe"}, {"$inc": {"n": 1}}, upsert=True)
+            client[self.settings.mongo_db]["_watchdog"].find_one({"_id": "probe"})
             return False
         except pymongo.errors.NetworkTimeout:
             return True
