@@ -158,6 +158,10 @@ class LiveApp:
     stop_region: Callable[[str], None]
     services: list[Service] = field(default_factory=list)
 
+    @property
+    def alerting(self) -> bool:
+        return any(s.module == "elk.alerting" and s.alive() for s in self.services)
+
     def api(self, path: str):
         return get_json(self.url + path)
 
@@ -194,6 +198,7 @@ def live_app(stack: Settings, tmp_path_factory, built_frontend) -> LiveApp:
         producer_source="simulator", simulator_interval_seconds=interval, simulator_speed=360_000.0,
         simulator_step_minutes=60, simulator_backfill_hours=36, regions_file=tmp / "regions.json",
         streaming_trigger_seconds=2.0, forecast_retry_seconds=10.0, run_dir=tmp / "run",
+        alert_eval_interval_seconds=2.0,
     )
     ensure_topics(settings)
     install_templates(settings)
@@ -208,7 +213,10 @@ def live_app(stack: Settings, tmp_path_factory, built_frontend) -> LiveApp:
             services.append(api)
             wait_for("the forecasting API", lambda: get_json(f"{settings.forecast_api_url}/health") is not None,
                      180, services)
-            for module in ("elk.shipper", "streaming", "producer"):
+            modules = ["elk.shipper", "streaming", "producer"]
+            if has_entry_point("elk.alerting"):
+                modules.insert(0, "elk.alerting")
+            for module in modules:
                 services.append(Service(module, settings, tmp).start())
             region_ids, forecast_region, stale_region = PIPELINE_REGIONS, "dakar", "kaolack"
 

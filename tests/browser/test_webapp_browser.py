@@ -125,3 +125,17 @@ def test_badge_turns_late_when_a_regions_data_stops_without_a_reload(page, live_
         for r in others
     ]
     assert fresh.count("fresh") == len(others), f"other regions should keep arriving: {dict(zip(others, fresh))}"
+
+
+def test_status_page_shows_the_alert_raised_for_the_silent_region(page, live_app, images_dir):
+    if not live_app.alerting:
+        pytest.skip("the alerting service runs in pipeline mode only (seeded mode has no alert engine)")
+    limits = live_app.api("/api/config")["thresholds"]
+    open_page(page, live_app, "/status")
+    row = page.locator(f"[data-testid=status-row][data-region-id='{live_app.stale_region}']")
+    row.wait_for()
+    alert = page.locator("[data-testid=alert].alert-active", has_text=re.compile(live_app.stale_region, re.I))
+    alert.wait_for(timeout=(limits["silent_after_seconds"] + 120) * 1000)
+    assert row.locator("[data-testid=freshness-badge]").get_attribute("data-freshness") in {"late", "silent"}
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(images_dir / "status-alert.png"), full_page=True)

@@ -48,11 +48,13 @@ function ThroughputChart({ batches }: { batches: StreamingBatch[] }) {
   );
 }
 
+const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
 function AlertItem({ alert }: { alert: Alert }) {
   const active = alert.state === "active";
   return (
     <li className={`alert-item ${active ? "alert-active" : "alert-resolved"}`} data-testid="alert">
-      <span className={`badge ${active ? "badge-silent" : "badge-neutral"}`}>{active ? "Active" : alert.state ?? "resolved"}</span>
+      <span className={`badge ${active ? "badge-silent" : "badge-neutral"}`}>{active ? "Active" : capitalize(alert.state ?? "resolved")}</span>
       <div>
         <div className="alert-title">
           {(alert.rule ?? "alert").replace(/_/g, " ")}
