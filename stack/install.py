@@ -191,15 +191,60 @@ def _go_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# FerretDB 1.24's update handler defers closing each update's query iterator until the
+# whole bulk command returns. Every matching update keeps a SQLite connection, so a bulk
+# of more than 100 updates that match existing documents (exactly what an idempotent
+# replay sends) exhausts the 100-connection pool and wedges the server for every client.
+# The patch closes each iterator as soon as its update is done.
+_FERRETDB_UPDATE_FILE = "internal/handler/msg_update.go"
+_FERRETDB_UPDATE_BUG = """		closer := iterator.NewMultiCloser()
+		defer closer.Close()
+
+		closer.Add(res.Iter)
+
+		iter := common.FilterIterator(res.Iter, closer, u.Filter)
+
+		if !u.Multi {
+			iter = common.LimitIterator(iter, closer, 1)
+		}
+
+		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+		if err != nil {"""
+_FERRETDB_UPDATE_FIX = """		closer := iterator.NewMultiCloser()
+
+		closer.Add(res.Iter)
+
+		iter := common.FilterIterator(res.Iter, closer, u.Filter)
+
+		if !u.Multi {
+			iter = common.LimitIterator(iter, closer, 1)
+		}
+
+		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+
+		// meteoflow: release this update's iterator (and its connection) now, not at return
+		closer.Close()
+
+		if err != nil {"""
+
+
+def patch_ferretdb(source_dir: Path) -> None:
+    path = source_dir / _FERRETDB_UPDATE_FILE
+    text = path.read_text()
+    if _FERRETDB_UPDATE_BUG not in text:
+        raise StackError(f"FerretDB {FERRETDB_VERSION}: {_FERRETDB_UPDATE_FILE} is not the code the patch expects")
+    path.write_text(text.replace(_FERRETDB_UPDATE_BUG, _FERRETDB_UPDATE_FIX))
+
+
 def ferretdb_binary(settings: Settings) -> Path:
     """FerretDB 1.x, fetched from the Go module proxy and built with the machine's Go.
 
     `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.x` builds a binary that
     panics at start: the module lacks the version stamp (build/version/version.txt)
     its release build writes. So the module source is downloaded, stamped with its
-    own version, and built from there.
+    own version, patched (see `patch_ferretdb`), and built from there.
     """
-    target = settings.cache_dir / "ferretdb" / FERRETDB_VERSION
+    target = settings.cache_dir / "ferretdb" / f"{FERRETDB_VERSION}-meteoflow1"
     binary = target / "ferretdb"
     if binary.exists():
         return binary
@@ -219,6 +264,7 @@ def ferretdb_binary(settings: Settings) -> Path:
     shutil.rmtree(build_dir, ignore_errors=True)
     shutil.copytree(source, build_dir)
     (build_dir / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    patch_ferretdb(build_dir)
     _run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"], "building FerretDB", env=env, cwd=build_dir)
     shutil.rmtree(build_dir, ignore_errors=True)
     return binary

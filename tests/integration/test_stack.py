@@ -134,3 +134,19 @@ def test_unhealthy_start_shows_the_log_tail(stack, tmp_path):
     message = str(err.value)
     assert "exited with code 3" in message
     assert "line 40" in message and "line 11" in message and "line 10\n" not in message
+
+
+def test_ferretdb_survives_a_bulk_of_matching_upserts(isolated):
+    """Replaying a batch re-upserts documents that exist. Unpatched FerretDB 1.24 kept one
+    SQLite connection per matching update until the command returned, and a bulk of more
+    than 100 wedged the server (stack/install.py patches it)."""
+    from pymongo import MongoClient
+
+    client = MongoClient(isolated.mongo_uri, socketTimeoutMS=20_000, serverSelectionTimeoutMS=5_000)
+    coll = client[isolated.mongo_db]["replay"]
+    ops = [UpdateOne({"_id": f"r|{i}"}, {"$set": {"v": i}}, upsert=True) for i in range(300)]
+    assert coll.bulk_write(ops, ordered=False).upserted_count == 300
+    replay = coll.bulk_write(ops, ordered=False)  # all 300 match now
+    assert replay.matched_count == 300 and replay.upserted_count == 0
+    assert client.admin.command("ping")["ok"] == 1.0
+    assert coll.count_documents({}) == 300
