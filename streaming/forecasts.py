@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -43,6 +44,7 @@ class ForecastOutcome:
     skipped: dict[str, str] = field(default_factory=dict)  # too little history: waits for data
     errors: dict[str, str] = field(default_factory=dict)  # the API rejected this series
     forecasts_written: int = 0
+    deferred: int = 0  # regions left marked for the timer while the API is in back-off
 
     @property
     def attempted(self) -> bool:
@@ -50,7 +52,8 @@ class ForecastOutcome:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(ok=len(self.ok), failed=len(self.failed), skipped=len(self.skipped),
-                                   errors=len(self.errors), forecasts_written=self.forecasts_written)
+                                   errors=len(self.errors), deferred=self.deferred,
+                                   forecasts_written=self.forecasts_written)
         if self.failed:
             out["failure"] = next(iter(self.failed.values()))
         return out
@@ -173,6 +176,7 @@ class ForecastRefresher:
         self.client = client or ForecastClient(settings)
         self.clock = clock
         self._lock = threading.Lock()
+        self._backoff_until = 0.0
 
     def mark(self, latest: dict[str, datetime]) -> None:
         if not latest:
@@ -184,12 +188,18 @@ class ForecastRefresher:
             ordered=False,
         )
 
-    def refresh(self) -> ForecastOutcome:
+    def refresh(self, force: bool = False) -> ForecastOutcome:
+        """Forecast every marked region. After a failure the API is left alone for
+        forecast_retry_seconds (batches then only leave their regions marked, instead of each
+        waiting out a timeout); the retry timer calls with force=True."""
         with self._lock:
             pending = {s["_id"]: s["last_observed_at"] for s in self.db[FORECAST_STATE].find(
                 {"needs_forecast": True}, {"last_observed_at": 1})}
             outcome = ForecastOutcome()
             if not pending:
+                return outcome
+            if not force and time.monotonic() < self._backoff_until:
+                outcome.deferred = len(pending)
                 return outcome
             histories = self._histories(pending)
             planned, outcome.skipped = plan_requests(
@@ -200,7 +210,9 @@ class ForecastRefresher:
                     response = self.client.predict_batch([body for _, body in planned])
                 except ForecastUnavailable as exc:
                     outcome.failed = {hist.region_id: str(exc) for hist, _ in planned}
+                    self._backoff_until = time.monotonic() + self.settings.forecast_retry_seconds
                 else:
+                    self._backoff_until = 0.0
                     docs, outcome.ok, outcome.errors = forecast_documents(
                         planned, response, now, self.settings.forecast_horizon_hours)
                     # A region's forecasts are its latest run: the old run goes (its targets may now lie
@@ -264,7 +276,7 @@ class RetryTimer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                outcome = self.refresher.refresh()
+                outcome = self.refresher.refresh(force=True)
             except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
                 self.log.warning("forecast retry failed: %s", exc)
                 continue

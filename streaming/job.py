@@ -66,11 +66,10 @@ class _Stopwatch:
 class BatchProcessor:
     """The foreachBatch function, plus `process` which does the work on plain records."""
 
-    def __init__(self, settings: Settings, db, refresher: ForecastRefresher, deadletters: DeadLetterSink,
-                 reporter: "ProgressReporter"):
-        self.settings = settings
-        self.observations = ObservationSink(db)
-        self.stats = HourlyStatsSink(db)
+    def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
+                 deadletters: DeadLetterSink, reporter: "ProgressReporter"):
+        self.observations = observations
+        self.stats = stats
         self.refresher = refresher
         self.deadletters = deadletters
         self.reporter = reporter
@@ -227,7 +226,8 @@ class StreamingJob:
         self.refresher = ForecastRefresher(self.db, settings, forecast_client)
         self.deadletters = DeadLetterSink(settings, self.log)
         self.reporter = ProgressReporter(self.log)
-        self.processor = BatchProcessor(settings, self.db, self.refresher, self.deadletters, self.reporter)
+        self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
+                                        self.deadletters, self.reporter)
         self.listener = ProgressListener(self.reporter)
         self.timer: RetryTimer | None = None
         self.query: StreamingQuery | None = None

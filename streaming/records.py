@@ -66,7 +66,7 @@ def observation_documents(observations: Iterable[Observation], stored_at: dateti
         doc = {k: bson_millis(v) if isinstance(v, datetime) else v
                for k, v in obs.model_dump().items()}  # datetimes stay datetimes -> BSON dates
         doc["_id"] = doc_id(obs.region_id, obs.observed_at)
-        doc["stored_at"] = stored_at
+        doc["stored_at"] = bson_millis(stored_at)
         docs[doc["_id"]] = doc
     return list(docs.values())
 

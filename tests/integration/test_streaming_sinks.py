@@ -86,8 +86,11 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         assert state["dakar"]["needs_forecast"] is True and state["dakar"]["status"] == "failed"
         assert state["kaolack"]["needs_forecast"] is False and "only 3 hourly points" in state["kaolack"]["reason"]
 
+        # In back-off: a batch does not wait on the API again, the regions stay marked for the timer.
+        assert refresher.refresh().deferred == 3 and len(api.requests) == 1
+
         api.set_mode("ok")
-        outcome = refresher.refresh()  # what the timer does: no new input needed
+        outcome = refresher.refresh(force=True)  # what the timer does: no new input needed
         assert sorted(outcome.ok) == ["dakar", "saint-louis", "thies"] and not outcome.skipped
         assert len(api.requests) == 2  # one call per refresh, all regions together
     last = max(o.observed_at for o in obs)

@@ -1,0 +1,103 @@
+"""foreachBatch's work on plain records, with in-memory sinks: order of the sinks, what each
+receives, that a failing sink fails the batch, and the one progress line per batch."""
+
+import json
+import logging
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from meteoflow.contracts import STREAMING_BATCH_ACTION
+from streaming.forecasts import ForecastOutcome
+from streaming.job import BatchProcessor, ProgressReporter
+from streaming.records import KafkaRecord
+from tests.fakes.observations import simulated_observations
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+
+
+class Recorder:
+    """Stands in for every sink: records calls in one shared journal."""
+
+    def __init__(self, journal, name, fail=False):
+        self.journal, self.name, self.fail = journal, name, fail
+
+    def write(self, items, now=None):
+        items = list(items)
+        if self.fail:
+            raise ConnectionError(f"{self.name} unavailable")
+        self.journal.append((self.name, items))
+        return len(items)
+
+    def mark(self, latest):
+        self.journal.append(("mark", latest))
+
+    def refresh(self, force=False):
+        self.journal.append(("refresh", force))
+        return ForecastOutcome(ok=["dakar"], forecasts_written=6)
+
+
+def processor(journal, failing=()):
+    sinks = {name: Recorder(journal, name, name in failing) for name in ("observations", "stats", "deadletters")}
+    return BatchProcessor(sinks["observations"], sinks["stats"], Recorder(journal, "forecasts"),
+                          sinks["deadletters"], ProgressReporter(logging.getLogger("test")))
+
+
+def records():
+    obs = simulated_observations(regions=2, hours=1, per_hour=2, end=T0)
+    out = [KafkaRecord(o.key, o.to_message(), "obs", 0, i) for i, o in enumerate(obs)]
+    out.insert(1, KafkaRecord(b"dakar", b"{broken", "obs", 0, 99))
+    return obs, out
+
+
+def test_sinks_run_in_order_dead_letters_first_and_forecasts_last():
+    journal = []
+    obs, recs = records()
+    report = processor(journal).process(recs, batch_id=7)
+    assert [name for name, _ in journal] == ["deadletters", "observations", "stats", "mark", "refresh"]
+    assert [dl.source_offset for dl in journal[0][1]] == [99]
+    assert journal[1][1] == obs and journal[2][1] == obs
+    assert journal[3][1] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
+    assert journal[4][1] is False  # a batch respects the API back-off; only the timer forces
+    assert (report.batch_id, report.input_rows, report.stored, report.dead_letters) == (7, 5, 4, 1)
+    assert report.forecast["ok"] == 1
+    assert {"validate", "deadletters", "observations", "stats", "forecasts", "total"} <= set(report.durations_ms)
+
+
+@pytest.mark.parametrize("failing", ["deadletters", "observations", "stats"])
+def test_a_failing_sink_fails_the_batch_and_stops_the_later_sinks(failing):
+    journal = []
+    with pytest.raises(ConnectionError):
+        processor(journal, failing={failing}).process(records()[1], batch_id=1)
+    order = ["deadletters", "observations", "stats"]
+    assert [name for name, _ in journal] == order[:order.index(failing)]
+
+
+def test_one_progress_line_per_batch_joining_spark_progress(caplog):
+    journal = []
+    proc = processor(journal)
+    report = proc.process(records()[1], batch_id=3)
+    proc.reporter.batch_done(report)
+    progress = SimpleNamespace(batchId=3, numInputRows=5, processedRowsPerSecond=41.66,
+                               durationMs={"triggerExecution": 120},
+                               sources=[SimpleNamespace(endOffset=json.dumps({"obs": {"0": 5}}))])
+    idle = SimpleNamespace(batchId=4, numInputRows=0, processedRowsPerSecond=0.0, durationMs={}, sources=[])
+    with caplog.at_level(logging.INFO, logger="test"):
+        proc.reporter.on_progress(progress)
+        proc.reporter.on_progress(idle)  # no batch ran: no line
+        proc.reporter.on_progress(progress)  # already logged: no second line
+    lines = [r for r in caplog.records if getattr(r, "fields", {}).get("event.action") == STREAMING_BATCH_ACTION]
+    assert len(lines) == 1
+    fields = lines[0].fields["meteoflow.streaming"]
+    assert fields["batch_id"] == 3 and fields["input_rows"] == 5 and fields["rows_per_second"] == 41.7
+    assert fields["kafka_end_offsets"] == {"obs": {"0": 5}} and fields["durations_ms"]["spark_trigger"] == 120
+    assert (fields["stored"], fields["dead_letters"], fields["forecast"]["ok"]) == (4, 1, 1)
+
+
+def test_a_batch_whose_progress_event_never_came_is_logged_on_flush(caplog):
+    reporter = processor([]).reporter
+    reporter.batch_done(processor([]).process(records()[1], batch_id=9))
+    with caplog.at_level(logging.INFO, logger="test"):
+        reporter.flush()
+    assert [r.fields["meteoflow.streaming"]["batch_id"] for r in caplog.records if hasattr(r, "fields")] == [9]
