@@ -36,6 +36,7 @@ class Facts:
     now: datetime
     regions: dict[str, RegionFacts] = field(default_factory=dict)
     last_observation_at: datetime | None = None  # any region
+    first_observation_at: datetime | None = None  # earliest arrival in the lookback window
     last_progress_at: datetime | None = None  # latest streaming-batch log line
     deadletters_in_window: int = 0
 
@@ -176,7 +177,10 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
         obs_age = _age(now, facts.last_observation_at)
         progress_age = _age(now, facts.last_progress_at)
         arriving = obs_age is not None and obs_age <= limit
-        if arriving and (progress_age is None or progress_age > limit):
+        # With no progress line at all yet (a fresh start), the job is stalled only once
+        # records have waited longer than the limit: Spark takes a while to start.
+        waiting = progress_age if progress_age is not None else _age(now, facts.first_observation_at)
+        if arriving and waiting is not None and waiting > limit:
             found.append(Condition(
                 rule="streaming_stalled", subject="streaming", severity=rule.severity,
                 summary="Observations keep arriving but the streaming job reported no batch "

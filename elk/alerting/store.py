@@ -59,6 +59,7 @@ class FactsReader:
             query={"range": {"ingested_at": {"gte": since.isoformat()}}},
             aggs={
                 "last_observation": {"max": {"field": "ingested_at"}},
+                "first_observation": {"min": {"field": "ingested_at"}},
                 "regions": {
                     "terms": {"field": "region_id", "size": MAX_REGIONS},
                     "aggs": {
@@ -94,6 +95,7 @@ class FactsReader:
             now=now,
             regions=region_facts_from_aggs(aggs),
             last_observation_at=_ms((aggs.get("last_observation") or {}).get("value")),
+            first_observation_at=_ms((aggs.get("first_observation") or {}).get("value")),
             last_progress_at=_ms(((progress.get("aggregations") or {}).get("last") or {}).get("value")),
             deadletters_in_window=int(dead["count"]),
         )

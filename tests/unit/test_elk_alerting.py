@@ -167,7 +167,11 @@ def test_streaming_stalled_only_while_observations_keep_arriving():
     stalled = conditions(r, Facts(now, last_observation_at=fresh, last_progress_at=now - timedelta(seconds=limit + 1)),
                          INTERVAL, SILENCE)
     assert list(stalled) == [("streaming_stalled", "streaming")]
-    assert list(conditions(r, Facts(now, last_observation_at=fresh), INTERVAL, SILENCE)) == [("streaming_stalled", "streaming")]
+    # A fresh start (no progress line yet): stalled only once records waited past the limit.
+    assert conditions(r, Facts(now, last_observation_at=fresh,
+                               first_observation_at=now - timedelta(seconds=limit - 1)), INTERVAL, SILENCE) == {}
+    waited = Facts(now, last_observation_at=fresh, first_observation_at=now - timedelta(seconds=limit + 1))
+    assert list(conditions(r, waited, INTERVAL, SILENCE)) == [("streaming_stalled", "streaming")]
     # Nothing arriving at all is the silence rule's business, not this one's.
     assert conditions(r, Facts(now, last_observation_at=now - timedelta(hours=1)), INTERVAL, SILENCE) == {}
 
