@@ -18,9 +18,9 @@ from typing import Callable
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from elk.alerting.engine import Incident, conditions, plan
+from elk.alerting.engine import Incident, Notification, conditions, plan
 from elk.alerting.rules import AlertRules, load_rules
-from elk.alerting.slack import SlackSender, message
+from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
@@ -69,31 +69,51 @@ class AlertingService:
         return changed
 
     def deliver(self) -> int:
-        """Deliver pending notifications in order, per incident. Returns how many were sent."""
+        """Deliver pending notifications; returns how many Slack messages were sent.
+
+        Each incident's notifications go in order (alert before recovery): only its oldest
+        pending one is considered per round. Those of the same rule and kind are sent as ONE
+        digest message, so a producer outage is one alert, not one per region.
+        """
         sent = 0
+        for _round in range(3):  # an alert and its recovery may both be pending: send both now
+            sent_in_round = self._deliver_round()
+            sent += sent_in_round
+            if not sent_in_round:
+                break
+        return sent
+
+    def _deliver_round(self) -> int:
+        sent = 0
+        groups: dict[tuple[str, str], list[tuple[Incident, Notification]]] = {}
         for inc in self.store.with_pending():
-            for note in inc.notifications:
-                if note.status != "pending":
-                    continue
-                if self.sender is None:
-                    note.status = "logged"  # no webhook configured: the log line above is the alert
-                    self.store.save(inc)
-                    continue
-                result = self.sender.send(message(inc, note, self.where_to_look))
+            note = next((n for n in inc.notifications if n.status == "pending"), None)
+            if note is None:
+                continue
+            if self.sender is None:
+                for pending in inc.notifications:
+                    if pending.status == "pending":
+                        pending.status = "logged"  # no webhook configured: the log line is the alert
+                self.store.save(inc)
+                continue
+            groups.setdefault((inc.rule, note.kind), []).append((inc, note))
+        for items in groups.values():
+            result = self.sender.send(digest_message(items, self.where_to_look))
+            if result.outcome == "sent":
+                sent += 1
+            elif result.outcome == "failed":
+                log.error("slack refused %s for good: %s", items[0][1].delivery_id, result.error)
+            else:
+                log.warning("slack unavailable for %s (%s); will retry", items[0][1].delivery_id, result.error)
+            for inc, note in items:
                 note.attempts += result.attempts
                 note.last_error = result.error
                 if result.outcome == "sent":
                     note.status = "sent"
                     note.sent_at = self.clock()
-                    sent += 1
                 elif result.outcome == "failed":
                     note.status = "failed"
-                    log.error("slack refused %s for good: %s", note.delivery_id, result.error)
-                else:
-                    log.warning("slack unavailable for %s (%s); will retry", note.delivery_id, result.error)
                 self.store.save(inc)
-                if result.outcome == "retry":
-                    break  # keep this incident's messages in order: alert before recovery
         return sent
 
     def run_once(self) -> None:

@@ -73,6 +73,46 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
     return {"text": f"{text}: {incident.summary}", "blocks": blocks}
 
 
+DIGEST_MAX_LINES = 25
+
+
+def digest_message(items: list[tuple[Incident, Notification]], where_to_look: str | None = None) -> dict:
+    """One message for several incidents of the same rule and kind (e.g. every region of a
+    stopped producer going silent at once): one post instead of a flood."""
+    if len(items) == 1:
+        return message(items[0][0], items[0][1], where_to_look)
+    first_inc, first_note = items[0]
+    title = RULE_TITLES.get(first_inc.rule, first_inc.rule)
+    kind = first_note.kind
+    verb = {"alert": "", "reminder": "Still firing: ", "recovery": "Recovered: "}[kind]
+    severity = max((inc.severity for inc, _ in items), key=lambda s: s == "critical").upper()
+    text = f"{ICONS[kind]} [{severity}] {verb}{title}: {len(items)} regions"
+    lines = []
+    for inc, _note in items[:DIGEST_MAX_LINES]:
+        name = inc.region_name or inc.region_id or inc.subject
+        detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}"
+        if kind == "recovery":
+            minutes = ((inc.resolved_at or _note.created_at) - inc.opened_at).total_seconds() / 60
+            detail = f"after {minutes:.1f} min"
+        lines.append(f"• *{name}*: {detail}")
+    if len(items) > DIGEST_MAX_LINES:
+        lines.append(f"• ...and {len(items) - DIGEST_MAX_LINES} more")
+    look = first_inc.hint or ""
+    if where_to_look:
+        look = f"{look}\n<{where_to_look}|Open the dashboard>" if look else f"<{where_to_look}|Open the dashboard>"
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": first_inc.summary[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
+    ]
+    if look:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Where to look*\n{look}"[:3000]}})
+    ids = ", ".join(f"`{note.delivery_id}`" for _inc, note in items[:5]) + (" ..." if len(items) > 5 else "")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"deliveries {ids}"[:3000]}]})
+    names = ", ".join(inc.region_name or inc.region_id or inc.subject for inc, _ in items)
+    return {"text": f"{text}: {names}", "blocks": blocks}
+
+
 @dataclass
 class Delivery:
     outcome: Literal["sent", "retry", "failed"]

@@ -270,3 +270,40 @@ def test_streaming_stalled_and_deadletter_spike(isolated, tmp_path):
     service.run_once()
     status = {d["rule"]: d["status"] for d in incident_docs(es, s)}
     assert status == {"streaming_stalled": "resolved", "deadletter_spike": "firing"}
+
+
+def test_a_producer_outage_is_one_digest_alert_and_one_digest_recovery(isolated, tmp_path):
+    """Every region going silent at once (the producer stopped) must not flood Slack."""
+    regions = ["dakar", "thies", "kolda"]
+    with SlackServer() as slack:
+        s = alert_settings(isolated, tmp_path, slack.url)
+        feeder = Feeder(s, regions)
+        feeder.start()
+        service = AlertingService(s)
+        try:
+            with Running(s):
+                time.sleep(3 * INTERVAL)
+                service.run_once()
+                assert slack.messages == []
+                for region in regions:
+                    feeder.pause(region)
+                deadline = time.monotonic() + SILENT_AFTER_INTERVALS * INTERVAL + 20
+                while time.monotonic() < deadline and not slack.messages:
+                    service.run_once()
+                    time.sleep(EVAL)
+                for _ in range(3):  # more evaluations: nothing new to say
+                    service.run_once()
+                    time.sleep(EVAL)
+                [alert] = slack.messages
+                assert "3 regions" in alert["text"] and all(name in alert["text"] for name in ("Dakar", "Thies", "Kolda"))
+                for region in regions:
+                    feeder.resume(region)
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and len(slack.messages) < 2:
+                    service.run_once()
+                    time.sleep(EVAL)
+                assert len(slack.messages) == 2
+                assert slack.messages[1]["text"].startswith(":white_check_mark:") and "3 regions" in slack.messages[1]["text"]
+        finally:
+            feeder.stop.set()
+            feeder.join(10)
