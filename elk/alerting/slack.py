@@ -102,7 +102,8 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
         look = f"{look}\n<{where_to_look}|Open the dashboard>" if look else f"<{where_to_look}|Open the dashboard>"
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": first_inc.summary[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": f"{title} for {len(items)} regions (rule `{first_inc.rule}`):"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
     ]
     if look:
