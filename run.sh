@@ -4,7 +4,8 @@
 #   ./run.sh test [ARGS] set up and run the whole test suite (ARGS go to pytest)
 #   ./run.sh status      each server and service: state, port, pid
 #   ./run.sh logs [NAME] [-f]
-#   ./run.sh down        stop everything this checkout started
+#   ./run.sh down [NAME] stop everything this checkout started (or one server/service)
+#   ./run.sh up NAME     start one server/service again
 #   ./run.sh bench       run the benchmarks in benchmarks/
 #   ./run.sh docker up|down|logs  the same system with Docker Compose (docs/docker.md)
 set -euo pipefail
@@ -74,11 +75,17 @@ webapp_build() {
 cmd=${1:-run}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-  run|up)
+  run)
     system_deps
     python_env
     webapp_build
     exec "$PY" -m stack run
+    ;;
+  up)
+    # ./run.sh up NAME...: start (again) named servers or services and return.
+    [ $# -gt 0 ] || die "usage: ./run.sh up NAME... (./run.sh alone starts everything)"
+    python_env
+    exec "$PY" -m stack up "$@"
     ;;
   test)
     system_deps test
@@ -105,7 +112,7 @@ case "$cmd" in
     for bench in benchmarks/*.py; do say "running $bench"; "$PY" "$bench" "$@"; done
     ;;
   -h|--help|help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     ;;
   *)
     die "unknown command '$cmd' (try ./run.sh help)"

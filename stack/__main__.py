@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
 
 from meteoflow.settings import SettingsError, load_settings
 from stack import install
-from stack.process import StackError, tail
+from stack.process import StackError, pid_alive, tail
 from stack.servers import servers
 from stack.services import SERVICES, services
 
@@ -34,17 +35,28 @@ def _select(settings, names: list[str]):
     )
 
 
+def _held_file(settings, name: str):
+    """Marks a service the user stopped by name: the supervisor of `./run.sh` leaves it down."""
+    return settings.run_dir / "pids" / f"{name}.held"
+
+
 def cmd_up(settings, names: list[str], with_services: bool) -> None:
     srv, svc = _select(settings, names)
     if not names and not with_services:
         svc = []
     for proc in srv + svc:
+        _held_file(settings, proc.name).unlink(missing_ok=True)
         proc.start()
 
 
 def cmd_down(settings, names: list[str]) -> None:
     srv, svc = _select(settings, names)
     for proc in list(reversed(svc)) + list(reversed(srv)):
+        if names:
+            _held_file(settings, proc.name).parent.mkdir(parents=True, exist_ok=True)
+            _held_file(settings, proc.name).touch()
+        else:
+            _held_file(settings, proc.name).unlink(missing_ok=True)
         if proc.stop():
             print(f"stopped {proc.name}")
 
@@ -68,7 +80,17 @@ def print_urls(settings) -> None:
     print("Stop with Ctrl-C or ./run.sh down\n", flush=True)
 
 
+RESTART_BACKOFF_SECONDS = 30.0
+
+
+def _supervisor_pid_file(settings):
+    return settings.run_dir / "pids" / "run.pid"
+
+
 def cmd_run(settings) -> int:
+    """Start everything, then watch the services: one that exits is restarted (at most once
+    per RESTART_BACKOFF_SECONDS), since each resumes where it stopped (Kafka offsets,
+    Spark checkpoint, idempotent writes)."""
     if settings.effective_source == "simulator":
         print("No OpenWeatherMap API key set (METEOFLOW_OWM_API_KEY): the producer uses the offline simulator.")
     else:
@@ -81,15 +103,55 @@ def cmd_run(settings) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    pid_file = _supervisor_pid_file(settings)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(os.getpid()))
+    last_restart: dict[str, float] = {}
     try:
         cmd_up(settings, [], with_services=True)
         print_urls(settings)
         while not stopping:
             time.sleep(1)
+            for svc in services(settings):
+                if stopping or svc.recorded_pid() is not None or _held_file(settings, svc.name).exists():
+                    continue
+                if time.monotonic() - last_restart.get(svc.name, -RESTART_BACKOFF_SECONDS) < RESTART_BACKOFF_SECONDS:
+                    continue
+                last_restart[svc.name] = time.monotonic()
+                print(f"{svc.name} exited; restarting it (./run.sh logs {svc.name})", flush=True)
+                try:
+                    svc.start()
+                except StackError as exc:
+                    print(f"error: {exc}", file=sys.stderr, flush=True)
     finally:
         print("stopping Meteoflow ...")
         cmd_down(settings, [])
+        pid_file.unlink(missing_ok=True)
     return 0
+
+
+def stop_supervisor(settings) -> None:
+    """`./run.sh down` from another terminal also ends a `./run.sh` in the foreground."""
+    pid_file = _supervisor_pid_file(settings)
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if pid != os.getpid() and pid_alive(pid) and "stack run" in _cmdline(pid):
+        print(f"stopping the running ./run.sh (pid {pid}) and everything it started")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 def cmd_logs(settings, name: str | None, follow: bool, lines: int) -> int:
@@ -155,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             print_urls(settings)
             return 0
         if args.command == "down":
+            if not args.names:
+                stop_supervisor(settings)  # it stops everything itself, then we make sure
             cmd_down(settings, args.names)
             return 0
         if args.command == "status":
