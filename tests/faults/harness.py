@@ -99,9 +99,6 @@ class Pipeline:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
-        self.server_lock = threading.Lock()  # held while a test restarts a server on purpose
-        self.mongo_watchdog = False
-        self.mongo_wedges = 0
 
     def say(self, message: str) -> None:
         log.info(message)
@@ -135,54 +132,17 @@ class Pipeline:
             self.services[name].stop()
 
     def restart_server(self, name: str, down_seconds: float) -> None:
-        with self.server_lock:
-            server = self.servers[name]
-            server.stop()
-            time.sleep(down_seconds)  # the outage itself; everything else waits on conditions
-            server.start(log=self.say)
-
-    def _mongo_wedged(self) -> bool:
-        """Liveness probe of the MongoDB-wire server: one read must answer within 60 s.
-
-        FerretDB 1.24 (SQLite backend) stops answering every later request on a database when a
-        client is SIGKILLed in the middle of a bulk write (reproduced outside Meteoflow with a
-        plain pymongo loop); only a restart of FerretDB clears it. Real MongoDB has no such
-        failure, so this probe is what a native deployment needs next to the server."""
-        import pymongo
-
-        # A read, with a long timeout: under load a big upsert batch may hold SQLite's single writer
-        # for many seconds, and restarting the server then would kill a healthy write (a first
-        # version probing with a 15 s write did exactly that, in a loop).
-        client = pymongo.MongoClient(self.settings.mongo_uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=60000)
-        try:
-            client[self.settings.mongo_db]["_watchdog"].find_one({"_id": "probe"})
-            return False
-        except pymongo.errors.NetworkTimeout:
-            return True
-        except pymongo.errors.PyMongoError:
-            return False  # down (e.g. being restarted): not wedged
-        finally:
-            client.close()
-
-    def _watch_mongo(self) -> None:
-        if not self.mongo_watchdog or not self.server_lock.acquire(blocking=False):
-            return
-        try:
-            if self._mongo_wedged():
-                self.mongo_wedges += 1
-                self.say(f"the MongoDB-wire server stopped answering (wedge #{self.mongo_wedges}); restarting it")
-                server = self.servers["ferretdb"]
-                server.stop()
-                server.start(log=self.say)
-        finally:
-            self.server_lock.release()
+        server = self.servers[name]
+        server.stop()
+        time.sleep(down_seconds)  # the outage itself; everything else waits on conditions
+        server.start(log=self.say)
 
     def _supervise(self) -> None:
         """Plays the role of a process supervisor: a service that exits is started again
-        (the streaming job exits 1 on a failed batch, by design, and relies on this), and
-        the MongoDB-wire server is restarted when its liveness probe fails."""
+        (the streaming job exits 1 on a failed batch, by design, and relies on this). Servers
+        are never restarted behind a test's back: a server that stops answering is a bug the
+        suite must show, not hide."""
         while not self._stop.wait(0.5):
-            self._watch_mongo()
             with self._lock:
                 for name in list(self._supervised):
                     svc = self.services[name]

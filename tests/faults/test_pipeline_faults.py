@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from meteoflow.contracts import FORECAST_STATE
 from tests.faults.conftest import STALLED_AFTER
 from tests.faults.harness import seeded_moments, wait_until
 
@@ -81,7 +82,7 @@ def test_forecasting_api_down_for_60_seconds(faults):
     wait_for_progress(faults, what="observations stored while the forecasting API is down")
     db = faults.db()
     try:
-        wait_until(lambda: db["forecast_state"].count_documents({"status": "failed", "needs_forecast": True}) > 0,
+        wait_until(lambda: db[FORECAST_STATE].count_documents({"status": "failed", "needs_forecast": True}) > 0,
                    60, "regions marked for a forecast retry")
     finally:
         db.client.close()
