@@ -7,7 +7,7 @@ Starts `python -m forecasting_api` on a free port, then for 14 regions x 168 hou
   - the same batch repeated (answered from the cache).
 Prints figures; asserts nothing about speed.
 
-    .venv/bin/python benchmarks/forecast_bench.py [--regions 14] [--hours 168] [--rounds 2]
+    .venv/bin/python benchmarks/forecast_bench.py [--regions 14] [--hours 168] [--rounds 2] [--quick]
 """
 
 from __future__ import annotations
@@ -87,7 +87,11 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=168)
     parser.add_argument("--rounds", type=int, default=2, help="fresh series per round; the median is reported")
     parser.add_argument("--workers", type=int, default=0, help="forecast_workers of the server (0: one per core)")
+    # `./run.sh bench --quick` passes --quick to every benchmark.
+    parser.add_argument("--quick", action="store_true", help="one round instead of --rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     host = "127.0.0.1"
     port = free_port(host)
     print(f"machine: {machine()}")
