@@ -59,8 +59,11 @@ python_env() {
   want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python dependencies (pinned in pyproject.toml)"
-    "$PY" -m pip install -q --upgrade pip
-    "$PY" -m pip install -q -e ".[test]"
+    # pip's own output (and setuptools' editable-install banner) goes to a log, shown on failure.
+    if ! { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e ".[test]"; } > "$VENV/pip-install.log" 2>&1; then
+      tail -n 40 "$VENV/pip-install.log" >&2
+      die "installing the Python dependencies failed (full log: $VENV/pip-install.log)"
+    fi
     echo "$want" > "$stamp"
   fi
 }
