@@ -5,13 +5,11 @@ from __future__ import annotations
 import uvicorn
 
 from forecasting_api.app import create_app
-from meteoflow.logs import setup_logging
-from meteoflow.settings import load_settings
+from meteoflow.logs import start_service
 
 
 def main() -> None:
-    settings = load_settings()
-    setup_logging("forecasting_api", settings)
+    settings, _log = start_service("forecasting_api")
     app = create_app(settings)
     # log_config=None: uvicorn's records go through the ECS JSON handlers set up above.
     uvicorn.run(app, host=settings.bind_host, port=settings.forecast_api_port, log_config=None,

@@ -151,6 +151,19 @@ class KafkaLogHandler(logging.Handler):
         super().close()
 
 
+def start_service(service: str, **overrides) -> tuple[Settings, logging.Logger]:
+    """What every `python -m <service>` does first: load the settings (a bad one is a one-line
+    error naming the variable, and exit code 2) and set up logging."""
+    from meteoflow.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return settings, setup_logging(service, settings)
+
+
 def setup_logging(service: str, settings: Settings, to_kafka: bool = True) -> logging.Logger:
     """Configure the root logger for one service and return the service's logger."""
     root = logging.getLogger()

@@ -89,8 +89,10 @@ OBSERVATION_FIELDS: tuple[str, ...] = tuple(Observation.model_fields)
 REQUIRED_FIELDS: tuple[str, ...] = tuple(n for n, f in Observation.model_fields.items() if f.is_required())
 
 
-def validate_observation(payload: bytes | str | dict[str, Any]) -> Observation:
-    """Parse and validate one payload, or raise InvalidRecord naming what is wrong."""
+def parse_json_object(payload: bytes | str | dict[str, Any] | None) -> dict[str, Any]:
+    """Bytes or text of one JSON object to a dict, or InvalidRecord saying why not."""
+    if payload is None:
+        raise InvalidRecord("empty value (tombstone)")
     if isinstance(payload, (bytes, bytearray)):
         try:
             payload = payload.decode("utf-8")
@@ -103,6 +105,12 @@ def validate_observation(payload: bytes | str | dict[str, Any]) -> Observation:
             raise InvalidRecord(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(payload, dict):
         raise InvalidRecord(f"not a JSON object: got {type(payload).__name__}")
+    return payload
+
+
+def validate_observation(payload: bytes | str | dict[str, Any]) -> Observation:
+    """Parse and validate one payload, or raise InvalidRecord naming what is wrong."""
+    payload = parse_json_object(payload)
     try:
         return Observation.model_validate(payload)
     except ValidationError as exc:

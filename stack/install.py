@@ -79,6 +79,32 @@ def _mvn(settings: Settings, args: list[str], what: str, cwd: Path | None = None
     )
 
 
+def _maven_copy_dependencies(settings: Settings, target: Path, name: str, version: str,
+                             dependencies: list[tuple[str, str, str]], out_dir: Path, what: str) -> None:
+    """Resolve `dependencies` (group, artifact, version) and their runtime closure into out_dir."""
+    deps = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in dependencies
+    )
+    pom = target / "pom.xml"
+    pom.write_text(
+        f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>meteoflow.stack</groupId><artifactId>{name}</artifactId><version>{version}</version>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+    )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    _mvn(
+        settings,
+        ["-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={out_dir}", "-DincludeScope=runtime"],
+        what,
+    )
+
+
 def kafka_libs(settings: Settings) -> Path:
     """Directory holding every jar of the Kafka broker (Maven Central, with dependencies)."""
     target = settings.cache_dir / "kafka" / KAFKA_VERSION
@@ -87,27 +113,13 @@ def kafka_libs(settings: Settings) -> Path:
     if done.exists():
         return libs
     target.mkdir(parents=True, exist_ok=True)
-    pom = target / "pom.xml"
-    pom.write_text(
-        f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>meteoflow.stack</groupId><artifactId>kafka-broker</artifactId><version>{KAFKA_VERSION}</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{KAFKA_VERSION}</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{SLF4J_VERSION}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>{LOG4J_VERSION}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{LOG4J_VERSION}</version></dependency>
-  </dependencies>
-</project>
-"""
-    )
     print(f"installing Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}", flush=True)
-    shutil.rmtree(libs, ignore_errors=True)
-    _mvn(
-        settings,
-        ["-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
-        "resolving Kafka",
-    )
+    _maven_copy_dependencies(settings, target, "kafka-broker", KAFKA_VERSION, [
+        ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+        ("org.slf4j", "slf4j-api", SLF4J_VERSION),
+        ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
+        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+    ], libs, "resolving Kafka")
     done.write_text(KAFKA_VERSION)
     return libs
 
@@ -152,24 +164,10 @@ def spark_kafka_jars(settings: Settings, spark_version: str) -> list[Path]:
     done = target / ".complete"
     if not done.exists():
         target.mkdir(parents=True, exist_ok=True)
-        pom = target / "pom.xml"
-        pom.write_text(
-            f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>meteoflow.stack</groupId><artifactId>spark-kafka</artifactId><version>{spark_version}</version>
-  <dependencies>
-    <dependency><groupId>org.apache.spark</groupId><artifactId>spark-sql-kafka-0-10_2.13</artifactId><version>{spark_version}</version></dependency>
-  </dependencies>
-</project>
-"""
-        )
         print(f"installing the Spark Kafka connector {spark_version} from Maven Central", flush=True)
-        shutil.rmtree(jars, ignore_errors=True)
-        _mvn(
-            settings,
-            ["-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={jars}", "-DincludeScope=runtime"],
-            "resolving the Spark Kafka connector",
-        )
+        _maven_copy_dependencies(settings, target, "spark-kafka", spark_version, [
+            ("org.apache.spark", "spark-sql-kafka-0-10_2.13", spark_version),
+        ], jars, "resolving the Spark Kafka connector")
         # Keep only what pyspark does not ship already (same artifact, any version).
         shipped = {re.sub(r"-\d[\w.]*\.jar$", "", p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
         for jar in jars.glob("*.jar"):

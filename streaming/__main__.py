@@ -10,17 +10,11 @@ import signal
 import sys
 import threading
 
-from meteoflow.logs import setup_logging
-from meteoflow.settings import SettingsError, load_settings
+from meteoflow.logs import start_service
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"streaming: {exc}", file=sys.stderr)
-        return 2
-    log = setup_logging("streaming", settings)
+    settings, log = start_service("streaming")
     stop = threading.Event()
 
     def on_signal(signum, _frame):

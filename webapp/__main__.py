@@ -8,18 +8,12 @@ import sys
 
 import uvicorn
 
-from meteoflow.logs import setup_logging
-from meteoflow.settings import SettingsError, load_settings
+from meteoflow.logs import start_service
 from webapp.app import create_app
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"webapp: {exc}", file=sys.stderr)
-        return 2
-    log = setup_logging("webapp", settings)
+    settings, log = start_service("webapp")
     # `kill -USR1 <pid>` writes every thread's stack to the log: for a request that hangs.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     app = create_app(settings)

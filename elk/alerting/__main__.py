@@ -8,13 +8,11 @@ import threading
 
 from elk.alerting.rules import RulesError
 from elk.alerting.service import AlertingService
-from meteoflow.logs import setup_logging
-from meteoflow.settings import load_settings
+from meteoflow.logs import start_service
 
 
 def main() -> int:
-    settings = load_settings()
-    log = setup_logging("alerting", settings)
+    settings, log = start_service("alerting")
     try:
         service = AlertingService(settings)
     except RulesError as exc:

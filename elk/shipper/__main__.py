@@ -7,13 +7,11 @@ import threading
 
 from elk.shipper.service import Shipper
 from meteoflow.kafka import ensure_topics
-from meteoflow.logs import setup_logging
-from meteoflow.settings import load_settings
+from meteoflow.logs import start_service
 
 
 def main() -> None:
-    settings = load_settings()
-    log = setup_logging("shipper", settings)
+    settings, log = start_service("shipper")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

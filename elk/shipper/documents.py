@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from meteoflow.contracts import DeadLetter, kafka_doc_id
-from meteoflow.schema import InvalidRecord, describe_errors, validate_observation
+from meteoflow.schema import InvalidRecord, describe_errors, parse_json_object, validate_observation
 from meteoflow.settings import Settings
 
 Kind = Literal["observations", "logs", "deadletter"]
@@ -78,22 +78,6 @@ def kafka_fields(rec: KafkaRecord) -> dict[str, Any]:
     return fields
 
 
-def _parse_json_object(value: bytes | None) -> dict[str, Any]:
-    if value is None:
-        raise InvalidRecord("empty value (tombstone)")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRecord(f"not UTF-8 text: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRecord(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise InvalidRecord(f"not a JSON object: got {type(data).__name__}")
-    return data
-
-
 def observation_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
     obs = validate_observation(rec.value if rec.value is not None else b"")
     doc = obs.to_json_dict()
@@ -105,7 +89,7 @@ def observation_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
 
 
 def log_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
-    doc = _parse_json_object(rec.value)
+    doc = parse_json_object(rec.value)
     if "@timestamp" not in doc:
         # A line without its own time is placed at the time Kafka received it.
         kafka = kafka_fields(rec)
@@ -116,7 +100,7 @@ def log_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
 
 
 def deadletter_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
-    data = _parse_json_object(rec.value)
+    data = parse_json_object(rec.value)
     try:
         letter = DeadLetter.model_validate(data)
     except ValidationError as exc:

@@ -58,3 +58,17 @@ def test_relative_run_dir_becomes_absolute(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("METEOFLOW_RUN_DIR", "myrun")
     assert load_settings().run_dir == tmp_path / "myrun"
+
+
+@pytest.mark.parametrize("module", ["producer", "streaming", "forecasting_api", "webapp", "elk.shipper", "elk.alerting"])
+def test_every_service_refuses_a_bad_setting_with_one_clear_line(module):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METEOFLOW_")}
+    env["METEOFLOW_ES_PORT"] = "not-a-port"
+    result = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "METEOFLOW_ES_PORT='not-a-port'" in result.stderr
+    assert "Traceback" not in result.stderr
