@@ -44,7 +44,11 @@ def timed(fn, *args) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1000, help="observations per batch")
+    # `./run.sh bench --quick` passes --quick to every benchmark.
+    parser.add_argument("--quick", action="store_true", help="300 observations per batch")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.docs = 300
     settings = load_settings()
     client = make_mongo_client(settings)
     name = f"bench-writes-{uuid.uuid4().hex[:8]}"
