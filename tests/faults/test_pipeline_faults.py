@@ -18,7 +18,6 @@ import time
 import pytest
 
 from meteoflow.contracts import FORECAST_STATE
-from tests.faults.conftest import STALLED_AFTER
 from tests.faults.harness import seeded_moments, wait_until
 
 pytestmark = pytest.mark.faults
@@ -47,7 +46,7 @@ def test_streaming_job_killed_three_times(faults):
             # through the shipper, progress lines do not): bounded by the threshold plus a margin.
             faults.expected_incidents["streaming_stalled"] += 1
             wait_until(lambda: any(i.rule == "streaming_stalled" and i.status == "firing" for i in faults.incidents()),
-                       STALLED_AFTER + 90, "a streaming_stalled alert while the job is down")
+                       faults.stalled_after + 90, "a streaming_stalled alert while the job is down")
         faults.pipeline.start("streaming")
     wait_for_progress(faults)
     faults.check("streaming kill -9 x3")
