@@ -112,7 +112,13 @@ case "$cmd" in
   bench)
     system_deps
     python_env
-    for bench in benchmarks/*.py; do say "running $bench"; "$PY" "$bench" "$@"; done
+    failed=()
+    for bench in benchmarks/*.py; do
+      [ "$(basename "$bench")" = "__init__.py" ] && continue
+      say "running $bench"
+      "$PY" "$bench" "$@" || failed+=("$bench")
+    done
+    [ ${#failed[@]} -eq 0 ] || die "benchmarks that failed: ${failed[*]}"
     ;;
   -h|--help|help)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'

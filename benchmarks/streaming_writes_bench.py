@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 from pymongo import UpdateOne  # noqa: E402
 
 from meteoflow.mongo import make_mongo_client  # noqa: E402
-from meteoflow.settings import load_settings  # noqa: E402
+from meteoflow.settings import REPO_ROOT, load_settings  # noqa: E402
+from stack.servers import FerretDBServer  # noqa: E402
 from streaming.records import observation_documents  # noqa: E402
 from streaming.sinks import upsert_all  # noqa: E402
 from tests.fakes.observations import simulated_observations  # noqa: E402
@@ -46,10 +47,14 @@ def main(argv=None) -> None:
     parser.add_argument("--docs", type=int, default=1000, help="observations per batch")
     # `./run.sh bench --quick` passes --quick to every benchmark.
     parser.add_argument("--quick", action="store_true", help="300 observations per batch")
+    parser.add_argument("--mongo-port", type=int, default=57017, help="port of the benchmark's own FerretDB")
     args = parser.parse_args(argv)
     if args.quick:
         args.docs = 300
-    settings = load_settings()
+    # Its own FerretDB (started through the stack, like every benchmark), so it needs nothing running.
+    settings = load_settings(run_dir=REPO_ROOT / ".run" / "bench-writes", mongo_port=args.mongo_port)
+    server = FerretDBServer(settings)
+    started = server.start() == "started"
     client = make_mongo_client(settings)
     name = f"bench-writes-{uuid.uuid4().hex[:8]}"
     db = client[name]
@@ -75,6 +80,8 @@ def main(argv=None) -> None:
     finally:
         client.drop_database(name)
         client.close()
+        if started:
+            server.stop()
 
 
 if __name__ == "__main__":
