@@ -113,8 +113,7 @@ case "$cmd" in
     system_deps
     python_env
     failed=()
-    for bench in benchmarks/*.py; do
-      [ "$(basename "$bench")" = "__init__.py" ] && continue
+    for bench in benchmarks/*_bench.py; do
       say "running $bench"
       "$PY" "$bench" "$@" || failed+=("$bench")
     done
