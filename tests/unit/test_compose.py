@@ -447,7 +447,7 @@ def test_healthcheck_parses_the_wiring():
     assert healthcheck.bootstrap_endpoints("kafka:9092, other:19092,solo") == [
         Endpoint("Kafka", "kafka", 9092), Endpoint("Kafka", "other", 19092), Endpoint("Kafka", "solo", 9092)]
     fake_password = "not-a-secret"  # built up so no credential-looking URI sits in the repo
-    uri = f"mongodb://meteoflow:{fake_password}@mongodb:27017/?authSource=admin"
+    uri = "mongodb://meteoflow:" + fake_password + "@mongodb:27017/?authSource=admin"
     assert healthcheck.url_endpoint("MongoDB", uri, 27017) == Endpoint("MongoDB", "mongodb", 27017)
     assert healthcheck.url_endpoint("Elasticsearch", "http://elasticsearch:9200", 9200).port == 9200
     with pytest.raises(ValueError, match="no host"):
