@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Source = Literal["openweathermap", "simulator", "replay"]
+
+# Field types shared with the producer's regions file, so a region valid there is valid here.
+RegionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+RegionName = Annotated[str, Field(min_length=1, max_length=128)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+TimezoneOffset = Annotated[int, Field(ge=-14 * 3600, le=14 * 3600)]
 
 
 class InvalidRecord(ValueError):
@@ -37,10 +44,10 @@ class Observation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    region_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    region_name: str = Field(min_length=1, max_length=128)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    region_id: RegionId
+    region_name: RegionName
+    lat: Latitude
+    lon: Longitude
     observed_at: datetime
     temp: float = Field(ge=-90, le=60)
     feels_like: float | None = Field(None, ge=-110, le=80)
@@ -58,7 +65,7 @@ class Observation(BaseModel):
     weather_icon: str | None = Field(None, max_length=8)
     sunrise: datetime | None = None
     sunset: datetime | None = None
-    timezone_offset: int | None = Field(None, ge=-14 * 3600, le=14 * 3600)
+    timezone_offset: TimezoneOffset | None = None
     source: Source
     batch_id: str = Field(min_length=1, max_length=64)
     produced_at: datetime

@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from meteoflow.schema import Latitude, Longitude, RegionId, RegionName, TimezoneOffset
 
 DEFAULT_REGIONS_FILE = Path(__file__).resolve().parent / "regions_senegal.json"
 
@@ -25,12 +27,12 @@ class RegionsError(ValueError):
 class Region(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    name: str = Field(min_length=1, max_length=128)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    id: RegionId
+    name: RegionName
+    lat: Latitude
+    lon: Longitude
     coastal: bool = False
-    timezone_offset: int | None = Field(None, ge=-14 * 3600, le=14 * 3600)
+    timezone_offset: TimezoneOffset | None = None
 
     @property
     def utc_offset_seconds(self) -> int:
