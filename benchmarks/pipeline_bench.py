@@ -90,7 +90,7 @@ def publish_history(settings, regions, hours: int, seed: int, chunk: int) -> tup
 def run_pipeline(settings, spark, regions, args) -> dict:
     from streaming.job import StreamingJob
 
-    job = StreamingJob(settings, spark)
+    job = StreamingJob(settings, spark, keep_progress_lines=None)
     query = job.start()
     wait_until(lambda: query.lastProgress is not None, 300, "the streaming query's first (idle) trigger")
     db = database(settings, make_mongo_client(settings))

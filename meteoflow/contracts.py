@@ -9,11 +9,12 @@ Elasticsearch documents and the forecasting API's HTTP bodies.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # --- MongoDB collections (written by streaming, read by the web app) ------------------
 OBSERVATIONS = "observations"  # _id "<region_id>|<observed_at ISO>", unique (region_id, observed_at)
@@ -48,39 +49,97 @@ def kafka_doc_id(topic: str, partition: int, offset: int) -> str:
 
 
 # --- dead letters (topic weather.deadletter) -----------------------------------------
+# A dead letter must always fit in Kafka (1 MiB per message by default), whatever it carries:
+# the payload is cut to this many bytes, the original's size and SHA-256 are kept instead.
+DEADLETTER_PAYLOAD_LIMIT = 64 * 1024
+DEADLETTER_PAYLOAD_LIMIT_MAX = 256 * 1024  # JSON escaping can grow text 6x: 1.5 MiB would not fit
+MAX_REASON_CHARS = 2000
+MAX_KEY_CHARS = 256
+
+
+def _utf8_text(data: bytes, truncated: bool) -> str | None:
+    """The bytes as text, or None when they are not UTF-8. A cut may have split the last
+    character (up to 3 bytes of it): those are dropped rather than calling the payload binary."""
+    for drop in range(4 if truncated else 1):
+        try:
+            return data[: len(data) - drop].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _bounded(text: str, limit: int) -> str:
+    """At most `limit` characters of encodable text (a lone surrogate would fail serialization)."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class DeadLetter(BaseModel):
-    """A record that failed validation somewhere, with the original payload and why."""
+    """A record that was rejected somewhere, with (a bounded copy of) the original payload and why."""
 
     model_config = ConfigDict(extra="forbid")
 
     reason: str
-    service: str  # who rejected it: producer, streaming, ...
+    service: str  # who rejected it: producer, streaming, shipper
     failed_at: datetime
-    payload: str  # the original bytes, as UTF-8 text when they are text
-    payload_base64: str | None = None  # set when the original bytes were not UTF-8
+    payload: str  # the original bytes as UTF-8 text when they are text ("" when they are not)
+    payload_base64: str | None = None  # the original bytes, base64, when they were not UTF-8
+    payload_size: int | None = None  # bytes of the original payload
+    payload_sha256: str | None = None  # of the whole original payload, to find it in Kafka or a file
+    payload_truncated: bool = False  # payload/payload_base64 hold only its first bytes
     source_topic: str | None = None
     source_partition: int | None = None
     source_offset: int | None = None
     key: str | None = None
 
+    @field_validator("failed_at")
     @classmethod
-    def build(cls, raw: bytes | str | dict | None, reason: str, service: str, **where: Any) -> "DeadLetter":
-        b64 = None
-        if isinstance(raw, (bytes, bytearray)):
-            try:
-                text = bytes(raw).decode("utf-8")
-            except UnicodeDecodeError:
-                text = bytes(raw).decode("utf-8", "replace")
-                b64 = base64.b64encode(bytes(raw)).decode()
-        elif isinstance(raw, dict):
-            text = json.dumps(raw, default=str)
+    def _plausible(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("is not a representable time") from None
+        if not datetime(1970, 1, 1, tzinfo=timezone.utc) <= value < datetime(9000, 1, 1, tzinfo=timezone.utc):
+            raise ValueError("is out of range")
+        return value
+
+    @classmethod
+    def build(cls, raw: bytes | str | dict | None, reason: str, service: str,
+              max_payload_bytes: int = DEADLETTER_PAYLOAD_LIMIT, **where: Any) -> "DeadLetter":
+        """Never raises, whatever `raw` holds, and what it builds fits in a Kafka message."""
+        data = _payload_bytes(raw)
+        fields: dict[str, Any] = {}
+        if data is not None:
+            truncated = len(data) > max_payload_bytes
+            cut = data[:max_payload_bytes]
+            text = _utf8_text(cut, truncated)
+            fields = dict(payload_size=len(data), payload_sha256=hashlib.sha256(data).hexdigest(),
+                          payload_truncated=truncated,
+                          payload_base64=base64.b64encode(cut).decode() if text is None else None)
         else:
-            text = "" if raw is None else str(raw)
-        return cls(reason=reason, service=service, failed_at=datetime.now(timezone.utc), payload=text,
-                   payload_base64=b64, **where)
+            text = None
+        if where.get("key") is not None:
+            where["key"] = _bounded(str(where["key"]), MAX_KEY_CHARS)
+        return cls(reason=_bounded(str(reason), MAX_REASON_CHARS), service=service,
+                   failed_at=datetime.now(timezone.utc), payload=text or "", **fields, **where)
 
     def to_message(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def _payload_bytes(raw: bytes | str | dict | None) -> bytes | None:
+    if raw is None:
+        return None
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw)
+    if isinstance(raw, dict):
+        try:
+            return json.dumps(raw, default=str).encode("utf-8", "backslashreplace")
+        except (TypeError, ValueError, RecursionError):
+            return f"<a {type(raw).__name__} that is not serializable as JSON>".encode()
+    return str(raw).encode("utf-8", "backslashreplace")
 
 
 # --- forecasting API -----------------------------------------------------------------

@@ -4,25 +4,59 @@ at the consumer.
 `Observation` is the contract of the `weather.observations` topic. Physical
 ranges are part of the schema, so a 900 degree reading is rejected the same way
 everywhere. `validate_observation` turns any payload (bytes, str or dict) into an
-`Observation` or raises `InvalidRecord` with a reason that names the field.
+`Observation` or raises `InvalidRecord` with a reason that names the field, whatever
+the payload holds: that is what lets one record cost only itself.
+
+Times are checked for plausibility too: every timestamp must lie in [1970, 2200) (so any
+later arithmetic on it is safe), and `observed_at` may not be more than `max_ahead` after
+the time of processing (a far-future reading would otherwise stay a region's "latest" for
+good). Old data (replay, back-fill) stays valid.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT
+
+DEFAULT_MAX_AHEAD = timedelta(hours=1)
 
 Source = Literal["openweathermap", "simulator", "replay"]
 
+
+def _plain_text(value: str) -> str:
+    # Each store must be able to hold it: BSON and JSON encoders refuse lone surrogates, and NUL
+    # characters break C strings (SQLite under FerretDB, many log tools).
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (lone surrogate)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_plain_text)]
+
 # Field types shared with the producer's regions file, so a region valid there is valid here.
 RegionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-RegionName = Annotated[str, Field(min_length=1, max_length=128)]
+RegionName = Annotated[Text, Field(min_length=1, max_length=128)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 TimezoneOffset = Annotated[int, Field(ge=-14 * 3600, le=14 * 3600)]
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """What every stage that judges records needs from the settings (see Settings.record_limits)."""
+
+    max_ahead: timedelta = DEFAULT_MAX_AHEAD  # how far after processing an observed_at may lie
+    max_payload_bytes: int = DEADLETTER_PAYLOAD_LIMIT  # of the original payload kept in a dead letter
 
 
 class InvalidRecord(ValueError):
@@ -33,10 +67,22 @@ class InvalidRecord(ValueError):
         self.reason = reason
 
 
+# Plausible timestamps: Unix time starts in 1970 (OpenWeatherMap's `dt`), and an upper bound
+# far from datetime.max keeps `+ 1 hour`, time-zone shifts and BSON/Elasticsearch dates safe.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone (UTC)")
-    return value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before datetime.min in UTC
+        raise ValueError("is not a representable time") from None
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(f"must be between {EARLIEST_TIME:%Y-%m-%d} and {LATEST_TIME:%Y-%m-%d}")
+    return value
 
 
 class Observation(BaseModel):
@@ -60,20 +106,33 @@ class Observation(BaseModel):
     wind_speed: float = Field(ge=0, le=120)
     wind_deg: float | None = Field(None, ge=0, le=360)
     wind_gust: float | None = Field(None, ge=0, le=150)
-    weather_main: str | None = Field(None, max_length=64)
-    weather_description: str | None = Field(None, max_length=256)
-    weather_icon: str | None = Field(None, max_length=8)
+    weather_main: Text | None = Field(None, max_length=64)
+    weather_description: Text | None = Field(None, max_length=256)
+    weather_icon: Text | None = Field(None, max_length=8)
     sunrise: datetime | None = None
     sunset: datetime | None = None
     timezone_offset: TimezoneOffset | None = None
     source: Source
-    batch_id: str = Field(min_length=1, max_length=64)
+    batch_id: Text = Field(min_length=1, max_length=64)
     produced_at: datetime
 
     @field_validator("observed_at", "produced_at", "sunrise", "sunset")
     @classmethod
     def _as_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _utc(value)
+
+    @field_validator("observed_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        # Checked when a record is judged at a boundary (validate_observation gives the time of
+        # processing); code that builds observations itself (the simulator's history) is not.
+        if not info.context:
+            return value
+        now = info.context.get("now") or datetime.now(timezone.utc)
+        max_ahead = info.context.get("max_ahead", DEFAULT_MAX_AHEAD)
+        if value > now + max_ahead:
+            raise ValueError(f"is more than {max_ahead} after the time of processing ({now:%Y-%m-%dT%H:%M:%SZ})")
+        return value
 
     def to_message(self) -> bytes:
         """The Kafka value: compact JSON, timestamps as ISO 8601 UTC with 'Z'."""
@@ -96,6 +155,34 @@ OBSERVATION_FIELDS: tuple[str, ...] = tuple(Observation.model_fields)
 REQUIRED_FIELDS: tuple[str, ...] = tuple(n for n, f in Observation.model_fields.items() if f.is_required())
 
 
+def describe_exception(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message`, cut to `limit` characters: the reason of a record that raised."""
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 - an exception whose str() fails still has a type
+        text = type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def rejection_reason(exc: Exception) -> str:
+    """Why a record was rejected: the schema's reason, or the type and message of what it raised.
+
+    Every stage that handles one record at a time catches Exception around it and dead-letters
+    the record with this reason, so one record can cost only itself."""
+    return exc.reason if isinstance(exc, InvalidRecord) else describe_exception(exc)
+
+
+def loads_json(text: str | bytes) -> Any:
+    """json.loads that fails with JSONDecodeError-like ValueError only.
+
+    The standard parser also raises RecursionError (deeply nested arrays) and ValueError
+    (an integer of more than 4,300 digits); both are bad content, not bugs."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def parse_json_object(payload: bytes | str | dict[str, Any] | None) -> dict[str, Any]:
     """Bytes or text of one JSON object to a dict, or InvalidRecord saying why not."""
     if payload is None:
@@ -107,34 +194,60 @@ def parse_json_object(payload: bytes | str | dict[str, Any] | None) -> dict[str,
             raise InvalidRecord(f"not UTF-8 text: {exc}") from None
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload)
+            payload = loads_json(payload)
         except json.JSONDecodeError as exc:
             raise InvalidRecord(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except ValueError as exc:
+            raise InvalidRecord(f"not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidRecord(f"not a JSON object: got {type(payload).__name__}")
     return payload
 
 
-def validate_observation(payload: bytes | str | dict[str, Any]) -> Observation:
-    """Parse and validate one payload, or raise InvalidRecord naming what is wrong."""
+def validate_observation(payload: bytes | str | dict[str, Any], *, now: datetime | None = None,
+                         max_ahead: timedelta = DEFAULT_MAX_AHEAD) -> Observation:
+    """Parse and validate one payload, or raise InvalidRecord naming what is wrong.
+
+    Total: whatever the payload holds, the outcome is an Observation or InvalidRecord.
+    `now` is the time of processing (default: the clock) for the `observed_at` window."""
     payload = parse_json_object(payload)
     try:
-        return Observation.model_validate(payload)
+        return Observation.model_validate(payload, context={"now": now, "max_ahead": max_ahead})
     except ValidationError as exc:
         raise InvalidRecord(describe_errors(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - content no validator foresaw still costs only this record
+        raise InvalidRecord(describe_exception(exc)) from None
+
+
+MAX_REASON_ERRORS = 10
 
 
 def describe_errors(exc: ValidationError) -> str:
+    """One reason naming each bad field (the first ten), with a short view of what it held."""
+    errors = exc.errors()
     parts = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "record"
-        shown = repr(err.get("input"))
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
+    for err in errors[:MAX_REASON_ERRORS]:
+        field = ".".join(str(p) for p in err["loc"])[:80] or "record"
+        shown = _short_repr(err.get("input"))
         parts.append(f"{field}: {err['msg']} (got {shown})" if err["type"] != "missing" else f"{field}: missing")
+    if len(errors) > MAX_REASON_ERRORS:
+        parts.append(f"... and {len(errors) - MAX_REASON_ERRORS} more errors")
     return "; ".join(parts)
 
 
+def _short_repr(value: Any, limit: int = 60) -> str:
+    # repr of a huge or deeply nested input is itself costly (or raises): look at its size first.
+    if isinstance(value, (dict, list)) and len(value) > 20:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    if isinstance(value, str) and len(value) > limit:
+        value = value[:limit]
+    try:
+        shown = repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def parse_utc(value: str) -> datetime:
-    """ISO 8601 text (with 'Z' or an offset) to an aware UTC datetime."""
+    """ISO 8601 text (with 'Z' or an offset) to an aware UTC datetime (ValueError if it is not one)."""
     return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))

@@ -8,11 +8,15 @@ from environment variables prefixed `METEOFLOW_` (or an untracked `.env` file).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT, DEADLETTER_PAYLOAD_LIMIT_MAX
+from meteoflow.schema import RecordLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +76,17 @@ class Settings(BaseSettings):
     mongo_port: Port = _port(27017, "MongoDB-wire server (FerretDB natively)")
     mongo_uri_override: SecretStr | None = Field(None, alias="METEOFLOW_MONGO_URI", description="Use an external MongoDB")
     mongo_db: str = Field("meteoflow", pattern=r"^[A-Za-z0-9_-]{1,63}$", description="MongoDB database of the pipeline")
+
+    # --- records (every stage that reads them) ---------------------------------
+    record_max_ahead_seconds: float = Field(
+        3600.0, ge=0, description="How far after the time of processing an observed_at may lie; later ones are "
+        "dead-lettered (a far-future reading would stay a region's latest for good)"
+    )
+    deadletter_max_payload_bytes: int = Field(
+        DEADLETTER_PAYLOAD_LIMIT, ge=1024, le=DEADLETTER_PAYLOAD_LIMIT_MAX,
+        description="Bytes of the original payload a dead letter keeps (its size and SHA-256 are kept too), "
+        "so a dead letter always fits in a Kafka message",
+    )
 
     # --- Spark / streaming job ------------------------------------------------
     spark_master: str = Field("local[2]", description="Spark master URL; point it at a cluster if you have one")
@@ -180,6 +195,11 @@ class Settings(BaseSettings):
     def index(self, kind: Literal["observations", "logs", "deadletter", "alerts"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
+
+    @property
+    def record_limits(self) -> RecordLimits:
+        return RecordLimits(max_ahead=timedelta(seconds=self.record_max_ahead_seconds),
+                            max_payload_bytes=self.deadletter_max_payload_bytes)
 
     @property
     def effective_interval_seconds(self) -> float:

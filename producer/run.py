@@ -18,7 +18,7 @@ from typing import Any, Callable
 import schedule
 
 from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
-from meteoflow.schema import InvalidRecord, Observation, validate_observation
+from meteoflow.schema import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.settings import Settings
 from producer.regions import Region
 from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult
@@ -47,21 +47,24 @@ class Batch:
     failures: list[RegionFailure] = field(default_factory=list)
 
 
-def prepare_batch(result: SourceResult, source: str, batch_id: str, produced_at: datetime) -> Batch:
+def prepare_batch(result: SourceResult, source: str, batch_id: str, produced_at: datetime,
+                  limits: RecordLimits = RecordLimits()) -> Batch:
     """Validate each candidate; invalid ones become dead letters and failed regions."""
     batch = Batch(batch_id=batch_id, source=source, failures=list(result.failures))
     for record in result.records:
         candidate = {**record, "source": source, "batch_id": batch_id, "produced_at": produced_at}
         try:
-            batch.observations.append(validate_observation(candidate))
-        except InvalidRecord as exc:
-            region_id = str(record.get("region_id") or "(unknown)")
-            reason = f"invalid record: {exc.reason}"
+            batch.observations.append(validate_observation(candidate, now=produced_at, max_ahead=limits.max_ahead))
+        except Exception as exc:  # noqa: BLE001 - one record can cost only itself
+            region_id = str(record.get("region_id") or "(unknown)")[:64]
+            reason = f"invalid record: {rejection_reason(exc)}"
             batch.failures.append(RegionFailure(region_id, reason))
-            batch.dead_letters.append(DeadLetter.build(candidate, reason, SERVICE, key=region_id))
+            batch.dead_letters.append(DeadLetter.build(candidate, reason, SERVICE, limits.max_payload_bytes,
+                                                       key=region_id))
     for failure in result.failures:
         if failure.payload is not None:  # something was received but could not be used
-            batch.dead_letters.append(DeadLetter.build(failure.payload, failure.reason, SERVICE, key=failure.region_id))
+            batch.dead_letters.append(DeadLetter.build(failure.payload, failure.reason, SERVICE,
+                                                       limits.max_payload_bytes, key=failure.region_id))
     return batch
 
 
@@ -177,7 +180,8 @@ class Producer:
         return summary
 
     def _publish(self, result: SourceResult, batch_id: str, began: float) -> RunSummary:
-        batch = prepare_batch(result, self.source.name, batch_id, produced_at=self.clock())
+        batch = prepare_batch(result, self.source.name, batch_id, produced_at=self.clock(),
+                              limits=self.settings.record_limits)
         send_errors = self.publisher.publish(batch)
         summary = summarize(batch, send_errors, time.monotonic() - began)
         self._log_summary(summary)

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +23,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from meteoflow.contracts import STREAMING_BATCH_ACTION
 from meteoflow.mongo import database, make_mongo_client
+from meteoflow.schema import RecordLimits
 from meteoflow.settings import Settings
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import KafkaRecord, latest_per_region, split_batch
@@ -35,6 +37,7 @@ KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
 KAFKA_V1_SOURCE = {"spark.sql.streaming.disabledV2MicroBatchReaders":
                    "org.apache.spark.sql.kafka010.KafkaSourceProvider"}
 QUERY_NAME = "meteoflow-observations"
+RECENT_PROGRESS_LINES = 100
 
 
 @dataclass
@@ -67,7 +70,8 @@ class BatchProcessor:
     """The foreachBatch function, plus `process` which does the work on plain records."""
 
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
-                 deadletters: DeadLetterSink, reporter: "ProgressReporter"):
+                 deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits()):
+        self.limits = limits
         self.observations = observations
         self.stats = stats
         self.refresher = refresher
@@ -90,11 +94,11 @@ class BatchProcessor:
         if durations is not None:
             report.durations_ms = durations
         watch = _Stopwatch(report.durations_ms)
-        split = split_batch(records)
+        now = datetime.now(timezone.utc)
+        split = split_batch(records, now, self.limits)
         watch.lap("validate")
         report.dead_letters = self.deadletters.write(split.dead_letters)
         watch.lap("deadletters")
-        now = datetime.now(timezone.utc)
         report.stored = self.observations.write(split.observations, now)
         watch.lap("observations")
         report.stats_upserted = self.stats.write(split.observations, now)
@@ -111,11 +115,13 @@ class BatchProcessor:
 class ProgressReporter:
     """Joins what foreachBatch measured with Spark's progress event: one JSON line per batch."""
 
-    def __init__(self, log: logging.Logger):
+    def __init__(self, log: logging.Logger, keep_lines: int | None = RECENT_PROGRESS_LINES):
         self.log = log
         self._pending: dict[int, BatchReport] = {}
         self._lock = threading.Lock()
-        self.logged: list[dict[str, Any]] = []
+        # The latest progress lines (all of them only for a bounded run: a job left running for
+        # months must not grow a list per batch).
+        self.logged: deque[dict[str, Any]] = deque(maxlen=keep_lines)
 
     def batch_done(self, report: BatchReport) -> None:
         with self._lock:
@@ -216,7 +222,7 @@ class StreamingJob:
     """Everything one run of the job owns: MongoDB client, sinks, listener, retry timer."""
 
     def __init__(self, settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
-                 forecast_client: ForecastClient | None = None):
+                 forecast_client: ForecastClient | None = None, keep_progress_lines: int | None = RECENT_PROGRESS_LINES):
         self.settings = settings
         self.spark = spark
         self.log = log or logging.getLogger("streaming")
@@ -225,9 +231,9 @@ class StreamingJob:
         ensure_indexes(self.db)
         self.refresher = ForecastRefresher(self.db, settings, forecast_client)
         self.deadletters = DeadLetterSink(settings, self.log)
-        self.reporter = ProgressReporter(self.log)
+        self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
-                                        self.deadletters, self.reporter)
+                                        self.deadletters, self.reporter, settings.record_limits)
         self.listener = ProgressListener(self.reporter)
         self.timer: RetryTimer | None = None
         self.query: StreamingQuery | None = None
@@ -281,4 +287,4 @@ class StreamingJob:
 def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
                    forecast_client: ForecastClient | None = None) -> list[dict[str, Any]]:
     """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines."""
-    return StreamingJob(settings, spark, log, forecast_client).run_until_idle()
+    return StreamingJob(settings, spark, log, forecast_client, keep_progress_lines=None).run_until_idle()

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
+import bson
+
 from meteoflow.contracts import DeadLetter, SeriesPoint, doc_id
-from meteoflow.schema import InvalidRecord, Observation, validate_observation
+from meteoflow.schema import Observation, RecordLimits, rejection_reason, validate_observation
 
 SERVICE = "streaming"
 HOUR = timedelta(hours=1)
@@ -34,8 +36,13 @@ class SplitBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def split_batch(records: Iterable[KafkaRecord]) -> SplitBatch:
-    """Validate every value with the one schema; what fails becomes a dead letter with its reason."""
+def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
+                limits: RecordLimits = RecordLimits()) -> SplitBatch:
+    """Validate every value with the one schema and check that its document can be stored.
+
+    Whatever one record holds, it ends as an observation or as a dead letter with the reason:
+    nothing a record contains can raise out of here and fail the batch."""
+    now = now or datetime.now(timezone.utc)
     split = SplitBatch()
     for rec in records:
         where = dict(source_topic=rec.topic, source_partition=rec.partition, source_offset=rec.offset,
@@ -44,9 +51,13 @@ def split_batch(records: Iterable[KafkaRecord]) -> SplitBatch:
             split.dead_letters.append(DeadLetter.build(None, "empty value (Kafka tombstone)", SERVICE, **where))
             continue
         try:
-            split.observations.append(validate_observation(bytes(rec.value)))
-        except InvalidRecord as exc:
-            split.dead_letters.append(DeadLetter.build(bytes(rec.value), exc.reason, SERVICE, **where))
+            obs = validate_observation(bytes(rec.value), now=now, max_ahead=limits.max_ahead)
+            bson.encode(observation_document(obs, now))  # what the sink will write must be storable
+        except Exception as exc:  # noqa: BLE001 - one record can cost only itself
+            split.dead_letters.append(DeadLetter.build(bytes(rec.value), rejection_reason(exc), SERVICE,
+                                                       max_payload_bytes=limits.max_payload_bytes, **where))
+            continue
+        split.observations.append(obs)
     return split
 
 
@@ -59,14 +70,19 @@ def bson_millis(when: datetime | None) -> datetime | None:
     return None if when is None else when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
+def observation_document(obs: Observation, stored_at: datetime) -> dict[str, Any]:
+    """The MongoDB document of one observation; datetimes stay datetimes (BSON dates)."""
+    doc = {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in obs.model_dump().items()}
+    doc["_id"] = doc_id(obs.region_id, obs.observed_at)
+    doc["stored_at"] = bson_millis(stored_at)
+    return doc
+
+
 def observation_documents(observations: Iterable[Observation], stored_at: datetime) -> list[dict[str, Any]]:
     """One document per (region, observed_at); a later duplicate in the batch wins (Kafka order)."""
     docs: dict[str, dict[str, Any]] = {}
     for obs in observations:
-        doc = {k: bson_millis(v) if isinstance(v, datetime) else v
-               for k, v in obs.model_dump().items()}  # datetimes stay datetimes -> BSON dates
-        doc["_id"] = doc_id(obs.region_id, obs.observed_at)
-        doc["stored_at"] = bson_millis(stored_at)
+        doc = observation_document(obs, stored_at)
         docs[doc["_id"]] = doc
     return list(docs.values())
 

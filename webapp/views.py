@@ -24,17 +24,17 @@ OBSERVATION_KEYS = (
 
 def as_utc(value: Any) -> datetime | None:
     """A datetime (naive = UTC, as BSON dates are), ISO text or epoch millis -> aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000, timezone.utc)
-    if isinstance(value, str):
-        try:
+    # Total: a stored value no time can be made of (written before the schema's time bounds, or
+    # by hand) shows as unknown instead of failing the whole page.
+    try:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, timezone.utc)
+        if isinstance(value, str):
             return parse_utc(value)
-        except ValueError:
-            return None
+    except (OverflowError, OSError, ValueError):
+        return None
     return None
 
 

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from meteoflow.contracts import DeadLetter, kafka_doc_id
-from meteoflow.schema import InvalidRecord, describe_errors, parse_json_object, validate_observation
+from meteoflow.contracts import MAX_KEY_CHARS, DeadLetter, kafka_doc_id
+from meteoflow.schema import (
+    InvalidRecord, RecordLimits, describe_errors, parse_json_object, rejection_reason, validate_observation,
+)
 from meteoflow.settings import Settings
 
 Kind = Literal["observations", "logs", "deadletter"]
@@ -72,14 +74,17 @@ def _text(raw: bytes | None) -> str | None:
 def kafka_fields(rec: KafkaRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
     if rec.key is not None:
-        fields["key"] = _text(rec.key)
+        fields["key"] = _text(rec.key)[:MAX_KEY_CHARS]  # a keyword longer than 32 KB is refused
     if rec.timestamp is not None and rec.timestamp >= 0:
-        fields["timestamp"] = iso(datetime.fromtimestamp(rec.timestamp / 1000, timezone.utc))
+        try:
+            fields["timestamp"] = iso(datetime.fromtimestamp(rec.timestamp / 1000, timezone.utc))
+        except (OverflowError, OSError, ValueError):  # a producer may set any CreateTime: leave it out
+            pass
     return fields
 
 
-def observation_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
-    obs = validate_observation(rec.value if rec.value is not None else b"")
+def observation_document(rec: KafkaRecord, now: datetime, limits: RecordLimits) -> dict[str, Any]:
+    obs = validate_observation(rec.value if rec.value is not None else b"", now=now, max_ahead=limits.max_ahead)
     doc = obs.to_json_dict()
     doc["location"] = {"lat": obs.lat, "lon": obs.lon}
     doc["ingested_at"] = iso(now)
@@ -88,7 +93,7 @@ def observation_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
     return doc
 
 
-def log_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
+def log_document(rec: KafkaRecord, now: datetime, limits: RecordLimits) -> dict[str, Any]:
     doc = parse_json_object(rec.value)
     if "@timestamp" not in doc:
         # A line without its own time is placed at the time Kafka received it.
@@ -99,14 +104,14 @@ def log_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
     return doc
 
 
-def deadletter_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
+def deadletter_document(rec: KafkaRecord, now: datetime, limits: RecordLimits) -> dict[str, Any]:
     data = parse_json_object(rec.value)
     try:
         letter = DeadLetter.model_validate(data)
     except ValidationError as exc:
         raise InvalidRecord(f"not a DeadLetter: {describe_errors(exc)}") from None
     doc = letter.model_dump(mode="json", exclude_none=True)
-    doc["failed_at"] = iso(letter.failed_at if letter.failed_at.tzinfo else letter.failed_at.replace(tzinfo=timezone.utc))
+    doc["failed_at"] = iso(letter.failed_at)  # the model made it aware, UTC and in range
     doc["ingested_at"] = iso(now)
     doc["kafka"] = kafka_fields(rec)
     return doc
@@ -115,12 +120,14 @@ def deadletter_document(rec: KafkaRecord, now: datetime) -> dict[str, Any]:
 BUILDERS = {"observations": observation_document, "logs": log_document, "deadletter": deadletter_document}
 
 
-def rejected_document(rec: KafkaRecord, reason: str, now: datetime) -> dict[str, Any]:
+def rejected_document(rec: KafkaRecord, reason: str, now: datetime,
+                      limits: RecordLimits = RecordLimits()) -> dict[str, Any]:
     """A dead-letter document for a record the shipper could not index where it belongs."""
     letter = DeadLetter.build(
         rec.value,
         reason=reason,
         service=SHIPPER_SERVICE,
+        max_payload_bytes=limits.max_payload_bytes,
         source_topic=rec.topic,
         source_partition=rec.partition,
         source_offset=rec.offset,
@@ -141,17 +148,29 @@ def to_action(settings: Settings, rec: KafkaRecord, now: datetime | None = None)
     if kind is None:
         return rejection_action(settings, rec, f"topic {rec.topic!r} is not shipped", now)
     try:
-        doc = BUILDERS[kind](rec, now)
-    except InvalidRecord as exc:
-        return rejection_action(settings, rec, f"shipper: {kind} record rejected: {exc.reason}", now)
-    return {"_op_type": "index", "_index": settings.index(kind), "_id": _id, "_source": doc}
+        doc = BUILDERS[kind](rec, now, settings.record_limits)
+        size = strict_json_size(doc)
+    except Exception as exc:  # noqa: BLE001 - one record can cost only itself
+        return rejection_action(settings, rec, f"shipper: {kind} record rejected: {rejection_reason(exc)}", now)
+    return {"_op_type": "index", "_index": settings.index(kind), "_id": _id, "_source": doc, "_bytes": size}
+
+
+def strict_json_size(doc: dict[str, Any]) -> int:
+    """Bytes of the document as Elasticsearch will receive it; raises ValueError for what it
+    cannot take (NaN/Infinity, lone surrogates), which would otherwise fail the whole bulk request."""
+    try:
+        return len(json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("holds text that is not valid Unicode (a lone surrogate)") from None
 
 
 def rejection_action(settings: Settings, rec: KafkaRecord, reason: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(timezone.utc)
+    doc = rejected_document(rec, reason, now, settings.record_limits)
     return {
         "_op_type": "index",
         "_index": settings.index("deadletter"),
         "_id": document_id(rec.topic, rec.partition, rec.offset),
-        "_source": rejected_document(rec, reason, now),
+        "_source": doc,
+        "_bytes": strict_json_size(doc),  # a dead letter is bounded and always valid JSON
     }

@@ -72,6 +72,26 @@ def split_bulk_items(items: list[dict[str, Any]]) -> tuple[list[int], list[int],
     return ok, retry, refused
 
 
+# Elasticsearch refuses a bulk request above http.max_content_length (100 MB) with a 413 that no
+# retry can fix; a batch of large log lines could reach it, so requests are cut well below.
+MAX_BULK_BYTES = 8 * 1024 * 1024
+
+
+def bulk_chunks(actions: list[tuple[KafkaRecord, dict[str, Any]]], max_bytes: int = MAX_BULK_BYTES):
+    """Consecutive runs of actions whose records add up to at most `max_bytes` (at least one each)."""
+    chunk: list[tuple[KafkaRecord, dict[str, Any]]] = []
+    size = 0
+    for rec, action in actions:
+        cost = action["_bytes"] + 100  # the document and its action line
+        if chunk and size + cost > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((rec, action))
+        size += cost
+    if chunk:
+        yield chunk
+
+
 def offsets_to_commit(records: Iterable[KafkaRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
     highest: dict[TopicPartition, int] = {}
     for rec in records:
@@ -94,7 +114,10 @@ class Shipper:
     def ship(self, records: list[KafkaRecord]) -> bool:
         """Index records until Elasticsearch acknowledged all. False only if stopped first."""
         now = datetime.now(timezone.utc)
-        pending = [(rec, to_action(self.settings, rec, now)) for rec in records]
+        actions = [(rec, to_action(self.settings, rec, now)) for rec in records]
+        return all(self._ship_until_acknowledged(chunk, now) for chunk in bulk_chunks(actions))
+
+    def _ship_until_acknowledged(self, pending: list[tuple[KafkaRecord, dict[str, Any]]], now: datetime) -> bool:
         backoff = Backoff()
         while pending:
             if self.stop.is_set():

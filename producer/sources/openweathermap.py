@@ -21,6 +21,7 @@ from typing import Any, Callable
 import requests
 
 from meteoflow.logs import mask_secrets
+from meteoflow.schema import describe_exception
 from meteoflow.settings import Settings
 from producer.regions import Region
 from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult
@@ -149,7 +150,7 @@ class OwmClient:
     def _json(self, resp: requests.Response) -> Any:
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
             body = self.scrub(resp.text[:_MAX_PAYLOAD_CHARS])
             raise OwmRequestError(f"malformed JSON in the response ({len(resp.content)} bytes)", payload=body) from None
 
@@ -157,7 +158,7 @@ class OwmClient:
         try:
             body = resp.json()
             text = body.get("message") if isinstance(body, dict) else None
-        except ValueError:
+        except (ValueError, RecursionError):
             text = None
         return self.scrub(str(text or resp.reason or "no message"))[:300]
 
@@ -208,9 +209,10 @@ class OpenWeatherMapSource(Source):
             return
         try:
             result.records.extend(mapper(region, body))
-        except MappingError as exc:
+        except Exception as exc:  # noqa: BLE001 - one response can cost only its own region
+            reason = str(exc) if isinstance(exc, MappingError) else describe_exception(exc)
             payload = self.client.scrub(json.dumps(body, default=str))[:_MAX_PAYLOAD_CHARS]
-            result.failures.append(RegionFailure(region.id, f"{context}unexpected response: {exc}", payload))
+            result.failures.append(RegionFailure(region.id, f"{context}unexpected response: {reason}", payload))
 
     def close(self) -> None:
         self.client.session.close()

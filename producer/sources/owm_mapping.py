@@ -24,8 +24,11 @@ class MappingError(ValueError):
 
 def _utc(ts: Any, where: str) -> datetime:
     if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        raise MappingError(f"{where}: expected a Unix timestamp, got {ts!r}")
-    return datetime.fromtimestamp(ts, timezone.utc)
+        raise MappingError(f"{where}: expected a Unix timestamp, got {str(ts)[:40]!r}")
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc)
+    except (OverflowError, OSError, ValueError):  # NaN, or a year past 9999
+        raise MappingError(f"{where}: {ts!r} is not a representable Unix timestamp") from None
 
 
 def _opt_utc(ts: Any, where: str) -> datetime | None:

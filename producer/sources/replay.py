@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from meteoflow.schema import describe_exception, loads_json
 from producer.regions import Region
 from producer.sources.base import RegionFailure, Source, SourceResult
 from producer.sources.owm_mapping import MappingError, map_response
@@ -46,9 +47,10 @@ def parse_replay_lines(lines: list[str], where: str) -> tuple[list[RecordedLine]
         if not text:
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            failures.append(RegionFailure(UNKNOWN_REGION, f"{where} line {line_no}: not JSON: {exc.msg}", text))
+            obj = loads_json(text)
+        except ValueError as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            failures.append(RegionFailure(UNKNOWN_REGION, f"{where} line {line_no}: not JSON: {why}", text))
             continue
         region_id = obj.get("region_id") if isinstance(obj, dict) else None
         if not isinstance(region_id, str) or not region_id:
@@ -104,6 +106,8 @@ class ReplaySource(Source):
             entry = queue.popleft()
             try:
                 result.records.extend(map_response(region, entry.response))
-            except MappingError as exc:
-                result.failures.append(RegionFailure(region.id, f"{self.path} line {entry.line_no}: {exc}", entry.text))
+            except Exception as exc:  # noqa: BLE001 - one recorded line can cost only itself
+                reason = str(exc) if isinstance(exc, MappingError) else describe_exception(exc)
+                result.failures.append(RegionFailure(region.id, f"{self.path} line {entry.line_no}: {reason}",
+                                                     entry.text))
         return result

@@ -108,7 +108,7 @@ def test_every_field_the_shipper_writes_is_in_the_strict_templates():
     templates = load_templates("mf")
     obs_map = _mapped_paths(templates["mf-observations"]["template"]["mappings"]["properties"])
     assert set(OBSERVATION_FIELDS) <= obs_map
-    full = observation(dew_point=20, clouds=10, visibility=10000, uvi=3, wind_deg=90, wind_gust=8,
+    full = observation(observed_at=NOW, dew_point=20, clouds=10, visibility=10000, uvi=3, wind_deg=90, wind_gust=8,
                        weather_description="clear sky", weather_icon="01d", sunrise=NOW, sunset=NOW,
                        timezone_offset=0)
     doc = to_action(S, record(S.topic_observations, full.to_message()), NOW)["_source"]

@@ -28,7 +28,7 @@ CURRENT = {
     "weather": [{"id": 500, "main": "Rain", "description": "light rain", "icon": "10n"}],
     "main": {"temp": 21.5, "feels_like": 21.9, "pressure": 1009, "humidity": 88},
     "visibility": 8000, "wind": {"speed": 3.1, "deg": 200}, "clouds": {"all": 90},
-    "dt": 1772409600, "sys": {"sunrise": 1772348820, "sunset": 1772391480}, "timezone": 3600, "cod": 200,
+    "dt": 1772366100, "sys": {"sunrise": 1772348820, "sunset": 1772391480}, "timezone": 3600, "cod": 200,
 }
 
 
@@ -44,7 +44,7 @@ def test_onecall_mapping():
 
 def test_current_25_mapping():
     record = map_current(DAKAR, CURRENT)
-    assert record["observed_at"] == datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
+    assert record["observed_at"] == datetime(2026, 3, 1, 11, 55, tzinfo=timezone.utc)
     assert record["clouds"] == 90 and record["wind_gust"] is None and record["timezone_offset"] == 3600
     assert record["dew_point"] is None and record["uvi"] is None
     assert record["weather_main"] == "Rain"
