@@ -206,6 +206,29 @@ def malformed_payload(kind: str, good: dict, n: int) -> bytes:
     return json.dumps([n, "a list is not an observation"]).encode()
 
 
+def poison_payloads(good: dict) -> list[tuple[str, bytes]]:
+    """Values that once stopped the pipeline for good (issue 12) and their relatives: each must
+    cost only itself. `good` is a valid record; most poison is that record with one field made hostile."""
+    def variant(**changes) -> bytes:
+        return json.dumps({**good, **changes}, allow_nan=True).encode("utf-8", "surrogatepass")
+
+    huge_number = variant(temp="@").replace(b'"temp": "@"', b'"temp": ' + b"9" * 5000)
+    return [
+        ("deep-nesting", b"[" * 100_000),
+        ("huge-number", huge_number),
+        ("year-1", variant(observed_at="0001-01-01T00:00:00+14:00")),
+        ("year-9999", variant(observed_at="9999-12-31T23:30:00Z")),
+        ("far-future", variant(observed_at="2190-01-01T00:00:00Z")),
+        ("binary-400kb", b"\xff\xfe" * 200_000),
+        ("nan", variant(temp=float("nan"))),
+        ("nul-in-text", variant(region_name="Dakar\x00")),
+        ("lone-surrogate", variant(weather_description="\ud800")),
+        ("huge-string", variant(weather_description="x" * 300_000)),
+        ("empty", b""),
+        ("deep-object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    ]
+
+
 @dataclass
 class Malformed:
     kind: str
@@ -238,6 +261,7 @@ class Feeder:
         self._template: dict | None = None  # a valid record, altered to make malformed ones
         self._malformed_due = 0
         self._malformed_sent = 0
+        self._poison_due = 0
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._running.set()
@@ -272,6 +296,11 @@ class Feeder:
         with self._lock:
             self._malformed_due += count
 
+    def inject_poison(self, copies: int = 1) -> None:
+        """Publish poison_payloads() `copies` times, mixed in with the next tick's valid records."""
+        with self._lock:
+            self._poison_due += copies
+
     def stop(self) -> None:
         self._stop.set()
         self._running.set()
@@ -289,9 +318,9 @@ class Feeder:
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self._running.is_set():
-                if self._retry or self._malformed_due:
+                if self._retry or self._malformed_due or self._poison_due:
                     self._tick(new=False)  # finish what was started before settling
-                    if self._retry or self._malformed_due:
+                    if self._retry or self._malformed_due or self._poison_due:
                         time.sleep(0.5)
                         continue
                 self._idle.set()
@@ -323,16 +352,18 @@ class Feeder:
 
     def _send_malformed(self) -> None:
         with self._lock:
-            due = self._malformed_due
+            due, poison = self._malformed_due, self._poison_due
         good = self._template
-        if not due or good is None:
+        if not (due or poison) or good is None:
             return
-        batch = min(due, 50)  # mixed in: a few dozen per tick, between valid records
+        # Mixed in: a few dozen per tick, between valid records.
+        payloads = [(kind, malformed_payload(kind, good, self._malformed_sent + i))
+                    for i, kind in ((i, MALFORMED_KINDS[(self._malformed_sent + i) % len(MALFORMED_KINDS)])
+                                    for i in range(min(due, 50)))]
+        if poison:
+            payloads += poison_payloads(good)
         futures = []
-        for _ in range(batch):
-            n = self._malformed_sent + len(futures)
-            kind = MALFORMED_KINDS[n % len(MALFORMED_KINDS)]
-            value = malformed_payload(kind, good, n)
+        for kind, value in payloads:
             try:
                 futures.append((kind, self.publisher.producer.send(self.settings.topic_observations,
                                                                    key=good["region_id"].encode(), value=value)))
@@ -342,17 +373,20 @@ class Feeder:
             self.publisher.producer.flush(timeout=10)
         except Exception:  # noqa: BLE001
             pass
-        acked = 0
+        acked = {"malformed": 0, "poison": 0}
         for kind, future in futures:
             try:
                 meta = future.get(timeout=0)
             except Exception:  # noqa: BLE001 - not acknowledged: it is sent again (a new message)
                 continue
             self.malformed.append(Malformed(kind, meta.partition, meta.offset))
-            acked += 1
+            acked["malformed" if kind in MALFORMED_KINDS else "poison"] += 1
+        sent_malformed = sum(1 for kind, _ in futures if kind in MALFORMED_KINDS)
         with self._lock:
-            self._malformed_due -= acked
-            self._malformed_sent += len(futures)
+            self._malformed_due -= acked["malformed"]
+            self._malformed_sent += sent_malformed
+            if poison and acked["poison"] == len(payloads) - sent_malformed:
+                self._poison_due -= 1  # the whole set went through; otherwise it is sent again
 
 
 # --- waiting and figures ---------------------------------------------------------------------------

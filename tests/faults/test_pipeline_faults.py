@@ -18,7 +18,7 @@ import time
 import pytest
 
 from meteoflow.contracts import FORECAST_STATE
-from tests.faults.harness import seeded_moments, wait_until
+from tests.faults.harness import MALFORMED_KINDS, poison_payloads, seeded_moments, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -97,3 +97,55 @@ def test_a_thousand_malformed_messages(faults):
     wait_until(lambda: len(faults.feeder.malformed) >= 1000, 120, "1,000 malformed messages acknowledged by Kafka")
     faults.expected_incidents["deadletter_spike"] += 1
     faults.check("1,000 malformed messages")
+
+
+def test_poison_records_cost_only_themselves(faults):
+    """The records that once stopped Meteoflow for good (issue 12: 100,000 '[', a 5,000-digit
+    number, times in year 1, 9999 and 2190, 400 KB of non-UTF-8, NaN, NUL, lone surrogates...)
+    mixed in with the simulator's records on every topic: every valid record is stored and
+    shipped, every poison record is dead-lettered with a reason, and no service restarts."""
+    restarts_before = dict(faults.pipeline.restarts)
+    pids_before = {name: svc.recorded_pid() for name, svc in faults.pipeline.services.items()}
+    wait_for_progress(faults)
+    faults.feeder.inject_poison()
+    wait_until(lambda: any(m.kind == "deep-nesting" for m in faults.feeder.malformed), 120,
+               "the poison records acknowledged by Kafka")
+    # Poison on the shipper's other topics: dead letters whose failed_at is out of range, log lines
+    # Elasticsearch could not parse. Each must become a dead-letter document, and cost nothing more.
+    unparseable = [
+        (faults.settings.topic_deadletter,
+         b'{"reason":"x","service":"fault-suite","failed_at":"0001-01-01T00:00:00+14:00","payload":""}'),
+        (faults.settings.topic_deadletter,
+         b'{"reason":"x","service":"fault-suite","failed_at":"9999-12-31T23:59:59-14:00","payload":""}'),
+        (faults.settings.topic_logs, b"[" * 100_000),
+        (faults.settings.topic_logs, b'{"n": ' + b"1" * 5000 + b"}"),
+        (faults.settings.topic_logs, b"\xff\xfe" * 200_000),
+        (faults.settings.topic_logs, b'{"message": NaN}'),
+        (faults.settings.topic_logs, b'{"message": "\\ud800"}'),
+        (faults.settings.topic_logs, b""),
+    ]
+    producer = faults.feeder.publisher.producer
+    sent = set()
+    for topic, payload in unparseable:
+        meta = producer.send(topic, value=payload).get(timeout=30)
+        sent.add((topic, meta.partition, meta.offset))
+    # Dead letters of the poison (streaming's and the shipper's) exceed the spike threshold.
+    faults.expected_incidents["deadletter_spike"] += 1
+    facts = faults.check("poison records")
+
+    poison = {(m.partition, m.offset) for m in faults.feeder.malformed if m.kind not in MALFORMED_KINDS}
+    assert len(poison) == len(poison_payloads({"x": 1})) and facts["malformed"] >= len(poison)
+    es = faults.es()
+    try:
+        es.indices.refresh(index=faults.settings.index("deadletter"))
+        hits = es.search(index=faults.settings.index("deadletter"), size=100, query={"bool": {"filter": [
+            {"terms": {"kafka.topic": [faults.settings.topic_deadletter, faults.settings.topic_logs]}},
+            {"term": {"service": "shipper"}}]}})["hits"]["hits"]
+    finally:
+        es.close()
+    shipped = {(h["_source"]["kafka"]["topic"], h["_source"]["kafka"]["partition"], h["_source"]["kafka"]["offset"]):
+               h["_source"]["reason"] for h in hits}
+    assert sent <= set(shipped), "a poison record on the logs or dead-letter topic was not dead-lettered"
+    assert all(shipped[coords].startswith("shipper: ") for coords in sent)
+    assert faults.pipeline.restarts == restarts_before, "a service restarted because of a record"
+    assert {name: svc.recorded_pid() for name, svc in faults.pipeline.services.items()} == pids_before

@@ -130,6 +130,32 @@ def test_dead_letters_reach_the_topic(isolated):
         ("{oops", "not JSON: Expecting property name", 7, "dakar")]
 
 
+def test_dead_letters_of_hostile_1_mib_values_fit_in_the_topic(isolated):
+    """A 1 MiB value Kafka accepted (text of quotes, bytes that are not UTF-8) yields a dead letter
+    that the real broker takes too: before, a 400 KB binary value became a 1.7 MB dead letter."""
+    from streaming.records import KafkaRecord, split_batch
+
+    hostile = [b'"' * (1024 * 1024 - 200), bytes([0xff, 0xfe]) * (512 * 1024 - 100), b"[" * (1024 * 1024 - 200)]
+    producer = make_producer(isolated, "test-hostile")
+    try:
+        metas = [producer.send(isolated.topic_observations, value=v).get(timeout=30) for v in hostile]
+    finally:
+        producer.close(timeout=5)
+    split = split_batch([KafkaRecord(None, v, isolated.topic_observations, m.partition, m.offset)
+                         for v, m in zip(hostile, metas)])
+    assert len(split.dead_letters) == 3 and not split.observations
+    sink = DeadLetterSink(isolated, log)
+    try:
+        assert sink.write(split.dead_letters) == 3
+    finally:
+        sink.close()
+    consumer = make_consumer(isolated, None, isolated.topic_deadletter, consumer_timeout_ms=5000)
+    sizes = {json.loads(m.value)["payload_size"]: len(m.value) for _, m in zip(range(3), consumer)}
+    consumer.close()
+    assert sorted(sizes) == sorted(len(v) for v in hostile)
+    assert max(sizes.values()) < 512 * 1024, sizes
+
+
 def test_a_dead_letter_that_cannot_be_written_raises(isolated):
     # The real client refusing the record (too large for this producer) stands for any failed send.
     producer = make_producer(isolated, "test-deadletter", max_request_size=64)
