@@ -126,6 +126,10 @@ class ProgressReporter:
     def batch_done(self, report: BatchReport) -> None:
         with self._lock:
             self._pending[report.batch_id] = report
+            # A progress event that never comes must not keep its report forever.
+            stale = [self._pending.pop(b) for b in sorted(self._pending)[:-RECENT_PROGRESS_LINES]]
+        for old in stale:
+            self._log_without_progress(old)
 
     def on_progress(self, progress) -> None:
         with self._lock:
@@ -147,9 +151,12 @@ class ProgressReporter:
         with self._lock:
             reports, self._pending = list(self._pending.values()), {}
         for report in reports:
-            total_s = report.durations_ms.get("total", 0) / 1000
-            self._log(report, rows_per_second=report.input_rows / total_s if total_s else None,
-                      input_rows=report.input_rows, end_offsets=None, trigger_ms=None)
+            self._log_without_progress(report)
+
+    def _log_without_progress(self, report: BatchReport) -> None:
+        total_s = report.durations_ms.get("total", 0) / 1000
+        self._log(report, rows_per_second=report.input_rows / total_s if total_s else None,
+                  input_rows=report.input_rows, end_offsets=None, trigger_ms=None)
 
     def wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -101,3 +101,18 @@ def test_a_batch_whose_progress_event_never_came_is_logged_on_flush(caplog):
     with caplog.at_level(logging.INFO, logger="test"):
         reporter.flush()
     assert [r.fields["meteoflow.streaming"]["batch_id"] for r in caplog.records if hasattr(r, "fields")] == [9]
+
+
+def test_a_long_running_job_keeps_bounded_progress_state():
+    """Months of batches must not grow a list: reports whose progress event never came are logged
+    anyway once 100 newer ones wait, and only the latest 100 progress lines are kept."""
+    from streaming.job import RECENT_PROGRESS_LINES, BatchReport
+
+    reporter = ProgressReporter(logging.getLogger("test"))
+    for batch_id in range(3 * RECENT_PROGRESS_LINES):
+        reporter.batch_done(BatchReport(batch_id=batch_id, input_rows=1, durations_ms={"total": 5.0}))
+    assert len(reporter._pending) == RECENT_PROGRESS_LINES
+    assert len(reporter.logged) == RECENT_PROGRESS_LINES
+    assert [line["batch_id"] for line in reporter.logged] == list(range(RECENT_PROGRESS_LINES, 2 * RECENT_PROGRESS_LINES))
+    reporter.flush()
+    assert not reporter._pending and reporter.logged[-1]["batch_id"] == 3 * RECENT_PROGRESS_LINES - 1
