@@ -229,7 +229,8 @@ def describe_errors(exc: ValidationError) -> str:
     for err in errors[:MAX_REASON_ERRORS]:
         field = ".".join(str(p) for p in err["loc"])[:80] or "record"
         shown = _short_repr(err.get("input"))
-        parts.append(f"{field}: {err['msg']} (got {shown})" if err["type"] != "missing" else f"{field}: missing")
+        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')} (got {shown})"
+                     if err["type"] != "missing" else f"{field}: missing")
     if len(errors) > MAX_REASON_ERRORS:
         parts.append(f"... and {len(errors) - MAX_REASON_ERRORS} more errors")
     return "; ".join(parts)
