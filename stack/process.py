@@ -25,12 +25,14 @@ class StackError(RuntimeError):
     """A server could not be installed, configured or started; the message says why."""
 
 
-def tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 30, start: int = 0) -> str:
+    """The last `lines` lines of a log (from its last 64 kB), or only of what follows byte `start`
+    (ignored when the file is shorter: it was rotated since)."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
-            fh.seek(max(0, size - 64_000))
+            fh.seek(max(start if start <= size else 0, size - 64_000))
             text = fh.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return "(no log file yet)"
@@ -96,6 +98,8 @@ class ManagedProcess:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.proc: subprocess.Popen | None = None  # the last process this object started: its exit code
+        self.log_offset = 0  # size of the log when that process started: what follows is its output
 
     # --- what subclasses provide -------------------------------------------------
     def install(self) -> None:
@@ -137,6 +141,11 @@ class ManagedProcess:
     @property
     def pid_file(self) -> Path:
         return self.settings.run_dir / "pids" / f"{self.name}.pid"
+
+    @property
+    def held_file(self) -> Path:
+        """Marks a process the user stopped by name: the supervisor of `./run.sh` leaves it down."""
+        return self.settings.run_dir / "pids" / f"{self.name}.held"
 
     def _is_ours(self, pid: int) -> bool:
         # Every process we start carries METEOFLOW_RUN_DIR in its environment; that tells
@@ -189,7 +198,8 @@ class ManagedProcess:
         log(f"starting {self.name}" + (f" on {self.settings.bind_host}:{self.port}" if self.port else ""))
         started = time.monotonic()
         with open(self.log_file, "ab") as out:
-            proc = subprocess.Popen(
+            self.log_offset = out.tell()
+            self.proc = proc = subprocess.Popen(
                 self.command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -244,11 +254,15 @@ class ManagedProcess:
                 pass
             while pid_alive(pid):
                 time.sleep(0.1)
-        # Reap if it was our child (avoids a zombie holding the pid).
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+        # Reap if it was our child (avoids a zombie holding the pid), through its Popen when we
+        # hold it: a bare waitpid would leave Popen reporting exit code 0.
+        if self.proc is not None and self.proc.pid == pid:
+            self.proc.poll()
+        else:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
         self.pid_file.unlink(missing_ok=True)
         return True
 
