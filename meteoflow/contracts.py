@@ -1,6 +1,6 @@
 """Contracts between services, defined once: the forecasting API's request and
 response, the dead-letter message, storage names, and the log events other
-services read (streaming progress, producer run summary).
+services read (streaming progress, producer run summary, supervisor events).
 
 The services only meet through these: Kafka messages, MongoDB documents,
 Elasticsearch documents and the forecasting API's HTTP bodies.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -26,6 +27,11 @@ FORECAST_STATE = "forecast_state"  # _id region_id: needs_forecast, last_error, 
 STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under "meteoflow.streaming"
 PRODUCER_RUN_ACTION = "producer-run"  # one per scheduled run; fields under "meteoflow.producer"
 DEADLETTER_ACTION = "dead-letter"  # one per rejected record; fields under "meteoflow.deadletter"
+# The supervisor of ./run.sh (service.name "supervisor"); fields under "meteoflow.supervisor" (SupervisorEvent).
+SERVICE_EXITED_ACTION = "service-exited"  # each unexpected exit of a server or service
+SERVICE_CRASH_LOOP_ACTION = "service-crash-loop"  # once per episode: too many exits in the window
+SERVICE_RECOVERED_ACTION = "service-recovered"  # healthy again after a crash-loop
+SUPERVISOR_ACTIONS = (SERVICE_EXITED_ACTION, SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION)
 
 
 # Back-filled history (the simulator catching up, One Call `timemachine` at start) is
@@ -46,6 +52,53 @@ def doc_id(region_id: str, when: datetime) -> str:
 def kafka_doc_id(topic: str, partition: int, offset: int) -> str:
     """Elasticsearch _id of a shipped Kafka record: reshipping overwrites, never duplicates."""
     return f"{topic}-{partition}-{offset}"
+
+
+# --- supervisor events (pipeline.logs, read back by the alerting service) ------------------
+class SupervisorEvent(BaseModel):
+    """What the supervisor knows about one server or service when it logs an event."""
+
+    action: Literal[SERVICE_EXITED_ACTION, SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION]
+    service: str
+    state: Literal["up", "backoff", "crash-loop", "held"]  # after the event
+    exit_code: int | None = None  # negative: killed by that signal; None: unknown (not our child)
+    last_error: str | None = None  # last error-looking line of its log, secrets masked
+    restarts: int = 0
+    exits_in_window: int = 0
+    retry_in_seconds: float | None = None
+
+
+def describe_exit(code: int | None, error: str | None = None) -> str:
+    """`exit 3: ValueError: ...`, `signal SIGKILL`, or `exited` when the code is unknown."""
+    if code is None:
+        how = "exited"
+    elif code < 0:
+        try:
+            how = f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit {code}"
+    return f"{how}: {error}" if error else how
+
+
+class SupervisedProcess(BaseModel):
+    """One server or service in the supervisor's state file (<run_dir>/pids/supervisor.json)."""
+
+    state: Literal["up", "backoff", "crash-loop", "held"]
+    since: datetime
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_error: str | None = None
+    last_exit_at: datetime | None = None
+    retry_at: datetime | None = None
+
+
+class SupervisorState(BaseModel):
+    """The state file `./run.sh status` reads, also after the supervisor ended."""
+
+    pid: int
+    processes: dict[str, SupervisedProcess]
 
 
 # --- dead letters (topic weather.deadletter) -----------------------------------------

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     java_home: Path | None = Field(None, description="JDK used for Kafka, Elasticsearch and Spark (default: the one on PATH)")
     start_timeout_seconds: float = Field(180.0, gt=0, description="How long a server may take to become healthy")
 
+    # --- supervisor of ./run.sh and its logs ----------------------------------------
+    supervisor_backoff_initial_seconds: float = Field(
+        1.0, gt=0, description="Restart delay after a process exits; doubles on each exit until it stays healthy"
+    )
+    supervisor_backoff_max_seconds: float = Field(300.0, gt=0, description="Longest restart delay (also the retry delay in crash-loop)")
+    supervisor_crash_loop_exits: int = Field(5, ge=1, description="Exits within the window that make a crash-loop (logged and alerted)")
+    supervisor_crash_loop_window_seconds: float = Field(600.0, gt=0, description="Window in which crash-loop exits are counted")
+    supervisor_healthy_after_seconds: float = Field(
+        60.0, gt=0, description="A restarted process up this long is healthy again: its delay resets, a crash-loop ends"
+    )
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="A log under <run_dir>/logs is rotated beyond this size")
+    log_backups: int = Field(5, ge=0, description="Rotated copies kept per log (name.log.1 is the newest)")
+
     # --- Kafka ---------------------------------------------------------------
     kafka_port: Port = _port(9092, "Kafka broker listener")
     kafka_controller_port: Port = _port(9093, "Kafka KRaft controller listener")
