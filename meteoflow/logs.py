@@ -164,13 +164,15 @@ def start_service(service: str, **overrides) -> tuple[Settings, logging.Logger]:
     return settings, setup_logging(service, settings)
 
 
-def setup_logging(service: str, settings: Settings, to_kafka: bool = True) -> logging.Logger:
-    """Configure the root logger for one service and return the service's logger."""
+def setup_logging(service: str, settings: Settings, to_kafka: bool = True, stream=None) -> logging.Logger:
+    """Configure the root logger for one service and return the service's logger.
+
+    The JSON lines go to `stream` (default: stdout, which `./run.sh` sends to the service's log)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = EcsJsonFormatter(service)
-    stdout = logging.StreamHandler(sys.stdout)
+    stdout = logging.StreamHandler(stream or sys.stdout)
     stdout.setFormatter(formatter)
     root.addHandler(stdout)
     if to_kafka:

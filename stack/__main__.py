@@ -3,7 +3,7 @@
   run      start every server and service, print the URLs, stop all on Ctrl-C
   up       start servers (and services with --services), then return
   down     stop what this run directory started (services first)
-  status   each server and service: state, port, pid
+  status   each server and service: state, port, pid, restarts, last exit
   logs     show (or follow with -f) one log, or list them
   install  download every pinned server into the cache, start nothing
 """
@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
 
+from meteoflow.contracts import SupervisorState, describe_exit
+from meteoflow.logs import setup_logging
 from meteoflow.settings import SettingsError, load_settings
 from stack import install
-from stack.process import StackError, pid_alive, tail
+from stack.logrotate import rotate_logs
+from stack.process import StackError, Status, pid_alive, tail
 from stack.servers import servers
 from stack.services import SERVICES, services
+from stack.supervisor import Supervisor, read_state
 
 
 def _select(settings, names: list[str]):
@@ -35,17 +40,12 @@ def _select(settings, names: list[str]):
     )
 
 
-def _held_file(settings, name: str):
-    """Marks a service the user stopped by name: the supervisor of `./run.sh` leaves it down."""
-    return settings.run_dir / "pids" / f"{name}.held"
-
-
 def cmd_up(settings, names: list[str], with_services: bool) -> None:
     srv, svc = _select(settings, names)
     if not names and not with_services:
         svc = []
     for proc in srv + svc:
-        _held_file(settings, proc.name).unlink(missing_ok=True)
+        proc.held_file.unlink(missing_ok=True)
         proc.start()
 
 
@@ -53,19 +53,39 @@ def cmd_down(settings, names: list[str]) -> None:
     srv, svc = _select(settings, names)
     for proc in list(reversed(svc)) + list(reversed(srv)):
         if names:
-            _held_file(settings, proc.name).parent.mkdir(parents=True, exist_ok=True)
-            _held_file(settings, proc.name).touch()
+            proc.held_file.parent.mkdir(parents=True, exist_ok=True)
+            proc.held_file.touch()  # before stopping it: the supervisor must not see an unexpected exit
         else:
-            _held_file(settings, proc.name).unlink(missing_ok=True)
+            proc.held_file.unlink(missing_ok=True)
         if proc.stop():
             print(f"stopped {proc.name}")
 
 
+def status_table(rows: list[Status], supervised: SupervisorState | None, supervisor_running: bool,
+                 width: int = 120) -> str:
+    """One line per process: its state, port, pid, and from the supervisor's state file how
+    often it was restarted and why it last exited (the file outlives the supervisor)."""
+    head = f"{'NAME':<16}{'STATE':<11}{'PORT':<7}{'PID':<9}{'RESTARTS':<10}"
+    room = max(20, width - len(head) - 1)
+    lines = [head + "LAST EXIT"]
+    for st in rows:
+        sup = supervised.processes.get(st.name) if supervised else None
+        state = st.state
+        # What the supervisor knows says more than "down" (or than "up" during a crash-loop episode).
+        if supervisor_running and sup and (sup.state == "crash-loop" or (st.state == "down" and sup.state != "up")):
+            state = sup.state
+        last = describe_exit(sup.last_exit_code, sup.last_error) if sup and sup.last_exit_at else "-"
+        if len(last) > room:
+            last = last[: room - 3] + "..."
+        restarts = sup.restarts if sup else "-"
+        lines.append(f"{st.name:<16}{state:<11}{st.port or '-':<7}{st.pid or '-':<9}{restarts:<10}{last}")
+    return "\n".join(lines)
+
+
 def cmd_status(settings) -> int:
     rows = [p.status() for p in servers(settings) + services(settings)]
-    print(f"{'NAME':<16}{'STATE':<11}{'PORT':<7}{'PID':<9}")
-    for st in rows:
-        print(f"{st.name:<16}{st.state:<11}{st.port or '-':<7}{st.pid or '-':<9}")
+    running = _supervisor_pid(settings) is not None
+    print(status_table(rows, read_state(settings), running, shutil.get_terminal_size((120, 24)).columns))
     return 0
 
 
@@ -80,17 +100,28 @@ def print_urls(settings) -> None:
     print("Stop with Ctrl-C or ./run.sh down\n", flush=True)
 
 
-RESTART_BACKOFF_SECONDS = 30.0
-
-
 def _supervisor_pid_file(settings):
     return settings.run_dir / "pids" / "run.pid"
 
 
+def _supervisor_pid(settings) -> int | None:
+    """The pid of the `./run.sh` supervising this run directory, if one runs."""
+    try:
+        pid = int(_supervisor_pid_file(settings).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) and "stack run" in _cmdline(pid) else None
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def cmd_run(settings) -> int:
-    """Start everything, then watch the services: one that exits is restarted (at most once
-    per RESTART_BACKOFF_SECONDS), since each resumes where it stopped (Kafka offsets,
-    Spark checkpoint, idempotent writes)."""
+    """Start everything, then supervise every server and service (stack.supervisor): one that
+    exits is restarted after a growing delay, since each resumes where it stopped (Kafka
+    offsets, Spark checkpoint, idempotent writes); one that keeps exiting is a crash-loop,
+    logged for the alerting service. Services reconnect to a restarted server by themselves."""
     if settings.effective_source == "simulator":
         print("No OpenWeatherMap API key set (METEOFLOW_OWM_API_KEY): the producer uses the offline simulator.")
     else:
@@ -106,23 +137,23 @@ def cmd_run(settings) -> int:
     pid_file = _supervisor_pid_file(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))
-    last_restart: dict[str, float] = {}
+    log_dir = settings.run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rotate_logs(log_dir, settings.log_max_bytes, settings.log_backups)
+    # The supervisor's JSON lines go to its own log (and Kafka); the terminal gets plain words.
+    log = setup_logging("supervisor", settings, stream=open(log_dir / "supervisor.log", "a", buffering=1))
+    srv, svc = _select(settings, [])
     try:
-        cmd_up(settings, [], with_services=True)
+        for proc in srv + svc:
+            proc.held_file.unlink(missing_ok=True)
+            try:
+                proc.start()
+            except StackError as exc:
+                if proc in srv:
+                    raise  # nothing works without the servers: a clear error beats a crash-loop
+                print(f"error: {exc}\n(it will be restarted)", file=sys.stderr, flush=True)
         print_urls(settings)
-        while not stopping:
-            time.sleep(1)
-            for svc in services(settings):
-                if stopping or svc.recorded_pid() is not None or _held_file(settings, svc.name).exists():
-                    continue
-                if time.monotonic() - last_restart.get(svc.name, -RESTART_BACKOFF_SECONDS) < RESTART_BACKOFF_SECONDS:
-                    continue
-                last_restart[svc.name] = time.monotonic()
-                print(f"{svc.name} exited; restarting it (./run.sh logs {svc.name})", flush=True)
-                try:
-                    svc.start()
-                except StackError as exc:
-                    print(f"error: {exc}", file=sys.stderr, flush=True)
+        Supervisor(settings, srv + svc, log, say=_say, stopping=lambda: stopping).run()
     finally:
         print("stopping Meteoflow ...")
         cmd_down(settings, [])
@@ -133,11 +164,8 @@ def cmd_run(settings) -> int:
 def stop_supervisor(settings) -> None:
     """`./run.sh down` from another terminal also ends a `./run.sh` in the foreground."""
     pid_file = _supervisor_pid_file(settings)
-    try:
-        pid = int(pid_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return
-    if pid != os.getpid() and pid_alive(pid) and "stack run" in _cmdline(pid):
+    pid = _supervisor_pid(settings)
+    if pid is not None and pid != os.getpid():
         print(f"stopping the running ./run.sh (pid {pid}) and everything it started")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
@@ -201,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--services", action="store_true", help="also start every available service")
     down = sub.add_parser("down", help="stop what was started")
     down.add_argument("names", nargs="*")
-    sub.add_parser("status", help="show each server and service")
+    sub.add_parser("status", help="show each server and service, its restarts and last exit")
     logs = sub.add_parser("logs", help="show a log")
     logs.add_argument("name", nargs="?")
     logs.add_argument("-f", "--follow", action="store_true")
