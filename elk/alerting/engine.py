@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from elk.alerting.rules import AlertRules
+from elk.alerting.rules import RULE_MODELS, AlertRules
+from meteoflow.contracts import SupervisorEvent, describe_exit
 from meteoflow.freshness import Thresholds, classify
 
 NotificationKind = Literal["alert", "reminder", "recovery"]
@@ -32,6 +33,14 @@ class RegionFacts:
 
 
 @dataclass(frozen=True)
+class ServiceFacts:
+    """The latest event of the supervisor of ./run.sh about one server or service."""
+
+    at: datetime
+    event: SupervisorEvent
+
+
+@dataclass(frozen=True)
 class Facts:
     now: datetime
     regions: dict[str, RegionFacts] = field(default_factory=dict)
@@ -39,6 +48,7 @@ class Facts:
     first_observation_at: datetime | None = None  # earliest arrival in the lookback window
     last_progress_at: datetime | None = None  # latest streaming-batch log line
     deadletters_in_window: int = 0
+    services: dict[str, ServiceFacts] = field(default_factory=dict)  # by service name
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,21 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
             hint="Read the reasons in the dead-letter index (field `reason`, `service`).",
             value=float(facts.deadletters_in_window), threshold=float(rule.max_count),
         ))
+
+    rule = rules.crash_loop
+    if rule.enabled:
+        for name, latest in facts.services.items():
+            ev = latest.event
+            # Its latest event still says crash-loop (a "service-recovered" one would not), and is recent.
+            if ev.state == "crash-loop" and (now - latest.at).total_seconds() <= rule.window_seconds:
+                found.append(Condition(
+                    rule="crash_loop", subject=name, severity=rule.severity,
+                    summary=f"{name} keeps exiting (crash-loop, {ev.exits_in_window} recent exits); "
+                            f"last {describe_exit(ev.exit_code, ev.last_error)}",
+                    hint=f"./run.sh logs {name} and ./run.sh status show why; the supervisor keeps retrying, "
+                         "so it recovers by itself once the cause is fixed.",
+                    last_seen=latest.at, value=float(ev.exits_in_window),
+                ))
     return {c.key: c for c in found}
 
 
@@ -218,8 +243,7 @@ def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incident
          rules: AlertRules) -> list[Incident]:
     """Incidents to write: new ones (with their alert), reminders due, and recoveries."""
     changed: list[Incident] = []
-    enabled = {name for name in ("region_silence", "arrival_lag", "streaming_stalled", "deadletter_spike")
-               if getattr(rules, name).enabled}
+    enabled = {name for name in RULE_MODELS if getattr(rules, name).enabled}
     for key, cond in current.items():
         inc = open_incidents.get(key)
         if inc is None:

@@ -45,11 +45,21 @@ class DeadletterSpike(RuleBase):
     window_seconds: float = Field(900.0, gt=0)
 
 
+class CrashLoop(RuleBase):
+    """A server or service the supervisor of ./run.sh reports in crash-loop."""
+
+    severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    # The supervisor logs each exit of a crash-looping process (one retry per
+    # METEOFLOW_SUPERVISOR_BACKOFF_MAX_SECONDS); silence this long means it no longer runs.
+    window_seconds: float = Field(1800.0, gt=0)
+
+
 RULE_MODELS: dict[str, type[RuleBase]] = {
     "region_silence": RegionSilence,
     "arrival_lag": ArrivalLag,
     "streaming_stalled": StreamingStalled,
     "deadletter_spike": DeadletterSpike,
+    "crash_loop": CrashLoop,
 }
 
 
@@ -59,6 +69,7 @@ class AlertRules(BaseModel):
     arrival_lag: ArrivalLag = ArrivalLag()
     streaming_stalled: StreamingStalled = StreamingStalled()
     deadletter_spike: DeadletterSpike = DeadletterSpike()
+    crash_loop: CrashLoop = CrashLoop()
 
     def reminder_after(self, rule: str) -> float:
         own = getattr(self, rule).reminder_after_seconds

@@ -23,6 +23,7 @@ RULE_TITLES = {
     "arrival_lag": "Data arriving late",
     "streaming_stalled": "Streaming job stalled",
     "deadletter_spike": "Dead-letter spike",
+    "crash_loop": "Service in crash-loop",
 }
 ICONS = {"alert": ":rotating_light:", "reminder": ":hourglass:", "recovery": ":white_check_mark:"}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from elk.alerting.engine import Facts, Incident, RegionFacts
+from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts
 from elk.alerting.rules import AlertRules
-from meteoflow.contracts import BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION
+from meteoflow.contracts import BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, SupervisorEvent
 from meteoflow.settings import Settings
 
 MAX_REGIONS = 10_000
@@ -44,6 +44,25 @@ def region_facts_from_aggs(aggs: dict[str, Any]) -> dict[str, RegionFacts]:
             lag_seconds=src.get("lag_seconds"),
         )
     return regions
+
+
+def service_facts_from_aggs(aggs: dict[str, Any]) -> dict[str, ServiceFacts]:
+    """Per server or service: the latest supervisor event about it (a malformed one is skipped)."""
+    services = {}
+    for bucket in aggs.get("services", {}).get("buckets", []):
+        hits = bucket["latest"]["hits"]["hits"]
+        src = hits[0]["_source"] if hits else {}
+        # Log lines keep their dotted keys as written ("meteoflow.supervisor"); accept nested ones too.
+        fields = src.get("meteoflow.supervisor") or (src.get("meteoflow") or {}).get("supervisor")
+        action = src.get("event.action") or (src.get("event") or {}).get("action")
+        try:
+            event = SupervisorEvent.model_validate({**(fields or {}), "action": action})
+            at = _iso(src.get("@timestamp"))
+        except ValueError:  # pydantic's ValidationError too
+            continue
+        if at is not None:
+            services[bucket["key"]] = ServiceFacts(at=at, event=event)
+    return services
 
 
 class FactsReader:
@@ -91,6 +110,17 @@ class FactsReader:
             index=s.index("deadletter"), **_SEARCH,
             query={"range": {"failed_at": {"gte": window_start.isoformat()}}},
         )
+        supervisor = self.es.search(
+            index=s.index("logs"), size=0, **_SEARCH,
+            query={"bool": {"filter": [
+                {"terms": {"event.action": list(SUPERVISOR_ACTIONS)}},
+                {"range": {"@timestamp": {"gte": (now - timedelta(seconds=rules.crash_loop.window_seconds)).isoformat()}}},
+            ]}},
+            aggs={"services": {
+                "terms": {"field": "meteoflow.supervisor.service", "size": 1000},
+                "aggs": {"latest": {"top_hits": {"size": 1, "sort": [{"@timestamp": "desc"}]}}},
+            }},
+        )
         return Facts(
             now=now,
             regions=region_facts_from_aggs(aggs),
@@ -98,6 +128,7 @@ class FactsReader:
             first_observation_at=_ms((aggs.get("first_observation") or {}).get("value")),
             last_progress_at=_ms(((progress.get("aggregations") or {}).get("last") or {}).get("value")),
             deadletters_in_window=int(dead["count"]),
+            services=service_facts_from_aggs(supervisor.get("aggregations") or {}),
         )
 
 

@@ -4,9 +4,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elk.alerting.engine import Facts, Incident, RegionFacts, conditions, plan
+from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts, conditions, plan
 from elk.alerting.rules import AlertRules, RulesError, load_rules, parse_rules
-from elk.alerting.store import region_facts_from_aggs
+from elk.alerting.store import region_facts_from_aggs, service_facts_from_aggs
+from meteoflow.contracts import (
+    SERVICE_CRASH_LOOP_ACTION,
+    SERVICE_EXITED_ACTION,
+    SERVICE_RECOVERED_ACTION,
+    SupervisorEvent,
+)
 from meteoflow.freshness import Thresholds, load_silence_rule, thresholds
 from meteoflow.settings import REPO_ROOT, load_settings
 
@@ -56,6 +62,7 @@ def test_the_shipped_rules_file_loads_and_feeds_freshness():
     ({"deadletter_spike": {"severity": "loud"}}, "rule 'deadletter_spike', field 'severity'"),
     ({"disk_full": {}}, "unknown rule(s) 'disk_full'"),
     ({"arrival_lag": [1, 2]}, "rule 'arrival_lag': expected a mapping"),
+    ({"crash_loop": {"window_seconds": 0}}, "rule 'crash_loop', field 'window_seconds'"),
 ])
 def test_bad_rules_are_refused_naming_rule_and_field(data, expected):
     with pytest.raises(RulesError) as err:
@@ -190,3 +197,62 @@ def test_disabled_rule_keeps_its_incidents_open():
     off = rules(arrival_lag={"enabled": False}, region_silence={"enabled": False})
     changed, store = step(off, facts(T0 + timedelta(seconds=300), dakar=T0 + timedelta(seconds=299)), store)
     assert changed == [] and list(store) == [("region_silence", "dakar")]
+
+
+# --- crash-loop: what the supervisor of ./run.sh logged ------------------------------------------
+def supervisor(at: datetime, action: str, state: str, service: str = "streaming") -> ServiceFacts:
+    return ServiceFacts(at, SupervisorEvent(action=action, service=service, state=state, exit_code=1,
+                                            last_error="ValueError: bad record 42", exits_in_window=5, restarts=4))
+
+
+def test_crash_loop_is_one_incident_per_service_until_it_recovers():
+    r = rules(region_silence={"enabled": False}, arrival_lag={"enabled": False})
+    f = Facts(T0, services={"streaming": supervisor(T0, SERVICE_CRASH_LOOP_ACTION, "crash-loop"),
+                            "kafka": supervisor(T0, SERVICE_EXITED_ACTION, "backoff", "kafka")})
+    changed, store = step(r, f, {})
+    [inc] = changed  # kafka exited once and is being restarted: no alert
+    assert (inc.rule, inc.subject, inc.severity, inc.status) == ("crash_loop", "streaming", "critical", "firing")
+    assert inc.summary == "streaming keeps exiting (crash-loop, 5 recent exits); last exit 1: ValueError: bad record 42"
+    assert "./run.sh logs streaming" in inc.hint
+
+    # The episode goes on (each retry logs an exit still in crash-loop): the same incident, no new message.
+    later = T0 + timedelta(seconds=300)
+    changed, store = step(r, Facts(later, services={
+        "streaming": supervisor(later, SERVICE_EXITED_ACTION, "crash-loop")}), store)
+    assert [(i.incident_id, [n.kind for n in i.notifications]) for i in changed] == [(inc.incident_id, ["alert"])]
+
+    recovered = T0 + timedelta(seconds=400)
+    changed, store = step(r, Facts(recovered, services={
+        "streaming": supervisor(recovered, SERVICE_RECOVERED_ACTION, "up")}), store)
+    [inc] = changed
+    assert inc.status == "resolved" and [n.kind for n in inc.notifications] == ["alert", "recovery"]
+    assert store == {}
+
+
+def test_a_crash_loop_nobody_reports_any_more_resolves_after_the_window():
+    r = rules(region_silence={"enabled": False}, arrival_lag={"enabled": False}, crash_loop={"window_seconds": 600})
+    looping = {"ferretdb": supervisor(T0, SERVICE_CRASH_LOOP_ACTION, "crash-loop", "ferretdb")}
+    assert list(conditions(r, Facts(T0 + timedelta(seconds=600), services=looping), INTERVAL, SILENCE)) == [
+        ("crash_loop", "ferretdb")]
+    assert conditions(r, Facts(T0 + timedelta(seconds=601), services=looping), INTERVAL, SILENCE) == {}
+    off = rules(region_silence={"enabled": False}, arrival_lag={"enabled": False}, crash_loop={"enabled": False})
+    assert conditions(off, Facts(T0, services=looping), INTERVAL, SILENCE) == {}
+
+
+def test_service_facts_take_the_latest_supervisor_event_and_skip_malformed_ones():
+    def bucket(key, source):
+        return {"key": key, "latest": {"hits": {"hits": [{"_source": source}]}}}
+
+    event = {"service": "streaming", "state": "crash-loop", "exit_code": 3, "last_error": "boom",
+             "exits_in_window": 5, "restarts": 4}
+    aggs = {"services": {"buckets": [
+        bucket("streaming", {"@timestamp": "2026-11-26T12:00:00.000Z", "event.action": SERVICE_CRASH_LOOP_ACTION,
+                             "meteoflow.supervisor": event}),
+        bucket("kafka", {"@timestamp": "2026-11-26T12:00:00.000Z", "event.action": SERVICE_EXITED_ACTION,
+                         "meteoflow.supervisor": {"service": "kafka", "state": "sleepy"}}),
+        bucket("webapp", {"event.action": SERVICE_EXITED_ACTION, "meteoflow.supervisor": event}),  # no time
+    ]}}
+    facts = service_facts_from_aggs(aggs)
+    assert list(facts) == ["streaming"]
+    assert facts["streaming"].at == T0 and facts["streaming"].event.exit_code == 3
+    assert service_facts_from_aggs({}) == {}
