@@ -3,19 +3,17 @@ supervision loop over real (failing) processes."""
 
 import json
 import logging
-import sys
 import threading
 from datetime import datetime, timezone
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from meteoflow.contracts import SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION, SupervisedProcess, SupervisorState
-from meteoflow.logs import EcsJsonFormatter
 from meteoflow.settings import load_settings
 from stack.__main__ import cmd_status, status_table
 from stack.process import StackError, Status
-from stack.services import Service
 from stack.supervisor import Supervisor, last_error_in, last_error_line, read_state, state_file, write_state
+from tests.fakes.flaky_service import ERROR_LINE, FlakyService, JsonLines
 from tests.faults.harness import wait_until
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -110,47 +108,12 @@ def test_run_sh_status_reads_the_state_file_without_a_supervisor(tmp_path, capsy
 
 
 # --- the real loop, real processes -------------------------------------------------------------------
-FLAKY = """
-import os, sys, time
-if not os.path.exists(sys.argv[1]):
-    print("loading record 42", flush=True)
-    print("ValueError: bad record 42", file=sys.stderr, flush=True)
-    sys.exit(3)
-print("fixed: running", flush=True)
-time.sleep(600)
-"""
-
-
-class Flaky(Service):
-    """Exits 3 with an error until the file `fixed` exists in its run directory."""
-
-    name = "flaky"
-    module = "flaky"
-    min_uptime_seconds = 0.3
-
-    def command(self):
-        return [sys.executable, "-c", FLAKY, str(self.settings.run_dir / "fixed")]
-
-
-class Events(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.docs: list[dict] = []
-        self.formatter_ = EcsJsonFormatter("supervisor")
-
-    def emit(self, record):
-        self.docs.append(self.formatter_.to_document(record))
-
-    def of(self, action: str) -> list[dict]:
-        return [d for d in list(self.docs) if d.get("event.action") == action]
-
-
 def test_a_failing_process_is_restarted_into_a_crash_loop_then_recovers(tmp_path):
     settings = load_settings(run_dir=tmp_path, supervisor_backoff_initial_seconds=0.05,
                              supervisor_backoff_max_seconds=0.3, supervisor_crash_loop_exits=3,
                              supervisor_crash_loop_window_seconds=120, supervisor_healthy_after_seconds=1.0)
-    flaky = Flaky(settings)
-    events = Events()
+    flaky = FlakyService(settings)
+    events = JsonLines()
     log = logging.getLogger("test-supervisor")
     log.addHandler(events)
     log.propagate = False
@@ -170,7 +133,7 @@ def test_a_failing_process_is_restarted_into_a_crash_loop_then_recovers(tmp_path
         assert (loop_event["service.name"], loop_event["log.level"]) == ("supervisor", "error")
         assert (fields["service"], fields["exit_code"], fields["state"], fields["exits_in_window"]) == (
             "flaky", 3, "crash-loop", 3)
-        assert fields["last_error"] == "ValueError: bad record 42"
+        assert fields["last_error"] == ERROR_LINE
         assert any(line.startswith("CRASH-LOOP: flaky exited 3 times") for line in said)
 
         state = wait_until(lambda: (s := read_state(settings)) and s.processes["flaky"].restarts >= 2 and s,
