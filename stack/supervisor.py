@@ -34,6 +34,7 @@ ERROR_MAX_CHARS = 300
 ROTATE_EVERY_SECONDS = 5.0
 # A line that reports an error: Java/Go/Python levels and exception names, and our own JSON lines.
 _ERROR_LINE = re.compile(r'\b(ERROR|FATAL|CRITICAL|SEVERE)\b|Error|Exception|panic:|"log\.level": ?"(error|critical)"')
+_JAVA_FRAME = re.compile(r"^\s+(at |\.\.\. \d+ more)")  # names classes, says nothing of the error
 _LEVELS = {SERVICE_EXITED_ACTION: logging.WARNING, SERVICE_CRASH_LOOP_ACTION: logging.ERROR}
 
 
@@ -65,7 +66,7 @@ def last_error_line(text: str) -> str | None:
             in_traceback = True
         elif in_traceback and not line[0].isspace():
             found, in_traceback = line, False  # the exception that ends the traceback
-        elif not in_traceback and _ERROR_LINE.search(line):
+        elif not in_traceback and _ERROR_LINE.search(line) and not _JAVA_FRAME.match(line):
             found = line
     if found is None and lines:
         found = lines[-1]

@@ -29,6 +29,15 @@ def test_a_traceback_gives_its_final_line():
     assert last_error_line(log) == "ValueError: bad record 42"
 
 
+def test_a_java_stack_trace_gives_its_cause_not_a_frame():
+    log = ("[2026-11-26 12:00:00,000] ERROR Exiting Kafka due to fatal exception (kafka.Kafka$)\n"
+           "java.lang.RuntimeException: Invalid cluster.id in meta.properties\n"
+           "\tat kafka.server.KafkaRaftServer$.initializeLogDirs(KafkaRaftServer.scala:184)\n"
+           "\tat org.apache.kafka.common.utils.ExceptionUtils.wrap(ExceptionUtils.java:12)\n"
+           "\t... 3 more\n")
+    assert last_error_line(log) == "java.lang.RuntimeException: Invalid cluster.id in meta.properties"
+
+
 def test_the_last_error_looking_line_wins_over_later_chatter():
     log = "INFO ready\n[2026] ERROR Broker may not be available\nINFO shutting down\n\n"
     assert last_error_line(log) == "[2026] ERROR Broker may not be available"
