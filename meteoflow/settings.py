@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     es_password: SecretStr | None = Field(None, description="Elasticsearch password (secret)")
     es_heap: str = Field("512m", description="JVM heap of the native Elasticsearch")
     es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Prefix of every Elasticsearch index and template")
+    es_retention_days: int = Field(
+        14, ge=1, description="Logs, dead letters and resolved alerts older than this are deleted from "
+        "Elasticsearch by the alerting service (observations are kept)",
+    )
+    es_retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often the alerting service applies that retention (first at its start)"
+    )
 
     # --- MongoDB wire (FerretDB natively) -------------------------------------
     mongo_port: Port = _port(27017, "MongoDB-wire server (FerretDB natively)")

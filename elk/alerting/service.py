@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from elastic_transport import TransportError
@@ -22,6 +22,7 @@ from elk.alerting.engine import Incident, Notification, conditions, plan
 from elk.alerting.rules import AlertRules, load_rules
 from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore
+from elk.retention import apply_retention
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
 from meteoflow.settings import Settings
@@ -48,6 +49,7 @@ class AlertingService:
         self.clock = clock
         self.silence = thresholds(settings, self.rules.region_silence)
         self.where_to_look = self.rules.defaults.dashboard_url or f"http://{settings.bind_host}:{settings.webapp_port}/"
+        self.next_retention_at: datetime | None = None  # None: due at the first round
 
     # --- one evaluation ---------------------------------------------------------------
     def evaluate(self) -> list[Incident]:
@@ -120,9 +122,27 @@ class AlertingService:
         self.evaluate()
         self.deliver()
 
+    def retention_if_due(self) -> None:
+        """Elasticsearch retention (elk/retention.py) at the first round, then every interval.
+
+        It runs here because this service runs wherever Elasticsearch does (natively and in
+        Docker). A failure is a warning and waits for the next interval: it never stops alerting."""
+        now = self.clock()
+        if self.next_retention_at is not None and now < self.next_retention_at:
+            return
+        interval = self.settings.es_retention_interval_seconds
+        self.next_retention_at = now + timedelta(seconds=interval)
+        try:
+            apply_retention(self.es, self.settings, now)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, alerting goes on
+            log.warning("es retention failed (%s: %s); next try in %.0f s", type(exc).__name__, str(exc)[:300],
+                        interval, extra={"fields": {"event.action": "es-retention", "event.outcome": "failure"}})
+
     def run(self, stop: threading.Event) -> None:
-        log.info("alerting every %.1f s; silent after %.0f s; slack %s", self.settings.alert_eval_interval_seconds,
-                 self.silence.silent_after_seconds, "configured" if self.sender else "not configured (log only)")
+        log.info("alerting every %.1f s; silent after %.0f s; slack %s; es retention %d days, every %.0f s",
+                 self.settings.alert_eval_interval_seconds, self.silence.silent_after_seconds,
+                 "configured" if self.sender else "not configured (log only)",
+                 self.settings.es_retention_days, self.settings.es_retention_interval_seconds)
         while not stop.is_set():
             started = self.clock()
             try:
@@ -130,5 +150,6 @@ class AlertingService:
             except (TransportError, ApiError) as exc:
                 # No facts, no decisions: never resolve or open an incident on a failed read.
                 log.warning("elasticsearch unavailable (%s); evaluation skipped", type(exc).__name__)
+            self.retention_if_due()  # after the evaluation, so a slow deletion never delays the first one
             elapsed = (self.clock() - started).total_seconds()
             stop.wait(max(0.0, self.settings.alert_eval_interval_seconds - elapsed))
