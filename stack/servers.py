@@ -88,11 +88,12 @@ class KafkaServer(ManagedProcess):
             "      - {name: kafka.server.BrokerServer, level: INFO}\n"
         )
         if not (self.data_dir / "meta.properties").exists():
-            # First start: format the KRaft storage with a fresh cluster id.
+            # First start: format the KRaft storage with a fresh cluster id. One in 64 such ids
+            # starts with '-': passed as `--cluster-id=ID` it is not read as an option.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             result = subprocess.run(
                 [self._java(), "-cp", self._classpath(), "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(self.config_file)],
+                 f"--cluster-id={cluster_id}", "-c", str(self.config_file)],
                 capture_output=True, text=True, env=self.environment(),
             )
             if result.returncode != 0:
