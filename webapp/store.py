@@ -146,8 +146,9 @@ class Store:
         return [h["_source"] for h in resp["hits"]["hits"]]
 
     def alerts(self, active: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        """Incidents of the alerting service (elk/templates/alerts.json): firing ones, or the latest."""
-        query = {"term": {"status": "firing"}} if active else {"match_all": {}}
+        """Incidents of the alerting service (elk/templates/alerts.json): firing ones, or the latest
+        that fired (a "pending" one has not held for its rule's for_seconds yet: not an incident)."""
+        query = {"term": {"status": "firing"}} if active else {"bool": {"must_not": {"term": {"status": "pending"}}}}
         resp = self._search(
             "alerts",
             size=limit,

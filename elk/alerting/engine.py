@@ -2,9 +2,12 @@
 
 Nothing here does I/O. `conditions` says what is wrong right now; `plan` turns that
 and the open incidents (read back from Elasticsearch) into new or updated
-incidents, each carrying the notifications still to deliver. Incident and
-delivery ids are deterministic, so a restart re-reads the same state and never
-opens the same incident twice.
+incidents, each carrying the notifications still to deliver. A new condition is
+first a "pending" incident, sent nothing, and fires once it has held for its
+rule's `for_seconds` (Prometheus' `for:`). `due_groups` decides which pending
+notifications go out now, one message per rule and kind (Alertmanager's
+group_wait / group_interval). Incident and delivery ids are deterministic, so a
+restart re-reads the same state and never opens the same incident twice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from elk.alerting.rules import RULE_MODELS, AlertRules
+from elk.alerting.rules import RULE_MODELS, AlertRules, Grouping
 from meteoflow.contracts import SupervisorEvent, describe_exit
 from meteoflow.freshness import Thresholds, classify
 
@@ -86,13 +89,13 @@ class Incident(BaseModel):
     incident_id: str
     rule: str
     subject: str
-    status: Literal["firing", "resolved"] = "firing"
+    status: Literal["pending", "firing", "resolved"] = "firing"
     severity: str
     summary: str
     hint: str | None = None
     region_id: str | None = None
     region_name: str | None = None
-    opened_at: datetime
+    opened_at: datetime  # when the condition was first seen (pending from then on; it fires with its alert)
     updated_at: datetime
     resolved_at: datetime | None = None
     last_seen: datetime | None = None
@@ -240,25 +243,28 @@ def _apply_condition(inc: Incident, cond: Condition, now: datetime) -> None:
 
 
 def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incidents: dict[tuple[str, str], Incident],
-         rules: AlertRules) -> list[Incident]:
-    """Incidents to write: new ones (with their alert), reminders due, and recoveries."""
+         rules: AlertRules, eval_interval: float) -> list[Incident]:
+    """Incidents to write: new pending ones, those that fire (with their alert), reminders
+    due, and recoveries. Pending ones whose condition cleared are `abandoned`, not here."""
     changed: list[Incident] = []
     enabled = {name for name in RULE_MODELS if getattr(rules, name).enabled}
     for key, cond in current.items():
         inc = open_incidents.get(key)
         if inc is None:
-            inc = Incident(incident_id=incident_id(cond.rule, cond.subject, now), rule=cond.rule,
+            inc = Incident(incident_id=incident_id(cond.rule, cond.subject, now), rule=cond.rule, status="pending",
                            subject=cond.subject, severity=cond.severity, summary=cond.summary,
                            region_id=cond.region_id, opened_at=now, updated_at=now)
-            _apply_condition(inc, cond, now)
-            inc.add_notification("alert", now)
-            changed.append(inc)
-            continue
-        inc = inc.model_copy(deep=True)
+        else:
+            inc = inc.model_copy(deep=True)
         _apply_condition(inc, cond, now)
-        every = rules.reminder_after(cond.rule)
-        if every > 0 and (now - inc.last_notified_at()) >= timedelta(seconds=every):
-            inc.add_notification("reminder", now)
+        if inc.status == "pending":
+            if (now - inc.opened_at).total_seconds() >= rules.pending_for(cond.rule, eval_interval):
+                inc.status = "firing"
+                inc.add_notification("alert", now)
+        else:
+            every = rules.reminder_after(cond.rule)
+            if every > 0 and (now - inc.last_notified_at()) >= timedelta(seconds=every):
+                inc.add_notification("reminder", now)
         changed.append(inc)
     for key, inc in open_incidents.items():
         if key in current or inc.status != "firing" or inc.rule not in enabled:
@@ -270,3 +276,44 @@ def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incident
         inc.add_notification("recovery", now)
         changed.append(inc)
     return changed
+
+
+def abandoned(current: dict[tuple[str, str], Condition], open_incidents: dict[tuple[str, str], Incident],
+              rules: AlertRules) -> list[Incident]:
+    """Pending incidents whose condition cleared before they fired: a blip, forgotten."""
+    return [inc for key, inc in open_incidents.items()
+            if inc.status == "pending" and key not in current and getattr(rules, inc.rule).enabled]
+
+
+GroupKey = tuple[str, NotificationKind]  # (rule, kind): one message per rule and kind
+
+
+def last_sent_by_group(incidents: list[Incident]) -> dict[GroupKey, datetime]:
+    """When each group last went out, from the notifications recorded in the incidents."""
+    last: dict[GroupKey, datetime] = {}
+    for inc in incidents:
+        for note in inc.notifications:
+            if note.status == "sent" and note.sent_at is not None:
+                key = (inc.rule, note.kind)
+                last[key] = max(last.get(key, note.sent_at), note.sent_at)
+    return last
+
+
+def due_groups(heads: list[tuple[Incident, Notification]], last_sent: dict[GroupKey, datetime], now: datetime,
+               grouping: Grouping) -> list[list[tuple[Incident, Notification]]]:
+    """The groups to send now, from each incident's oldest pending notification (`heads`).
+
+    A group waits `grouping.wait` after its oldest notification was created, so what starts
+    in the next rounds joins the same message, and at least `grouping.interval` after the
+    group last went out. Both times come from Elasticsearch, so a restart keeps them."""
+    groups: dict[GroupKey, list[tuple[Incident, Notification]]] = {}
+    for inc, note in heads:
+        groups.setdefault((inc.rule, note.kind), []).append((inc, note))
+    due = []
+    for key, items in groups.items():
+        ready = min(note.created_at for _inc, note in items) + timedelta(seconds=grouping.wait)
+        if key in last_sent:
+            ready = max(ready, last_sent[key] + timedelta(seconds=grouping.interval))
+        if now >= ready:
+            due.append(items)
+    return due

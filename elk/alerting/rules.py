@@ -3,6 +3,7 @@ that name the rule and the field."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -10,10 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meteoflow.freshness import SilenceRule
 
+# Unset timings scale with the evaluation interval (METEOFLOW_ALERT_EVAL_INTERVAL_SECONDS).
+FOR_INTERVALS = 1.0  # a condition must be seen by two evaluations in a row before it fires
+GROUP_WAIT_INTERVALS = 2.0  # collect what starts in the next two rounds into the first message
+GROUP_INTERVAL_INTERVALS = 10.0  # Alertmanager's ratio (group_wait 30 s, group_interval 5 min)
+
+
 class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reminder_after_seconds: float = Field(3600.0, ge=0)
     dashboard_url: str | None = None
+    for_seconds: float | None = Field(None, ge=0)
+    group_wait_seconds: float | None = Field(None, ge=0)
+    group_interval_seconds: float | None = Field(None, ge=0)
 
 
 class RuleBase(BaseModel):
@@ -21,6 +31,15 @@ class RuleBase(BaseModel):
     enabled: bool = True
     severity: str = Field("warning", pattern=r"^(info|warning|critical)$")
     reminder_after_seconds: float | None = Field(None, ge=0)
+    for_seconds: float | None = Field(None, ge=0)  # pending period; unset: defaults.for_seconds
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Alertmanager's group_wait / group_interval, in seconds."""
+
+    wait: float
+    interval: float
 
 
 class RegionSilence(RuleBase, SilenceRule):
@@ -74,6 +93,19 @@ class AlertRules(BaseModel):
     def reminder_after(self, rule: str) -> float:
         own = getattr(self, rule).reminder_after_seconds
         return self.defaults.reminder_after_seconds if own is None else own
+
+    def pending_for(self, rule: str, eval_interval: float) -> float:
+        """How long a condition of `rule` must hold before its incident fires."""
+        return _first_set(getattr(self, rule).for_seconds, self.defaults.for_seconds, FOR_INTERVALS * eval_interval)
+
+    def grouping(self, eval_interval: float) -> Grouping:
+        d = self.defaults
+        return Grouping(wait=_first_set(d.group_wait_seconds, GROUP_WAIT_INTERVALS * eval_interval),
+                        interval=_first_set(d.group_interval_seconds, GROUP_INTERVAL_INTERVALS * eval_interval))
+
+
+def _first_set(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 class RulesError(ValueError):

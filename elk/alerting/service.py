@@ -18,7 +18,7 @@ from typing import Callable
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from elk.alerting.engine import Incident, Notification, conditions, plan
+from elk.alerting.engine import Incident, Notification, abandoned, conditions, due_groups, last_sent_by_group, plan
 from elk.alerting.rules import AlertRules, load_rules
 from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore
@@ -48,20 +48,24 @@ class AlertingService:
         self.sender = sender
         self.clock = clock
         self.silence = thresholds(settings, self.rules.region_silence)
+        self.grouping = self.rules.grouping(settings.alert_eval_interval_seconds)
         self.where_to_look = self.rules.defaults.dashboard_url or f"http://{settings.bind_host}:{settings.webapp_port}/"
         self.next_retention_at: datetime | None = None  # None: due at the first round
 
     # --- one evaluation ---------------------------------------------------------------
     def evaluate(self) -> list[Incident]:
         now = self.clock()
-        firing = self.store.firing()
+        open_incidents = self.store.open()
         facts = self.facts.read(self.rules, now)
-        current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, firing)
-        changed = plan(now, current, firing, self.rules)
+        interval = self.settings.alert_eval_interval_seconds
+        current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, open_incidents)
+        for blip in abandoned(current, open_incidents, self.rules):
+            self.store.forget(blip)
+        changed = plan(now, current, open_incidents, self.rules, interval)
         for inc in changed:
             self.store.save(inc)  # recorded before anything is sent
-            newest = inc.notifications[-1]
-            if newest.status == "pending" and newest.created_at == now:
+            newest = inc.notifications[-1] if inc.notifications else None
+            if newest is not None and newest.status == "pending" and newest.created_at == now:
                 level = logging.INFO if newest.kind == "recovery" else logging.WARNING
                 log.log(level, "%s %s: %s", newest.kind, inc.incident_id, inc.summary, extra={"fields": {
                     "event.action": f"alert-{newest.kind}",
@@ -75,19 +79,22 @@ class AlertingService:
 
         Each incident's notifications go in order (alert before recovery): only its oldest
         pending one is considered per round. Those of the same rule and kind are sent as ONE
-        digest message, so a producer outage is one alert, not one per region.
+        digest message once their group is due (`due_groups`: group_wait / group_interval),
+        so a producer outage is one alert, not one per region, even across evaluations.
         """
+        now = self.clock()
+        last_sent = last_sent_by_group(self.store.sent_since(now - timedelta(seconds=self.grouping.interval)))
         sent = 0
-        for _round in range(3):  # an alert and its recovery may both be pending: send both now
-            sent_in_round = self._deliver_round()
+        for _round in range(3):  # an alert and its recovery may both be due: send both now
+            sent_in_round = self._deliver_round(now, last_sent)
             sent += sent_in_round
             if not sent_in_round:
                 break
         return sent
 
-    def _deliver_round(self) -> int:
+    def _deliver_round(self, now: datetime, last_sent: dict) -> int:
         sent = 0
-        groups: dict[tuple[str, str], list[tuple[Incident, Notification]]] = {}
+        heads: list[tuple[Incident, Notification]] = []
         for inc in self.store.with_pending():
             note = next((n for n in inc.notifications if n.status == "pending"), None)
             if note is None:
@@ -98,11 +105,12 @@ class AlertingService:
                         pending.status = "logged"  # no webhook configured: the log line is the alert
                 self.store.save(inc)
                 continue
-            groups.setdefault((inc.rule, note.kind), []).append((inc, note))
-        for items in groups.values():
+            heads.append((inc, note))
+        for items in due_groups(heads, last_sent, now, self.grouping):
             result = self.sender.send(digest_message(items, self.where_to_look))
             if result.outcome == "sent":
                 sent += 1
+                last_sent[(items[0][0].rule, items[0][1].kind)] = now
             elif result.outcome == "failed":
                 log.error("slack refused %s for good: %s", items[0][1].delivery_id, result.error)
             else:

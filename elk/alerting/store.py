@@ -148,11 +148,21 @@ class IncidentStore:
         resp = self.es.search(index=self.index, query=query, size=1000, sort=[{"opened_at": "asc"}], **_SEARCH)
         return [Incident.model_validate(hit["_source"]) for hit in resp["hits"]["hits"]]
 
-    def firing(self) -> dict[tuple[str, str], Incident]:
-        return {inc.key: inc for inc in self._search({"term": {"status": "firing"}})}
+    def open(self) -> dict[tuple[str, str], Incident]:
+        """Pending (condition seen, not yet held for its `for_seconds`) and firing incidents."""
+        return {inc.key: inc for inc in self._search({"terms": {"status": ["pending", "firing"]}})}
 
     def with_pending(self) -> list[Incident]:
         return self._search({"range": {"pending_notifications": {"gt": 0}}})
 
+    def sent_since(self, since: datetime) -> list[Incident]:
+        """Incidents with a notification sent at or after `since` (message grouping reads them)."""
+        return self._search({"range": {"notifications.sent_at": {"gte": since.isoformat()}}})
+
+    def forget(self, incident: Incident) -> None:
+        """A pending incident that never fired leaves no trace."""
+        self.es.options(ignore_status=404).delete(index=self.index, id=incident.incident_id, refresh=True)
+
     def all(self) -> list[Incident]:
-        return self._search({"match_all": {}})
+        """Every incident that fired (pending ones are not incidents yet)."""
+        return self._search({"bool": {"must_not": {"term": {"status": "pending"}}}})

@@ -36,7 +36,9 @@ EVAL = 1.0
 
 def write_rules(path: Path, **sections) -> Path:
     rules = {
-        "defaults": {"reminder_after_seconds": 600},
+        # Fire when first seen and send at once: these tests measure delivery, not grouping.
+        "defaults": {"reminder_after_seconds": 600, "for_seconds": 0, "group_wait_seconds": 0,
+                     "group_interval_seconds": 0},
         "region_silence": {"late_after_intervals": 2, "silent_after_intervals": SILENT_AFTER_INTERVALS,
                            "lookback_hours": 1},
         "arrival_lag": {"enabled": False},
@@ -272,38 +274,60 @@ def test_streaming_stalled_and_deadletter_spike(isolated, tmp_path):
     assert status == {"streaming_stalled": "resolved", "deadletter_spike": "firing"}
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def arrive(es, s, at: dict[str, datetime], offsets) -> None:
+    """Each region's observation ingested at its own time (what the shipper would write)."""
+    for region, when in at.items():
+        obs = observation(region, observed_at=when)
+        index_docs(es, s, [record(s.topic_observations, obs.to_message(), offset=next(offsets))], when)
+
+
 def test_a_producer_outage_is_one_digest_alert_and_one_digest_recovery(isolated, tmp_path):
-    """Every region going silent at once (the producer stopped) must not flood Slack."""
+    """Every region going silent at once (the producer stopped) must not flood Slack, even when
+    the regions cross the threshold in different evaluation rounds and the service restarts
+    in between. Time is a fake clock stepped one evaluation at a time: nothing races."""
     regions = ["dakar", "thies", "kolda"]
     with SlackServer() as slack:
-        s = alert_settings(isolated, tmp_path, slack.url)
-        feeder = Feeder(s, regions)
-        feeder.start()
-        service = AlertingService(s)
-        try:
-            with Running(s):
-                time.sleep(3 * INTERVAL)
-                service.run_once()
-                assert slack.messages == []
-                for region in regions:
-                    feeder.pause(region)
-                deadline = time.monotonic() + SILENT_AFTER_INTERVALS * INTERVAL + 20
-                while time.monotonic() < deadline and not slack.messages:
-                    service.run_once()
-                    time.sleep(EVAL)
-                for _ in range(3):  # more evaluations: nothing new to say
-                    service.run_once()
-                    time.sleep(EVAL)
-                [alert] = slack.messages
-                assert "3 regions" in alert["text"] and all(name in alert["text"] for name in ("Dakar", "Thies", "Kolda"))
-                for region in regions:
-                    feeder.resume(region)
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and len(slack.messages) < 2:
-                    service.run_once()
-                    time.sleep(EVAL)
-                assert len(slack.messages) == 2
-                assert slack.messages[1]["text"].startswith(":white_check_mark:") and "3 regions" in slack.messages[1]["text"]
-        finally:
-            feeder.stop.set()
-            feeder.join(10)
+        s = alert_settings(isolated, tmp_path, slack.url, defaults={
+            "for_seconds": EVAL, "group_wait_seconds": 2 * EVAL, "group_interval_seconds": 10 * EVAL})
+        es = make_es_client(s)
+        clock = FakeClock()
+        t0, offsets = clock.now, iter(range(1000))
+        silent_after = SILENT_AFTER_INTERVALS * INTERVAL
+        # Last records 0.6 s apart: dakar and thies go silent in one round, kolda in the next.
+        arrive(es, s, {r: t0 + timedelta(seconds=0.6 * n) for n, r in enumerate(regions)}, offsets)
+        service = AlertingService(s, clock=clock)
+
+        def evaluate_at(seconds: float, svc=None) -> list[str]:
+            clock.now = t0 + timedelta(seconds=seconds)
+            (svc or service).run_once()
+            return [m["text"] for m in slack.messages]
+
+        assert evaluate_at(silent_after) == []  # fresh enough
+        assert evaluate_at(silent_after + 1) == []  # dakar, thies pending (for: 1 s)
+        assert evaluate_at(silent_after + 2) == []  # they fire, kolda pending; the group waits 2 s
+        service = AlertingService(s, clock=clock)  # a restart reads the group's state back
+        assert evaluate_at(silent_after + 3) == []  # kolda fires and joins the waiting group
+        [alert] = evaluate_at(silent_after + 4)
+        assert alert.startswith(":rotating_light:") and "3 regions" in alert
+        assert all(r.title() in alert for r in regions)
+        assert evaluate_at(silent_after + 8) == [alert]  # nothing new to say
+
+        # Data again, thies one round later than the others: one recovery message.
+        back = t0 + timedelta(seconds=silent_after + 9)
+        arrive(es, s, {"dakar": back, "kolda": back}, offsets)
+        assert evaluate_at(silent_after + 9) == [alert]  # dakar, kolda recovered; the group waits
+        arrive(es, s, {"thies": back + timedelta(seconds=1)}, offsets)
+        assert evaluate_at(silent_after + 10) == [alert]
+        [_, recovery] = evaluate_at(silent_after + 11, AlertingService(s, clock=clock))  # restarted again
+        assert evaluate_at(silent_after + 12) == [alert, recovery]
+        assert recovery.startswith(":white_check_mark:") and "3 regions" in recovery
+        assert {d["status"] for d in incident_docs(es, s)} == {"resolved"}
+

@@ -4,8 +4,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts, conditions, plan
-from elk.alerting.rules import AlertRules, RulesError, load_rules, parse_rules
+from elk.alerting.engine import (
+    Facts, Incident, Notification, RegionFacts, ServiceFacts, abandoned, conditions, due_groups, last_sent_by_group,
+    plan,
+)
+from elk.alerting.rules import AlertRules, Grouping, RulesError, load_rules, parse_rules
 from elk.alerting.store import region_facts_from_aggs, service_facts_from_aggs
 from meteoflow.contracts import (
     SERVICE_CRASH_LOOP_ACTION,
@@ -23,7 +26,7 @@ INTERVAL = 30.0
 
 def rules(**sections) -> AlertRules:
     base = {"streaming_stalled": {"enabled": False}, "deadletter_spike": {"enabled": False},
-            "defaults": {"reminder_after_seconds": 600}}
+            "defaults": {"reminder_after_seconds": 600, "for_seconds": 0}}  # fire when first seen
     base.update(sections)
     return parse_rules(base)
 
@@ -35,11 +38,14 @@ def facts(now, **regions_last_seen) -> Facts:
 
 def step(r: AlertRules, f: Facts, open_: dict) -> tuple[list[Incident], dict]:
     """One evaluation, then the store round trip (JSON), as the service does it."""
-    changed = plan(f.now, conditions(r, f, INTERVAL, SILENCE, open_), open_, r)
+    current = conditions(r, f, INTERVAL, SILENCE, open_)
+    changed = plan(f.now, current, open_, r, INTERVAL)
     store = {k: v for k, v in open_.items()}
+    for blip in abandoned(current, open_, r):
+        store.pop(blip.key)
     for inc in changed:
         again = Incident.model_validate_json(inc.model_dump_json())
-        if again.status == "firing":
+        if again.status in ("pending", "firing"):
             store[again.key] = again
         else:
             store.pop(again.key, None)
@@ -256,3 +262,95 @@ def test_service_facts_take_the_latest_supervisor_event_and_skip_malformed_ones(
     assert list(facts) == ["streaming"]
     assert facts["streaming"].at == T0 and facts["streaming"].event.exit_code == 3
     assert service_facts_from_aggs({}) == {}
+
+
+# --- pending period (for_seconds) ----------------------------------------------------------------
+def test_a_condition_fires_only_once_it_has_held_for_its_pending_period():
+    r = rules(arrival_lag={"enabled": False}, region_silence={"for_seconds": 60})
+    first = T0 + timedelta(seconds=121)
+    changed, store = step(r, facts(first, dakar=T0), {})
+    [inc] = changed
+    assert (inc.status, inc.notifications, inc.opened_at) == ("pending", [], first)  # nothing to send yet
+    changed, store = step(r, facts(first + timedelta(seconds=59), dakar=T0), store)
+    assert changed[0].status == "pending"
+    fired = first + timedelta(seconds=60)
+    changed, store = step(r, facts(fired, dakar=T0), store)
+    [inc] = changed
+    assert (inc.status, inc.opened_at) == ("firing", first)
+    assert [(n.kind, n.created_at) for n in inc.notifications] == [("alert", fired)]
+
+
+def test_a_blip_shorter_than_the_pending_period_is_forgotten_without_a_message():
+    r = rules(arrival_lag={"enabled": False}, region_silence={"for_seconds": 60})
+    _, store = step(r, facts(T0 + timedelta(seconds=121), dakar=T0), {})
+    back = T0 + timedelta(seconds=150)
+    current = conditions(r, facts(back, dakar=back), INTERVAL, SILENCE, store)
+    assert plan(back, current, store, r, INTERVAL) == []  # no recovery for what never fired
+    assert [i.subject for i in abandoned(current, store, r)] == ["dakar"]
+
+
+def test_the_pending_period_defaults_to_one_evaluation_interval_and_rules_may_override():
+    r = parse_rules({"defaults": {"for_seconds": 45}, "crash_loop": {"for_seconds": 0}})
+    assert (r.pending_for("region_silence", 30.0), r.pending_for("crash_loop", 30.0)) == (45.0, 0.0)
+    assert parse_rules({}).pending_for("streaming_stalled", 30.0) == 30.0
+    shipped = load_rules(REPO_ROOT / "elk" / "alert_rules.yaml")
+    assert shipped.pending_for("streaming_stalled", 30.0) > 60  # Spark's start-up is no incident
+
+
+# --- grouping (group_wait / group_interval) across evaluations -----------------------------------
+class FakeClock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def pending_alert(subject: str, created: datetime, rule: str = "region_silence", kind: str = "alert"):
+    inc = Incident(incident_id=f"{rule}|{subject}", rule=rule, subject=subject, severity="critical",
+                   summary=subject, opened_at=created, updated_at=created)
+    note = Notification(delivery_id=f"{inc.incident_id}|{kind}", kind=kind, created_at=created)
+    inc.notifications.append(note)
+    return inc, note
+
+
+def test_what_starts_within_group_wait_goes_out_as_one_message_even_across_rounds():
+    clock = FakeClock(T0)
+    grouping = Grouping(wait=60, interval=300)
+    heads = [pending_alert("dakar", clock())]
+    assert due_groups(heads, {}, clock(), grouping) == []  # waiting for others to join
+    heads.append(pending_alert("thies", clock.advance(30)))  # the next evaluation round
+    heads.append(pending_alert("one", clock(), rule="streaming_stalled"))
+    assert due_groups(heads, {}, clock.advance(29), grouping) == []
+    [group] = due_groups(heads, {}, clock.advance(1), grouping)  # 60 s after the first: both together
+    assert [inc.subject for inc, _ in group] == ["dakar", "thies"]
+
+
+def test_after_a_message_the_group_waits_group_interval_and_recoveries_are_their_own_group():
+    clock = FakeClock(T0)
+    grouping = Grouping(wait=60, interval=300)
+    sent = {("region_silence", "alert"): T0}
+    late = [pending_alert("kolda", clock.advance(100))]
+    assert due_groups(late, sent, clock.advance(100), grouping) == []  # 200 s after the last message
+    assert len(due_groups(late, sent, clock.advance(100), grouping)) == 1  # 300 s
+    recovery = [pending_alert("dakar", T0 + timedelta(seconds=10), kind="recovery")]
+    assert len(due_groups(recovery, sent, T0 + timedelta(seconds=70), grouping)) == 1
+
+
+def test_when_each_group_last_went_out_is_read_from_the_recorded_notifications():
+    dakar, alert = pending_alert("dakar", T0)
+    alert.status, alert.sent_at = "sent", T0 + timedelta(seconds=5)
+    thies, late = pending_alert("thies", T0)
+    late.status, late.sent_at = "sent", T0 + timedelta(seconds=9)
+    kolda, _waiting = pending_alert("kolda", T0)
+    assert last_sent_by_group([dakar, thies, kolda]) == {("region_silence", "alert"): T0 + timedelta(seconds=9)}
+
+
+def test_grouping_defaults_scale_with_the_evaluation_interval():
+    assert parse_rules({}).grouping(30.0) == Grouping(wait=60.0, interval=300.0)
+    assert parse_rules({"defaults": {"group_wait_seconds": 5, "group_interval_seconds": 0}}).grouping(30.0) == \
+        Grouping(wait=5.0, interval=0.0)
