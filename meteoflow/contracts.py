@@ -195,6 +195,24 @@ def _payload_bytes(raw: bytes | str | dict | None) -> bytes | None:
     return str(raw).encode("utf-8", "backslashreplace")
 
 
+# --- counting dead letters: one per rejected record -----------------------------------
+# An invalid observation is rejected twice: the streaming job dead-letters it (that dead letter
+# is shipped from the dead-letter topic) AND the shipper (or Logstash), validating the same
+# observations-topic record with the same code, routes it to the dead-letter index too, so that
+# Elasticsearch accounts for every Kafka offset. That second document (kafka.topic = the
+# observations topic) is an index-side copy and counts leave it out. Every other dead-letter
+# document is one rejected record (producer, streaming job, or the shipper for the topics only
+# it reads). The web app, the deadletter_spike rule and the Kibana panel count this way.
+def counted_deadletters(observations_topic: str) -> dict[str, Any]:
+    """Elasticsearch query of the dead-letter documents that count (one per rejected record)."""
+    return {"bool": {"must_not": {"term": {"kafka.topic": observations_topic}}}}
+
+
+def counted_deadletters_kql(observations_topic: str) -> str:
+    """The same filter in Kibana's query language."""
+    return f'not kafka.topic : "{observations_topic}"'
+
+
 # --- forecasting API -----------------------------------------------------------------
 class SeriesPoint(BaseModel):
     ds: str = Field(description="timestamp, ISO 8601 (UTC assumed when no offset is given)")

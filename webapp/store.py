@@ -158,20 +158,23 @@ class Store:
         return [(h["_id"], h["_source"]) for h in resp["hits"]["hits"]]
 
     def deadletters(self, since: datetime, latest: int = 5) -> dict[str, Any]:
-        index = self.settings.index("deadletter")
-        total = self.es.count(index=index, ignore_unavailable=True).body.get("count", 0)
-        recent = self.es.count(
-            index=index, ignore_unavailable=True, query={"range": {"failed_at": {"gte": since.isoformat()}}}
-        ).body.get("count", 0)
+        """Rejected records, each counted once however many services rejected it
+        (contracts.counted_deadletters), and the latest dead-letter documents."""
+        counted = contracts.counted_deadletters(self.settings.topic_observations)
         resp = self._search(
             "deadletter",
             size=latest,
+            query=counted,
+            track_total_hits=True,
             sort=[{"failed_at": {"order": "desc", "unmapped_type": "date"}}],
             _source=["reason", "service", "failed_at", "source_topic", "key"],
+            aggs={"recent": {"filter": {"range": {"failed_at": {"gte": since.isoformat()}}}}},
         )
+        total = resp["hits"]["total"]["value"]
+        recent = ((resp.get("aggregations") or {}).get("recent") or {}).get("doc_count", 0)
         by_service: dict[str, int] = {}
         try:
-            agg = self._search("deadletter", size=0, aggs={"s": {"terms": {"field": "service", "size": 20}}})
+            agg = self._search("deadletter", size=0, query=counted, aggs={"s": {"terms": {"field": "service", "size": 20}}})
             by_service = bucket_counts((agg.get("aggregations") or {}).get("s", {}).get("buckets", []))
         except Exception:  # noqa: BLE001 - a text-mapped field cannot be aggregated; the counts still stand
             by_service = {}

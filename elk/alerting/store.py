@@ -8,7 +8,9 @@ from typing import Any
 
 from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts
 from elk.alerting.rules import AlertRules
-from meteoflow.contracts import BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, SupervisorEvent
+from meteoflow.contracts import (
+    BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, SupervisorEvent, counted_deadletters,
+)
 from meteoflow.settings import Settings
 
 MAX_REGIONS = 10_000
@@ -106,9 +108,10 @@ class FactsReader:
             aggs={"last": {"max": {"field": "@timestamp"}}},
         )
         window_start = now - timedelta(seconds=rules.deadletter_spike.window_seconds)
-        dead = self.es.count(
+        dead = self.es.count(  # rejected records, each once (meteoflow/contracts.py)
             index=s.index("deadletter"), **_SEARCH,
-            query={"range": {"failed_at": {"gte": window_start.isoformat()}}},
+            query={"bool": {"filter": [counted_deadletters(s.topic_observations),
+                                       {"range": {"failed_at": {"gte": window_start.isoformat()}}}]}},
         )
         supervisor = self.es.search(
             index=s.index("logs"), size=0, **_SEARCH,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.contracts import STREAMING_BATCH_ACTION, counted_deadletters_kql
 
 OUT = Path(__file__).resolve().parent / "saved_objects.ndjson"
 VERSION = "8.19.0"
@@ -24,6 +24,7 @@ DATA_VIEWS = {
     "meteoflow-alerts": ("alerts", "opened_at"),
 }
 STREAMING_QUERY = f'event.action : "{STREAMING_BATCH_ACTION}"'
+OBSERVATIONS_TOPIC = "__OBSERVATIONS_TOPIC__"  # replaced by setup.py with METEOFLOW_TOPIC_OBSERVATIONS
 
 
 def data_view(view_id: str) -> dict:
@@ -121,8 +122,9 @@ def panels() -> list[dict]:
             "last_observed": metric_col("max", "observed_at", "Last observed", "date"),
             "lag": metric_col("last_value", "lag_seconds", "Latest lag (s)", sortField="observed_at"),
         }),
+        # One per rejected record: the indexer's copy of a rejected observation is left out (contracts.py).
         xy("meteoflow-deadletters", "Dead letters by service", dead, date_col("failed_at"), {"count": count_col("Dead letters")},
-           split=terms_col("service", 10, "count"), series="bar_stacked"),
+           split=terms_col("service", 10, "count"), series="bar_stacked", query=counted_deadletters_kql(OBSERVATIONS_TOPIC)),
         xy("meteoflow-throughput", "Streaming throughput", logs, date_col("@timestamp"), {
             "rows": metric_col("sum", "meteoflow.streaming.input_rows", "Input rows"),
             "rps": metric_col("average", "meteoflow.streaming.rows_per_second", "Rows/s")}, query=STREAMING_QUERY),

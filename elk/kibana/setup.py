@@ -37,13 +37,16 @@ def wait_for_kibana(session: requests.Session, url: str, timeout: float) -> None
         time.sleep(3)
 
 
-def saved_objects_ndjson(prefix: str) -> bytes:
-    return (HERE / "saved_objects.ndjson").read_text().replace("__PREFIX__", prefix).encode()
+def saved_objects_ndjson(prefix: str, observations_topic: str = "weather.observations") -> bytes:
+    text = (HERE / "saved_objects.ndjson").read_text()
+    return text.replace("__PREFIX__", prefix).replace("__OBSERVATIONS_TOPIC__", observations_topic).encode()
 
 
-def import_saved_objects(session: requests.Session, url: str, prefix: str) -> dict:
+def import_saved_objects(session: requests.Session, url: str, prefix: str,
+                         observations_topic: str = "weather.observations") -> dict:
     resp = session.post(f"{url}/api/saved_objects/_import", params={"overwrite": "true"}, headers=HEADERS,
-                        files={"file": ("meteoflow.ndjson", saved_objects_ndjson(prefix), "application/ndjson")},
+                        files={"file": ("meteoflow.ndjson", saved_objects_ndjson(prefix, observations_topic),
+                                          "application/ndjson")},
                         timeout=60)
     resp.raise_for_status()
     result = resp.json()
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.es_username and settings.es_password is not None:
         session.auth = (settings.es_username, settings.es_password.get_secret_value())
     wait_for_kibana(session, args.kibana, args.timeout)
-    result = import_saved_objects(session, args.kibana, settings.es_index_prefix)
+    result = import_saved_objects(session, args.kibana, settings.es_index_prefix, settings.topic_observations)
     print(f"imported {result.get('successCount')} saved objects")
     if args.alerting:
         if settings.slack_webhook_url is None:

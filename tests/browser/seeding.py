@@ -162,14 +162,21 @@ class Seeder:
             doc["resolved_at"] = resolved_at.isoformat()
         self.es.index(index=self.settings.index("alerts"), id=incident, document=doc, refresh=True)
 
-    def deadletters(self, n: int, service: str = "streaming", now: datetime | None = None) -> None:
+    def deadletters(self, n: int, service: str = "streaming", now: datetime | None = None,
+                    shipper_too: bool = False) -> None:
+        """`n` rejected observations-topic records, each dead-lettered by `service`; with
+        `shipper_too` also refused by the shipper, as a real invalid observation is."""
         now = now or utcnow()
         actions = []
         for i in range(n):
-            letter = DeadLetter.build(b'{"temp": 900}', reason="temp: Input should be less than or equal to 60",
-                                      service=service, source_topic=self.settings.topic_observations)
+            bad = self._record(self.settings.topic_observations, b"dakar", b'{"temp": 900}', now)
+            letter = DeadLetter.build(bad.value, reason="temp: Input should be less than or equal to 60",
+                                      service=service, source_topic=bad.topic, source_partition=bad.partition,
+                                      source_offset=bad.offset)
             actions.append(to_action(self.settings, self._record(self.settings.topic_deadletter, None,
                                                                  letter.to_message(), now), now))
+            if shipper_too:
+                actions.append(to_action(self.settings, bad, now))  # the shipper's own rejection
         self._bulk(actions)
 
     # --- plumbing --------------------------------------------------------------------

@@ -28,9 +28,11 @@ def log_line(service: str = "streaming", **fields) -> bytes:
     return json.dumps(doc).encode()
 
 
-def dead_letter(reason: str = "temp: too hot") -> bytes:
-    return DeadLetter.build(b'{"temp": 900}', reason=reason, service="streaming",
-                            source_topic="weather.observations", source_partition=0, source_offset=7).to_message()
+def dead_letter(reason: str = "temp: too hot", source_offset: int = 7,
+                source_topic: str = "weather.observations") -> bytes:
+    """The streaming job's dead letter of record `source_offset` (partition 0) of `source_topic`."""
+    return DeadLetter.build(b'{"temp": 900}', reason=reason, service="streaming", source_topic=source_topic,
+                            source_partition=0, source_offset=source_offset).to_message()
 
 
 def record(topic: str, value: bytes | None, offset: int = 0, partition: int = 0, key: bytes | None = b"dakar",

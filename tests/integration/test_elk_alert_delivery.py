@@ -261,11 +261,23 @@ def test_streaming_stalled_and_deadletter_spike(isolated, tmp_path):
     old_progress = log_line(**{"event.action": STREAMING_BATCH_ACTION, "@timestamp":
                                (now - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")})
     index_docs(es, s, [record(s.topic_logs, old_progress, offset=1)], now)
-    index_docs(es, s, [record(s.topic_deadletter, dead_letter(), offset=o) for o in range(4)], now)
     service = AlertingService(s)
+
+    def reject(offsets) -> None:
+        """Each record twice: the streaming job's dead letter, and the shipper's own rejection of it."""
+        bad = [record(s.topic_observations, b'{"temp": 900}', offset=o) for o in offsets]
+        letters = [record(s.topic_deadletter, dead_letter(source_offset=o, source_topic=s.topic_observations), offset=o)
+                   for o in offsets]
+        index_docs(es, s, bad + letters, now)
+
+    reject([100, 101])  # 4 documents, 2 records: no spike above 3
+    service.run_once()
+    assert {d["rule"] for d in incident_docs(es, s)} == {"streaming_stalled"}
+    reject([102, 103])
     service.run_once()
     firing = {(d["rule"], d["status"]) for d in incident_docs(es, s)}
     assert firing == {("streaming_stalled", "firing"), ("deadletter_spike", "firing")}
+    assert next(d for d in incident_docs(es, s) if d["rule"] == "deadletter_spike")["value"] == 4
     # The job reports progress again: the stall clears, the spike stays.
     index_docs(es, s, [record(s.topic_logs, log_line(**{"event.action": STREAMING_BATCH_ACTION}), offset=2)],
                datetime.now(timezone.utc))

@@ -128,6 +128,18 @@ def test_status_reports_arrivals_streaming_alerts_and_dead_letters(seeded, api):
     assert all("temp" in d["reason"] for d in dead["latest"])
 
 
+def test_a_record_rejected_by_the_streaming_job_and_the_shipper_counts_once(isolated, api):
+    seeder = Seeder(isolated, regions=REGIONS[:1])
+    try:
+        seeder.deadletters(4, shipper_too=True)  # 8 documents in the dead-letter index
+    finally:
+        seeder.close()
+    body = api.get("/api/status").json()
+    dead = body["deadletters"]
+    assert (dead["total"], dead["last_hour"], dead["by_service"]) == (4, 4, {"streaming": 4})
+    assert body["summary"]["deadletters_total"] == 4
+
+
 def test_missing_indices_are_an_empty_state_not_an_error(isolated, api):
     body = api.get("/api/status").json()
     assert body["regions"] == [] and body["streaming"]["batches"] == [] and body["errors"] == {}

@@ -147,3 +147,27 @@ def test_backoff_grows_to_a_cap():
     assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3, 3]
     b.reset()
     assert b.next() == 0.5
+
+
+def matches(query: dict, doc: dict) -> bool:
+    """Evaluates the one query shape counted_deadletters builds (must_not term) on a document."""
+    [(field, value)] = query["bool"]["must_not"]["term"].items()
+    got = doc
+    for part in field.split("."):
+        got = got.get(part, {})
+    return got != value
+
+
+def test_an_invalid_observation_counts_as_one_dead_letter_not_two():
+    from meteoflow.contracts import counted_deadletters
+
+    bad = record(S.topic_observations, b'{"temp": 900}', offset=42)
+    shippers_copy = to_action(S, bad, NOW)
+    streamings = to_action(S, record(S.topic_deadletter, dead_letter(source_offset=42, source_topic=S.topic_observations),
+                                     offset=3), NOW)
+    poison_log = to_action(S, record(S.topic_logs, b"\xff", offset=9), NOW)
+    assert {a["_index"] for a in (shippers_copy, streamings, poison_log)} == {S.index("deadletter")}
+    counted = counted_deadletters(S.topic_observations)
+    assert [matches(counted, a["_source"]) for a in (shippers_copy, streamings, poison_log)] == [False, True, True]
+    # Both documents name the same original record, which is why one of them is enough.
+    assert (shippers_copy["_source"]["source_offset"], streamings["_source"]["source_offset"]) == (42, 42)
