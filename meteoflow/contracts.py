@@ -213,6 +213,18 @@ def counted_deadletters_kql(observations_topic: str) -> str:
     return f'not kafka.topic : "{observations_topic}"'
 
 
+# --- heartbeats (index <prefix>-heartbeats, one document per service, _id = service) -------
+class Heartbeat(BaseModel):
+    """Written by a service after each completed cycle (the alerting service: each evaluation),
+    straight to Elasticsearch (no Kafka, no shipper), so the web app can tell it stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    at: datetime
+    interval_seconds: float  # the time expected between two heartbeats
+
+
 # --- forecasting API -----------------------------------------------------------------
 class SeriesPoint(BaseModel):
     ds: str = Field(description="timestamp, ISO 8601 (UTC assumed when no offset is given)")

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     alert_rules_file: Path = Field(REPO_ROOT / "elk" / "alert_rules.yaml")
     alert_eval_interval_seconds: float = Field(30.0, gt=0)
     slack_webhook_url: SecretStr | None = Field(None, description="Slack incoming webhook (secret)")
+    alert_heartbeat_url: SecretStr | None = Field(
+        None, description="Dead-man's switch: pinged (GET) after each completed alert evaluation, "
+                          "e.g. a healthchecks.io check URL (secret: such URLs carry a token)")
 
     # --- web app --------------------------------------------------------------
     webapp_port: Port = _port(8080, "Web app and its API")
@@ -212,7 +215,7 @@ class Settings(BaseSettings):
     def checkpoint_dir(self) -> Path:
         return self.streaming_checkpoint_dir or self.run_dir / "checkpoints" / "streaming"
 
-    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts"]) -> str:
+    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
 

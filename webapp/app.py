@@ -173,6 +173,9 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
         )
         if err:
             errors["deadletters"] = err
+        heartbeat, err = _attempt(lambda: store_.heartbeat("alerting"), None)
+        if err:
+            errors["alerting"] = err
         counts = {k: sum(1 for r in rows if r["freshness"] == k) for k in ("fresh", "late", "silent")}
         return {
             "generated_at": views.iso(now),
@@ -189,6 +192,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
             "streaming": {"batches": batches},
             "alerts": {"active": active, "recent": recent},
             "deadletters": dead,
+            "alerting": views.alerting_status(heartbeat, now),
             "errors": errors,
         }
 

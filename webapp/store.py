@@ -157,6 +157,12 @@ class Store:
         )
         return [(h["_id"], h["_source"]) for h in resp["hits"]["hits"]]
 
+    def heartbeat(self, service: str) -> dict[str, Any] | None:
+        """The latest heartbeat document of a service (contracts.Heartbeat), or None."""
+        resp = self._search("heartbeats", size=1, query={"ids": {"values": [service]}})
+        hits = resp["hits"]["hits"]
+        return hits[0]["_source"] if hits else None
+
     def deadletters(self, since: datetime, latest: int = 5) -> dict[str, Any]:
         """Rejected records, each counted once however many services rejected it
         (contracts.counted_deadletters), and the latest dead-letter documents."""

@@ -200,3 +200,18 @@ def alert_body(source: Mapping[str, Any], doc_id: str | None = None) -> dict[str
 def bucket_counts(buckets: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Elasticsearch terms buckets -> {key: doc_count}."""
     return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
+ALERTING_STALE_AFTER_INTERVALS = 3
+
+
+def alerting_status(heartbeat: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """From the alerting service's heartbeat document: when it last completed an evaluation, and
+    whether that is older than 3 of its intervals (it stopped, or cannot read Elasticsearch).
+    No heartbeat at all is "unknown" (stale None): alerting may not be deployed."""
+    at = as_utc((heartbeat or {}).get("at"))
+    interval = (heartbeat or {}).get("interval_seconds")
+    stale = None
+    if at is not None and interval:
+        stale = (now - at).total_seconds() > ALERTING_STALE_AFTER_INTERVALS * float(interval)
+    return {"last_evaluation_at": iso(at), "interval_seconds": interval, "stale": stale}

@@ -19,10 +19,12 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError
 
 from elk.alerting.engine import Incident, Notification, abandoned, conditions, due_groups, last_sent_by_group, plan
+from elk.alerting.heartbeat import Pinger
 from elk.alerting.rules import AlertRules, load_rules
 from elk.alerting.slack import SlackSender, digest_message
-from elk.alerting.store import FactsReader, IncidentStore
+from elk.alerting.store import FactsReader, IncidentStore, write_heartbeat
 from elk.retention import apply_retention
+from meteoflow.contracts import Heartbeat
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
 from meteoflow.settings import Settings
@@ -47,6 +49,7 @@ class AlertingService:
                                  max_attempts=5, backoff_max=min(30.0, settings.alert_eval_interval_seconds * 4))
         self.sender = sender
         self.clock = clock
+        self.pinger = Pinger(settings.alert_heartbeat_url)
         self.silence = thresholds(settings, self.rules.region_silence)
         self.grouping = self.rules.grouping(settings.alert_eval_interval_seconds)
         self.where_to_look = self.rules.defaults.dashboard_url or f"http://{settings.bind_host}:{settings.webapp_port}/"
@@ -129,6 +132,10 @@ class AlertingService:
     def run_once(self) -> None:
         self.evaluate()
         self.deliver()
+        # Only a completed evaluation counts as alive (a failed read raised before this).
+        write_heartbeat(self.settings, self.es, Heartbeat(
+            service="alerting", at=self.clock(), interval_seconds=self.settings.alert_eval_interval_seconds))
+        self.pinger.ping()
 
     def retention_if_due(self) -> None:
         """Elasticsearch retention (elk/retention.py) at the first round, then every interval.

@@ -9,7 +9,8 @@ from typing import Any
 from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts
 from elk.alerting.rules import AlertRules
 from meteoflow.contracts import (
-    BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, SupervisorEvent, counted_deadletters,
+    BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, Heartbeat, SupervisorEvent,
+    counted_deadletters,
 )
 from meteoflow.settings import Settings
 
@@ -133,6 +134,10 @@ class FactsReader:
             deadletters_in_window=int(dead["count"]),
             services=service_facts_from_aggs(supervisor.get("aggregations") or {}),
         )
+
+
+def write_heartbeat(settings: Settings, es, heartbeat: Heartbeat) -> None:
+    es.index(index=settings.index("heartbeats"), id=heartbeat.service, document=heartbeat.model_dump(mode="json"))
 
 
 class IncidentStore:

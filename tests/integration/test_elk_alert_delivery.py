@@ -24,8 +24,11 @@ from meteoflow.es import make_es_client
 from meteoflow.kafka import make_producer
 from meteoflow.settings import REPO_ROOT
 from tests.fakes.elk_records import dead_letter, log_line, observation, record
+from tests.fakes.ping_server import PingServer
 from tests.fakes.slack_server import SlackServer
 from tests.integration.test_elk_shipping import Running
+from webapp.store import Store
+from webapp.views import alerting_status
 
 pytestmark = pytest.mark.integration
 
@@ -343,3 +346,22 @@ def test_a_producer_outage_is_one_digest_alert_and_one_digest_recovery(isolated,
         assert recovery.startswith(":white_check_mark:") and "3 regions" in recovery
         assert {d["status"] for d in incident_docs(es, s)} == {"resolved"}
 
+
+def test_the_heartbeat_url_gets_one_ping_per_evaluation_and_the_web_app_sees_the_last_one(isolated, tmp_path):
+    with PingServer() as hc:
+        s = alert_settings(isolated, tmp_path, None).model_copy(update={"alert_heartbeat_url": SecretStr(hc.url)})
+        es = make_es_client(s)
+        clock = FakeClock()
+        service = AlertingService(s, clock=clock)
+        for _ in range(3):
+            clock.now += timedelta(seconds=EVAL)
+            service.run_once()
+        assert [p["method"] for p in hc.pings] == ["GET"] * 3
+        es.indices.refresh(index=s.index("heartbeats"))
+        store = Store(s, es=es)
+        try:
+            beat = store.heartbeat("alerting")
+        finally:
+            store.close()
+        assert alerting_status(beat, clock.now)["stale"] is False
+        assert alerting_status(beat, clock.now + timedelta(seconds=3 * EVAL + 0.1))["stale"] is True

@@ -118,6 +118,8 @@ export interface StatusResponse {
     by_service: Record<string, number>;
     latest: { failed_at: string | null; service: string | null; reason: string | null; key: string | null }[];
   };
+  /** stale: the last evaluation is older than 3 intervals; null: no heartbeat (alerting not running yet). */
+  alerting: { last_evaluation_at: string | null; interval_seconds: number | null; stale: boolean | null };
   errors: Record<string, string>;
 }
 

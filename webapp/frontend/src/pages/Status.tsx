@@ -89,6 +89,13 @@ export function StatusPage({ refreshMs }: { refreshMs: number }) {
       </div>
       {error && <ErrorBanner message={error} retrySeconds={refreshMs / 1000} stale={!!data} />}
       {loading && !data && <Loading what="pipeline status" />}
+      {data?.alerting.stale && (
+        <div className="state state-warning" role="alert" data-testid="alerting-stale">
+          <strong>Alerting is not evaluating:</strong> its last evaluation was{" "}
+          {data.alerting.last_evaluation_at ? `at ${localTime(data.alerting.last_evaluation_at)} UTC` : "never"}, more than 3
+          intervals ago. Alerts are not being sent; is the alerting service running (./run.sh status)?
+        </div>
+      )}
       {data && (
         <>
           <div className="tiles">

@@ -1,0 +1,54 @@
+"""A local stand-in for a healthchecks.io-style ping URL: records each GET or POST it gets,
+and can be told to answer an error status.
+
+    with PingServer() as hc:
+        ... hc.url ... hc.pings   # one entry per request: {"at", "method", "path"}
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class PingServer:
+    def __init__(self, path: str = "/ping/0f9a-SECRET-TOKEN", status: int = 200):
+        self.path = path
+        self.status = status
+        self.pings: list[dict] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{self.path}"
+
+    def __enter__(self) -> "PingServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _ping(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.pings.append({"at": time.time(), "method": self.command, "path": self.path})
+                body = b"OK"
+                self.send_response(fake.status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _ping
+
+        return Handler
