@@ -129,8 +129,11 @@ def test_poison_records_cost_only_themselves(faults):
     for topic, payload in unparseable:
         meta = producer.send(topic, value=payload).get(timeout=30)
         sent.add((topic, meta.partition, meta.offset))
-    # Dead letters of the poison (streaming's and the shipper's) exceed the spike threshold.
+    # Dead letters of the poison (streaming's and the shipper's) exceed the spike threshold. They
+    # arrive all at once, so wait for the alert itself: the check would otherwise race its pending period.
     faults.expected_incidents["deadletter_spike"] += 1
+    wait_until(lambda: sum(i.rule == "deadletter_spike" for i in faults.incidents())
+               == faults.expected_incidents["deadletter_spike"], 120, "the dead-letter spike alert")
     facts = faults.check("poison records")
 
     poison = {(m.partition, m.offset) for m in faults.feeder.malformed if m.kind not in MALFORMED_KINDS}
