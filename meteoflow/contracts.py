@@ -225,6 +225,46 @@ class Heartbeat(BaseModel):
     interval_seconds: float  # the time expected between two heartbeats
 
 
+# --- health signals (index <prefix>-metrics, one document per sample) ---------------------
+METRIC_KINDS = ("consumer_lag", "store_staleness", "service", "forecast_age")
+
+
+class MetricSample(BaseModel):
+    """One health reading taken by the alerting service's sampler (elk/health/), written straight
+    to Elasticsearch (not through Kafka and the shipper, whose failures it must report).
+
+    `subject` names what was measured: a consumer (`streaming`, `shipper`), a store (`kafka`,
+    `mongodb`, `elasticsearch`), a supervised server or service, or a region. Only the fields of
+    its kind are set (docs/reliability.md, "Health signals")."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    timestamp: datetime = Field(alias="@timestamp")
+    kind: Literal["consumer_lag", "store_staleness", "service", "forecast_age"]
+    subject: str
+    # consumer_lag
+    lag_records: int | None = None  # records on the consumer's topics it has not processed yet
+    lag_seconds: float | None = None  # age of its oldest unprocessed record (0 when caught up)
+    partitions: int | None = None
+    # store_staleness (newest_at also for a store; age_seconds also for forecast_age)
+    newest_at: datetime | None = None  # newest record in the store (Kafka: its last record's timestamp)
+    staleness_seconds: float | None = None  # how far the store's newest lies behind Kafka's newest (>= 0)
+    age_seconds: float | None = None  # now - newest_at (forecast_age: now - model_run_at)
+    # service (from the supervisor state file of ./run.sh)
+    state: str | None = None
+    up: int | None = None  # 1 when state is "up", else 0 (sums and charts)
+    uptime_seconds: float | None = None  # time in its current "up" state
+    restarts: int | None = None
+    last_exit_code: int | None = None
+    last_error: str | None = None
+    # forecast_age
+    model_run_at: datetime | None = None  # the region's last successful forecast run
+    forecast_status: str | None = None  # ok, skipped, error, failed (forecast_state.status)
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 # --- forecasting API -----------------------------------------------------------------
 class SeriesPoint(BaseModel):
     ds: str = Field(description="timestamp, ISO 8601 (UTC assumed when no offset is given)")
