@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     es_heap: str = Field("512m", description="JVM heap of the native Elasticsearch")
     es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Prefix of every Elasticsearch index and template")
     es_retention_days: int = Field(
-        14, ge=1, description="Logs, dead letters and resolved alerts older than this are deleted from "
+        14, ge=1, description="Logs, dead letters, health samples and resolved alerts older than this are deleted from "
         "Elasticsearch by the alerting service (observations are kept)",
     )
     es_retention_interval_seconds: float = Field(
@@ -168,6 +168,10 @@ class Settings(BaseSettings):
         None, description="Dead-man's switch: pinged (GET) after each completed alert evaluation, "
                           "e.g. a healthchecks.io check URL (secret: such URLs carry a token)")
 
+    metrics_interval_seconds: float = Field(
+        15.0, gt=0, description="How often the alerting service samples health signals (consumer lag, store "
+        "staleness, services, forecast age) into the <prefix>-metrics index")
+
     # --- web app --------------------------------------------------------------
     webapp_port: Port = _port(8080, "Web app and its API")
     webapp_refresh_seconds: float = Field(5.0, gt=0, le=3600, description="How often the web app polls its API for new data")
@@ -215,7 +219,7 @@ class Settings(BaseSettings):
     def checkpoint_dir(self) -> Path:
         return self.streaming_checkpoint_dir or self.run_dir / "checkpoints" / "streaming"
 
-    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats"]) -> str:
+    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats", "metrics"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
 

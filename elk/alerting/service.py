@@ -23,6 +23,7 @@ from elk.alerting.heartbeat import Pinger
 from elk.alerting.rules import AlertRules, load_rules
 from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore, write_heartbeat
+from elk.health.sampler import HealthSampler, start_sampler_thread
 from elk.retention import apply_retention
 from meteoflow.contracts import Heartbeat
 from meteoflow.es import make_es_client
@@ -153,7 +154,18 @@ class AlertingService:
             log.warning("es retention failed (%s: %s); next try in %.0f s", type(exc).__name__, str(exc)[:300],
                         interval, extra={"fields": {"event.action": "es-retention", "event.outcome": "failure"}})
 
+    def start_health_sampler(self, stop: threading.Event) -> threading.Thread | None:
+        """Health signals (elk/health/) every METEOFLOW_METRICS_INTERVAL_SECONDS, in their own thread
+        with their own clients: a slow or failing source never delays or breaks an evaluation."""
+        try:
+            sampler = HealthSampler(self.settings, make_es_client(self.settings, max_retries=1, request_timeout=10))
+            return start_sampler_thread(sampler, self.settings.metrics_interval_seconds, stop)
+        except Exception as exc:  # noqa: BLE001 - alerting goes on without health signals
+            log.warning("health sampling not started (%s: %s)", type(exc).__name__, str(exc)[:300])
+            return None
+
     def run(self, stop: threading.Event) -> None:
+        sampler = self.start_health_sampler(stop)
         log.info("alerting every %.1f s; silent after %.0f s; slack %s; es retention %d days, every %.0f s",
                  self.settings.alert_eval_interval_seconds, self.silence.silent_after_seconds,
                  "configured" if self.sender else "not configured (log only)",
@@ -168,3 +180,5 @@ class AlertingService:
             self.retention_if_due()  # after the evaluation, so a slow deletion never delays the first one
             elapsed = (self.clock() - started).total_seconds()
             stop.wait(max(0.0, self.settings.alert_eval_interval_seconds - elapsed))
+        if sampler is not None:
+            sampler.join(timeout=30)
