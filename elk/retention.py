@@ -1,4 +1,4 @@
-"""Retention in Elasticsearch: log lines, dead letters and resolved alert incidents older than
+"""Retention in Elasticsearch: log lines, dead letters, health samples and resolved alert incidents older than
 METEOFLOW_ES_RETENTION_DAYS are deleted (documents matching a query, in batches), so those
 indices stop growing on a machine left running for months.
 
@@ -24,6 +24,9 @@ log = logging.getLogger("retention")
 # so no document escapes retention.
 AGE_FIELDS = {"logs": "@timestamp", "deadletter": "failed_at"}
 FALLBACK_AGE_FIELD = "ingested_at"
+# Written straight to Elasticsearch by Meteoflow's own code (not shipped), so the time field is
+# always there: the health samples of the alerting service (elk/health/).
+DIRECT_AGE_FIELDS = {"metrics": "@timestamp"}
 
 # Caps one run's work per index, so a first run over months of backlog cannot hold up alert
 # evaluation for long: what is left goes in the next runs.
@@ -46,6 +49,7 @@ def retention_queries(settings: Settings, now: datetime) -> dict[str, dict[str, 
         ]}}
         for kind, field in AGE_FIELDS.items()
     }
+    queries.update({kind: _older(field, cutoff) for kind, field in DIRECT_AGE_FIELDS.items()})
     # An incident goes once it has been resolved that long and has no notification left to send.
     queries["alerts"] = {"bool": {
         "filter": [{"term": {"status": "resolved"}}, _older("resolved_at", cutoff)],

@@ -13,16 +13,16 @@ import pytest
 from elk.alerting import service as alerting_service
 from elk.alerting.rules import load_rules
 from elk.alerting.service import AlertingService
-from elk.retention import AGE_FIELDS, FALLBACK_AGE_FIELD, count_deleted, delete_operations, retention_queries
+from elk.retention import AGE_FIELDS, DIRECT_AGE_FIELDS, FALLBACK_AGE_FIELD, count_deleted, delete_operations, retention_queries
 from elk.templates import load_templates
 from meteoflow.settings import load_settings
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
-def test_retention_covers_logs_deadletters_and_alerts_never_observations():
+def test_retention_covers_logs_deadletters_metrics_and_alerts_never_observations():
     queries = retention_queries(load_settings(), NOW)
-    assert set(queries) == {"logs", "deadletter", "alerts"}
+    assert set(queries) == {"logs", "deadletter", "alerts", "metrics"}
 
 
 def test_cutoff_is_retention_days_before_now_on_the_event_time_then_the_shipping_time():
@@ -46,9 +46,15 @@ def test_only_resolved_incidents_with_nothing_left_to_send_expire():
 
 def test_every_field_retention_reads_is_a_date_in_its_index_template():
     templates = load_templates("p")
-    for kind, field in [*AGE_FIELDS.items(), *((k, FALLBACK_AGE_FIELD) for k in AGE_FIELDS), ("alerts", "resolved_at")]:
+    for kind, field in [*AGE_FIELDS.items(), *((k, FALLBACK_AGE_FIELD) for k in AGE_FIELDS), ("alerts", "resolved_at"),
+                        *DIRECT_AGE_FIELDS.items()]:
         properties = templates[f"p-{kind}"]["template"]["mappings"]["properties"]
         assert properties[field]["type"] == "date", (kind, field)
+
+
+def test_health_samples_expire_by_their_timestamp():
+    metrics = retention_queries(load_settings(es_retention_days=14), NOW)["metrics"]
+    assert metrics == {"range": {"@timestamp": {"lt": (NOW - timedelta(days=14)).isoformat()}}}
 
 
 @pytest.mark.parametrize("days", [0, -1])
