@@ -48,10 +48,12 @@ class HealthSampler:
         self.settings = settings
         self.es = es
         self.kafka = kafka or KafkaHealthSource(settings)
+        self._own_mongo = None
         if mongo is None:
             from meteoflow.mongo import database, make_mongo_client
 
-            mongo = MongoHealthSource(database(settings, make_mongo_client(settings, serverSelectionTimeoutMS=5_000)))
+            self._own_mongo = make_mongo_client(settings, serverSelectionTimeoutMS=5_000)
+            mongo = MongoHealthSource(database(settings, self._own_mongo))
         self.mongo = mongo
         self.elasticsearch = ElasticsearchHealthSource(settings, es)
         self.clock = clock
@@ -129,6 +131,8 @@ class HealthSampler:
 
     def close(self) -> None:
         self.kafka.close()
+        if self._own_mongo is not None:
+            self._own_mongo.close()
 
 
 def run_sampler(sampler: HealthSampler, interval: float, stop: threading.Event,

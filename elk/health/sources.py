@@ -53,7 +53,7 @@ class KafkaHealthSource:
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                            client_id=CLIENT_ID, enable_auto_commit=False,
-                                           request_timeout_ms=10_000, api_version_auto_timeout_ms=5_000)
+                                           request_timeout_ms=10_000)
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, client_id=CLIENT_ID,
                                            request_timeout_ms=10_000)
@@ -79,7 +79,8 @@ class KafkaHealthSource:
     def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         """Committed offsets of a consumer group (without joining it); partitions without one are absent."""
         _, admin = self._clients()
-        return {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group_id).items()
+        committed = admin.list_group_offsets(group_id).get(group_id) or {}  # kafka-python 3: per group
+        return {tp: meta.offset for tp, meta in committed.items()
                 if meta is not None and meta.offset is not None and meta.offset >= 0}
 
     def record_times(self, wanted: dict[TopicPartition, int]) -> dict[TopicPartition, datetime]:
