@@ -253,3 +253,29 @@ def test_services_are_sampled_when_the_supervisor_state_file_exists(tmp_path):
     (service,) = [s for s in samples if s.kind == "service"]
     assert (service.subject, service.state, service.up, service.restarts, service.last_exit_code) == (
         "shipper", "backoff", 0, 2, -9)
+
+
+def test_the_sampling_loop_survives_a_round_that_raises_and_stops_on_request():
+    import threading
+
+    from elk.health.sampler import run_sampler
+
+    stop = threading.Event()
+
+    class Exploding:
+        rounds = 0
+        closed = False
+
+        def run_once(self):
+            self.rounds += 1
+            if self.rounds == 3:
+                stop.set()
+            raise RuntimeError("unexpected")
+
+        def close(self):
+            self.closed = True
+
+    ticks = iter(range(1000))
+    sampler = Exploding()
+    run_sampler(sampler, interval=0.0, stop=stop, monotonic=lambda: float(next(ticks)))
+    assert (sampler.rounds, sampler.closed) == (3, True)
