@@ -83,8 +83,12 @@ class HealthSampler:
         now = self.clock()
         self.failed = []
         samples: list[MetricSample] = []
-        samples += self._samples("kafka:streaming", lambda: [
-            consumer_lag_sample(now, self.kafka.streaming_reading(s.checkpoint_dir))])
+        # No checkpoint directory at all: the job's progress cannot be seen from here (the Docker
+        # alerting container does not mount the streaming volume) or it never ran; no sample rather
+        # than a misleading "lags by every record". A directory without a committed batch does lag so.
+        if s.checkpoint_dir.is_dir():
+            samples += self._samples("kafka:streaming", lambda: [
+                consumer_lag_sample(now, self.kafka.streaming_reading(s.checkpoint_dir))])
         samples += self._samples("kafka:shipper", lambda: [
             consumer_lag_sample(now, self.kafka.shipper_reading(shipper_group(s), all_topics(s)))])
 

@@ -216,6 +216,7 @@ class FakeEs:
 
 def sampler(tmp_path, kafka, es) -> HealthSampler:
     settings = load_settings(run_dir=tmp_path)  # no supervisor state file there: no service samples
+    settings.checkpoint_dir.mkdir(parents=True)
     return HealthSampler(settings, es, kafka=kafka, mongo=FakeMongo(), clock=lambda: NOW)
 
 
@@ -279,3 +280,10 @@ def test_the_sampling_loop_survives_a_round_that_raises_and_stops_on_request():
     sampler = Exploding()
     run_sampler(sampler, interval=0.0, stop=stop, monotonic=lambda: float(next(ticks)))
     assert (sampler.rounds, sampler.closed) == (3, True)
+
+
+def test_without_a_checkpoint_directory_the_streaming_lag_is_not_sampled(tmp_path):
+    settings = load_settings(run_dir=tmp_path)  # e.g. the Docker alerting container: no streaming volume
+    samples = HealthSampler(settings, FakeEs(), kafka=FakeKafka(), mongo=FakeMongo(), clock=lambda: NOW).sample()
+    assert ("consumer_lag", "streaming") not in {(x.kind, x.subject) for x in samples}
+    assert ("consumer_lag", "shipper") in {(x.kind, x.subject) for x in samples}
