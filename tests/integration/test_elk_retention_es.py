@@ -1,5 +1,5 @@
 """Retention against the real Elasticsearch: exactly the documents older than the retention go,
-from the logs, dead-letter and alerts indices; everything newer, and every observation, stays.
+from the logs, dead-letter, alerts and metrics indices; everything newer, and every observation, stays.
 
 Documents are built by the shipper's own rules (elk/shipper/documents.py) and the incident
 store, with event and shipping times in the past, as a machine running for weeks holds them."""
@@ -18,6 +18,7 @@ from elk.alerting.service import AlertingService
 from elk.alerting.store import IncidentStore
 from elk.retention import apply_retention
 from elk.shipper.documents import iso, to_action
+from meteoflow.contracts import MetricSample
 from meteoflow.es import make_es_client
 from tests.fakes.elk_records import dead_letter, log_line, observation, record
 
@@ -80,9 +81,16 @@ def test_retention_deletes_exactly_what_is_older_than_the_retention(isolated):
     ]:
         store.save(inc)
 
+    samples = {"sample-old": OLD, "sample-recent": RECENT}
+    helpers.bulk(es, ({"_index": s.index("metrics"), "_id": name,
+                       "_source": MetricSample(timestamp=at, kind="consumer_lag", subject="shipper", lag_records=0)
+                       .model_dump(mode="json", by_alias=True, exclude_none=True)}
+                      for name, at in samples.items()), refresh=True)
+
     deleted = apply_retention(es, s, NOW)
 
-    assert deleted == {"logs": 3, "deadletter": 2, "alerts": 1}
+    assert deleted == {"logs": 3, "deadletter": 2, "alerts": 1, "metrics": 1}
+    assert ids(es, s.index("metrics")) == {"sample-recent"}
     assert ids(es, s.index("logs")) == {by_name["log-recent"], by_name["log-bad-time-new"]}
     assert ids(es, s.index("deadletter")) == {by_name["dead-recent"]}
     assert ids(es, s.index("observations")) == {by_name["obs-old"]}
@@ -92,10 +100,11 @@ def test_retention_deletes_exactly_what_is_older_than_the_retention(isolated):
     service = AlertingService(s, clock=lambda: NOW)
     service.retention_if_due()
     assert service.next_retention_at == NOW + timedelta(seconds=s.es_retention_interval_seconds)
-    assert apply_retention(es, s, NOW) == {"logs": 0, "deadletter": 0, "alerts": 0}
+    assert apply_retention(es, s, NOW) == {"logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0}
 
 
 def test_retention_on_a_fresh_install_without_indices_deletes_nothing_and_fails_nothing(isolated, caplog):
     with caplog.at_level(logging.INFO, logger="retention"):
-        assert apply_retention(make_es_client(isolated), isolated, NOW) == {"logs": 0, "deadletter": 0, "alerts": 0}
+        assert apply_retention(make_es_client(isolated), isolated, NOW) == {
+            "logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0}
     assert [r.fields["event.action"] for r in caplog.records] == ["es-retention"]
