@@ -178,17 +178,22 @@ class FaultContext:
             wanted_stats = recompute_hourly_stats(produced)
             wait_until(lambda: stored_hourly_stats(db) == wanted_stats, 120, "hourly stats equal to a recomputation")
 
+            last_by_region = {region: max(when for r, when in expected if r == region) for region in self.region_ids}
+
+            def ahead_of_the_data(region: str) -> bool:
+                mine = list(db[FORECASTS].find({"region_id": region}))
+                return (len(mine) == self.settings.forecast_horizon_hours
+                        and all(f["target_time"] > last_by_region[region] for f in mine))
+
             def forecasts_done():
+                # The job stores a batch's observations before it marks their regions for a
+                # forecast: until then a region can look done with the previous run's forecast.
+                # So wait for forecasts ahead of each region's newest record, not only for "ok".
                 states = list(db[FORECAST_STATE].find({}, {"needs_forecast": 1, "status": 1}))
                 ok = sorted(s["_id"] for s in states if s.get("status") == "ok" and not s.get("needs_forecast"))
-                return ok == self.region_ids and sorted(db[FORECASTS].distinct("region_id")) == self.region_ids
+                return ok == self.region_ids and all(ahead_of_the_data(r) for r in self.region_ids)
 
-            wait_until(forecasts_done, 240, f"forecasts for every region {self.region_ids}")
-            for region in self.region_ids:
-                last = max(when for r, when in expected if r == region)
-                mine = list(db[FORECASTS].find({"region_id": region}))
-                assert len(mine) == self.settings.forecast_horizon_hours
-                assert all(f["target_time"] > last for f in mine), f"{region}: a forecast is not ahead of the data"
+            wait_until(forecasts_done, 240, f"forecasts ahead of the data for every region {self.region_ids}")
             return {"observations": len(want_ids), "kafka_sends_retried": self.feeder.send_failures,
                     "hourly_stats": len(wanted_stats)}
         finally:
