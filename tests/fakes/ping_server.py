@@ -7,31 +7,17 @@ and can be told to answer an error status.
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.local_http import LocalHttpServer
 
 
-class PingServer:
+class PingServer(LocalHttpServer):
     def __init__(self, path: str = "/ping/0f9a-SECRET-TOKEN", status: int = 200):
-        self.path = path
         self.status = status
         self.pings: list[dict] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
-
-    def __enter__(self) -> "PingServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(path)
 
     def _handler(self):
         fake = self

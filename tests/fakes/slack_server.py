@@ -11,35 +11,22 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.local_http import LocalHttpServer
 
 
-class SlackServer:
+class SlackServer(LocalHttpServer):
     """Script items: an int status (429 gets Retry-After: `retry_after`), or
     ("timeout", seconds) to sleep before answering 200 so the client times out."""
 
     def __init__(self, path: str = "/services/T000/B000/XXXXSECRETXXXX", retry_after: float = 1):
-        self.path = path
         self.retry_after = retry_after
         self.script: list = []
         self.requests: list[dict] = []  # every attempt: {"at", "status", "body"}
         self.messages: list[dict] = []  # bodies answered 200 ok (i.e. delivered)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
-
-    def __enter__(self) -> "SlackServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(path)
 
     def wait_for(self, count: int, timeout: float, predicate=lambda m: True) -> list[dict]:
         deadline = time.monotonic() + timeout
