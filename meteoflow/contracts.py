@@ -246,6 +246,7 @@ class MetricSample(BaseModel):
     lag_records: int | None = None  # records on the consumer's topics it has not processed yet
     lag_seconds: float | None = None  # age of its oldest unprocessed record (0 when caught up)
     partitions: int | None = None
+    consumer_started: bool | None = None  # it has processed something (a committed batch, group offsets)
     # store_staleness (newest_at also for a store; age_seconds also for forecast_age)
     newest_at: datetime | None = None  # newest record in the store (Kafka: its last record's timestamp)
     staleness_seconds: float | None = None  # how far the store's newest lies behind Kafka's newest (>= 0)

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from elk.alerting.rules import RULE_MODELS, AlertRules, Grouping
-from meteoflow.contracts import SupervisorEvent, describe_exit
+from meteoflow.contracts import MetricSample, SupervisorEvent, describe_exit
 from meteoflow.freshness import Thresholds, classify
 
 NotificationKind = Literal["alert", "reminder", "recovery"]
@@ -44,6 +44,38 @@ class ServiceFacts:
 
 
 @dataclass(frozen=True)
+class HealthFacts:
+    """The health sampler's recent samples (elk/health/), read from the metrics index or, when
+    Elasticsearch is unavailable, from the sampler's memory."""
+
+    lag: dict[str, list[MetricSample]] = field(default_factory=dict)  # consumer -> samples, newest first
+    stores: dict[str, MetricSample] = field(default_factory=dict)  # kafka, mongodb, elasticsearch
+    services: dict[str, MetricSample] = field(default_factory=dict)  # each supervised server or service
+    forecasts: dict[str, MetricSample] = field(default_factory=dict)  # region_id -> forecast age
+
+
+def health_facts(samples: list[MetricSample], now: datetime, max_age_seconds: float) -> HealthFacts:
+    """Group samples by kind and subject, newest first. A subject whose newest sample is older than
+    `max_age_seconds` is left out: its source failed, and an old value must not pass for a current one."""
+    by_key: dict[tuple[str, str], list[MetricSample]] = {}
+    for sample in sorted(samples, key=lambda x: x.timestamp, reverse=True):
+        by_key.setdefault((sample.kind, sample.subject), []).append(sample)
+    facts = HealthFacts()
+    for (kind, subject), series in by_key.items():
+        if (now - series[0].timestamp).total_seconds() > max_age_seconds:
+            continue
+        if kind == "consumer_lag":
+            facts.lag[subject] = series
+        elif kind == "store_staleness":
+            facts.stores[subject] = series[0]
+        elif kind == "service":
+            facts.services[subject] = series[0]
+        elif kind == "forecast_age":
+            facts.forecasts[subject] = series[0]
+    return facts
+
+
+@dataclass(frozen=True)
 class Facts:
     now: datetime
     regions: dict[str, RegionFacts] = field(default_factory=dict)
@@ -52,6 +84,8 @@ class Facts:
     last_progress_at: datetime | None = None  # latest streaming-batch log line
     deadletters_in_window: int = 0
     services: dict[str, ServiceFacts] = field(default_factory=dict)  # by service name
+    health: HealthFacts = field(default_factory=HealthFacts)
+    elasticsearch_error: str | None = None  # set when Elasticsearch could not be read (facts above are empty)
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,7 @@ class Condition:
     lag_seconds: float | None = None
     value: float | None = None
     threshold: float | None = None
+    title: str | None = None  # the message's headline when the rule's own title says too little
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,6 +131,9 @@ class Incident(BaseModel):
     region_id: str | None = None
     region_name: str | None = None
     opened_at: datetime  # when the condition was first seen (pending from then on; it fires with its alert)
+    pending_since: datetime | None = None  # when its pending period (re)started: opened_at, or when a hold ended
+    inhibited_by: str | None = None  # "rule|subject" of the condition that explains it (held back, not sent)
+    title: str | None = None
     updated_at: datetime
     resolved_at: datetime | None = None
     last_seen: datetime | None = None
@@ -227,11 +265,166 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
                          "so it recovers by itself once the cause is fixed.",
                     last_seen=latest.at, value=float(ev.exits_in_window),
                 ))
+        # The supervisor's state file says so too (sampled straight to Elasticsearch): a crash-loop of
+        # the shipper itself, whose log events cannot be shipped, is still seen.
+        logged = {c.subject for c in found if c.rule == "crash_loop"}
+        for name, sample in facts.health.services.items():
+            if sample.state == "crash-loop" and name not in logged:
+                found.append(Condition(
+                    rule="crash_loop", subject=name, severity=rule.severity,
+                    summary=f"{name} keeps exiting (crash-loop, {sample.restarts or 0} restarts); "
+                            f"last {describe_exit(sample.last_exit_code, sample.last_error)}",
+                    hint=f"./run.sh logs {name} and ./run.sh status show why; the supervisor keeps retrying, "
+                         "so it recovers by itself once the cause is fixed.",
+                    last_seen=sample.timestamp, value=float(sample.restarts or 0),
+                ))
+
+    found += _health_conditions(rules, facts, interval_seconds, silence)
     return {c.key: c for c in found}
+
+
+SERVICE_STATES = {
+    "held": "stopped by the user (./run.sh down {name}); ./run.sh up {name} starts it again",
+    "backoff": "exited and waits to be restarted by the supervisor",
+}
+
+
+def _health_conditions(rules: AlertRules, facts: Facts, interval_seconds: float,
+                       silence: Thresholds) -> list[Condition]:
+    """The rules on the health sampler's signals: consumer lag, services, stores, forecasts, and
+    Elasticsearch itself."""
+    found: list[Condition] = []
+    now = facts.now
+    health = facts.health
+
+    rule = rules.service_down
+    if rule.enabled:
+        for name, sample in sorted(health.services.items()):
+            if sample.up or sample.state in (None, "up", "crash-loop") or name in rule.ignore:
+                continue  # a crash-loop is crash_loop's, with its exits and last error
+            impact = rule.impact.get(name)
+            how = SERVICE_STATES.get(sample.state, sample.state).format(name=name)
+            last = describe_exit(sample.last_exit_code, sample.last_error) if sample.last_exit_code is not None \
+                or sample.last_error else None
+            found.append(Condition(
+                rule="service_down", subject=name, severity=rule.severity,
+                title=f"{impact} ({name} down)" if impact else f"{name} down",
+                summary=(f"{impact}: " if impact else "") + f"{name} is {sample.state}: {how}"
+                        + (f"; last {last}" if last else "") + f" (restarts: {sample.restarts or 0})",
+                hint=f"./run.sh status and ./run.sh logs {name} show why.",
+                last_seen=sample.timestamp, value=0.0,
+            ))
+
+    rule = rules.consumer_lag
+    if rule.enabled:
+        limit = max(rule.threshold_intervals * interval_seconds, rule.min_threshold_seconds)
+        for consumer, series in sorted(health.lag.items()):
+            latest = series[0]
+            too_old = latest.lag_seconds is not None and latest.lag_seconds > limit
+            window = series[:rule.growing_samples]
+            counts = [x.lag_records or 0 for x in reversed(window)]  # oldest first
+            # A consumer that has processed nothing yet is starting (Spark takes a while), not stuck:
+            # only the age of its oldest record can say it lags.
+            growing = (len(window) == rule.growing_samples and latest.consumer_started is not False
+                       and min(counts) > 0 and counts[-1] > counts[0] and all(b >= a for a, b in zip(counts, counts[1:])))
+            if not (too_old or growing):
+                continue
+            what = CONSUMERS.get(consumer, f"consumer {consumer}")
+            found.append(Condition(
+                rule="consumer_lag", subject=consumer, severity=rule.severity,
+                title=f"{what[0].upper()}{what[1:]} is behind Kafka",
+                summary=f"{what[0].upper()}{what[1:]} has {latest.lag_records} records it has not processed, the oldest "
+                        f"{_fmt_seconds(latest.lag_seconds)} old"
+                        + (f" (threshold {_fmt_seconds(limit)})" if too_old else "")
+                        + (f"; its lag grew over the last {len(window)} samples without a drop" if growing else ""),
+                hint=f"./run.sh status and ./run.sh logs {consumer}; the Pipeline health page charts its lag.",
+                last_seen=latest.timestamp, lag_seconds=latest.lag_seconds,
+                value=float(latest.lag_records or 0), threshold=limit,
+            ))
+
+    rule = rules.store_behind
+    if rule.enabled:
+        limit = max(rule.threshold_intervals * interval_seconds, rule.min_threshold_seconds)
+        for store, sample in sorted(health.stores.items()):
+            if store == "kafka" or sample.staleness_seconds is None or sample.staleness_seconds <= limit:
+                continue
+            found.append(Condition(
+                rule="store_behind", subject=store, severity=rule.severity,
+                title=f"{STORES.get(store, store)} behind Kafka",
+                summary=f"{STORES.get(store, store)}'s newest observation is {_fmt_seconds(sample.staleness_seconds)} "
+                        f"behind Kafka's newest record (threshold {_fmt_seconds(limit)})",
+                hint="The Pipeline health page shows each store's newest record; "
+                     + ("the streaming job writes MongoDB." if store == "mongodb" else
+                        "the shipper writes Elasticsearch."),
+                last_seen=sample.newest_at, value=sample.staleness_seconds, threshold=limit,
+            ))
+
+    rule = rules.forecast_stale
+    if rule.enabled:
+        limit = max(rule.stale_after_intervals * interval_seconds, rule.min_stale_seconds)
+        for region_id, sample in sorted(health.forecasts.items()):
+            region = facts.regions.get(region_id)
+            arriving = region is not None and classify(region.last_seen, now, silence) == "fresh"
+            if not arriving or sample.age_seconds is None or sample.age_seconds <= limit:
+                continue  # a region never forecast yet is waiting for history, not stale
+            name = region.region_name or region_id
+            found.append(Condition(
+                rule="forecast_stale", subject=region_id, severity=rule.severity,
+                summary=f"The latest forecast of {name} is {_fmt_seconds(sample.age_seconds)} old while its "
+                        f"observations arrive (threshold {_fmt_seconds(limit)}; last status "
+                        f"{sample.forecast_status or 'unknown'})",
+                hint="Is the forecasting API up (./run.sh status)? The streaming job logs each forecast call "
+                     "(service.name: streaming); the forecast_state collection keeps the last error.",
+                region_id=region_id, region_name=region.region_name, last_seen=sample.model_run_at,
+                value=sample.age_seconds, threshold=limit,
+            ))
+
+    rule = rules.elasticsearch_unavailable
+    if rule.enabled and facts.elasticsearch_error is not None:
+        found.append(Condition(
+            rule="elasticsearch_unavailable", subject="elasticsearch", severity=rule.severity,
+            title="Elasticsearch unavailable",
+            summary=f"The alerting service cannot read Elasticsearch ({facts.elasticsearch_error}): dashboards and "
+                    "the rules on shipped data (region silence, lag, dead letters) are blind; what is still "
+                    "watched comes from Kafka, MongoDB and the supervisor",
+            hint="./run.sh status and ./run.sh logs elasticsearch show why.",
+        ))
+    return found
+
+
+CONSUMERS = {"streaming": "the streaming job", "shipper": "Elasticsearch shipping (the shipper)"}
+STORES = {"mongodb": "MongoDB", "elasticsearch": "Elasticsearch"}
+
+
+def held_back(current: dict[tuple[str, str], Condition], rules: AlertRules) -> dict[tuple[str, str], str]:
+    """Conditions another current condition explains (rules.inhibit): key -> "rule|subject" of the cause.
+
+    A source holds whether it is pending or firing, so a symptom whose `for` is shorter than its
+    cause's never goes out first. A condition is held only by a source that ranks before it (the
+    first `inhibit` entry and source matcher it matches; a condition that is no source ranks last):
+    two conditions that could explain each other never hold each other back, and a chain of causes
+    (Kafka -> shipper -> region silence) holds every symptom down the chain."""
+    def rank(key: tuple[str, str]) -> tuple[float, float]:
+        for n, inh in enumerate(rules.inhibit):
+            for m, matcher in enumerate(inh.source):
+                if matcher.matches(*key):
+                    return (n, m)
+        return (float("inf"), float("inf"))
+
+    held: dict[tuple[str, str], str] = {}
+    for target in current:
+        for source in sorted(current, key=rank):
+            if rank(source) >= rank(target):
+                break
+            if any(inh.holds(source, target) for inh in rules.inhibit):
+                held[target] = "|".join(source)
+                break
+    return held
 
 
 def _apply_condition(inc: Incident, cond: Condition, now: datetime) -> None:
     inc.summary = cond.summary
+    inc.title = cond.title
     inc.hint = cond.hint
     inc.severity = cond.severity
     inc.region_name = cond.region_name or inc.region_name
@@ -245,9 +438,16 @@ def _apply_condition(inc: Incident, cond: Condition, now: datetime) -> None:
 def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incidents: dict[tuple[str, str], Incident],
          rules: AlertRules, eval_interval: float) -> list[Incident]:
     """Incidents to write: new pending ones, those that fire (with their alert), reminders
-    due, and recoveries. Pending ones whose condition cleared are `abandoned`, not here."""
+    due, and recoveries. Pending ones whose condition cleared are `abandoned`, not here.
+
+    A condition another one explains (`held_back`, the rules file's `inhibit`) stays pending and
+    sends nothing; when the hold ends its pending period (at least one evaluation interval) starts
+    again, so the moments in which a cause has recovered and its symptoms have not yet cleared send
+    nothing either. One that had
+    already fired sends no reminder while held, and its recovery as usual."""
     changed: list[Incident] = []
     enabled = {name for name in RULE_MODELS if getattr(rules, name).enabled}
+    held = held_back(current, rules)
     for key, cond in current.items():
         inc = open_incidents.get(key)
         if inc is None:
@@ -257,11 +457,18 @@ def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incident
         else:
             inc = inc.model_copy(deep=True)
         _apply_condition(inc, cond, now)
+        was_held, inc.inhibited_by = inc.inhibited_by, held.get(key)
+        if inc.inhibited_by is not None or (was_held is not None and inc.status == "pending"):
+            inc.pending_since = now
         if inc.status == "pending":
-            if (now - inc.opened_at).total_seconds() >= rules.pending_for(cond.rule, eval_interval):
+            need = rules.pending_for(cond.rule, eval_interval)
+            if inc.pending_since is not None:  # it was held: one more evaluation at least, so the cause's data can catch up
+                need = max(need, eval_interval)
+            since = inc.pending_since or inc.opened_at
+            if inc.inhibited_by is None and (now - since).total_seconds() >= need:
                 inc.status = "firing"
                 inc.add_notification("alert", now)
-        else:
+        elif inc.inhibited_by is None:
             every = rules.reminder_after(cond.rule)
             if every > 0 and (now - inc.last_notified_at()) >= timedelta(seconds=every):
                 inc.add_notification("reminder", now)

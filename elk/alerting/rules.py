@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from meteoflow.freshness import SilenceRule
 
@@ -73,13 +73,92 @@ class CrashLoop(RuleBase):
     window_seconds: float = Field(1800.0, gt=0)
 
 
+class ConsumerLag(RuleBase):
+    """A Kafka consumer (streaming job, shipper) behind the end offsets: its oldest unprocessed record
+    is older than the threshold, or its lag grew without a drop over `growing_samples` health samples."""
+
+    threshold_intervals: float = Field(4.0, gt=0)
+    min_threshold_seconds: float = Field(180.0, ge=0)
+    growing_samples: int = Field(8, ge=2, le=100)
+
+
+class ServiceDown(RuleBase):
+    """A server or service the supervisor of ./run.sh reports not up (held by `./run.sh down NAME`,
+    or waiting to be restarted); a crash-looping one is `crash_loop`'s."""
+
+    severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    ignore: list[str] = []  # services never reported (e.g. one you run elsewhere on purpose)
+    impact: dict[str, str] = {}  # what each one's absence means, said first in its message
+
+
+class StoreBehind(RuleBase):
+    """MongoDB's or Elasticsearch's newest observation lies this far behind Kafka's newest record."""
+
+    threshold_intervals: float = Field(3.0, gt=0)
+    min_threshold_seconds: float = Field(120.0, ge=0)
+
+
+class ForecastStale(RuleBase):
+    """A region's last successful forecast run is older than this while its observations arrive."""
+
+    stale_after_intervals: float = Field(6.0, gt=0)
+    min_stale_seconds: float = Field(600.0, ge=0)
+
+
+class ElasticsearchUnavailable(RuleBase):
+    """The alerting service cannot read or write Elasticsearch: it says so, from its own memory."""
+
+    severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+
+
 RULE_MODELS: dict[str, type[RuleBase]] = {
     "region_silence": RegionSilence,
     "arrival_lag": ArrivalLag,
     "streaming_stalled": StreamingStalled,
     "deadletter_spike": DeadletterSpike,
     "crash_loop": CrashLoop,
+    "consumer_lag": ConsumerLag,
+    "service_down": ServiceDown,
+    "store_behind": StoreBehind,
+    "forecast_stale": ForecastStale,
+    "elasticsearch_unavailable": ElasticsearchUnavailable,
 }
+
+
+class Matcher(BaseModel):
+    """Matches conditions of `rule`, and of `subject` when given (a region id, service, consumer or store)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule: str
+    subject: str | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in RULE_MODELS:
+            raise ValueError(f"unknown rule {value!r}; known: {', '.join(sorted(RULE_MODELS))}")
+        return value
+
+    def matches(self, rule: str, subject: str) -> bool:
+        return rule == self.rule and (self.subject is None or subject == self.subject)
+
+
+class Inhibition(BaseModel):
+    """Alertmanager's inhibit rule: while a condition matching `source` holds (pending or firing),
+    conditions matching `target` are held back: the source names their cause."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: list[Matcher] = Field(min_length=1)
+    target: list[Matcher] = Field(min_length=1)
+    equal_subject: bool = False  # only targets with the same subject as the source
+    why: str = ""
+
+    def holds(self, source: tuple[str, str], target: tuple[str, str]) -> bool:
+        if source == target:
+            return False  # never itself
+        if self.equal_subject and source[1] != target[1]:
+            return False
+        return any(m.matches(*source) for m in self.source) and any(m.matches(*target) for m in self.target)
 
 
 class AlertRules(BaseModel):
@@ -89,6 +168,12 @@ class AlertRules(BaseModel):
     streaming_stalled: StreamingStalled = StreamingStalled()
     deadletter_spike: DeadletterSpike = DeadletterSpike()
     crash_loop: CrashLoop = CrashLoop()
+    consumer_lag: ConsumerLag = ConsumerLag()
+    service_down: ServiceDown = ServiceDown()
+    store_behind: StoreBehind = StoreBehind()
+    forecast_stale: ForecastStale = ForecastStale()
+    elasticsearch_unavailable: ElasticsearchUnavailable = ElasticsearchUnavailable()
+    inhibit: list[Inhibition] = []
 
     def reminder_after(self, rule: str) -> float:
         own = getattr(self, rule).reminder_after_seconds
@@ -117,13 +202,16 @@ def parse_rules(data: object, where: str = "alert rules") -> AlertRules:
         data = {}
     if not isinstance(data, dict):
         raise RulesError(f"{where}: expected a mapping of rule name -> settings, got {type(data).__name__}")
-    known = {"defaults", *RULE_MODELS}
+    known = {"defaults", "inhibit", *RULE_MODELS}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RulesError(f"{where}: unknown rule(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
     problems = []
-    parsed = {}
+    parsed: dict = {}
     for name, section in data.items():
+        if name == "inhibit":
+            parsed[name] = _parse_inhibit(section, problems)
+            continue
         model = Defaults if name == "defaults" else RULE_MODELS[name]
         if section is None:
             section = {}
@@ -141,6 +229,24 @@ def parse_rules(data: object, where: str = "alert rules") -> AlertRules:
     if problems:
         raise RulesError(f"{where}: " + "; ".join(problems))
     return AlertRules(**parsed)
+
+
+def _parse_inhibit(section: object, problems: list[str]) -> list[Inhibition]:
+    if section is None:
+        return []
+    if not isinstance(section, list):
+        problems.append(f"'inhibit': expected a list of {{source, target}} entries, got {type(section).__name__}")
+        return []
+    found = []
+    for n, entry in enumerate(section):
+        try:
+            found.append(Inhibition.model_validate(entry))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+                msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+                problems.append(f"'inhibit' entry {n}, field {field!r}: {msg}")
+    return found
 
 
 def load_rules(path: Path) -> AlertRules:

@@ -18,11 +18,13 @@ from typing import Callable
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from elk.alerting.engine import Incident, Notification, abandoned, conditions, due_groups, last_sent_by_group, plan
+from elk.alerting.engine import (
+    Facts, HealthFacts, Incident, Notification, abandoned, conditions, due_groups, last_sent_by_group, plan,
+)
 from elk.alerting.heartbeat import Pinger
 from elk.alerting.rules import AlertRules, load_rules
 from elk.alerting.slack import SlackSender, digest_message
-from elk.alerting.store import FactsReader, IncidentStore, write_heartbeat
+from elk.alerting.store import FactsReader, IncidentStore, MemoryIncidentStore, health_window, write_heartbeat
 from elk.health.sampler import HealthSampler, start_sampler_thread
 from elk.retention import apply_retention
 from meteoflow.contracts import Heartbeat
@@ -32,9 +34,20 @@ from meteoflow.settings import Settings
 
 log = logging.getLogger("alerting")
 
+# What can still be evaluated without Elasticsearch: the health sampler reads Kafka, MongoDB and the
+# supervisor's state file directly, and keeps its recent samples in memory.
+RULES_WITHOUT_ELASTICSEARCH = frozenset({"service_down", "crash_loop", "consumer_lag", "store_behind",
+                                         "elasticsearch_unavailable"})
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _describe_es_error(exc: Exception) -> str:
+    """Short and free of the URL's credentials: the type, and an HTTP status when there is one."""
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+    return f"{type(exc).__name__}" + (f", HTTP {status}" if status else "")
 
 
 class AlertingService:
@@ -55,19 +68,63 @@ class AlertingService:
         self.grouping = self.rules.grouping(settings.alert_eval_interval_seconds)
         self.where_to_look = self.rules.defaults.dashboard_url or f"http://{settings.bind_host}:{settings.webapp_port}/"
         self.next_retention_at: datetime | None = None  # None: due at the first round
+        self.sampler: HealthSampler | None = None
+        self.last_open: dict[tuple[str, str], Incident] = {}  # as read from Elasticsearch at the last round
+        self.memory = MemoryIncidentStore(settings.run_dir / "alerting" / "incidents-without-elasticsearch.json")
 
     # --- one evaluation ---------------------------------------------------------------
     def evaluate(self) -> list[Incident]:
         now = self.clock()
         open_incidents = self.store.open()
         facts = self.facts.read(self.rules, now)
+        changed = self._evaluate(self.store, facts, open_incidents)
+        self.last_open = self.store.open()
+        return changed
+
+    def _health_from_memory(self, now: datetime) -> HealthFacts:
+        if self.sampler is None:
+            return HealthFacts()
+        return self.sampler.health(now, health_window(self.settings, self.rules)[1])
+
+    def evaluate_without_elasticsearch(self, error: str) -> list[Incident]:
+        """Elasticsearch cannot be read: say so, and evaluate what the health sampler's memory still
+        shows, keeping the incidents in a local store (seeded with those last read from Elasticsearch,
+        so an incident that is already open is not opened twice)."""
+        now = self.clock()
+        self.memory.seed({k: v for k, v in self.last_open.items() if k[0] in RULES_WITHOUT_ELASTICSEARCH})
+        facts = Facts(now=now, health=self._health_from_memory(now), elasticsearch_error=error)
+        open_incidents = {k: v for k, v in self.memory.open().items() if k[0] in RULES_WITHOUT_ELASTICSEARCH}
+        return self._evaluate(self.memory, facts, open_incidents)
+
+    def hand_back(self) -> None:
+        """Elasticsearch answers again: resolve `elasticsearch_unavailable`, and give everything kept
+        locally meanwhile back to the incidents index, where the next evaluation goes on with it."""
+        if not self.memory.incidents:
+            return
+        self.store.open()  # raises while Elasticsearch still does not answer: nothing changes
+        now = self.clock()
+        outage = {k: v for k, v in self.memory.open().items() if k[0] == "elasticsearch_unavailable"}
+        for blip in abandoned({}, outage, self.rules):
+            self.memory.forget(blip)
+        self._record(self.memory, plan(now, {}, outage, self.rules, self.settings.alert_eval_interval_seconds), now)
+        for inc in list(self.memory.incidents.values()):
+            self.store.save(inc)  # raises while Elasticsearch is still not writable: kept for the next round
+        log.info("elasticsearch answers again; %d incidents kept meanwhile are back in it", len(self.memory.incidents))
+        self.memory.clear()
+
+    def _evaluate(self, store, facts: Facts, open_incidents: dict[tuple[str, str], Incident]) -> list[Incident]:
+        now = facts.now
         interval = self.settings.alert_eval_interval_seconds
         current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, open_incidents)
         for blip in abandoned(current, open_incidents, self.rules):
-            self.store.forget(blip)
+            store.forget(blip)
         changed = plan(now, current, open_incidents, self.rules, interval)
+        self._record(store, changed, now)
+        return changed
+
+    def _record(self, store, changed: list[Incident], now: datetime) -> None:
         for inc in changed:
-            self.store.save(inc)  # recorded before anything is sent
+            store.save(inc)  # recorded before anything is sent
             newest = inc.notifications[-1] if inc.notifications else None
             if newest is not None and newest.status == "pending" and newest.created_at == now:
                 level = logging.INFO if newest.kind == "recovery" else logging.WARNING
@@ -76,9 +133,8 @@ class AlertingService:
                     "meteoflow.alert": {"incident_id": inc.incident_id, "rule": inc.rule, "subject": inc.subject,
                                         "region_id": inc.region_id, "status": inc.status},
                 }})
-        return changed
 
-    def deliver(self) -> int:
+    def deliver(self, store=None) -> int:
         """Deliver pending notifications; returns how many Slack messages were sent.
 
         Each incident's notifications go in order (alert before recovery): only its oldest
@@ -86,20 +142,21 @@ class AlertingService:
         digest message once their group is due (`due_groups`: group_wait / group_interval),
         so a producer outage is one alert, not one per region, even across evaluations.
         """
+        store = store or self.store
         now = self.clock()
-        last_sent = last_sent_by_group(self.store.sent_since(now - timedelta(seconds=self.grouping.interval)))
+        last_sent = last_sent_by_group(store.sent_since(now - timedelta(seconds=self.grouping.interval)))
         sent = 0
         for _round in range(3):  # an alert and its recovery may both be due: send both now
-            sent_in_round = self._deliver_round(now, last_sent)
+            sent_in_round = self._deliver_round(store, now, last_sent)
             sent += sent_in_round
             if not sent_in_round:
                 break
         return sent
 
-    def _deliver_round(self, now: datetime, last_sent: dict) -> int:
+    def _deliver_round(self, store, now: datetime, last_sent: dict) -> int:
         sent = 0
         heads: list[tuple[Incident, Notification]] = []
-        for inc in self.store.with_pending():
+        for inc in store.with_pending():
             note = next((n for n in inc.notifications if n.status == "pending"), None)
             if note is None:
                 continue
@@ -107,7 +164,7 @@ class AlertingService:
                 for pending in inc.notifications:
                     if pending.status == "pending":
                         pending.status = "logged"  # no webhook configured: the log line is the alert
-                self.store.save(inc)
+                store.save(inc)
                 continue
             heads.append((inc, note))
         for items in due_groups(heads, last_sent, now, self.grouping):
@@ -127,16 +184,34 @@ class AlertingService:
                     note.sent_at = self.clock()
                 elif result.outcome == "failed":
                     note.status = "failed"
-                self.store.save(inc)
+                store.save(inc)
         return sent
 
     def run_once(self) -> None:
+        self.hand_back()
         self.evaluate()
         self.deliver()
         # Only a completed evaluation counts as alive (a failed read raised before this).
         write_heartbeat(self.settings, self.es, Heartbeat(
             service="alerting", at=self.clock(), interval_seconds=self.settings.alert_eval_interval_seconds))
         self.pinger.ping()
+
+    def evaluation_round(self) -> None:
+        try:
+            self.run_once()
+        except (TransportError, ApiError) as exc:
+            # No facts from it, so nothing of what it holds is decided; what the health sampler still
+            # sees (Kafka, MongoDB, the supervisor) is evaluated and delivered, and the outage named.
+            log.warning("elasticsearch unavailable (%s); evaluating without it", type(exc).__name__)
+            self.run_without_elasticsearch(_describe_es_error(exc))
+
+    def run_without_elasticsearch(self, error: str) -> None:
+        try:
+            self.evaluate_without_elasticsearch(error)
+            self.deliver(self.memory)
+            self.pinger.ping()  # this evaluation ran and delivered: the service is alive
+        except Exception:  # noqa: BLE001 - never let the fallback stop the loop
+            log.exception("evaluation without elasticsearch failed")
 
     def retention_if_due(self) -> None:
         """Elasticsearch retention (elk/retention.py) at the first round, then every interval.
@@ -158,8 +233,8 @@ class AlertingService:
         """Health signals (elk/health/) every METEOFLOW_METRICS_INTERVAL_SECONDS, in their own thread
         with their own clients: a slow or failing source never delays or breaks an evaluation."""
         try:
-            sampler = HealthSampler(self.settings, make_es_client(self.settings, max_retries=1, request_timeout=10))
-            return start_sampler_thread(sampler, self.settings.metrics_interval_seconds, stop)
+            self.sampler = HealthSampler(self.settings, make_es_client(self.settings, max_retries=1, request_timeout=10))
+            return start_sampler_thread(self.sampler, self.settings.metrics_interval_seconds, stop)
         except Exception as exc:  # noqa: BLE001 - alerting goes on without health signals
             log.warning("health sampling not started (%s: %s)", type(exc).__name__, str(exc)[:300])
             return None
@@ -172,11 +247,7 @@ class AlertingService:
                  self.settings.es_retention_days, self.settings.es_retention_interval_seconds)
         while not stop.is_set():
             started = self.clock()
-            try:
-                self.run_once()
-            except (TransportError, ApiError) as exc:
-                # No facts, no decisions: never resolve or open an incident on a failed read.
-                log.warning("elasticsearch unavailable (%s); evaluation skipped", type(exc).__name__)
+            self.evaluation_round()
             self.retention_if_due()  # after the evaluation, so a slow deletion never delays the first one
             elapsed = (self.clock() - started).total_seconds()
             stop.wait(max(0.0, self.settings.alert_eval_interval_seconds - elapsed))

@@ -24,6 +24,11 @@ RULE_TITLES = {
     "streaming_stalled": "Streaming job stalled",
     "deadletter_spike": "Dead-letter spike",
     "crash_loop": "Service in crash-loop",
+    "service_down": "Service down",
+    "consumer_lag": "Consumer behind Kafka",
+    "store_behind": "Store behind Kafka",
+    "forecast_stale": "Forecast stale",
+    "elasticsearch_unavailable": "Elasticsearch unavailable",
 }
 ICONS = {"alert": ":rotating_light:", "reminder": ":hourglass:", "recovery": ":white_check_mark:"}
 
@@ -40,7 +45,7 @@ def _lag(value: float | None) -> str:
 
 def message(incident: Incident, notification: Notification, where_to_look: str | None = None) -> dict:
     """The webhook body: a plain-text fallback plus Block Kit blocks."""
-    title = RULE_TITLES.get(incident.rule, incident.rule)
+    title = incident.title or RULE_TITLES.get(incident.rule, incident.rule)
     region = incident.region_name or incident.region_id
     subject = f"{title}: {region}" if region else title
     if notification.kind == "recovery":
@@ -53,9 +58,9 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
     text = f"{ICONS[notification.kind]} [{incident.severity.upper()}] {headline}"
     fields = [
         f"*Rule*\n`{incident.rule}`",
-        f"*Region*\n{region or 'all'}",
+        f"*Region*\n{region}" if region else f"*Subject*\n{incident.subject}",
         f"*Last seen*\n{_when(incident.last_seen)}",
-        f"*Lag of latest observation*\n{_lag(incident.lag_seconds)}",
+        f"*Lag*\n{_lag(incident.lag_seconds)}",
         f"*Opened*\n{_when(incident.opened_at)}",
         f"*Status*\n{incident.status}",
     ]
@@ -87,11 +92,12 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
     kind = first_note.kind
     verb = {"alert": "", "reminder": "Still firing: ", "recovery": "Recovered: "}[kind]
     severity = max((inc.severity for inc, _ in items), key=lambda s: s == "critical").upper()
-    text = f"{ICONS[kind]} [{severity}] {verb}{title}: {len(items)} regions"
+    noun = "regions" if first_inc.region_id else "components"
+    text = f"{ICONS[kind]} [{severity}] {verb}{title}: {len(items)} {noun}"
     lines = []
     for inc, _note in items[:DIGEST_MAX_LINES]:
         name = inc.region_name or inc.region_id or inc.subject
-        detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}"
+        detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}" if inc.region_id else inc.summary
         if kind == "recovery":
             minutes = ((inc.resolved_at or _note.created_at) - inc.opened_at).total_seconds() / 60
             detail = f"after {minutes:.1f} min"
@@ -104,7 +110,7 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": f"{title} for {len(items)} regions (rule `{first_inc.rule}`):"}},
+                                     "text": f"{title} for {len(items)} {noun} (rule `{first_inc.rule}`):"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
     ]
     if look:

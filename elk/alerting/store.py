@@ -3,17 +3,23 @@ incident state (one document per incident in the alerts index)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from elk.alerting.engine import Facts, Incident, RegionFacts, ServiceFacts
+from pydantic import ValidationError
+
+from elk.alerting.engine import Facts, HealthFacts, Incident, RegionFacts, ServiceFacts, health_facts
 from elk.alerting.rules import AlertRules
 from meteoflow.contracts import (
-    BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, Heartbeat, SupervisorEvent,
+    BACKFILL_BATCH_PREFIX, STREAMING_BATCH_ACTION, SUPERVISOR_ACTIONS, Heartbeat, MetricSample, SupervisorEvent,
     counted_deadletters,
 )
 from meteoflow.settings import Settings
 
+log = logging.getLogger("alerting")
 MAX_REGIONS = 10_000
 _SEARCH = dict(ignore_unavailable=True, allow_no_indices=True)
 
@@ -68,10 +74,44 @@ def service_facts_from_aggs(aggs: dict[str, Any]) -> dict[str, ServiceFacts]:
     return services
 
 
+def health_window(settings: Settings, rules: AlertRules) -> tuple[float, float]:
+    """(how far back the rules read health samples, the age past which a subject's newest sample is
+    ignored): enough samples for `consumer_lag.growing_samples`, and 3 sampling intervals of slack."""
+    every = settings.metrics_interval_seconds
+    return every * (rules.consumer_lag.growing_samples + 2), max(3 * every, 2 * settings.alert_eval_interval_seconds)
+
+
+def samples_from_aggs(aggs: dict[str, Any]) -> list[MetricSample]:
+    """The samples of the per-(kind, subject) top_hits; a malformed document is skipped."""
+    samples = []
+    for kind in aggs.get("kinds", {}).get("buckets", []):
+        for subject in kind.get("subjects", {}).get("buckets", []):
+            for hit in subject["latest"]["hits"]["hits"]:
+                try:
+                    samples.append(MetricSample.model_validate(hit["_source"]))
+                except ValidationError:
+                    continue
+    return samples
+
+
 class FactsReader:
     def __init__(self, settings: Settings, es):
         self.settings = settings
         self.es = es
+
+    def health(self, rules: AlertRules, now: datetime) -> HealthFacts:
+        """Recent health samples (elk/health/), newest first per kind and subject."""
+        lookback, max_age = health_window(self.settings, rules)
+        resp = self.es.search(
+            index=self.settings.index("metrics"), size=0, **_SEARCH,
+            query={"range": {"@timestamp": {"gte": (now - timedelta(seconds=lookback)).isoformat()}}},
+            aggs={"kinds": {"terms": {"field": "kind", "size": 10}, "aggs": {"subjects": {
+                "terms": {"field": "subject", "size": MAX_REGIONS},
+                "aggs": {"latest": {"top_hits": {"size": rules.consumer_lag.growing_samples,
+                                                 "sort": [{"@timestamp": "desc"}]}}},
+            }}}},
+        )
+        return health_facts(samples_from_aggs(resp.get("aggregations") or {}), now, max_age)
 
     def read(self, rules: AlertRules, now: datetime) -> Facts:
         s = self.settings
@@ -133,6 +173,7 @@ class FactsReader:
             last_progress_at=_ms(((progress.get("aggregations") or {}).get("last") or {}).get("value")),
             deadletters_in_window=int(dead["count"]),
             services=service_facts_from_aggs(supervisor.get("aggregations") or {}),
+            health=self.health(rules, now),
         )
 
 
@@ -174,3 +215,63 @@ class IncidentStore:
     def all(self) -> list[Incident]:
         """Every incident that fired (pending ones are not incidents yet)."""
         return self._search({"bool": {"must_not": {"term": {"status": "pending"}}}})
+
+
+class MemoryIncidentStore:
+    """The incidents the service keeps while Elasticsearch is unavailable, with the interface of
+    IncidentStore. Kept in a JSON file too, so a restart while Elasticsearch is still down neither
+    re-sends nor forgets; handed back to Elasticsearch once it answers again."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self.incidents: dict[str, Incident] = {}
+        if path is not None and path.exists():
+            try:
+                raw = json.loads(path.read_text())
+                self.incidents = {k: Incident.model_validate(v) for k, v in raw.items()}
+            except (ValueError, ValidationError, AttributeError) as exc:
+                log.warning("ignoring unreadable %s (%s)", path, type(exc).__name__)
+
+    def _persist(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({k: v.model_dump(mode="json") for k, v in self.incidents.items()}))
+            tmp.replace(self.path)
+        except OSError as exc:  # a read-only disk costs the restart-safety, never the alert
+            log.warning("cannot keep %s (%s)", self.path, exc)
+
+    def seed(self, incidents: dict[tuple[str, str], Incident]) -> None:
+        """What was open in Elasticsearch when it was last read, unless already known here."""
+        for inc in incidents.values():
+            self.incidents.setdefault(inc.incident_id, inc.model_copy(deep=True))
+        self._persist()
+
+    def save(self, incident: Incident) -> None:
+        incident.refresh_pending()
+        self.incidents[incident.incident_id] = incident.model_copy(deep=True)
+        self._persist()
+
+    def open(self) -> dict[tuple[str, str], Incident]:
+        return {i.key: i.model_copy(deep=True) for i in self.incidents.values() if i.status in ("pending", "firing")}
+
+    def with_pending(self) -> list[Incident]:
+        return [i.model_copy(deep=True) for i in self.incidents.values() if i.pending_notifications > 0]
+
+    def sent_since(self, since: datetime) -> list[Incident]:
+        return [i.model_copy(deep=True) for i in self.incidents.values()
+                if any(n.sent_at is not None and n.sent_at >= since for n in i.notifications)]
+
+    def forget(self, incident: Incident) -> None:
+        self.incidents.pop(incident.incident_id, None)
+        self._persist()
+
+    def all(self) -> list[Incident]:
+        return [i.model_copy(deep=True) for i in self.incidents.values() if i.status != "pending"]
+
+    def clear(self) -> None:
+        self.incidents = {}
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from elk.alerting.engine import HealthFacts, health_facts
 from elk.health.signals import (
     consumer_lag_sample, forecast_age_samples, service_samples, store_staleness_samples,
 )
@@ -20,9 +22,11 @@ from elk.health.sources import (
 )
 from meteoflow.contracts import MetricSample
 from meteoflow.kafka import all_topics
+from meteoflow.processes import pid_alive
 from meteoflow.settings import Settings
 
 log = logging.getLogger("health")
+KEPT_ROUNDS = 20  # rounds of samples kept in memory for alerting while Elasticsearch is unavailable
 
 
 def utc_now() -> datetime:
@@ -58,6 +62,8 @@ class HealthSampler:
         self.elasticsearch = ElasticsearchHealthSource(settings, es)
         self.clock = clock
         self.failed: list[str] = []  # the sources that failed in the last round
+        self._recent: deque[list[MetricSample]] = deque(maxlen=KEPT_ROUNDS)
+        self._lock = threading.Lock()  # the sampler thread appends, the alerting loop reads
 
     def _try(self, source: str, read: Callable[[], Any]) -> tuple[bool, Any]:
         """(True, what `read` returned), or (False, None) after logging why the source failed."""
@@ -104,7 +110,8 @@ class HealthSampler:
 
         def services() -> list[MetricSample]:
             state = read_supervisor_state(supervisor_state_file(s))
-            return [] if state is None else service_samples(now, state)
+            # A state file whose supervisor has ended says how things were, not how they are.
+            return [] if state is None or not pid_alive(state.pid) else service_samples(now, state)
 
         samples += self._samples("supervisor", services)
         samples += self._samples("mongodb:forecasts", lambda: forecast_age_samples(now, self.mongo.forecast_states()))
@@ -125,6 +132,8 @@ class HealthSampler:
     def run_once(self) -> list[MetricSample]:
         """Sample and store; a failure is a warning, never an exception."""
         samples = self.sample()
+        with self._lock:
+            self._recent.append(samples)
         try:
             self.write(samples)
         except Exception as exc:  # noqa: BLE001 - elasticsearch down: this round's samples are lost, the next come
@@ -132,6 +141,14 @@ class HealthSampler:
                         extra={"fields": {"event.action": "health-sample", "event.outcome": "failure",
                                           "meteoflow.health": {"source": "elasticsearch:write"}}})
         return samples
+
+    def recent(self) -> list[MetricSample]:
+        """The samples of the last KEPT_ROUNDS rounds, whether or not Elasticsearch took them."""
+        with self._lock:
+            return [sample for round_ in self._recent for sample in round_]
+
+    def health(self, now: datetime, max_age_seconds: float) -> HealthFacts:
+        return health_facts(self.recent(), now, max_age_seconds)
 
     def close(self) -> None:
         self.kafka.close()

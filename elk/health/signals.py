@@ -104,8 +104,9 @@ def consumer_lag_sample(now: datetime, reading: ConsumerReading) -> MetricSample
     else:
         times = [p.oldest_unprocessed_at for p in behind if p.oldest_unprocessed_at is not None]
         seconds = max(0.0, (now - min(times)).total_seconds()) if times else None
+    started = any(p.position is not None for p in reading.partitions.values())
     return MetricSample(timestamp=now, kind="consumer_lag", subject=reading.consumer, lag_records=lag,
-                        lag_seconds=seconds, partitions=len(reading.partitions))
+                        lag_seconds=seconds, partitions=len(reading.partitions), consumer_started=started)
 
 
 # --- end-to-end staleness -------------------------------------------------------------------

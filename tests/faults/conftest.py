@@ -49,6 +49,8 @@ ALERT_RULES = {
     "streaming_stalled": {"stalled_after_intervals": STALLED_AFTER / EXPECTED_INTERVAL,
                           "min_stalled_seconds": STALLED_AFTER},
     "deadletter_spike": {"max_count": 10, "window_seconds": DEADLETTER_WINDOW},
+    # Fires at the first evaluation Elasticsearch misses, so its restart deserves exactly one.
+    "elasticsearch_unavailable": {"for_seconds": 0},
 }
 _DELIVERY = re.compile(r"delivery `([^`]+)`")
 
