@@ -98,17 +98,20 @@ class AlertingService:
 
     def hand_back(self) -> None:
         """Elasticsearch answers again: resolve `elasticsearch_unavailable`, and give everything kept
-        locally meanwhile back to the incidents index, where the next evaluation goes on with it."""
+        locally meanwhile back to the incidents index, where the next evaluation goes on with it.
+        Nothing local changes until every write went through, so a failed hand-back is simply retried."""
         if not self.memory.incidents:
             return
-        self.store.open()  # raises while Elasticsearch still does not answer: nothing changes
+        self.store.open()  # raises while Elasticsearch still does not answer
         now = self.clock()
         outage = {k: v for k, v in self.memory.open().items() if k[0] == "elasticsearch_unavailable"}
-        for blip in abandoned({}, outage, self.rules):
-            self.memory.forget(blip)
-        self._record(self.memory, plan(now, {}, outage, self.rules, self.settings.alert_eval_interval_seconds), now)
-        for inc in list(self.memory.incidents.values()):
-            self.store.save(inc)  # raises while Elasticsearch is still not writable: kept for the next round
+        gone = {blip.incident_id for blip in abandoned({}, outage, self.rules)}
+        resolved = plan(now, {}, outage, self.rules, self.settings.alert_eval_interval_seconds)
+        skip = gone | {inc.incident_id for inc in resolved}
+        for inc in self.memory.incidents.values():
+            if inc.incident_id not in skip:
+                self.store.save(inc.model_copy(deep=True))
+        self._record(self.store, resolved, now)  # its recovery goes out with the next delivery
         log.info("elasticsearch answers again; %d incidents kept meanwhile are back in it", len(self.memory.incidents))
         self.memory.clear()
 

@@ -250,3 +250,28 @@ def test_without_elasticsearch_the_service_names_it_and_still_alerts_on_what_it_
     again.sampler = svc.sampler
     again.evaluation_round()
     assert len(sender.bodies) == 2
+
+
+@pytest.mark.parametrize("template, model", [("alerts", "Incident"), ("metrics", "MetricSample")])
+def test_every_field_of_the_documents_is_in_their_strict_index_template(template, model):
+    """The templates are `dynamic: strict`: a field missing there makes Elasticsearch refuse the document."""
+    import json
+
+    from elk.alerting import engine
+    from meteoflow import contracts
+
+    cls = getattr(engine, model, None) or getattr(contracts, model)
+    mapping = json.loads((REPO_ROOT / "elk" / "templates" / f"{template}.json").read_text())
+    props = mapping["template"]["mappings"]["properties"]
+
+    def missing(model_cls, known):
+        for name, field in model_cls.model_fields.items():
+            key = field.alias or name
+            if key not in known:
+                yield key
+            sub = field.annotation
+            inner = getattr(sub, "__args__", (sub,))[0]
+            if isinstance(inner, type) and hasattr(inner, "model_fields") and key in known:
+                yield from (f"{key}.{k}" for k in missing(inner, known[key]["properties"]))
+
+    assert list(missing(cls, props)) == []
