@@ -5,6 +5,8 @@
     GET /api/regions                  every region: latest observation, freshness, last seen, lag
     GET /api/regions/{id}?hours=48    one region: observations, hourly stats, latest forecast
     GET /api/status                   pipeline health: arrivals, lag, streaming batches, alerts, dead letters
+    GET /api/health?minutes=30        the pipeline watching itself (elk/health/ samples): services, consumer
+                                      lag with its series over the window, store staleness, forecast age
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger("webapp")
 
 REGION_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"  # the schema's region_id pattern
 MAX_HOURS = 720  # 30 days: the window a chart can still draw point by point
+MAX_HEALTH_MINUTES = 360  # lag chart window: 6 h (at most views.MAX_LAG_POINTS points whatever the window)
 
 NOT_BUILT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Meteoflow: web app not built</title></head><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;line-height:1.5">
@@ -195,6 +198,30 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
             "alerting": views.alerting_status(heartbeat, now),
             "errors": errors,
         }
+
+    # Its own route rather than part of /api/status: it reads another index (the health samples,
+    # written beside the pipeline rather than through it) and fails on its own.
+    @app.get("/api/health")
+    def pipeline_health(
+        minutes: int = Query(30, ge=5, le=MAX_HEALTH_MINUTES,
+                             description=f"Window of the consumer-lag series in minutes (5-{MAX_HEALTH_MINUTES})"),
+    ) -> dict[str, Any]:
+        now = clock()
+        store_ = get_store()
+        interval = settings.metrics_interval_seconds
+        start = now - timedelta(minutes=minutes)
+        bucket = views.lag_bucket_seconds(minutes * 60, interval)
+        errors: dict[str, str] = {}
+        latest, err = _attempt(lambda: store_.health_latest(since=now - views.HEALTH_LOOKBACK), {})
+        if err:
+            errors["metrics"] = err
+        series: dict[str, Any] = {}
+        if not errors:  # Elasticsearch failed the first read: no second wait for the same answer
+            series, err = _attempt(lambda: store_.lag_series(start, now, bucket), {})
+            if err:
+                errors["lag_series"] = err
+        return views.health_body(latest, series, now, interval, (start, now), bucket,
+                                 far_behind_after=limits.late_after_seconds, errors=errors)
 
     @app.get("/api/{rest:path}", include_in_schema=False)
     def api_not_found(rest: str) -> None:

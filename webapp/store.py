@@ -1,5 +1,5 @@
 """Thin read adapters over MongoDB (observations, hourly stats, forecasts) and
-Elasticsearch (arrivals, pipeline logs, alerts, dead letters).
+Elasticsearch (arrivals, pipeline logs, alerts, dead letters, health samples).
 
 Elasticsearch reads tolerate missing indices (`ignore_unavailable`, unmapped sort
 fields): a pipeline that has not shipped anything yet is an empty state, not an error.
@@ -199,3 +199,45 @@ class Store:
             ],
         }
 
+
+    # --- pipeline health (<prefix>-metrics, written by elk/health/) -----------------------------
+    def health_latest(self, since: datetime) -> dict[str, Any]:
+        """Aggregations of the metrics index: `newest` (time of the newest sample of all) and, over
+        the samples since `since`, the latest per kind and subject (parsed by views.latest_samples)."""
+        resp = self._search(
+            "metrics",
+            size=0,
+            aggs={
+                "newest": {"max": {"field": "@timestamp"}},
+                "recent": {
+                    "filter": {"range": {"@timestamp": {"gte": since.isoformat()}}},
+                    "aggs": {"kinds": {"terms": {"field": "kind", "size": 10}, "aggs": {
+                        "subjects": {"terms": {"field": "subject", "size": 1000}, "aggs": {
+                            "latest": {"top_hits": {
+                                "size": 1, "sort": [{"@timestamp": {"order": "desc", "unmapped_type": "date"}}]}}}}}}},
+                },
+            },
+        )
+        return resp.get("aggregations") or {}
+
+    def lag_series(self, start: datetime, end: datetime, bucket_seconds: int) -> dict[str, Any]:
+        """Aggregations of the consumer-lag samples in [start, end]: per consumer, per bucket of
+        `bucket_seconds`, the max of lag_records and of lag_seconds (parsed by views.lag_series)."""
+        resp = self._search(
+            "metrics",
+            size=0,
+            query={"bool": {"filter": [
+                {"term": {"kind": "consumer_lag"}},
+                {"range": {"@timestamp": {"gte": start.isoformat(), "lte": end.isoformat()}}},
+            ]}},
+            aggs={"consumers": {"terms": {"field": "subject", "size": 50}, "aggs": {"over_time": {
+                "date_histogram": {
+                    "field": "@timestamp", "fixed_interval": f"{bucket_seconds}s", "min_doc_count": 0,
+                    # every bucket of the window, so a stopped sampler shows as a gap, not a shorter line
+                    "extended_bounds": {"min": int(start.timestamp() * 1000), "max": int(end.timestamp() * 1000)},
+                },
+                "aggs": {"lag_records": {"max": {"field": "lag_records"}},
+                         "lag_seconds": {"max": {"field": "lag_seconds"}}},
+            }}}},
+        )
+        return resp.get("aggregations") or {}

@@ -7,6 +7,7 @@ how arrivals are counted, so they are unit-tested without servers.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
@@ -215,3 +216,176 @@ def alerting_status(heartbeat: Mapping[str, Any] | None, now: datetime) -> dict[
     if at is not None and interval:
         stale = (now - at).total_seconds() > ALERTING_STALE_AFTER_INTERVALS * float(interval)
     return {"last_evaluation_at": iso(at), "interval_seconds": interval, "stale": stale}
+
+
+# --- pipeline health: the samples of elk/health/ in the <prefix>-metrics index ------------------
+HEALTH_STALE_AFTER_INTERVALS = 3  # a sample older than this many sampling intervals is not current
+HEALTH_LOOKBACK = timedelta(hours=24)  # how far back the latest sample of each subject is looked for
+MAX_LAG_POINTS = 60  # points per consumer in the lag chart, whatever the window
+MAX_ERROR_CHARS = 500
+
+
+def _number(source: Mapping[str, Any], key: str) -> float | int | None:
+    value = source.get(key)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(source: Mapping[str, Any], key: str, limit: int = 100) -> str | None:
+    value = source.get(key)
+    return str(value)[:limit] if value is not None else None
+
+
+def lag_bucket_seconds(window_seconds: float, interval_seconds: float) -> int:
+    """Width of one point of the lag chart: a sampling interval, or wider so that the window
+    has at most MAX_LAG_POINTS points (whole seconds: Elasticsearch's fixed_interval)."""
+    return max(1, math.ceil(max(interval_seconds, window_seconds / MAX_LAG_POINTS)))
+
+
+def latest_samples(aggregations: Mapping[str, Any] | None) -> tuple[datetime | None, dict[str, dict[str, Mapping[str, Any]]]]:
+    """The aggregations of Store.health_latest -> (time of the newest sample, {kind: {subject: its
+    latest sample}}). Anything missing (no index, no samples) is an empty result, not an error."""
+    aggs = aggregations or {}
+    newest = as_utc((aggs.get("newest") or {}).get("value"))  # epoch millis, None without samples
+    latest: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for kind in ((aggs.get("recent") or {}).get("kinds") or {}).get("buckets", []):
+        for subject in (kind.get("subjects") or {}).get("buckets", []):
+            hits = ((subject.get("latest") or {}).get("hits") or {}).get("hits") or []
+            if hits and isinstance(hits[0].get("_source"), Mapping):
+                latest.setdefault(str(kind.get("key")), {})[str(subject.get("key"))] = hits[0]["_source"]
+    return newest, latest
+
+
+def lag_series(aggregations: Mapping[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+    """The aggregations of Store.lag_series -> {consumer: [{at, lag_records, lag_seconds}]}, one point
+    per bucket, oldest first; a bucket without a sample has None values (a gap in the chart)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for consumer in (((aggregations or {}).get("consumers") or {}).get("buckets", [])):
+        points = []
+        for bucket in (consumer.get("over_time") or {}).get("buckets", []):
+            records = (bucket.get("lag_records") or {}).get("value")
+            seconds = (bucket.get("lag_seconds") or {}).get("value")
+            points.append({
+                "at": iso(bucket.get("key")),
+                "lag_records": int(records) if isinstance(records, (int, float)) else None,
+                "lag_seconds": round(float(seconds), 1) if isinstance(seconds, (int, float)) else None,
+            })
+        out[str(consumer.get("key"))] = points
+    return out
+
+
+def _sampled(source: Mapping[str, Any], now: datetime, stale_after: float) -> dict[str, Any]:
+    """When the sample was taken, and whether it is too old to stand for the present."""
+    at = as_utc(source.get("@timestamp"))
+    age = max(0.0, (now - at).total_seconds()) if at else None
+    return {"sampled_at": iso(at), "sample_age_seconds": round(age, 1) if age is not None else None,
+            "stale": age is None or age > stale_after}
+
+
+def service_row(name: str, source: Mapping[str, Any], now: datetime, stale_after: float) -> dict[str, Any]:
+    """A server or service of ./run.sh. Its last error was masked by the supervisor (no secrets)."""
+    up = _number(source, "up")
+    return {
+        "name": name,
+        "state": _text(source, "state", 20),  # up, backoff, crash-loop, held
+        "up": bool(up) if up is not None else None,
+        "uptime_seconds": _number(source, "uptime_seconds"),
+        "restarts": _number(source, "restarts"),
+        "last_exit_code": _number(source, "last_exit_code"),
+        "last_error": _text(source, "last_error", MAX_ERROR_CHARS),
+        **_sampled(source, now, stale_after),
+    }
+
+
+def consumer_row(name: str, source: Mapping[str, Any] | None, series: list[dict[str, Any]], now: datetime,
+                 stale_after: float) -> dict[str, Any]:
+    source = source or {}
+    return {
+        "name": name,
+        "lag_records": _number(source, "lag_records"),
+        "lag_seconds": _number(source, "lag_seconds"),
+        "partitions": _number(source, "partitions"),
+        **_sampled(source, now, stale_after),
+        "series": series,
+    }
+
+
+def store_row(name: str, source: Mapping[str, Any], now: datetime, stale_after: float,
+              far_behind_after: float) -> dict[str, Any]:
+    """A store's newest record against Kafka's. `status`: reference (Kafka itself), unknown (either
+    has nothing yet), in_step, behind, or far_behind (more than `far_behind_after`, the web app's
+    "late" threshold: its regions would show late)."""
+    staleness = _number(source, "staleness_seconds")
+    if name == "kafka":
+        status = "reference"
+    elif staleness is None:
+        status = "unknown"
+    elif staleness <= 0:
+        status = "in_step"
+    else:
+        status = "far_behind" if staleness > far_behind_after else "behind"
+    return {
+        "name": name,
+        "newest_at": iso(source.get("newest_at")),
+        "staleness_seconds": staleness,
+        "age_seconds": _number(source, "age_seconds"),
+        "status": status,
+        **_sampled(source, now, stale_after),
+    }
+
+
+def forecast_row(region_id: str, source: Mapping[str, Any], now: datetime, stale_after: float) -> dict[str, Any]:
+    return {
+        "region_id": region_id,
+        "model_run_at": iso(source.get("model_run_at")),
+        "age_seconds": _number(source, "age_seconds"),
+        "forecast_status": _text(source, "forecast_status", 20),
+        **_sampled(source, now, stale_after),
+    }
+
+
+STORE_ORDER = ("kafka", "elasticsearch", "mongodb")  # Kafka first: the others are measured against it
+
+
+def health_body(latest: Mapping[str, Any] | None, series: Mapping[str, Any] | None, now: datetime,
+                interval_seconds: float, window: tuple[datetime, datetime], bucket_seconds: int,
+                far_behind_after: float, errors: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The body of GET /api/health from the two reads of the metrics index.
+
+    `state`: ok; stale (the newest sample is older than HEALTH_STALE_AFTER_INTERVALS sampling
+    intervals: the sampler stopped, the values are the last known); empty (no sample at all: the
+    index is absent or empty); unavailable (Elasticsearch could not be read)."""
+    errors = dict(errors or {})
+    stale_after = HEALTH_STALE_AFTER_INTERVALS * interval_seconds
+    newest, by_kind = latest_samples(latest)
+    points = lag_series(series)
+    newest_age = max(0.0, (now - newest).total_seconds()) if newest else None
+    if "metrics" in errors:
+        state, message = "unavailable", f"Health samples cannot be read: {errors['metrics']}"
+    elif newest is None:
+        state, message = "empty", (f"No health samples yet: the alerting service writes them every "
+                                   f"{interval_seconds:g} s. Is it running?")
+    elif newest_age is not None and newest_age > stale_after:
+        state, message = "stale", (f"Health samples stopped: the newest is {newest_age:.0f} s old, more than "
+                                   f"{HEALTH_STALE_AFTER_INTERVALS} sampling intervals. The values are the last "
+                                   "known, not current. Is the alerting service running?")
+    else:
+        state, message = "ok", None
+    stores = by_kind.get("store_staleness", {})
+    consumers = by_kind.get("consumer_lag", {})
+    return {
+        "generated_at": iso(now),
+        "state": state,
+        "message": message,
+        "interval_seconds": interval_seconds,
+        "stale_after_seconds": stale_after,
+        "newest_sample_at": iso(newest),
+        "newest_sample_age_seconds": round(newest_age, 1) if newest_age is not None else None,
+        "window": {"start": iso(window[0]), "end": iso(window[1]), "bucket_seconds": bucket_seconds},
+        "services": [service_row(name, src, now, stale_after) for name, src in sorted(by_kind.get("service", {}).items())],
+        "consumers": [consumer_row(name, consumers.get(name), points.get(name, []), now, stale_after)
+                      for name in sorted(set(consumers) | set(points))],
+        "stores": [store_row(name, stores[name], now, stale_after, far_behind_after)
+                   for name in sorted(stores, key=lambda s: (STORE_ORDER.index(s) if s in STORE_ORDER else 99, s))],
+        "forecasts": [forecast_row(rid, src, now, stale_after) for rid, src in sorted(by_kind.get("forecast_age", {}).items())],
+        "errors": errors,
+    }
