@@ -280,6 +280,30 @@ def live_app(stack: Settings, tmp_path_factory, built_frontend) -> LiveApp:
             seeder.close()
 
 
+def webapp_settings(stack: Settings, tmp_path: Path, **overrides) -> Settings:
+    """Isolated settings for one web app of a test, polling every second on a port of its own."""
+    return isolated_settings(stack, tmp_path, webapp_port=free_port(), webapp_refresh_seconds=1.0, **overrides)
+
+
+@pytest.fixture
+def start_webapp(stack, tmp_path, built_frontend):
+    """`start(settings=None, **overrides) -> url`: serves the built app with `python -m webapp` over
+    `settings` (default: webapp_settings with the overrides); stopped after the test."""
+    started: list[Service] = []
+
+    def start(settings: Settings | None = None, **overrides) -> str:
+        settings = settings or webapp_settings(stack, tmp_path, **overrides)
+        svc = Service("webapp", settings, tmp_path).start()
+        started.append(svc)
+        url = f"http://{settings.bind_host}:{settings.webapp_port}"
+        wait_for("the web app", lambda: get_json(f"{url}/health")["status"] == "ok", 60, [svc])
+        return url
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

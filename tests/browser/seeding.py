@@ -3,7 +3,8 @@
 MongoDB documents come from the streaming job's own document builders
 (streaming.records), Elasticsearch documents from the shipper's (elk.shipper.documents)
 applied to Kafka records carrying `Observation.to_message()` / ECS log lines / dead
-letters, and alert incidents follow elk/templates/alerts.json. So a change of shape on
+letters, health samples are MetricSample documents written as the sampler writes them, and
+alert incidents follow elk/templates/alerts.json. So a change of shape on
 either side breaks these tests instead of passing silently.
 """
 
@@ -17,9 +18,10 @@ from itertools import count
 
 from elasticsearch import helpers
 
+from elk.health.sampler import bulk_index_operations
 from elk.shipper.documents import KafkaRecord, to_action
 from meteoflow import contracts
-from meteoflow.contracts import DeadLetter, doc_id
+from meteoflow.contracts import DeadLetter, MetricSample, doc_id
 from meteoflow.es import make_es_client
 from meteoflow.logs import EcsJsonFormatter
 from meteoflow.mongo import database, make_mongo_client
@@ -178,6 +180,11 @@ class Seeder:
             if shipper_too:
                 actions.append(to_action(self.settings, bad, now))  # the shipper's own rejection
         self._bulk(actions)
+
+    def metrics(self, samples: list[MetricSample]) -> None:
+        """Health samples, as the alerting service's sampler writes them (elk/health/sampler.py)."""
+        resp = self.es.bulk(operations=bulk_index_operations(self.settings.index("metrics"), samples), refresh="wait_for")
+        assert not resp["errors"], resp["items"][:3]
 
     # --- plumbing --------------------------------------------------------------------
     def _record(self, topic: str, key: bytes | None, value: bytes, now: datetime) -> KafkaRecord:

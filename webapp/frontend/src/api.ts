@@ -159,3 +159,74 @@ export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> 
   }
   return (await response.json()) as T;
 }
+
+// --- GET /api/health: the pipeline watching itself (samples of elk/health/) -------------------
+
+/** When the sample was taken; stale: older than 3 sampling intervals, so not the present. */
+export interface Sampled {
+  sampled_at: string | null;
+  sample_age_seconds: number | null;
+  stale: boolean;
+}
+
+export interface ServiceHealth extends Sampled {
+  name: string;
+  /** up, backoff (restarting after an exit), crash-loop, held (stopped with ./run.sh down) */
+  state: string | null;
+  up: boolean | null;
+  uptime_seconds: number | null;
+  restarts: number | null;
+  last_exit_code: number | null;
+  /** last error-looking line of its log, secrets masked by the supervisor */
+  last_error: string | null;
+}
+
+export interface LagPoint {
+  at: string;
+  lag_records: number | null;
+  lag_seconds: number | null;
+}
+
+export interface ConsumerHealth extends Sampled {
+  name: string;
+  lag_records: number | null;
+  lag_seconds: number | null;
+  partitions: number | null;
+  /** max per bucket over the window, oldest first; null values: no sample in that bucket */
+  series: LagPoint[];
+}
+
+export type StoreStatus = "reference" | "unknown" | "in_step" | "behind" | "far_behind";
+
+export interface StoreHealth extends Sampled {
+  name: string;
+  newest_at: string | null;
+  /** how far its newest record lies behind Kafka's newest */
+  staleness_seconds: number | null;
+  age_seconds: number | null;
+  status: StoreStatus;
+}
+
+export interface ForecastHealth extends Sampled {
+  region_id: string;
+  model_run_at: string | null;
+  age_seconds: number | null;
+  forecast_status: string | null;
+}
+
+export interface HealthResponse {
+  generated_at: string;
+  /** stale: the newest sample is older than 3 intervals; empty: no sample at all; unavailable: not readable */
+  state: "ok" | "stale" | "empty" | "unavailable";
+  message: string | null;
+  interval_seconds: number;
+  stale_after_seconds: number;
+  newest_sample_at: string | null;
+  newest_sample_age_seconds: number | null;
+  window: { start: string; end: string; bucket_seconds: number };
+  services: ServiceHealth[];
+  consumers: ConsumerHealth[];
+  stores: StoreHealth[];
+  forecasts: ForecastHealth[];
+  errors: Record<string, string>;
+}

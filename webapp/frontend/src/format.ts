@@ -143,3 +143,13 @@ export function timeTicks(startMs: number, endMs: number, offsetSeconds: number,
   for (; t <= endMs; t += stepMs) ticks.push(t);
   return ticks;
 }
+
+/** Time ticks on round minutes (1, 2, 5, 10, 15, 30 min, 1, 2, 3, 6 h) for windows of minutes to hours. Epoch millis. */
+export function minuteTicks(startMs: number, endMs: number, maxTicks = 6): number[] {
+  const minutes = (endMs - startMs) / 60_000;
+  const step = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360].find((m) => minutes / m <= maxTicks) ?? 720;
+  const stepMs = step * 60_000;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(startMs / stepMs) * stepMs; t <= endMs; t += stepMs) ticks.push(t);
+  return ticks;
+}

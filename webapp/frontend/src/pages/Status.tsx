@@ -1,5 +1,6 @@
 import type { Alert, StatusResponse, StreamingBatch } from "../api";
 import { Empty, ErrorBanner, FreshnessBadge, Loading, Sparkline } from "../components/common";
+import { PipelineSelfCheck } from "../components/HealthPanels";
 import { ago, formatDuration, formatNumber, localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
 
@@ -97,15 +98,18 @@ export function StatusPage({ refreshMs }: { refreshMs: number }) {
         </div>
       )}
       {data && (
+        <div className="tiles">
+          <Tile label="regions fresh" value={`${data.summary.fresh}/${data.summary.regions}`} tone={data.summary.fresh === data.summary.regions && data.summary.regions > 0 ? "ok" : "warn"} testid="tile-fresh" />
+          <Tile label="arrivals, last hour" value={formatNumber(data.summary.arrivals_last_hour)} testid="tile-arrivals" />
+          <Tile label="rows/s, latest batch" value={latest ? formatNumber(latest.rows_per_second, 1) : "–"} />
+          <Tile label="active alerts" value={data.summary.active_alerts} tone={data.summary.active_alerts ? "bad" : "ok"} />
+          <Tile label="dead letters" value={formatNumber(data.summary.deadletters_total)} tone={data.deadletters.last_hour ? "warn" : undefined} />
+        </div>
+      )}
+      {/* Polled on its own: services and lag stay on screen when the status sources fail (MongoDB down). */}
+      <PipelineSelfCheck refreshMs={refreshMs} />
+      {data && (
         <>
-          <div className="tiles">
-            <Tile label="regions fresh" value={`${data.summary.fresh}/${data.summary.regions}`} tone={data.summary.fresh === data.summary.regions && data.summary.regions > 0 ? "ok" : "warn"} testid="tile-fresh" />
-            <Tile label="arrivals, last hour" value={formatNumber(data.summary.arrivals_last_hour)} testid="tile-arrivals" />
-            <Tile label="rows/s, latest batch" value={latest ? formatNumber(latest.rows_per_second, 1) : "–"} />
-            <Tile label="active alerts" value={data.summary.active_alerts} tone={data.summary.active_alerts ? "bad" : "ok"} />
-            <Tile label="dead letters" value={formatNumber(data.summary.deadletters_total)} tone={data.deadletters.last_hour ? "warn" : undefined} />
-          </div>
-
           <div className="card">
             <h2>Regions</h2>
             <SectionError message={data.errors.arrivals} />
