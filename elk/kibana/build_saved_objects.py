@@ -1,5 +1,6 @@
 """Generates elk/kibana/saved_objects.ndjson (Kibana 8.x): data views, Lens panels,
-a saved search of recent alerts and the Meteoflow dashboard.
+a saved search of recent alerts, the Meteoflow dashboard (data flow and alerts) and the
+pipeline-health dashboard (the health samples of elk/health/ in <prefix>-metrics).
 
 Dashboards as code: edit this file, run `python -m elk.kibana.build_saved_objects`,
 commit both. Index titles use the `__PREFIX__` placeholder (replaced by setup.py
@@ -22,6 +23,7 @@ DATA_VIEWS = {
     "meteoflow-logs": ("logs", "@timestamp"),
     "meteoflow-deadletter": ("deadletter", "failed_at"),
     "meteoflow-alerts": ("alerts", "opened_at"),
+    "meteoflow-metrics": ("metrics", "@timestamp"),
 }
 STREAMING_QUERY = f'event.action : "{STREAMING_BATCH_ACTION}"'
 OBSERVATIONS_TOPIC = "__OBSERVATIONS_TOPIC__"  # replaced by setup.py with METEOFLOW_TOPIC_OBSERVATIONS
@@ -57,7 +59,7 @@ def count_col(label: str = "Count") -> dict:
 
 def metric_col(op: str, field: str, label: str, data_type: str = "number", **params) -> dict:
     return {"label": label, "dataType": data_type, "operationType": op, "sourceField": field, "isBucketed": False,
-            "scale": "ratio", "params": params}
+            "scale": "ordinal" if data_type == "string" else "ratio", "params": params}  # as Lens sets it
 
 
 def lens(obj_id: str, title: str, view_id: str, columns: dict[str, dict], visualization: dict, vis_type: str,
@@ -136,9 +138,49 @@ def panels() -> list[dict]:
     ]
 
 
-def dashboard(children: list[dict]) -> dict:
-    layout = [(0, 0, 48, 12), (0, 12, 24, 12), (24, 12, 24, 12), (0, 24, 24, 12), (24, 24, 24, 12),
-              (0, 36, 24, 12), (24, 36, 24, 12)]
+def health_panels() -> list[dict]:
+    """The health samples (MetricSample, one `kind` per signal), one panel per question an on-call asks."""
+    m = "meteoflow-metrics"
+    return [
+        xy("meteoflow-health-lag-records", "Consumer lag per consumer (records)", m, date_col("@timestamp"),
+           {"records": metric_col("max", "lag_records", "Records not processed")},
+           split=terms_col("subject", 10), query='kind : "consumer_lag"'),
+        xy("meteoflow-health-lag-seconds", "Consumer lag per consumer (s)", m, date_col("@timestamp"),
+           {"seconds": metric_col("max", "lag_seconds", "Age of the oldest unprocessed record (s)")},
+           split=terms_col("subject", 10), query='kind : "consumer_lag"'),
+        xy("meteoflow-health-staleness", "Store staleness behind Kafka (s)", m, date_col("@timestamp"),
+           {"staleness": metric_col("max", "staleness_seconds", "Newest record behind Kafka's (s)")},
+           split=terms_col("subject", 10), query='kind : "store_staleness"'),
+        xy("meteoflow-health-restarts", "Service restarts", m, date_col("@timestamp"),
+           {"restarts": metric_col("max", "restarts", "Restarts")},
+           split=terms_col("subject", 20), query='kind : "service"'),
+        table("meteoflow-health-services", "Services: state, uptime, restarts", m, {
+            "service": terms_col("subject", 50),
+            "state": metric_col("last_value", "state", "State", "string", sortField="@timestamp"),
+            "up": metric_col("last_value", "up", "Up (1/0)", sortField="@timestamp"),
+            "uptime": metric_col("last_value", "uptime_seconds", "Uptime (s)", sortField="@timestamp"),
+            "restarts": metric_col("max", "restarts", "Restarts"),
+            "exit": metric_col("last_value", "last_exit_code", "Last exit code", sortField="@timestamp"),
+            "error": metric_col("last_value", "last_error.keyword", "Last error", "string", sortField="@timestamp"),
+        }, query='kind : "service"'),
+        table("meteoflow-health-forecast-age", "Forecast age per region", m, {
+            "region": terms_col("subject", 100),
+            "age": metric_col("last_value", "age_seconds", "Age of the last run (s)", sortField="@timestamp"),
+            "run": metric_col("max", "model_run_at", "Last successful run", "date"),
+            "status": metric_col("last_value", "forecast_status", "Status", "string", sortField="@timestamp"),
+        }, query='kind : "forecast_age"'),
+    ]
+
+
+OVERVIEW_LAYOUT = [(0, 0, 48, 12), (0, 12, 24, 12), (24, 12, 24, 12), (0, 24, 24, 12), (24, 24, 24, 12),
+                   (0, 36, 24, 12), (24, 36, 24, 12)]
+HEALTH_LAYOUT = [(0, 0, 24, 12), (24, 0, 24, 12), (0, 12, 24, 12), (24, 12, 24, 12), (0, 24, 24, 14), (24, 24, 24, 14)]
+
+
+def dashboard(dash_id: str, title: str, description: str, children: list[dict], layout: list[tuple[int, int, int, int]],
+              time_from: str, refresh_ms: int) -> dict:
+    if len(layout) != len(children):
+        raise ValueError(f"dashboard {dash_id}: {len(children)} panels but {len(layout)} places in its layout")
     panel_list, refs = [], []
     for i, (child, (x, y, w, h)) in enumerate(zip(children, layout)):
         name = f"panel_{i}"
@@ -146,13 +188,13 @@ def dashboard(children: list[dict]) -> dict:
                            "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)}, "embeddableConfig": {}})
         refs.append({"type": child["type"], "id": child["id"], "name": name})
     return {
-        "id": "meteoflow-overview", "type": "dashboard", "managed": False, "references": refs,
+        "id": dash_id, "type": "dashboard", "managed": False, "references": refs,
         "attributes": {
-            "title": "Meteoflow: data flow and alerts",
-            "description": "Arrivals, lag, freshness per region, dead letters, streaming progress, recent alerts",
+            "title": title,
+            "description": description,
             "panelsJSON": json.dumps(panel_list), "optionsJSON": json.dumps({"useMargins": True, "hidePanelTitles": False}),
-            "timeRestore": True, "timeFrom": "now-6h", "timeTo": "now",
-            "refreshInterval": {"pause": False, "value": 30000},
+            "timeRestore": True, "timeFrom": time_from, "timeTo": "now",
+            "refreshInterval": {"pause": False, "value": refresh_ms},
             "kibanaSavedObjectMeta": {"searchSourceJSON": json.dumps({"query": {"query": "", "language": "kuery"}, "filter": []})},
         },
     }
@@ -160,7 +202,16 @@ def dashboard(children: list[dict]) -> dict:
 
 def saved_objects() -> list[dict]:
     children = panels() + [recent_alerts_search()]
-    return [data_view(v) for v in DATA_VIEWS] + children + [dashboard(children)]
+    health = health_panels()
+    return [data_view(v) for v in DATA_VIEWS] + children + health + [
+        dashboard("meteoflow-overview", "Meteoflow: data flow and alerts",
+                  "Arrivals, lag, freshness per region, dead letters, streaming progress, recent alerts",
+                  children, OVERVIEW_LAYOUT, "now-6h", 30000),
+        # Refreshed at the sampling interval (METEOFLOW_METRICS_INTERVAL_SECONDS, 15 s).
+        dashboard("meteoflow-health", "Meteoflow: pipeline health",
+                  "Consumer lag per consumer, store staleness behind Kafka, services, forecast age per region",
+                  health, HEALTH_LAYOUT, "now-1h", 15000),
+    ]
 
 
 def render() -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from elk.kibana import build_saved_objects
+from elk.health.sampler import shipper_group
 from elk.kibana.setup import alerting_definitions, saved_objects_ndjson
 from elk.shipper.documents import document_id, kind_by_topic
 from elk.templates import load_templates
@@ -22,6 +23,7 @@ def mapped_fields(kind: str) -> set[str]:
     def walk(props, prefix=""):
         for name, spec in props.items():
             yield prefix + name
+            yield from (f"{prefix}{name}.{sub}" for sub in spec.get("fields", {}))  # multi-fields: last_error.keyword
             yield from walk(spec.get("properties", {}), f"{prefix}{name}.")
     return set(walk(TEMPLATES[f"{PREFIX}-{kind}"]["template"]["mappings"]["properties"]))
 
@@ -60,6 +62,29 @@ def test_every_reference_resolves_and_the_dashboard_has_the_panels(objects):
     for wanted in ("Arrivals per region", "Arrival lag percentiles (s)", "Last seen per region",
                    "Dead letters by service", "Streaming throughput", "Streaming batch durations (ms)", "Recent alerts"):
         assert wanted in titles
+
+
+def test_the_health_dashboard_reads_each_signal_of_the_metrics_index(objects):
+    dash = objects["meteoflow-health"]
+    panels = json.loads(dash["attributes"]["panelsJSON"])
+    assert {p["panelRefName"] for p in panels} == {r["name"] for r in dash["references"]}
+    children = [objects[r["id"]] for r in dash["references"]]
+    assert all(c["references"][0]["id"] == "meteoflow-metrics" for c in children)
+    assert objects["meteoflow-metrics"]["attributes"]["title"] == f"{PREFIX}-metrics*"
+    kinds = {}
+    for child in children:
+        query = child["attributes"]["state"]["query"]["query"]
+        kinds.setdefault(re.fullmatch(r'kind : "(\w+)"', query).group(1), []).append(child["attributes"]["title"])
+    # every kind the sampler writes has a panel (contracts.MetricSample.kind)
+    assert set(kinds) == {"consumer_lag", "store_staleness", "service", "forecast_age"}
+    assert "Consumer lag per consumer (records)" in kinds["consumer_lag"]
+    assert "Services: state, uptime, restarts" in kinds["service"]
+    for child in children:  # one line or row per consumer, store, service or region
+        layer = child["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]["layer1"]
+        assert any(c["operationType"] == "terms" and c["sourceField"] == "subject" for c in layer["columns"].values())
+    grid = [p["gridData"] for p in panels]
+    cells = {(x, y) for g in grid for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+    assert len(cells) == sum(g["w"] * g["h"] for g in grid) and all(g["x"] + g["w"] <= 48 for g in grid), "no overlap"
 
 
 def test_saved_objects_use_only_fields_the_templates_define(objects):
@@ -106,7 +131,23 @@ def test_kibana_rules_use_template_fields_and_no_committed_secret():
         for key in ("timeField", "aggField", "termField"):
             if key in p:
                 assert p[key] in fields, f"{rule['name']}: {key}={p[key]}"
+        for field in kql_fields(p.get("filterKuery", "")):
+            assert field in fields, f"{rule['name']}: filterKuery field {field}"
         assert {a["id"] for a in rule["actions"]} == {"meteoflow-slack"}
+        assert {a["group"] for a in rule["actions"]} == (
+            {"threshold met", "recovered"} if rule["rule_type_id"] == ".index-threshold" else {"query matched", "recovered"})
+
+
+def test_kibana_health_rules_hold_for_their_window_per_consumer_and_store():
+    rules = {rid: body for api, rid, body in alerting_definitions(PREFIX, "https://hooks.example/x") if api == "api/alerting/rule"}
+    for rid, kind, field in (("meteoflow-consumer-lag", "consumer_lag", "lag_seconds"),
+                             ("meteoflow-store-behind", "store_staleness", "staleness_seconds")):
+        p = rules[rid]["params"]
+        assert p["index"] == [f"{PREFIX}-metrics*"] and p["filterKuery"].startswith(f'kind : "{kind}"')
+        # min over the window: the condition held for all of it (a pending period), one alert per subject
+        assert (p["aggType"], p["aggField"], p["groupBy"], p["termField"]) == ("min", field, "top", "subject")
+        assert "{{context.group}}" in rules[rid]["actions"][0]["params"]["message"]
+    assert 'not subject : "kafka"' in rules["meteoflow-store-behind"]["params"]["filterKuery"]
 
 
 # --- Logstash: same index and _id rules as the shipper ---------------------------------------
@@ -136,3 +177,10 @@ def test_logstash_index_and_id_equal_the_shippers():
         assert fill(doc_id) == document_id(topic, 2, 41)
     for field in ("ingested_at", "lag_seconds", "[kafka][offset]", "location"):
         assert field in CONF
+
+
+def test_logstash_commits_under_the_group_whose_lag_the_health_sampler_reports():
+    settings = load_settings()
+    group = re.search(r'group_id => "([^"]+)"', CONF).group(1)
+    assert re.sub(r"\$\{\w+:([^}]*)\}", r"\1", group) == shipper_group(settings)
+    assert "${ES_INDEX_PREFIX:" in group, "the prefix follows METEOFLOW_ES_INDEX_PREFIX like the index names"
