@@ -304,6 +304,8 @@ def consumer_row(name: str, source: Mapping[str, Any] | None, series: list[dict[
         "lag_records": _number(source, "lag_records"),
         "lag_seconds": _number(source, "lag_seconds"),
         "partitions": _number(source, "partitions"),
+        # False: it has processed nothing yet (starting, e.g. Spark's first batch); None: not said
+        "started": source.get("consumer_started") if isinstance(source.get("consumer_started"), bool) else None,
         **_sampled(source, now, stale_after),
         "series": series,
     }

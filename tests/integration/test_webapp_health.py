@@ -5,6 +5,7 @@ web app's API with the clock held."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -44,7 +45,8 @@ def sampled(isolated, tmp_path, now):
     """One real sampling round at `now`, after 30 min of lag history (the streaming job's ends 10 min ago)."""
     s = isolated.model_copy(update={"run_dir": tmp_path / "run"})
     (s.run_dir / "pids").mkdir(parents=True)
-    state = SupervisorState(pid=1, processes={
+    # The supervisor that wrote the state file must be running (this test process stands in for it).
+    state = SupervisorState(pid=os.getpid(), processes={
         "kafka": SupervisedProcess(state="up", since=now - timedelta(hours=2)),
         "streaming": SupervisedProcess(state="crash-loop", since=now - timedelta(minutes=3), restarts=6,
                                        last_exit_code=1, last_error="ValueError: cannot reach mongodb://***@db:27017"),
@@ -128,7 +130,7 @@ def test_each_consumer_has_its_latest_lag_and_a_bucketed_series(sampled, now):
     consumers = {c["name"]: c for c in body["consumers"]}
     ship = consumers["shipper"]
     # the real round: 5 unshipped records, the oldest 90 s old
-    assert (ship["lag_records"], ship["lag_seconds"], ship["stale"]) == (5, 90.0, False)
+    assert (ship["lag_records"], ship["lag_seconds"], ship["stale"], ship["started"]) == (5, 90.0, False, False)
     # 30 s buckets from now - 30 min to now: history k = 2j and 2j + 1 in bucket j (max 2j + 1), the round in the last
     assert [p["lag_records"] for p in ship["series"]] == [2 * j + 1 for j in range(60)] + [5]
     assert [p["lag_seconds"] for p in ship["series"]] == [2.0 * (2 * j + 1) for j in range(60)] + [90.0]

@@ -115,7 +115,7 @@ def test_consumers_get_their_latest_lag_and_a_series_with_gaps():
         {"@timestamp": at(3), "kind": "consumer_lag", "subject": "shipper", "lag_records": 120, "lag_seconds": 45.5,
          "partitions": 9},
         {"@timestamp": at(3), "kind": "consumer_lag", "subject": "streaming", "lag_records": 0, "lag_seconds": 0.0,
-         "partitions": 3},
+         "partitions": 3, "consumer_started": False},
     ]
     t0 = NOW - timedelta(seconds=60)
     series = series_aggs({
@@ -134,6 +134,7 @@ def test_consumers_get_their_latest_lag_and_a_series_with_gaps():
         {"at": "2026-03-01T12:00:00Z", "lag_records": 120, "lag_seconds": 45.5},
     ]
     assert rows["old-consumer"]["stale"] is True and rows["old-consumer"]["lag_records"] is None
+    assert (rows["streaming"]["started"], rows["shipper"]["started"]) == (False, None)
 
 
 def test_stores_are_measured_against_kafka():

@@ -192,6 +192,8 @@ export interface ConsumerHealth extends Sampled {
   lag_records: number | null;
   lag_seconds: number | null;
   partitions: number | null;
+  /** false: it has processed nothing yet (starting); null: not known */
+  started: boolean | null;
   /** max per bucket over the window, oldest first; null values: no sample in that bucket */
   series: LagPoint[];
 }

@@ -66,9 +66,10 @@ describe("lag chart", () => {
     expect(path).toBe("M0.0 190.0M60.0 80.0");
   });
   it("summarises for screen readers", () => {
-    const c: ConsumerHealth = { name: "shipper", lag_records: 120, lag_seconds: 45.5, partitions: 9, series, ...sampled };
+    const c: ConsumerHealth = { name: "shipper", lag_records: 120, lag_seconds: 45.5, partitions: 9, started: true, series, ...sampled };
     expect(lagSummary(c, 30)).toBe("shipper consumer lag over the last 30 minutes: now 120 records and 45.5 s behind; peak 120 records, 45.5 s");
     expect(lagSummary({ ...c, stale: true, sample_age_seconds: 600 }, 30)).toContain("no recent sample (last 10 min ago)");
+    expect(lagSummary({ ...c, started: false }, 30)).toContain("starting, nothing processed yet, 120 records waiting");
   });
   it("puts time ticks on round minutes", () => {
     const start = Date.parse("2026-03-01T11:30:10Z");

@@ -78,7 +78,9 @@ export function lagSummary(c: ConsumerHealth, windowMinutes: number): string {
   const peakSeconds = Math.max(0, ...values("lag_seconds"));
   const now = c.stale
     ? `no recent sample (last ${ago(c.sample_age_seconds)})`
-    : `now ${formatNumber(c.lag_records)} records and ${formatDuration(c.lag_seconds)} behind`;
+    : c.started === false
+      ? `starting, nothing processed yet, ${formatNumber(c.lag_records)} records waiting`
+      : `now ${formatNumber(c.lag_records)} records and ${formatDuration(c.lag_seconds)} behind`;
   return `${c.name} consumer lag over the last ${windowMinutes} minutes: ${now}; peak ${formatNumber(peakRecords)} records, ${formatDuration(peakSeconds)}`;
 }
 

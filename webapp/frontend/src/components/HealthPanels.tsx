@@ -114,7 +114,9 @@ function ConsumerItem({ c, start, end, minutes }: { c: ConsumerHealth; start: st
           <StateBadge badge={{ label: "No recent sample", tone: "neutral", description: `last sample ${ago(c.sample_age_seconds)}` }} testid="consumer-badge" />
         ) : (
           <span data-testid="consumer-now">
-            {c.lag_records === 0 ? (
+            {c.started === false ? (
+              `starting: nothing processed yet, ${formatNumber(c.lag_records)} records waiting`
+            ) : c.lag_records === 0 ? (
               "caught up"
             ) : (
               <>
