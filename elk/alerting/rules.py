@@ -80,6 +80,7 @@ class ConsumerLag(RuleBase):
     threshold_intervals: float = Field(4.0, gt=0)
     min_threshold_seconds: float = Field(180.0, ge=0)
     growing_samples: int = Field(8, ge=2, le=100)
+    for_seconds: float | None = Field(60.0, ge=0)  # samples lag the truth by up to one sampling interval
 
 
 class ServiceDown(RuleBase):
@@ -87,6 +88,7 @@ class ServiceDown(RuleBase):
     or waiting to be restarted); a crash-looping one is `crash_loop`'s."""
 
     severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    for_seconds: float | None = Field(30.0, ge=0)  # a crash the supervisor restarts within this never pages
     ignore: list[str] = []  # services never reported (e.g. one you run elsewhere on purpose)
     impact: dict[str, str] = {}  # what each one's absence means, said first in its message
 
@@ -96,6 +98,7 @@ class StoreBehind(RuleBase):
 
     threshold_intervals: float = Field(3.0, gt=0)
     min_threshold_seconds: float = Field(120.0, ge=0)
+    for_seconds: float | None = Field(60.0, ge=0)
 
 
 class ForecastStale(RuleBase):
