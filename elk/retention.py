@@ -1,6 +1,8 @@
-"""Retention in Elasticsearch: log lines, dead letters, health samples and resolved alert incidents older than
-METEOFLOW_ES_RETENTION_DAYS are deleted (documents matching a query, in batches), so those
-indices stop growing on a machine left running for months.
+"""Retention in Elasticsearch: log lines, dead letters, health samples, resolved alert incidents, ended
+silences and the acknowledgements of closed incidents older than METEOFLOW_ES_RETENTION_DAYS are
+deleted (documents matching a query, in batches), so those indices stop growing on a machine left
+running for months. An active or scheduled silence, and the acknowledgement of an open incident,
+are never deleted, however old.
 
 Observations are never deleted: they are the product's data. The indices keep their names and
 the documents their ids, so the shipper, Logstash and every reader work as before (why this and
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Collection
 
 from meteoflow.settings import Settings
 
@@ -39,8 +41,10 @@ def _older(field: str, cutoff: str) -> dict[str, Any]:
     return {"range": {field: {"lt": cutoff}}}
 
 
-def retention_queries(settings: Settings, now: datetime) -> dict[str, dict[str, Any]]:
-    """Per index kind, the query matching the documents retention deletes at `now`."""
+def retention_queries(settings: Settings, now: datetime,
+                      open_incidents: Collection[str] = ()) -> dict[str, dict[str, Any]]:
+    """Per index kind, the query matching the documents retention deletes at `now`
+    (`open_incidents`: the ids of the pending and firing incidents, whose acks stay)."""
     cutoff = (now - timedelta(days=settings.es_retention_days)).isoformat()
     queries = {
         kind: {"bool": {"minimum_should_match": 1, "should": [
@@ -55,7 +59,21 @@ def retention_queries(settings: Settings, now: datetime) -> dict[str, dict[str, 
         "filter": [{"term": {"status": "resolved"}}, _older("resolved_at", cutoff)],
         "must_not": [{"range": {"pending_notifications": {"gt": 0}}}],
     }}
+    # A silence goes once it ended that long ago (its end, or when it was expired by hand): an
+    # active or scheduled one ends after now, so never before the cutoff.
+    queries["silences"] = {"bool": {"minimum_should_match": 1, "should": [
+        _older("ends_at", cutoff), _older("expired_at", cutoff)]}}
+    # An acknowledgement goes once that old and its incident is no longer open.
+    queries["acks"] = {"bool": {"filter": [_older("at", cutoff)],
+                                "must_not": [{"ids": {"values": sorted(open_incidents)}}]}}
     return queries
+
+
+def open_incident_ids(es, settings: Settings) -> list[str]:
+    """The pending and firing incidents (a few per rule and region): their acknowledgements stay."""
+    resp = es.search(index=settings.index("alerts"), query={"terms": {"status": ["pending", "firing"]}},
+                     size=10_000, _source=False, ignore_unavailable=True, allow_no_indices=True)
+    return [hit["_id"] for hit in resp["hits"]["hits"]]
 
 
 def delete_operations(hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,8 +121,8 @@ def apply_retention(es, settings: Settings, now: datetime) -> dict[str, int]:
     Errors (Elasticsearch unreachable, refused) propagate: the caller decides when to retry."""
     started = time.monotonic()
     client = es.options(request_timeout=REQUEST_TIMEOUT_SECONDS)
-    deleted = {kind: delete_matching(client, settings.index(kind), query)
-               for kind, query in retention_queries(settings, now).items()}
+    queries = retention_queries(settings, now, open_incident_ids(client, settings))
+    deleted = {kind: delete_matching(client, settings.index(kind), query) for kind, query in queries.items()}
     capped = [kind for kind, n in deleted.items() if n >= MAX_DOCS_PER_RUN]
     cutoff = now - timedelta(days=settings.es_retention_days)
     log.info(

@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     es_heap: str = Field("512m", description="JVM heap of the native Elasticsearch")
     es_index_prefix: str = Field("meteoflow", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Prefix of every Elasticsearch index and template")
     es_retention_days: int = Field(
-        14, ge=1, description="Logs, dead letters, health samples and resolved alerts older than this are deleted from "
-        "Elasticsearch by the alerting service (observations are kept)",
+        14, ge=1, description="Logs, dead letters, health samples, resolved alerts, ended silences and the acks of closed "
+        "incidents older than this are deleted from Elasticsearch by the alerting service (observations are kept)",
     )
     es_retention_interval_seconds: float = Field(
         3600.0, gt=0, description="How often the alerting service applies that retention (first at its start)"
@@ -219,7 +219,8 @@ class Settings(BaseSettings):
     def checkpoint_dir(self) -> Path:
         return self.streaming_checkpoint_dir or self.run_dir / "checkpoints" / "streaming"
 
-    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats", "metrics"]) -> str:
+    def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats", "metrics", "silences",
+                                  "acks"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
 

@@ -89,7 +89,7 @@ def test_retention_deletes_exactly_what_is_older_than_the_retention(isolated):
 
     deleted = apply_retention(es, s, NOW)
 
-    assert deleted == {"logs": 3, "deadletter": 2, "alerts": 1, "metrics": 1}
+    assert deleted == {"logs": 3, "deadletter": 2, "alerts": 1, "metrics": 1, "silences": 0, "acks": 0}
     assert ids(es, s.index("metrics")) == {"sample-recent"}
     assert ids(es, s.index("logs")) == {by_name["log-recent"], by_name["log-bad-time-new"]}
     assert ids(es, s.index("deadletter")) == {by_name["dead-recent"]}
@@ -100,11 +100,11 @@ def test_retention_deletes_exactly_what_is_older_than_the_retention(isolated):
     service = AlertingService(s, clock=lambda: NOW)
     service.retention_if_due()
     assert service.next_retention_at == NOW + timedelta(seconds=s.es_retention_interval_seconds)
-    assert apply_retention(es, s, NOW) == {"logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0}
+    assert apply_retention(es, s, NOW) == {"logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0, "silences": 0, "acks": 0}
 
 
 def test_retention_on_a_fresh_install_without_indices_deletes_nothing_and_fails_nothing(isolated, caplog):
     with caplog.at_level(logging.INFO, logger="retention"):
         assert apply_retention(make_es_client(isolated), isolated, NOW) == {
-            "logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0}
+            "logs": 0, "deadletter": 0, "alerts": 0, "metrics": 0, "silences": 0, "acks": 0}
     assert [r.fields["event.action"] for r in caplog.records] == ["es-retention"]

@@ -20,9 +20,9 @@ from meteoflow.settings import load_settings
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
-def test_retention_covers_logs_deadletters_metrics_and_alerts_never_observations():
+def test_retention_covers_logs_deadletters_metrics_alerts_silences_acks_never_observations():
     queries = retention_queries(load_settings(), NOW)
-    assert set(queries) == {"logs", "deadletter", "alerts", "metrics"}
+    assert set(queries) == {"logs", "deadletter", "alerts", "metrics", "silences", "acks"}
 
 
 def test_cutoff_is_retention_days_before_now_on_the_event_time_then_the_shipping_time():
@@ -47,9 +47,23 @@ def test_only_resolved_incidents_with_nothing_left_to_send_expire():
 def test_every_field_retention_reads_is_a_date_in_its_index_template():
     templates = load_templates("p")
     for kind, field in [*AGE_FIELDS.items(), *((k, FALLBACK_AGE_FIELD) for k in AGE_FIELDS), ("alerts", "resolved_at"),
-                        *DIRECT_AGE_FIELDS.items()]:
+                        *DIRECT_AGE_FIELDS.items(), ("silences", "ends_at"), ("silences", "expired_at"), ("acks", "at")]:
         properties = templates[f"p-{kind}"]["template"]["mappings"]["properties"]
         assert properties[field]["type"] == "date", (kind, field)
+
+
+def test_silences_expire_once_ended_that_long_ago_by_their_end_or_expiry():
+    cutoff = (NOW - timedelta(days=14)).isoformat()
+    silences = retention_queries(load_settings(es_retention_days=14), NOW)["silences"]["bool"]
+    assert silences["minimum_should_match"] == 1
+    assert silences["should"] == [{"range": {"ends_at": {"lt": cutoff}}}, {"range": {"expired_at": {"lt": cutoff}}}]
+
+
+def test_acks_of_open_incidents_stay_however_old():
+    cutoff = (NOW - timedelta(days=14)).isoformat()
+    acks = retention_queries(load_settings(es_retention_days=14), NOW, ["b|x|1", "a|y|2"])["acks"]["bool"]
+    assert acks["filter"] == [{"range": {"at": {"lt": cutoff}}}]
+    assert acks["must_not"] == [{"ids": {"values": ["a|y|2", "b|x|1"]}}]
 
 
 def test_health_samples_expire_by_their_timestamp():
