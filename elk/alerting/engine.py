@@ -23,7 +23,7 @@ from meteoflow.contracts import MetricSample, SupervisorEvent, describe_exit
 from meteoflow.freshness import Thresholds, classify
 
 NotificationKind = Literal["alert", "reminder", "recovery"]
-NotificationStatus = Literal["pending", "sent", "logged", "failed"]
+NotificationStatus = Literal["pending", "sent", "logged", "failed", "silenced"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ class Notification(BaseModel):
     sent_at: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
+    silenced_by: str | None = None  # the silence that held it back (status "silenced"; elk/alerting/silences.py)
 
 
 class Incident(BaseModel):
@@ -436,9 +437,10 @@ def _apply_condition(inc: Incident, cond: Condition, now: datetime) -> None:
 
 
 def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incidents: dict[tuple[str, str], Incident],
-         rules: AlertRules, eval_interval: float) -> list[Incident]:
+         rules: AlertRules, eval_interval: float, acknowledged: frozenset[str] = frozenset()) -> list[Incident]:
     """Incidents to write: new pending ones, those that fire (with their alert), reminders
-    due, and recoveries. Pending ones whose condition cleared are `abandoned`, not here.
+    due (none for the `acknowledged` incident ids), and recoveries. Pending ones whose condition
+    cleared are `abandoned`, not here.
 
     A condition another one explains (`held_back`, the rules file's `inhibit`) stays pending and
     sends nothing; when the hold ends its pending period (at least one evaluation interval) starts
@@ -470,7 +472,7 @@ def plan(now: datetime, current: dict[tuple[str, str], Condition], open_incident
                 inc.add_notification("alert", now)
         elif inc.inhibited_by is None:
             every = rules.reminder_after(cond.rule)
-            if every > 0 and (now - inc.last_notified_at()) >= timedelta(seconds=every):
+            if every > 0 and inc.incident_id not in acknowledged and (now - inc.last_notified_at()) >= timedelta(seconds=every):
                 inc.add_notification("reminder", now)
         changed.append(inc)
     for key, inc in open_incidents.items():

@@ -23,14 +23,16 @@ from elk.alerting.engine import (
 )
 from elk.alerting.heartbeat import Pinger
 from elk.alerting.rules import AlertRules, load_rules
+from elk.alerting.silences import hold_back, released
 from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore, MemoryIncidentStore, health_window, write_heartbeat
 from elk.health.sampler import HealthSampler, start_sampler_thread
 from elk.retention import apply_retention
-from meteoflow.contracts import Heartbeat
+from meteoflow.contracts import Heartbeat, Silence
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
 from meteoflow.settings import Settings
+from meteoflow.silences import SilenceStore
 
 log = logging.getLogger("alerting")
 
@@ -71,13 +73,16 @@ class AlertingService:
         self.sampler: HealthSampler | None = None
         self.last_open: dict[tuple[str, str], Incident] = {}  # as read from Elasticsearch at the last round
         self.memory = MemoryIncidentStore(settings.run_dir / "alerting" / "incidents-without-elasticsearch.json")
+        self.silence_store = SilenceStore(settings, self.es)
+        self.silences: list[Silence] | None = None  # active ones, read at each evaluation (None: unknown)
 
     # --- one evaluation ---------------------------------------------------------------
     def evaluate(self) -> list[Incident]:
         now = self.clock()
         open_incidents = self.store.open()
         facts = self.facts.read(self.rules, now)
-        changed = self._evaluate(self.store, facts, open_incidents)
+        acknowledged, self.silences = self.read_silences(now, open_incidents)
+        changed = self._evaluate(self.store, facts, open_incidents, acknowledged)
         self.last_open = self.store.open()
         return changed
 
@@ -91,6 +96,7 @@ class AlertingService:
         shows, keeping the incidents in a local store (seeded with those last read from Elasticsearch,
         so an incident that is already open is not opened twice)."""
         now = self.clock()
+        self.silences = None  # unreadable with the rest: sent as if there were none (fail open)
         self.memory.seed({k: v for k, v in self.last_open.items() if k[0] in RULES_WITHOUT_ELASTICSEARCH})
         facts = Facts(now=now, health=self._health_from_memory(now), elasticsearch_error=error)
         open_incidents = {k: v for k, v in self.memory.open().items() if k[0] in RULES_WITHOUT_ELASTICSEARCH}
@@ -115,13 +121,16 @@ class AlertingService:
         log.info("elasticsearch answers again; %d incidents kept meanwhile are back in it", len(self.memory.incidents))
         self.memory.clear()
 
-    def _evaluate(self, store, facts: Facts, open_incidents: dict[tuple[str, str], Incident]) -> list[Incident]:
+    def _evaluate(self, store, facts: Facts, open_incidents: dict[tuple[str, str], Incident],
+                  acknowledged: frozenset[str] = frozenset()) -> list[Incident]:
         now = facts.now
         interval = self.settings.alert_eval_interval_seconds
         current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, open_incidents)
         for blip in abandoned(current, open_incidents, self.rules):
             store.forget(blip)
-        changed = plan(now, current, open_incidents, self.rules, interval)
+        changed = plan(now, current, open_incidents, self.rules, interval, acknowledged)
+        if self.silences is not None:
+            released(changed, self.silences, now, acknowledged)  # their silence ended: announce them now
         self._record(store, changed, now)
         return changed
 
@@ -160,6 +169,14 @@ class AlertingService:
         sent = 0
         heads: list[tuple[Incident, Notification]] = []
         for inc in store.with_pending():
+            held = hold_back(inc, self.silences or [], now)
+            if held:
+                store.save(inc)  # recorded as silenced, never sent
+                for h in held:
+                    log.info("%s %s silenced by %s", h.kind, inc.incident_id, h.silenced_by, extra={"fields": {
+                        "event.action": "alert-silenced", "meteoflow.alert": {
+                            "incident_id": inc.incident_id, "rule": inc.rule, "subject": inc.subject,
+                            "kind": h.kind, "silenced_by": h.silenced_by}}})
             note = next((n for n in inc.notifications if n.status == "pending"), None)
             if note is None:
                 continue
@@ -189,6 +206,21 @@ class AlertingService:
                     note.status = "failed"
                 store.save(inc)
         return sent
+
+    def read_silences(self, now: datetime, open_incidents: dict) -> tuple[frozenset[str], list[Silence] | None]:
+        """The acknowledged open incidents and the active silences (one query each). When
+        Elasticsearch cannot give them, alerting fails open: reminders and messages go as before."""
+        try:
+            acknowledged = frozenset(self.silence_store.acks(inc.incident_id for inc in open_incidents.values()))
+        except (TransportError, ApiError) as exc:
+            log.warning("acknowledgements unreadable (%s); reminders go as usual", type(exc).__name__)
+            acknowledged = frozenset()
+        try:
+            silences = self.silence_store.active_silences(now)
+        except (TransportError, ApiError) as exc:
+            log.warning("silences unreadable (%s); notifications are sent as usual", type(exc).__name__)
+            silences = None
+        return acknowledged, silences
 
     def run_once(self) -> None:
         self.hand_back()

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Literal
+from urllib.parse import quote
 
 import requests
 from pydantic import SecretStr
@@ -43,6 +44,21 @@ def _lag(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} s"
 
 
+def incident_url(web_app: str, incident_id: str) -> str:
+    """The web app's page of one incident. Ids hold `|` and `:`, which would end a Slack link: encoded."""
+    return f"{web_app.split('#', 1)[0]}#/incidents/{quote(incident_id, safe='')}"
+
+
+def _where_to_look(hint: str | None, where_to_look: str | None, incident_id: str | None = None) -> str:
+    lines = [hint] if hint else []
+    if where_to_look:
+        if incident_id:
+            lines.append(f"<{incident_url(where_to_look, incident_id)}|Open the incident> "
+                         "(acknowledge it, or silence what it matches)")
+        lines.append(f"<{where_to_look}|Open the dashboard>")
+    return "\n".join(lines)
+
+
 def message(incident: Incident, notification: Notification, where_to_look: str | None = None) -> dict:
     """The webhook body: a plain-text fallback plus Block Kit blocks."""
     title = incident.title or RULE_TITLES.get(incident.rule, incident.rule)
@@ -64,9 +80,7 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
         f"*Opened*\n{_when(incident.opened_at)}",
         f"*Status*\n{incident.status}",
     ]
-    look = incident.hint or ""
-    if where_to_look:
-        look = f"{look}\n<{where_to_look}|Open the dashboard>" if look else f"<{where_to_look}|Open the dashboard>"
+    look = _where_to_look(incident.hint, where_to_look, incident.incident_id)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": incident.summary[:3000]}},
@@ -80,6 +94,7 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
 
 
 DIGEST_MAX_LINES = 25
+DIGEST_MAX_CHARS = 2900  # a section's text holds 3000 characters; the "...and N more" line fits after
 
 
 def digest_message(items: list[tuple[Incident, Notification]], where_to_look: str | None = None) -> dict:
@@ -94,19 +109,22 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
     severity = max((inc.severity for inc, _ in items), key=lambda s: s == "critical").upper()
     noun = "regions" if first_inc.region_id else "components"
     text = f"{ICONS[kind]} [{severity}] {verb}{title}: {len(items)} {noun}"
-    lines = []
+    lines: list[str] = []
     for inc, _note in items[:DIGEST_MAX_LINES]:
         name = inc.region_name or inc.region_id or inc.subject
+        if where_to_look:  # each line links to its incident's page
+            name = f"<{incident_url(where_to_look, inc.incident_id)}|{name}>"
         detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}" if inc.region_id else inc.summary
         if kind == "recovery":
             minutes = ((inc.resolved_at or _note.created_at) - inc.opened_at).total_seconds() / 60
             detail = f"after {minutes:.1f} min"
-        lines.append(f"• *{name}*: {detail}")
-    if len(items) > DIGEST_MAX_LINES:
-        lines.append(f"• ...and {len(items) - DIGEST_MAX_LINES} more")
-    look = first_inc.hint or ""
-    if where_to_look:
-        look = f"{look}\n<{where_to_look}|Open the dashboard>" if look else f"<{where_to_look}|Open the dashboard>"
+        line = f"• *{name}*: {detail}"
+        if sum(len(x) + 1 for x in lines) + len(line) > DIGEST_MAX_CHARS:
+            break  # cut between lines, never inside a link
+        lines.append(line)
+    if len(items) > len(lines):
+        lines.append(f"• ...and {len(items) - len(lines)} more")
+    look = _where_to_look(first_inc.hint, where_to_look)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn",

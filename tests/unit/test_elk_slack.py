@@ -4,7 +4,7 @@ import pytest
 from pydantic import SecretStr
 
 from elk.alerting.engine import Incident
-from elk.alerting.slack import SlackSender, message, retry_after_seconds
+from elk.alerting.slack import DIGEST_MAX_CHARS, SlackSender, digest_message, incident_url, message, retry_after_seconds
 from tests.fakes.slack_server import SlackServer
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -41,6 +41,33 @@ def test_message_says_what_where_when_lag_and_where_to_look():
     for expected in ("Dakar", "2026-11-26 11:55:00 UTC", "42 s", "Look at the producer logs", "http://127.0.0.1:8080/",
                      "region_silence|dakar|x|alert"):
         assert expected in text
+
+
+def test_the_message_links_to_the_incident_page_with_its_id_encoded():
+    inc = incident(incident_id="region_silence|dakar|20261126T120000.000000Z")
+    text = str(message(inc, inc.notifications[0], "http://127.0.0.1:8080/#/status"))
+    link = "http://127.0.0.1:8080/#/incidents/region_silence%7Cdakar%7C20261126T120000.000000Z"
+    assert f"<{link}|Open the incident>" in text
+    assert "<http://127.0.0.1:8080/#/status|Open the dashboard>" in text
+    assert incident_url("http://h/app/", "a b:c|d") == "http://h/app/#/incidents/a%20b%3Ac%7Cd"
+
+
+def test_a_digest_links_each_region_to_its_incident_and_cuts_between_lines():
+    def region(n: int):
+        inc = incident(incident_id=f"region_silence|region-{n:03d}|20261126T120000.000000Z", region_id=f"region-{n:03d}",
+                       region_name=f"Region {n}")
+        return inc, inc.notifications[0]
+
+    body = digest_message([region(n) for n in range(3)], "http://127.0.0.1:8080/")
+    lines = body["blocks"][2]["text"]["text"].splitlines()
+    assert lines[1].startswith("• *<http://127.0.0.1:8080/#/incidents/region_silence%7Cregion-001%7C")
+    assert lines[1].endswith("|Region 1>*: last seen 2026-11-26 11:55:00 UTC, lag 42 s")
+    many = digest_message([region(n) for n in range(25)], "http://127.0.0.1:8080/")
+    shown = many["blocks"][2]["text"]["text"]
+    assert len(shown) <= 3000 and shown.count("<") == shown.count(">")  # no link cut in half
+    kept = shown.count("#/incidents/")
+    assert 0 < kept < 25 and shown.endswith(f"• ...and {25 - kept} more")
+    assert len(shown) - len(shown.splitlines()[-1]) <= DIGEST_MAX_CHARS + 1
 
 
 def test_recovery_and_reminder_messages_say_so():
