@@ -7,20 +7,34 @@
     GET /api/status                   pipeline health: arrivals, lag, streaming batches, alerts, dead letters
     GET /api/health?minutes=30        the pipeline watching itself (elk/health/ samples): services, consumer
                                       lag with its series over the window, store staleness, forecast age
+    GET /api/incidents                incidents history (filters: status, rule, subject, severity, since, until)
+    GET /api/incidents/{id}           one incident, its notifications and acknowledgement
+    POST /api/incidents/{id}/ack      acknowledge an incident: no more reminders
+    GET /api/silences                 active, scheduled and recently ended silences
+    POST /api/silences                create a silence: matching incidents are recorded, not sent
+    DELETE /api/silences/{id}         expire a silence now
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
+from elastic_transport import TransportError
+from elasticsearch import ApiError
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from meteoflow.contracts import (
+    ALERT_RULES, SILENCE_MAX_SECONDS, Acknowledgement, AckRequest, Silence, SilenceRequest, plausible_utc,
+)
 from meteoflow.freshness import thresholds
 from meteoflow.settings import REPO_ROOT, Settings
 from webapp import views
@@ -31,6 +45,10 @@ log = logging.getLogger("webapp")
 REGION_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"  # the schema's region_id pattern
 MAX_HOURS = 720  # 30 days: the window a chart can still draw point by point
 MAX_HEALTH_MINUTES = 360  # lag chart window: 6 h (at most views.MAX_LAG_POINTS points whatever the window)
+MAX_INCIDENTS_PAGE = 200
+MAX_OFFSET = 10_000  # Elasticsearch's from + size limit
+RECENT_SILENCES_DAYS = 7  # GET /api/silences lists those that ended this recently, besides the current ones
+SILENCE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 NOT_BUILT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Meteoflow: web app not built</title></head><body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;line-height:1.5">
@@ -60,6 +78,22 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def invalid(where: str, field: str, message: str, value: Any = None) -> RequestValidationError:
+    """A 422 naming the field, in the same shape as FastAPI's own validation errors."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error",
+                                    "input": jsonable_encoder(value)}])
+
+
+def _as_request_error(exc: ValidationError, rename: dict[str, str] | None = None) -> RequestValidationError:
+    """A model built from a valid body can still refuse it (ends_at before starts_at): a 422 naming the field."""
+    errors = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        errors.append({"loc": ("body", (rename or {}).get(field, field)), "msg": err["msg"], "type": err["type"],
+                       "input": jsonable_encoder(err.get("input"))})
+    return RequestValidationError(errors)
+
+
 def _attempt(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:
     """Run one read of the status page; a failing source becomes a message, not a 500."""
     try:
@@ -67,6 +101,16 @@ def _attempt(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:
     except Exception as exc:  # noqa: BLE001 - reported to the UI and the log
         log.warning("status read failed: %s", exc)
         return default, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _query_time(name: str, value: datetime | None) -> datetime | None:
+    """A query-string time as aware UTC (no offset means UTC), or a 422 naming it."""
+    if value is None:
+        return None
+    try:
+        return plausible_utc(value)
+    except ValueError as exc:
+        raise invalid("query", name, str(exc), value) from None
 
 
 def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = _utcnow) -> FastAPI:
@@ -90,6 +134,12 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     async def _on_mongo(request: Request, exc: PyMongoError) -> JSONResponse:
         log.warning("MongoDB read failed: %s", exc)
         return JSONResponse(status_code=503, content={"detail": f"MongoDB is unavailable: {type(exc).__name__}"})
+
+    @app.exception_handler(TransportError)
+    @app.exception_handler(ApiError)
+    async def _on_es(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("Elasticsearch request failed: %s", exc)
+        return JSONResponse(status_code=503, content={"detail": f"Elasticsearch is unavailable: {type(exc).__name__}"})
 
     @app.middleware("http")
     async def _cache_headers(request: Request, call_next):
@@ -222,6 +272,111 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
                 errors["lag_series"] = err
         return views.health_body(latest, series, now, interval, (start, now), bucket,
                                  far_behind_after=limits.late_after_seconds, errors=errors)
+
+    # --- incidents, acknowledgements and silences ------------------------------------------
+    def known_incident(incident_id: str) -> dict[str, Any]:
+        source = get_store().incident(incident_id)
+        if source is None or source.get("status") == "pending":
+            raise HTTPException(status_code=404, detail=f"unknown incident '{incident_id}'")
+        return source
+
+    @app.get("/api/incidents")
+    def incidents(
+        status: Literal["firing", "resolved"] | None = Query(None, description="firing or resolved"),
+        rule: str | None = Query(None, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$"),
+        subject: str | None = Query(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+                                    description="A region id (or a service, consumer, store)"),
+        severity: Literal["info", "warning", "critical"] | None = Query(None),
+        since: datetime | None = Query(None, description="Incidents still open at or after this time"),
+        until: datetime | None = Query(None, description="Incidents opened at or before this time"),
+        limit: int = Query(50, ge=1, le=MAX_INCIDENTS_PAGE),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET - MAX_INCIDENTS_PAGE),
+    ) -> dict[str, Any]:
+        since, until = (_query_time(name, value) for name, value in (("since", since), ("until", until)))
+        if since is not None and until is not None and until < since:
+            raise invalid("query", "until", "must not be before since", until)
+        store_ = get_store()
+        total, sources = store_.incidents(views.incident_query(status, rule, subject, severity, since, until),
+                                          limit, offset)
+        acks = store_.silences.acks(s.get("incident_id") for s in sources if s.get("incident_id"))
+        return {
+            "generated_at": views.iso(clock()), "total": total, "limit": limit, "offset": offset,
+            "incidents": [views.incident_body(s, acks.get(s.get("incident_id"))) for s in sources],
+        }
+
+    @app.get("/api/incidents/{incident_id}")
+    def incident(incident_id: str = PathParam(..., min_length=1, max_length=512)) -> dict[str, Any]:
+        source = known_incident(incident_id)
+        ack = get_store().silences.acks([incident_id]).get(incident_id)
+        return {"generated_at": views.iso(clock()), "incident": views.incident_body(source, ack)}
+
+    @app.post("/api/incidents/{incident_id}/ack", status_code=201)
+    def acknowledge(body: AckRequest, incident_id: str = PathParam(..., min_length=1, max_length=512)) -> dict[str, Any]:
+        source = known_incident(incident_id)
+        if source.get("status") != "firing":
+            raise HTTPException(status_code=409, detail=f"incident '{incident_id}' is {source.get('status')}: "
+                                                        "only a firing incident can be acknowledged")
+        ack = Acknowledgement(incident_id=incident_id, author=body.author, comment=body.comment, at=clock())
+        store_ = get_store()
+        if not store_.silences.save_ack(ack):
+            first = store_.silences.acks([incident_id]).get(incident_id)
+            by = f" by {first.author} at {views.iso(first.at)}" if first else ""
+            raise HTTPException(status_code=409, detail=f"incident '{incident_id}' is acknowledged already{by}")
+        log.info("incident %s acknowledged by %s", incident_id, ack.author,
+                 extra={"fields": {"event.action": "incident-acknowledged",
+                                   "meteoflow.alert": {"incident_id": incident_id, "author": ack.author}}})
+        return {"acknowledgement": {"incident_id": incident_id, **views.acknowledgement_body(ack)}}
+
+    @app.get("/api/silences")
+    def silences() -> dict[str, Any]:
+        now = clock()
+        found = get_store().silences.silences(ended_since=now - timedelta(days=RECENT_SILENCES_DAYS))
+        return {
+            "generated_at": views.iso(now),
+            "rules": list(ALERT_RULES),
+            "max_seconds": SILENCE_MAX_SECONDS,
+            "silences": views.sort_silences(views.silence_body(s, now) for s in found),
+        }
+
+    @app.post("/api/silences", status_code=201)
+    def create_silence(body: SilenceRequest) -> dict[str, Any]:
+        now = clock()
+        if body.rule is not None and body.rule not in ALERT_RULES:
+            raise invalid("body", "rule", f"unknown rule '{body.rule}'; known: {', '.join(ALERT_RULES)}", body.rule)
+        starts_at = body.starts_at or now
+        if starts_at > now + timedelta(seconds=SILENCE_MAX_SECONDS):
+            raise invalid("body", "starts_at", f"must be at most {SILENCE_MAX_SECONDS // 86400} days from now",
+                          starts_at)
+        by_duration = body.ends_at is None
+        ends_at = starts_at + timedelta(seconds=body.duration_seconds) if by_duration else body.ends_at
+        if ends_at <= now:
+            raise invalid("body", "duration_seconds" if by_duration else "ends_at",
+                          "the silence would end in the past", ends_at)
+        try:
+            silence = Silence(silence_id=uuid.uuid4().hex, rule=body.rule, subject=body.subject, starts_at=starts_at,
+                              ends_at=ends_at, comment=body.comment, author=body.author, created_at=now)
+        except ValidationError as exc:
+            raise _as_request_error(exc, {"ends_at": "duration_seconds"} if by_duration else None) from None
+        get_store().silences.save_silence(silence)
+        log.info("silence %s created by %s (rule %s, subject %s, until %s)", silence.silence_id, silence.author,
+                 silence.rule or "any", silence.subject or "any", views.iso(silence.ends_at),
+                 extra={"fields": {"event.action": "silence-created",
+                                   "meteoflow.silence": silence.model_dump(mode="json", exclude={"comment"})}})
+        return {"silence": views.silence_body(silence, now)}
+
+    @app.delete("/api/silences/{silence_id}")
+    def expire_silence(silence_id: str = PathParam(..., pattern=SILENCE_ID_PATTERN)) -> dict[str, Any]:
+        now = clock()
+        store_ = get_store()
+        silence = store_.silences.silence(silence_id)
+        if silence is None:
+            raise HTTPException(status_code=404, detail=f"unknown silence '{silence_id}'")
+        if silence.state(now) != "expired":  # expiring an expired silence changes nothing
+            silence = silence.model_copy(update={"expired_at": now})
+            store_.silences.save_silence(silence)
+            log.info("silence %s expired", silence_id, extra={"fields": {"event.action": "silence-expired",
+                                                                        "meteoflow.silence": {"silence_id": silence_id}}})
+        return {"silence": views.silence_body(silence, now)}
 
     @app.get("/api/{rest:path}", include_in_schema=False)
     def api_not_found(rest: str) -> None:

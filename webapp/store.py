@@ -1,5 +1,6 @@
 """Thin read adapters over MongoDB (observations, hourly stats, forecasts) and
-Elasticsearch (arrivals, pipeline logs, alerts, dead letters, health samples).
+Elasticsearch (arrivals, pipeline logs, alerts, dead letters, health samples; silences and
+acknowledgements, read and written through meteoflow.silences).
 
 Elasticsearch reads tolerate missing indices (`ignore_unavailable`, unmapped sort
 fields): a pipeline that has not shipped anything yet is an empty state, not an error.
@@ -18,6 +19,7 @@ from meteoflow import contracts
 from meteoflow.es import make_es_client
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import Settings
+from meteoflow.silences import SilenceStore
 from webapp.views import bucket_counts
 
 # Keep the UI responsive when a server is down: fail fast, report it, poll again.
@@ -41,6 +43,7 @@ class Store:
             ),
         )
         self.es = es or make_es_client(settings, request_timeout=ES_TIMEOUT_SECONDS, max_retries=1)
+        self.silences = SilenceStore(settings, self.es)
 
     def close(self) -> None:
         self.db.client.close()
@@ -156,6 +159,17 @@ class Store:
             sort=[{"opened_at": {"order": "desc", "unmapped_type": "date"}}],
         )
         return [(h["_id"], h["_source"]) for h in resp["hits"]["hits"]]
+
+    def incidents(self, query: dict[str, Any], limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        """A page of the incidents history (views.incident_query), newest first, and how many match."""
+        resp = self._search("alerts", query=query, size=limit, from_=offset, track_total_hits=True,
+                            sort=[{"opened_at": {"order": "desc", "unmapped_type": "date"}}])
+        return resp["hits"]["total"]["value"], [h["_source"] for h in resp["hits"]["hits"]]
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        resp = self._search("alerts", query={"ids": {"values": [incident_id]}}, size=1)
+        hits = resp["hits"]["hits"]
+        return hits[0]["_source"] if hits else None
 
     def heartbeat(self, service: str) -> dict[str, Any] | None:
         """The latest heartbeat document of a service (contracts.Heartbeat), or None."""

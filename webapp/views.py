@@ -391,3 +391,95 @@ def health_body(latest: Mapping[str, Any] | None, series: Mapping[str, Any] | No
         "forecasts": [forecast_row(rid, src, now, stale_after) for rid, src in sorted(by_kind.get("forecast_age", {}).items())],
         "errors": errors,
     }
+
+
+# --- incidents, silences and acknowledgements (GET/POST /api/incidents, /api/silences) -------
+INCIDENT_STATUSES = ("firing", "resolved")  # a "pending" incident has not held for its `for:` yet: not shown
+NOTIFICATION_KEYS = ("delivery_id", "kind", "status", "attempts", "last_error", "silenced_by")
+
+
+def incident_query(status: str | None = None, rule: str | None = None, subject: str | None = None,
+                   severity: str | None = None, since: datetime | None = None,
+                   until: datetime | None = None) -> dict[str, Any]:
+    """Elasticsearch query of the incidents history. `subject` matches an incident's subject or its
+    region; `since`/`until` keep the incidents that were open at some time in between."""
+    filters: list[dict[str, Any]] = []
+    for field, value in (("status", status), ("rule", rule), ("severity", severity)):
+        if value:
+            filters.append({"term": {field: value}})
+    if subject:
+        filters.append({"bool": {"minimum_should_match": 1, "should": [
+            {"term": {"subject": subject}}, {"term": {"region_id": subject}}]}})
+    if until is not None:
+        filters.append({"range": {"opened_at": {"lte": until.isoformat()}}})
+    if since is not None:  # still open, or resolved after `since`
+        filters.append({"bool": {"minimum_should_match": 1, "should": [
+            {"range": {"resolved_at": {"gte": since.isoformat()}}},
+            {"bool": {"must_not": {"exists": {"field": "resolved_at"}}}}]}})
+    return {"bool": {"filter": filters, "must_not": [{"term": {"status": "pending"}}]}}
+
+
+def acknowledgement_body(ack: Any) -> dict[str, Any] | None:
+    """A contracts.Acknowledgement for the API (None stays None)."""
+    if ack is None:
+        return None
+    return {"author": ack.author, "comment": ack.comment, "at": iso(ack.at)}
+
+
+def incident_body(source: Mapping[str, Any], ack: Any = None) -> dict[str, Any]:
+    """One incident of the alerting service (elk/templates/alerts.json), its notifications and
+    their delivery (sent, silenced, pending, logged, failed), and its acknowledgement."""
+    notes = []
+    for note in source.get("notifications") or []:
+        if isinstance(note, Mapping):
+            notes.append({**{k: note.get(k) for k in NOTIFICATION_KEYS},
+                          "created_at": iso(note.get("created_at")), "sent_at": iso(note.get("sent_at"))})
+    return {
+        "id": source.get("incident_id"),
+        "rule": source.get("rule"),
+        "subject": source.get("subject"),
+        "region_id": source.get("region_id"),
+        "region_name": source.get("region_name"),
+        "status": source.get("status"),
+        "severity": source.get("severity"),
+        "summary": source.get("summary"),
+        "hint": source.get("hint"),
+        "opened_at": iso(source.get("opened_at")),
+        "updated_at": iso(source.get("updated_at")),
+        "resolved_at": iso(source.get("resolved_at")),
+        "last_seen": iso(source.get("last_seen")),
+        "value": source.get("value"),
+        "threshold": source.get("threshold"),
+        "notifications": notes,
+        "acknowledgement": acknowledgement_body(ack),
+    }
+
+
+def silence_body(silence: Any, now: datetime) -> dict[str, Any]:
+    """A contracts.Silence for the API, with its state at `now` (scheduled, active, expired)."""
+    return {
+        "id": silence.silence_id,
+        "rule": silence.rule,
+        "subject": silence.subject,
+        "starts_at": iso(silence.starts_at),
+        "ends_at": iso(silence.ends_at),
+        "expired_at": iso(silence.expired_at),
+        "created_at": iso(silence.created_at),
+        "comment": silence.comment,
+        "author": silence.author,
+        "state": silence.state(now),
+    }
+
+
+def sort_silences(bodies: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Active first (ending soonest first), then scheduled (starting soonest), then expired (latest ended first)."""
+    def key(b: dict[str, Any]) -> tuple[int, float]:
+        def ts(field: str) -> float:
+            return as_utc(b[field]).timestamp()
+        if b["state"] == "active":
+            return (0, ts("ends_at"))
+        if b["state"] == "scheduled":
+            return (1, ts("starts_at"))
+        ended = min(ts(f) for f in ("ends_at", "expired_at") if b[f])
+        return (2, -ended)
+    return sorted(bodies, key=key)

@@ -123,3 +123,54 @@ def test_build_fingerprint_changes_with_sources_and_ignores_outputs(tmp_path):
     (tmp_path / "src" / "main.tsx").write_text("b")
     assert build.fingerprint(tmp_path) != first
     assert build.needs_build(tmp_path)
+
+
+# --- incidents history and silences -----------------------------------------------------------
+def test_incident_query_filters_and_never_lists_pending_incidents():
+    assert views.incident_query() == {"bool": {"filter": [], "must_not": [{"term": {"status": "pending"}}]}}
+    since, until = NOW - timedelta(hours=1), NOW
+    q = views.incident_query("firing", "region_silence", "dakar", "critical", since, until)["bool"]["filter"]
+    assert {"term": {"status": "firing"}} in q and {"term": {"rule": "region_silence"}} in q
+    assert {"term": {"severity": "critical"}} in q
+    assert {"bool": {"minimum_should_match": 1, "should": [
+        {"term": {"subject": "dakar"}}, {"term": {"region_id": "dakar"}}]}} in q
+    # Open at some time in [since, until]: opened before until, and not resolved before since.
+    assert {"range": {"opened_at": {"lte": until.isoformat()}}} in q
+    assert {"bool": {"minimum_should_match": 1, "should": [
+        {"range": {"resolved_at": {"gte": since.isoformat()}}},
+        {"bool": {"must_not": {"exists": {"field": "resolved_at"}}}}]}} in q
+
+
+def test_incident_body_carries_notifications_with_their_delivery_and_the_acknowledgement():
+    from meteoflow.contracts import Acknowledgement
+
+    src = {"incident_id": "region_silence|dakar|x", "rule": "region_silence", "subject": "dakar", "status": "firing",
+           "opened_at": "2026-03-01T11:00:00.123456Z", "notifications": [
+               {"delivery_id": "region_silence|dakar|x|alert", "kind": "alert", "status": "silenced",
+                "created_at": "2026-03-01T11:00:00Z", "attempts": 0, "silenced_by": "s1"}, "not a notification"]}
+    body = views.incident_body(src)
+    assert body["id"] == "region_silence|dakar|x" and body["opened_at"] == "2026-03-01T11:00:00Z"
+    assert body["acknowledgement"] is None
+    assert body["notifications"] == [{"delivery_id": "region_silence|dakar|x|alert", "kind": "alert",
+                                      "status": "silenced", "attempts": 0, "last_error": None, "silenced_by": "s1",
+                                      "created_at": "2026-03-01T11:00:00Z", "sent_at": None}]
+    ack = Acknowledgement(incident_id="region_silence|dakar|x", author="awa", comment="on it", at=NOW)
+    assert views.incident_body(src, ack)["acknowledgement"] == {"author": "awa", "comment": "on it",
+                                                               "at": "2026-03-01T12:00:00Z"}
+
+
+def test_silences_list_active_first_then_scheduled_then_the_latest_ended():
+    from meteoflow.contracts import Silence
+
+    def silence(sid, start_h, end_h, expired_h=None):
+        return Silence(silence_id=sid, subject="dakar", starts_at=NOW + timedelta(hours=start_h),
+                       ends_at=NOW + timedelta(hours=end_h), comment="c", author="a", created_at=NOW - timedelta(days=1),
+                       expired_at=None if expired_h is None else NOW + timedelta(hours=expired_h))
+
+    found = [silence("old", -5, -4), silence("later", 2, 3), silence("long", -1, 5), silence("soon", 1, 2),
+             silence("short", -1, 1), silence("expired", -3, 5, expired_h=-2)]
+    bodies = views.sort_silences(views.silence_body(s, NOW) for s in found)
+    assert [(b["id"], b["state"]) for b in bodies] == [
+        ("short", "active"), ("long", "active"), ("soon", "scheduled"), ("later", "scheduled"),
+        ("expired", "expired"), ("old", "expired")]
+    assert bodies[4]["expired_at"] == "2026-03-01T10:00:00Z"
