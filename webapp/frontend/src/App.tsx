@@ -3,6 +3,7 @@ import type { ConfigResponse } from "./api";
 import { getJson } from "./api";
 import { useHashRoute, useUnits } from "./hooks";
 import { Overview } from "./pages/Overview";
+import { IncidentPage, IncidentsPage } from "./pages/Incidents";
 import { RegionPage } from "./pages/Region";
 import { StatusPage } from "./pages/Status";
 import { Empty } from "./components/common";
@@ -38,6 +39,7 @@ export function App() {
   const nav = [
     { href: "#/", label: "Overview", active: route.page === "overview" || route.page === "region" },
     { href: "#/status", label: "Pipeline health", active: route.page === "status" },
+    { href: "#/incidents", label: "Incidents", active: route.page === "incidents" || route.page === "incident" },
   ];
 
   return (
@@ -83,6 +85,8 @@ export function App() {
         {route.page === "overview" && <Overview units={units} refreshMs={refreshMs} />}
         {route.page === "region" && <RegionPage key={route.regionId} regionId={route.regionId} units={units} refreshMs={refreshMs} />}
         {route.page === "status" && <StatusPage refreshMs={refreshMs} />}
+        {route.page === "incidents" && <IncidentsPage refreshMs={refreshMs} />}
+        {route.page === "incident" && <IncidentPage key={route.incidentId} incidentId={route.incidentId} refreshMs={refreshMs} />}
         {route.page === "missing" && (
           <section aria-labelledby="page-title">
             <h1 id="page-title" tabIndex={-1}>Page not found</h1>

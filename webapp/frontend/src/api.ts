@@ -130,34 +130,164 @@ export interface ConfigResponse {
   expected_interval_seconds: number;
 }
 
+// --- incidents, acknowledgements, silences (GET/POST /api/incidents, /api/silences) ---------
+
+export type NotificationStatus = "pending" | "sent" | "logged" | "failed" | "silenced";
+
+export interface IncidentNotification {
+  delivery_id: string;
+  kind: "alert" | "reminder" | "recovery";
+  status: NotificationStatus;
+  created_at: string | null;
+  sent_at: string | null;
+  attempts: number | null;
+  last_error: string | null;
+  /** the silence that held it back (status "silenced") */
+  silenced_by: string | null;
+}
+
+export interface Acknowledgement {
+  author: string;
+  comment: string;
+  at: string | null;
+}
+
+export interface Incident {
+  id: string;
+  rule: string;
+  subject: string;
+  region_id: string | null;
+  region_name: string | null;
+  status: "firing" | "resolved";
+  severity: string | null;
+  summary: string | null;
+  hint: string | null;
+  opened_at: string | null;
+  updated_at: string | null;
+  resolved_at: string | null;
+  last_seen: string | null;
+  value: number | null;
+  threshold: number | null;
+  notifications: IncidentNotification[];
+  acknowledgement: Acknowledgement | null;
+}
+
+export interface IncidentsResponse {
+  generated_at: string;
+  total: number;
+  limit: number;
+  offset: number;
+  incidents: Incident[];
+}
+
+export interface IncidentResponse {
+  generated_at: string;
+  incident: Incident;
+}
+
+export type SilenceState = "active" | "scheduled" | "expired";
+
+export interface Silence {
+  id: string;
+  rule: string | null;
+  subject: string | null;
+  starts_at: string;
+  ends_at: string;
+  expired_at: string | null;
+  created_at: string;
+  comment: string;
+  author: string;
+  state: SilenceState;
+}
+
+export interface SilencesResponse {
+  generated_at: string;
+  /** the rule names a silence may match */
+  rules: string[];
+  max_seconds: number;
+  silences: Silence[];
+}
+
+/** POST /api/silences: ends_at or duration_seconds (after starts_at, default now). */
+export interface SilenceRequest {
+  rule: string | null;
+  subject: string | null;
+  starts_at?: string;
+  ends_at?: string;
+  duration_seconds?: number;
+  comment: string;
+  author: string;
+}
+
+export interface AckRequest {
+  author: string;
+  comment: string;
+}
+
+/** One entry of a 422's `errors`: which field, and what is wrong with it. */
+export interface FieldError {
+  field: string;
+  in: string | null;
+  message: string;
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** a 422's messages by field name */
+    readonly fields: Record<string, string> = {},
   ) {
     super(message);
   }
 }
 
-export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+/** Field name -> first message, from a 422 body's `errors` (pydantic's "Value error, " prefix dropped). */
+export function fieldMessages(errors: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(errors)) return out;
+  for (const e of errors as Partial<FieldError>[]) {
+    if (e && typeof e.field === "string" && typeof e.message === "string" && !(e.field in out)) {
+      out[e.field] = e.message.replace(/^Value error, /, "");
+    }
+  }
+  return out;
+}
+
+async function request<T>(url: string, init: RequestInit): Promise<T> {
   let response: Response;
   try {
-    response = await fetch(url, { signal, headers: { Accept: "application/json" } });
+    response = await fetch(url, { ...init, headers: { Accept: "application/json", ...(init.headers ?? {}) } });
   } catch (err) {
     if ((err as Error).name === "AbortError") throw err;
     throw new ApiError("The web app's API cannot be reached", 0);
   }
   if (!response.ok) {
     let detail = response.statusText;
+    let fields: Record<string, string> = {};
     try {
       const body = await response.json();
       if (typeof body.detail === "string") detail = body.detail;
+      fields = fieldMessages(body.errors);
     } catch {
       /* not JSON: keep the status text */
     }
-    throw new ApiError(`${response.status}: ${detail}`, response.status);
+    throw new ApiError(`${response.status}: ${detail}`, response.status, fields);
   }
   return (await response.json()) as T;
+}
+
+export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
+  return request<T>(url, { signal });
+}
+
+/** POST / DELETE with a JSON body; a refusal is an ApiError (a 422 names its fields). */
+export async function sendJson<T>(method: "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
+  return request<T>(url, {
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 // --- GET /api/health: the pipeline watching itself (samples of elk/health/) -------------------

@@ -9,10 +9,16 @@ export interface Polled<T> {
   updatedAt: Date | null;
 }
 
+export interface PolledWithRefresh<T> extends Polled<T> {
+  /** Poll now (after a change the page made), keeping the data on screen meanwhile. */
+  refresh: () => void;
+}
+
 /** Fetch `url` now and then every `intervalMs`, without reloading the page. The last good
  * data stays on screen when a poll fails; the error is reported beside it. */
-export function usePolling<T>(url: string | null, intervalMs: number): Polled<T> {
+export function usePolling<T>(url: string | null, intervalMs: number): PolledWithRefresh<T> {
   const [state, setState] = useState<Polled<T>>({ data: null, error: null, loading: true, updatedAt: null });
+  const now = useRef<() => void>(() => undefined);
   useEffect(() => {
     if (!url) return;
     let stopped = false;
@@ -30,6 +36,11 @@ export function usePolling<T>(url: string | null, intervalMs: number): Polled<T>
       }
       if (!stopped) timer = window.setTimeout(tick, intervalMs);
     };
+    now.current = () => {
+      controller?.abort();
+      window.clearTimeout(timer);
+      tick();
+    };
     tick();
     return () => {
       stopped = true;
@@ -37,17 +48,35 @@ export function usePolling<T>(url: string | null, intervalMs: number): Polled<T>
       window.clearTimeout(timer);
     };
   }, [url, intervalMs]);
-  return state;
+  const refresh = useCallback(() => now.current(), []);
+  return { ...state, refresh };
 }
 
-export type Route = { page: "overview" } | { page: "region"; regionId: string } | { page: "status" } | { page: "missing"; path: string };
+export type Route =
+  | { page: "overview" }
+  | { page: "region"; regionId: string }
+  | { page: "status" }
+  | { page: "incidents" }
+  | { page: "incident"; incidentId: string }
+  | { page: "missing"; path: string };
+
+function decoded(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null; // a malformed %-escape: no such page
+  }
+}
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
   if (path === "/" || path === "") return { page: "overview" };
   if (path === "/status") return { page: "status" };
+  if (path === "/incidents") return { page: "incidents" };
   const m = path.match(/^\/region\/([^/]+)$/);
-  if (m) return { page: "region", regionId: decodeURIComponent(m[1]) };
+  if (m && decoded(m[1]) !== null) return { page: "region", regionId: decoded(m[1])! };
+  const i = path.match(/^\/incidents\/([^/]+)$/);
+  if (i && decoded(i[1]) !== null) return { page: "incident", incidentId: decoded(i[1])! };
   return { page: "missing", path };
 }
 
