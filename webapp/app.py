@@ -68,13 +68,26 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _echo(value: Any) -> Any:
+    """The refused input as JSON can carry it: a raw body (bytes) as bounded text."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[:200]).decode("utf-8", "replace")
+    try:
+        return jsonable_encoder(value)
+    except (TypeError, ValueError):
+        return repr(value)[:200]
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
         where = loc[0] if loc and loc[0] in {"query", "path", "body", "header"} else None
-        field = ".".join(loc[1:] if where else loc) or "request"
-        errors.append({"field": field, "in": where, "message": err.get("msg", "invalid"), "input": err.get("input")})
+        field = ".".join(loc[1:] if where else loc) or where or "request"
+        message = err.get("msg", "invalid")
+        if isinstance(err.get("input"), (bytes, bytearray)):  # FastAPI parses JSON only when it is declared so
+            message = "must be a JSON object sent with Content-Type: application/json"
+        errors.append({"field": field, "in": where, "message": message, "input": _echo(err.get("input"))})
     return errors
 
 

@@ -119,6 +119,16 @@ def test_a_bad_silence_is_a_422_naming_the_field(api, body, field, words):
     assert api.get("/api/silences").json()["silences"] == []
 
 
+def test_a_body_that_is_not_json_is_a_422_not_a_crash(api):
+    body = '{"subject": "dakar", "duration_seconds": 60, "comment": "c", "author": "a"}'
+    r = api.post("/api/silences", content=body, headers={"content-type": "text/plain"})  # what a cross-site form sends
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    assert "Content-Type: application/json" in r.json()["errors"][0]["message"]
+    r = api.post("/api/silences", content=b'{"subject": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"][0]["in"] == "body"
+    assert api.get("/api/silences").json()["silences"] == []
+
+
 def test_expiring_an_unknown_silence_is_a_404_and_a_malformed_id_a_422(api):
     r = api.delete("/api/silences/nope")
     assert r.status_code == 404 and "nope" in r.json()["detail"]
