@@ -440,9 +440,11 @@ def incident_body(source: Mapping[str, Any], ack: Any = None) -> dict[str, Any]:
         "subject": source.get("subject"),
         "region_id": source.get("region_id"),
         "region_name": source.get("region_name"),
+        "title": source.get("title"),
         "status": source.get("status"),
         "severity": source.get("severity"),
         "summary": source.get("summary"),
+        "inhibited_by": source.get("inhibited_by"),  # "rule|subject" of the cause that holds it back
         "hint": source.get("hint"),
         "opened_at": iso(source.get("opened_at")),
         "updated_at": iso(source.get("updated_at")),

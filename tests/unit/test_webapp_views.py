@@ -148,8 +148,9 @@ def test_incident_body_carries_notifications_with_their_delivery_and_the_acknowl
            "opened_at": "2026-03-01T11:00:00.123456Z", "notifications": [
                {"delivery_id": "region_silence|dakar|x|alert", "kind": "alert", "status": "silenced",
                 "created_at": "2026-03-01T11:00:00Z", "attempts": 0, "silenced_by": "s1"}, "not a notification"]}
-    body = views.incident_body(src)
+    body = views.incident_body({**src, "inhibited_by": "service_down|producer"})
     assert body["id"] == "region_silence|dakar|x" and body["opened_at"] == "2026-03-01T11:00:00Z"
+    assert body["inhibited_by"] == "service_down|producer" and body["title"] is None
     assert body["acknowledgement"] is None
     assert body["notifications"] == [{"delivery_id": "region_silence|dakar|x|alert", "kind": "alert",
                                       "status": "silenced", "attempts": 0, "last_error": None, "silenced_by": "s1",

@@ -158,9 +158,13 @@ export interface Incident {
   subject: string;
   region_id: string | null;
   region_name: string | null;
+  /** the rule's own title for it, when it has one (e.g. "Elasticsearch shipping stopped") */
+  title: string | null;
   status: "firing" | "resolved";
   severity: string | null;
   summary: string | null;
+  /** "rule|subject" of the cause that explains it (root-cause inhibition): nothing is sent for it meanwhile */
+  inhibited_by: string | null;
   hint: string | null;
   opened_at: string | null;
   updated_at: string | null;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { fieldMessages } from "./api";
 import { parseRoute } from "./hooks";
-import { incidentHref, incidentsUrl, matcherText, ruleLabel, silenceRequest } from "./incidents";
+import { causeText, incidentHref, incidentTitle, incidentsUrl, matcherText, ruleLabel, silenceRequest } from "./incidents";
 import type { SilenceForm } from "./incidents";
 
 const ID = "region_silence|saint-louis|20261126T120000.000000Z";
@@ -37,6 +37,10 @@ describe("words", () => {
     expect(ruleLabel(null)).toBe("Any rule");
     expect(matcherText({ rule: null, subject: "dakar" })).toBe("every rule · dakar");
     expect(matcherText({ rule: "crash_loop", subject: null })).toBe("Crash loop · every region and subject");
+    const base = { rule: "service_down", region_name: null, region_id: null, subject: "shipper" };
+    expect(incidentTitle({ ...base, title: null })).toBe("Service down · shipper");
+    expect(incidentTitle({ ...base, title: "Elasticsearch shipping stopped" })).toBe("Elasticsearch shipping stopped · shipper");
+    expect(causeText("service_down|producer")).toBe("Service down · producer");
   });
   it("reads a 422's messages by field", () => {
     expect(

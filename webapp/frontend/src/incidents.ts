@@ -50,9 +50,15 @@ export function ruleLabel(rule: string | null | undefined): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-export function incidentTitle(incident: Incident): string {
+export function incidentTitle(incident: Pick<Incident, "title" | "rule" | "region_name" | "region_id" | "subject">): string {
   const about = incident.region_name || incident.region_id || incident.subject;
-  return `${ruleLabel(incident.rule)}${about ? ` · ${about}` : ""}`;
+  return `${incident.title || ruleLabel(incident.rule)}${about ? ` · ${about}` : ""}`;
+}
+
+/** "service_down|producer" -> "Service down · producer" */
+export function causeText(inhibitedBy: string): string {
+  const [rule, ...subject] = inhibitedBy.split("|");
+  return `${ruleLabel(rule)}${subject.length ? ` · ${subject.join("|")}` : ""}`;
 }
 
 /** What a silence matches, in words. */

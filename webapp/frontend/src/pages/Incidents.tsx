@@ -10,7 +10,7 @@ import { localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
 import type { IncidentFilters, SilenceForm } from "../incidents";
 import {
-  DURATIONS, NOTIFICATION_TEXT, PAGE_SIZE, RANGES, incidentHref, incidentTitle, incidentsUrl, matcherText, ruleLabel,
+  DURATIONS, NOTIFICATION_TEXT, PAGE_SIZE, RANGES, causeText, incidentHref, incidentTitle, incidentsUrl, matcherText, ruleLabel,
   silenceRequest,
 } from "../incidents";
 
@@ -132,6 +132,7 @@ function IncidentItem({ incident, onChanged }: { incident: Incident; onChanged: 
           {incident.acknowledgement && <AckBadge ack={incident.acknowledgement} />}
         </div>
         <div className="alert-msg">{incident.summary}</div>
+        {incident.inhibited_by && <div className="muted incident-when">Held back: explained by {causeText(incident.inhibited_by)}</div>}
         <div className="muted incident-when">
           opened {when(incident.opened_at)}
           {incident.resolved_at ? ` · resolved ${when(incident.resolved_at)}` : ""}
@@ -484,6 +485,9 @@ export function IncidentPage({ incidentId, refreshMs }: { incidentId: string; re
           <div className="card" data-testid="incident-detail" data-incident-id={incident.id}>
             <h2>What</h2>
             <p className="alert-msg">{incident.summary}</p>
+            {incident.inhibited_by && (
+              <p className="muted">Held back (nothing sent for it meanwhile): explained by {causeText(incident.inhibited_by)}.</p>
+            )}
             {incident.hint && (
               <p>
                 <strong>Where to look:</strong> {incident.hint}
