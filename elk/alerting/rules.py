@@ -112,6 +112,7 @@ class ElasticsearchUnavailable(RuleBase):
     """The alerting service cannot read or write Elasticsearch: it says so, from its own memory."""
 
     severity: str = Field("critical", pattern=r"^(info|warning|critical)$")
+    for_seconds: float | None = Field(60.0, ge=0)
 
 
 RULE_MODELS: dict[str, type[RuleBase]] = {

@@ -29,6 +29,7 @@ def unused_port() -> int:
 def test_an_elasticsearch_outage_is_named_then_handed_back_with_its_recovery(isolated, tmp_path):
     shipped = load_rules(isolated.alert_rules_file).model_dump()
     shipped["defaults"].update(for_seconds=0, group_wait_seconds=0, group_interval_seconds=0)
+    shipped["elasticsearch_unavailable"]["for_seconds"] = 0
     rules = parse_rules(shipped)
     now = [datetime.now(timezone.utc)]
     with SlackServer() as slack:

@@ -235,7 +235,8 @@ def test_without_elasticsearch_the_service_names_it_and_still_alerts_on_what_it_
     sender = Sender()
     r = parse_rules({**SHIPPED.model_dump(), "defaults": {**SHIPPED.defaults.model_dump(), "for_seconds": 0,
                                                          "group_wait_seconds": 0, "group_interval_seconds": 0},
-                     "service_down": {**SHIPPED.service_down.model_dump(), "for_seconds": None}})
+                     "service_down": {**SHIPPED.service_down.model_dump(), "for_seconds": None},
+                     "elasticsearch_unavailable": {"for_seconds": None}})
     svc = AlertingService(settings, rules=r, es=EsDown(), sender=sender, clock=lambda: now[0])
     svc.sampler = Sampler([service("producer", "held", at=T0)])
     for _ in range(3):
