@@ -75,6 +75,7 @@ class AlertingService:
         self.memory = MemoryIncidentStore(settings.run_dir / "alerting" / "incidents-without-elasticsearch.json")
         self.silence_store = SilenceStore(settings, self.es)
         self.silences: list[Silence] | None = None  # active ones, read at each evaluation (None: unknown)
+        self.last_silences: list[Silence] = []  # as last read: they still hold while Elasticsearch is down
 
     # --- one evaluation ---------------------------------------------------------------
     def evaluate(self) -> list[Incident]:
@@ -82,6 +83,8 @@ class AlertingService:
         open_incidents = self.store.open()
         facts = self.facts.read(self.rules, now)
         acknowledged, self.silences = self.read_silences(now, open_incidents)
+        if self.silences is not None:
+            self.last_silences = self.silences
         changed = self._evaluate(self.store, facts, open_incidents, acknowledged)
         self.last_open = self.store.open()
         return changed
@@ -96,7 +99,9 @@ class AlertingService:
         shows, keeping the incidents in a local store (seeded with those last read from Elasticsearch,
         so an incident that is already open is not opened twice)."""
         now = self.clock()
-        self.silences = None  # unreadable with the rest: sent as if there were none (fail open)
+        # Unreadable with the rest: those last read hold until they end (a silence set for planned
+        # Elasticsearch maintenance must hold during it); nothing else is known.
+        self.silences = [s for s in self.last_silences if s.is_active(now)]
         self.memory.seed({k: v for k, v in self.last_open.items() if k[0] in RULES_WITHOUT_ELASTICSEARCH})
         facts = Facts(now=now, health=self._health_from_memory(now), elasticsearch_error=error)
         open_incidents = {k: v for k, v in self.memory.open().items() if k[0] in RULES_WITHOUT_ELASTICSEARCH}

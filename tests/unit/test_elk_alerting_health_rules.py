@@ -276,3 +276,24 @@ def test_every_field_of_the_documents_is_in_their_strict_index_template(template
                 yield from (f"{key}.{k}" for k in missing(inner, known[key]["properties"]))
 
     assert list(missing(cls, props)) == []
+
+
+def test_without_elasticsearch_the_silences_last_read_still_hold_until_they_end(tmp_path):
+    """A silence set for planned Elasticsearch maintenance must hold while Elasticsearch is down."""
+    from meteoflow.contracts import Silence
+
+    settings = load_settings(run_dir=tmp_path, alert_eval_interval_seconds=INTERVAL)
+    now = [T0]
+    sender = Sender()
+    r = parse_rules({"defaults": {"for_seconds": 0, "group_wait_seconds": 0, "group_interval_seconds": 0},
+                     "service_down": {"for_seconds": 0}, "elasticsearch_unavailable": {"for_seconds": 0}})
+    svc = AlertingService(settings, rules=r, es=EsDown(), sender=sender, clock=lambda: now[0])
+    svc.sampler = Sampler([service("producer", "held", at=T0)])
+    svc.last_silences = [Silence(silence_id="s1", rule="elasticsearch_unavailable", starts_at=T0 - timedelta(hours=1),
+                                 ends_at=T0 + timedelta(seconds=45), comment="ES upgrade", author="Awa",
+                                 created_at=T0 - timedelta(hours=1))]
+    svc.evaluation_round()
+    assert ["Elasticsearch unavailable" in b["text"] for b in sender.bodies] == [False]  # the producer only
+    now[0] += timedelta(seconds=60)  # the silence has ended: the outage is announced
+    svc.evaluation_round()
+    assert any("Elasticsearch unavailable" in b["text"] for b in sender.bodies)

@@ -3,6 +3,7 @@ import { Empty, ErrorBanner, FreshnessBadge, Loading, Sparkline } from "../compo
 import { PipelineSelfCheck } from "../components/HealthPanels";
 import { ago, formatDuration, formatNumber, localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
+import { incidentHref } from "../incidents";
 
 function Tile({ label, value, tone, testid }: { label: string; value: React.ReactNode; tone?: string; testid?: string }) {
   return (
@@ -53,13 +54,14 @@ const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1
 
 function AlertItem({ alert }: { alert: Alert }) {
   const active = alert.state === "active";
+  const where = alert.region_name ?? alert.region_id;
+  const title = `${(alert.rule ?? "alert").replace(/_/g, " ")}${where ? ` · ${where}` : ""}`;
   return (
     <li className={`alert-item ${active ? "alert-active" : "alert-resolved"}`} data-testid="alert">
       <span className={`badge ${active ? "badge-silent" : "badge-neutral"}`}>{active ? "Active" : capitalize(alert.state ?? "resolved")}</span>
       <div>
         <div className="alert-title">
-          {(alert.rule ?? "alert").replace(/_/g, " ")}
-          {alert.region_name || alert.region_id ? ` · ${alert.region_name ?? alert.region_id}` : ""}
+          {alert.id ? <a href={incidentHref(alert.id)}>{title}</a> : title}
           {alert.severity ? <span className="muted"> ({alert.severity})</span> : null}
         </div>
         <div className="alert-msg">{alert.message}</div>
