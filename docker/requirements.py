@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 # What the shared package (meteoflow/) imports: every service needs it.
-SHARED = ["pydantic", "pydantic-settings", "kafka-python", "pymongo", "elasticsearch", "PyYAML"]
+SHARED = ["pydantic", "pydantic-settings", "kafka-python", "pymongo", "elasticsearch", "PyYAML", "prometheus-client"]
 
 SERVICE_REQUIREMENTS: dict[str, list[str]] = {
     "producer": SHARED + ["requests", "schedule"],

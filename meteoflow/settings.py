@@ -30,6 +30,10 @@ def _port(default: int, what: str) -> int:
     return Field(default, ge=1, le=65535, description=what)
 
 
+def _metrics_port(default: int, service: str) -> int:
+    return Field(default, ge=0, le=65535, description=f"Prometheus /metrics exporter of the {service} (0: off)")
+
+
 class SettingsError(ValueError):
     """A setting has a bad value. The message names the setting and the value."""
 
@@ -172,6 +176,15 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How often the alerting service samples health signals (consumer lag, store "
         "staleness, services, forecast age) into the <prefix>-metrics index")
 
+    # --- Prometheus /metrics (the FastAPI services serve it on their own port) ----------------
+    metrics_bind_host: str | None = Field(
+        None, description="Address the /metrics exporters of the producer, streaming job, shipper and alerting "
+        "service bind to (default: METEOFLOW_BIND_HOST; compose.yaml sets 0.0.0.0 inside the containers)")
+    producer_metrics_port: Port = _metrics_port(9191, "producer")
+    streaming_metrics_port: Port = _metrics_port(9192, "streaming job (Spark driver)")
+    shipper_metrics_port: Port = _metrics_port(9193, "shipper")
+    alerting_metrics_port: Port = _metrics_port(9194, "alerting service (with the health samples)")
+
     # --- web app --------------------------------------------------------------
     webapp_port: Port = _port(8080, "Web app and its API")
     webapp_refresh_seconds: float = Field(5.0, gt=0, le=3600, description="How often the web app polls its API for new data")
@@ -189,9 +202,11 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("bind_host")
+    @field_validator("bind_host", "metrics_bind_host")
     @classmethod
-    def _host(cls, value: str) -> str:
+    def _host(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value or any(c.isspace() for c in value):
             raise ValueError("must be a host name or IP address without spaces")
         return value

@@ -38,6 +38,8 @@ COMPOSE_END = "  # END generated"
 SET_BY_COMPOSE = {
     "bind_host", "run_dir", "cache_dir", "kafka_bootstrap_servers", "es_url_override", "es_username",
     "es_password", "mongo_uri_override", "forecast_api_url_override", "forecast_api_port", "webapp_port",
+    # The exporters listen on fixed ports in their containers; the host ports are PUBLISHED ones.
+    "metrics_bind_host", "producer_metrics_port", "streaming_metrics_port", "alerting_metrics_port",
 }
 NATIVE_ONLY = {
     # The native stack's own servers and processes; in Docker the official images run them.
@@ -46,7 +48,7 @@ NATIVE_ONLY = {
     "supervisor_backoff_initial_seconds", "supervisor_backoff_max_seconds", "supervisor_crash_loop_exits",
     "supervisor_crash_loop_window_seconds", "supervisor_healthy_after_seconds", "log_max_bytes", "log_backups",
     # The Python shipper does not run in Docker: Logstash ships Kafka to Elasticsearch.
-    "shipper_batch_size",
+    "shipper_batch_size", "shipper_metrics_port",
 }
 
 

@@ -67,6 +67,8 @@ def pipeline_settings(run_dir: Path, port_offset: int, **extra) -> Settings:
         kafka_port=9092 + port_offset, kafka_controller_port=9093 + port_offset,
         es_port=9200 + port_offset, es_transport_port=9300 + port_offset,
         mongo_port=27017 + port_offset, forecast_api_port=8000 + port_offset, webapp_port=8080 + port_offset,
+        producer_metrics_port=9191 + port_offset, streaming_metrics_port=9192 + port_offset,
+        shipper_metrics_port=9193 + port_offset, alerting_metrics_port=9194 + port_offset,
         topic_observations=f"f{tag}.observations", topic_deadletter=f"f{tag}.deadletter",
         topic_logs=f"f{tag}.logs", mongo_db=f"f{tag}", es_index_prefix=f"f{tag}",
         **values,

@@ -42,8 +42,10 @@ def _load_script(name: str, path: Path):
 
 docker_requirements = _load_script("docker_requirements", DOCKER_DIR / "requirements.py")
 
-# The only published ports: web app, Kibana, forecasting API docs (docs/docker.md).
-PUBLISHED = {"webapp": 8080, "kibana": 5601, "forecasting_api": 8000}
+# The only published ports: web app, Kibana, forecasting API docs, and the Prometheus exporters of
+# the loop services (docs/docker.md).
+PUBLISHED = {"webapp": {8080}, "kibana": {5601}, "forecasting_api": {8000},
+             "producer": {9191}, "streaming": {9192}, "alerting": {9194}}
 
 # Images we do not build. Each is an official image that does not run its server as root:
 OFFICIAL_NON_ROOT = {
@@ -159,9 +161,19 @@ def test_only_documented_ports_are_published_on_loopback(services):
     for name, svc in services.items():
         for port in svc.get("ports") or []:
             assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond 127.0.0.1 by default"
-            published[name] = int(port["target"])
+            published.setdefault(name, set()).add(int(port["target"]))
             assert str(port["published"]) == str(port["target"]), f"{name}: default host port differs from {port['target']}"
     assert published == PUBLISHED
+
+
+def test_the_published_metrics_ports_reach_the_exporters(services):
+    """A worker's exporter listens beyond the container's loopback on the port compose publishes;
+    its other servers (the Spark driver) stay on METEOFLOW_BIND_HOST."""
+    for name in ("producer", "streaming", "alerting"):
+        env = services[name]["environment"]
+        [port] = PUBLISHED[name]
+        assert env[f"METEOFLOW_{name.upper()}_METRICS_PORT"] == str(port), name
+        assert env["METEOFLOW_METRICS_BIND_HOST"] == "0.0.0.0" and env["METEOFLOW_BIND_HOST"] == "127.0.0.1", name
 
 
 def test_publish_host_and_ports_are_configurable(tmp_path):
