@@ -7,17 +7,18 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forecasting_api.engine import ForecastFailed, Forecaster, Outcome
 from forecasting_api.validation import SeriesError, clean_series, describe_errors
+from meteoflow import __version__
 from meteoflow.contracts import (
     BatchItem,
     BatchRequest,
@@ -28,6 +29,7 @@ from meteoflow.contracts import (
     PredictRequest,
     PredictResponse,
 )
+from meteoflow.metrics import ForecastingApiMetrics, instrument_app
 from meteoflow.settings import Settings
 
 log = logging.getLogger("forecasting_api")
@@ -35,10 +37,7 @@ log = logging.getLogger("forecasting_api")
 FORECAST_ACTION = "forecast"
 FORECAST_BATCH_ACTION = "forecast-batch"
 
-try:
-    VERSION = version("meteoflow")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    VERSION = "0.0.0"
+VERSION = __version__
 
 
 class ErrorResponse(BaseModel):
@@ -183,9 +182,12 @@ ERRORS = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+    """`registry`: where the metrics served on /metrics go (python -m forecasting_api passes
+    meteoflow.metrics.service_registry's; by default a registry of this app alone)."""
     forecaster = Forecaster(settings)
     min_points = settings.forecast_min_points
+    metrics = ForecastingApiMetrics(forecaster.stats, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -204,6 +206,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.forecaster = forecaster
     app.add_middleware(BodyLimit, max_bytes=settings.forecast_max_body_bytes)
+    instrument_app(app, metrics.http)  # outside BodyLimit: its 413s are counted too
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -234,7 +237,9 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("forecast refused (%d) %s: %s", status, exc.field, exc.message,
                         extra={"fields": {"event.action": FORECAST_ACTION, "event.outcome": "failure",
                                           "meteoflow.forecast": {"region_id": body.region_id, "field": exc.field}}})
+            metrics.forecasts.labels("error").inc()
             return error_response(status, exc.field, exc.message)
+        metrics.forecasts.labels("ok").inc()
         response = _response(outcome, body.region_id, series.duplicates_merged)
         _log_forecast(body, response, started)
         return response
@@ -246,6 +251,8 @@ def create_app(settings: Settings) -> FastAPI:
             *(_forecast_item(forecaster, index, raw, min_points) for index, raw in enumerate(body.series))
         )
         ok = sum(item.status == "ok" for item in items)
+        metrics.forecasts.labels("ok").inc(ok)
+        metrics.forecasts.labels("error").inc(len(items) - ok)
         log.info(
             "batch served: %d ok, %d errors", ok, len(items) - ok,
             extra={"fields": {

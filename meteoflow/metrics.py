@@ -337,13 +337,15 @@ class AlertingMetrics(MetricSet):
         super().__init__(registry)
         p = f"{PREFIX}_alerting"
         self.rules = tuple(rules)
-        self.evaluations = self._counter(f"{p}_evaluations_total",
-                                         "Evaluation rounds: ok, or failed (Elasticsearch unavailable)", [OUTCOME])
-        _init_labels(self.evaluations, ("ok", "failed"))
+        self.evaluations = self._counter(
+            f"{p}_evaluations_total", "Evaluation rounds: ok, without_elasticsearch (Elasticsearch unavailable: "
+            "what the health samples show was evaluated and delivered), failed", [OUTCOME])
+        _init_labels(self.evaluations, ("ok", "without_elasticsearch", "failed"))
         self.evaluation_duration = self._histogram(f"{p}_evaluation_duration_seconds",
-                                                   "Duration of an evaluation round (facts, incidents, delivery)")
+                                                   "Duration of a completed evaluation round (facts, incidents, delivery)")
         self.last_evaluation = self._gauge(f"{p}_last_evaluation_timestamp_seconds",
-                                           "Unix time of the last completed evaluation round")
+                                           "Unix time of the last completed evaluation round (with or without "
+                                           "Elasticsearch)")
         self.firing = self._gauge(f"{p}_incidents_firing", "Open incidents that fired, per rule", [RULE])
         self.pending = self._gauge(f"{p}_incidents_pending",
                                    "Conditions waiting out their rule's for: period, per rule", [RULE])
@@ -361,10 +363,19 @@ class AlertingMetrics(MetricSet):
             self.firing.labels(rule).set(0)
             self.pending.labels(rule).set(0)
 
-    def incidents(self, incidents: Iterable[Any]) -> None:
-        """Set the per-rule gauges from every open incident (elk.alerting.engine.Incident)."""
-        firing = dict.fromkeys(self.rules, 0)
-        pending = dict.fromkeys(self.rules, 0)
+    def evaluated(self, outcome: str, started: datetime, done: datetime) -> None:
+        """One round ended with `outcome` (ok, without_elasticsearch, failed), by the service's clock."""
+        self.evaluations.labels(outcome).inc()
+        if outcome != "failed":
+            self.evaluation_duration.observe(max(0.0, (done - started).total_seconds()))
+            self.last_evaluation.set(done.timestamp())
+
+    def incidents(self, incidents: Iterable[Any], rules: Iterable[str] | None = None) -> None:
+        """Set the per-rule gauges from the open incidents (elk.alerting.engine.Incident) of `rules`
+        (default: every rule); the other rules' gauges keep their values."""
+        scope = tuple(self.rules if rules is None else rules)
+        firing = dict.fromkeys(scope, 0)
+        pending = dict.fromkeys(scope, 0)
         for inc in incidents:
             if inc.status == "firing":
                 firing[inc.rule] = firing.get(inc.rule, 0) + 1

@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings, regions, once: bool = False) -> int:
     from meteoflow.logs import setup_logging
-    from producer.run import KafkaPublisher, Producer
+    from meteoflow.metrics import Exporter, ProducerMetrics, serve_metrics, service_registry
+    from producer.run import SERVICE, KafkaPublisher, Producer
     from producer.sources import FatalSourceError, make_source
     from producer.sources.replay import ReplayFileError
 
@@ -160,15 +161,22 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    registry = service_registry(SERVICE)
+    metrics = ProducerMetrics(registry)
+    # A single run ends before any scrape could see it: --once serves no /metrics (and so never
+    # collides with the exporter of a producer already running).
+    exporter = Exporter(SERVICE) if once else serve_metrics(SERVICE, settings, registry)
     try:
-        publisher = KafkaPublisher(settings)
+        publisher = KafkaPublisher(settings, metrics=metrics)
     except Exception as exc:  # noqa: BLE001 - e.g. NoBrokersAvailable: say where we looked
         log.error("producer cannot reach Kafka at %s: %s: %s", settings.kafka_bootstrap, type(exc).__name__, exc)
         source.close()
+        exporter.close()
         return EXIT_FATAL
     code = 0
     try:
-        runs = Producer(settings, regions, source, publisher, log).run_forever(stop, max_runs=1 if once else None)
+        runs = Producer(settings, regions, source, publisher, log, metrics=metrics).run_forever(
+            stop, max_runs=1 if once else None)
         log.info("producer stopped after %d run(s)%s", runs, " (replay finished)" if source.exhausted else "")
     except FatalSourceError as exc:
         log.error("producer stopped: %s", exc)
@@ -176,6 +184,7 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
     finally:
         source.close()
         publisher.close()
+        exporter.close()
         for handler in logging.getLogger().handlers:
             handler.flush()
     return code

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import schedule
 
 from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
+from meteoflow.metrics import ProducerMetrics
 from meteoflow.schema import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.settings import Settings
 from producer.regions import Region
@@ -106,12 +107,14 @@ def summarize(batch: Batch, send_errors: dict[int, str], duration_s: float) -> R
 class KafkaPublisher:
     """Observations to the observations topic, dead letters to the dead-letter topic."""
 
-    def __init__(self, settings: Settings, producer=None, flush_timeout_s: float = 60.0):
+    def __init__(self, settings: Settings, producer=None, flush_timeout_s: float = 60.0,
+                 metrics: ProducerMetrics | None = None):
         from meteoflow.kafka import make_producer
 
         self.settings = settings
         self.producer = producer or make_producer(settings, client_id=SERVICE)
         self.flush_timeout_s = flush_timeout_s
+        self.metrics = metrics or ProducerMetrics()
 
     def _send_all(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> tuple[list, dict[int, str]]:
         futures, errors = [], {}
@@ -141,6 +144,11 @@ class KafkaPublisher:
                     future.get(timeout=0)
                 except Exception as exc:  # noqa: BLE001
                     errs[i] = f"Kafka did not acknowledge: {type(exc).__name__}: {exc}"
+        for topic, sent, errs in ((self.settings.topic_observations, len(batch.observations), errors),
+                                  (self.settings.topic_deadletter, len(batch.dead_letters), dl_errors)):
+            self.metrics.published.labels(topic).inc(sent - len(errs))
+            if errs:
+                self.metrics.kafka_errors.labels(topic).inc(len(errs))
         if dl_errors:
             logging.getLogger(SERVICE).error("%d dead letter(s) could not be written to %s: %s", len(dl_errors),
                                              self.settings.topic_deadletter, next(iter(dl_errors.values())))
@@ -156,13 +164,15 @@ class KafkaPublisher:
 # --- runs and schedule ---------------------------------------------------------------------
 class Producer:
     def __init__(self, settings: Settings, regions: list[Region], source: Source, publisher: KafkaPublisher,
-                 log: logging.Logger | None = None, clock: Callable[[], datetime] = utc_now):
+                 log: logging.Logger | None = None, clock: Callable[[], datetime] = utc_now,
+                 metrics: ProducerMetrics | None = None):
         self.settings = settings
         self.regions = regions
         self.source = source
         self.publisher = publisher
         self.log = log or logging.getLogger(SERVICE)
         self.clock = clock
+        self.metrics = metrics or ProducerMetrics()
 
     def run_once(self) -> RunSummary:
         """One batch. FatalSourceError propagates (the caller stops); the rest is in the summary."""
@@ -180,11 +190,29 @@ class Producer:
         return summary
 
     def _publish(self, result: SourceResult, batch_id: str, began: float) -> RunSummary:
-        batch = prepare_batch(result, self.source.name, batch_id, produced_at=self.clock(),
+        produced_at = self.clock()
+        batch = prepare_batch(result, self.source.name, batch_id, produced_at=produced_at,
                               limits=self.settings.record_limits)
         send_errors = self.publisher.publish(batch)
         summary = summarize(batch, send_errors, time.monotonic() - began)
         self._log_summary(summary)
+        self.metrics.dead_letters.inc(summary.dead_letters)
+        self.metrics.region_failures.inc(summary.fields()["regions_failed_count"])
+        if summary.records:
+            self.metrics.last_success.set(produced_at.timestamp())
+        return summary
+
+    def run_measured(self) -> RunSummary:
+        """run_once, counted in the run metrics (outcome and duration)."""
+        began = time.monotonic()
+        try:
+            summary = self.run_once()
+        except Exception:
+            self.metrics.runs.labels("failed").inc()
+            raise
+        finally:
+            self.metrics.run_duration.observe(time.monotonic() - began)
+        self.metrics.runs.labels("partial" if summary.regions_failed else "ok").inc()
         return summary
 
     def _log_summary(self, summary: RunSummary) -> None:
@@ -207,7 +235,7 @@ class Producer:
             nonlocal runs
             runs += 1
             try:
-                self.run_once()
+                self.run_measured()
             except FatalSourceError:
                 raise
             except Exception:  # noqa: BLE001 - one broken run must not end the service

@@ -19,6 +19,7 @@ import time
 
 from meteoflow.contracts import SupervisorState, describe_exit
 from meteoflow.logs import setup_logging
+from meteoflow.metrics import METRICS_PORT_SETTINGS
 from meteoflow.settings import SettingsError, load_settings
 from stack import install
 from stack.logrotate import rotate_logs
@@ -96,6 +97,11 @@ def print_urls(settings) -> None:
     print(f"  Elasticsearch        {settings.es_url}")
     print(f"  Kafka bootstrap      {settings.kafka_bootstrap}")
     print(f"  MongoDB (FerretDB)   mongodb://{settings.bind_host}:{settings.mongo_port}/{settings.mongo_db}")
+    ports = ", ".join(f"{name} {getattr(settings, setting)}" for name, setting in METRICS_PORT_SETTINGS.items()
+                      if getattr(settings, setting))
+    host = settings.metrics_bind_host or settings.bind_host
+    print(f"  Prometheus metrics   http://{host}:PORT/metrics ({ports or 'exporters off'}), and /metrics of the "
+          "web app and the API")
     print(f"  logs                 {settings.run_dir / 'logs'}  (./run.sh logs NAME)")
     print("Stop with Ctrl-C or ./run.sh down\n", flush=True)
 

@@ -11,6 +11,7 @@ import sys
 import threading
 
 from meteoflow.logs import start_service
+from meteoflow.metrics import StreamingMetrics, serve_metrics, service_registry
 
 
 def main() -> int:
@@ -34,7 +35,10 @@ def main() -> int:
     spark = spark_session(settings, app_name="meteoflow-streaming", extra_conf=quiet)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    job = StreamingJob(settings, spark, log)
+    registry = service_registry("streaming")
+    # foreachBatch runs in this driver process, so its counts are this process's to serve.
+    exporter = serve_metrics("streaming", settings, registry)
+    job = StreamingJob(settings, spark, log, metrics=StreamingMetrics(registry))
     query = job.start()
     log.info("streaming %s -> MongoDB %s, checkpoint %s, trigger every %gs", settings.topic_observations,
              settings.mongo_db, settings.checkpoint_dir, settings.streaming_trigger_seconds)
@@ -50,6 +54,7 @@ def main() -> int:
                 break
     finally:
         job.stop()
+        exporter.close()
         try:
             spark.stop()
         except Exception as exc:  # noqa: BLE001 - the JVM may already be gone; nothing is lost then

@@ -21,6 +21,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, PredictRequest, doc_id
+from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.records import bson_millis, hourly_series
 from streaming.sinks import upsert_all
@@ -170,11 +171,13 @@ class ForecastRefresher:
     """
 
     def __init__(self, db: Database, settings: Settings, client: ForecastClient | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 metrics: StreamingMetrics | None = None):
         self.db = db
         self.settings = settings
         self.client = client or ForecastClient(settings)
         self.clock = clock
+        self.metrics = metrics or StreamingMetrics()
         self._lock = threading.Lock()
         self._backoff_until = 0.0
 
@@ -223,6 +226,7 @@ class ForecastRefresher:
                     upsert_all(self.db[FORECASTS], docs)
                     outcome.forecasts_written = len(docs)
             self._write_state(outcome, pending, now)
+            self.metrics.forecast_outcome(outcome)
             return outcome
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.schema import RecordLimits
 from meteoflow.settings import Settings
@@ -44,6 +45,7 @@ RECENT_PROGRESS_LINES = 100
 class BatchReport:
     batch_id: int
     input_rows: int = 0
+    input_by_topic: dict[str, int] = field(default_factory=dict)
     stored: int = 0
     dead_letters: int = 0
     stats_upserted: int = 0
@@ -70,8 +72,10 @@ class BatchProcessor:
     """The foreachBatch function, plus `process` which does the work on plain records."""
 
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
-                 deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits()):
+                 deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits(),
+                 metrics: StreamingMetrics | None = None):
         self.limits = limits
+        self.metrics = metrics or StreamingMetrics()
         self.observations = observations
         self.stats = stats
         self.refresher = refresher
@@ -86,11 +90,13 @@ class BatchProcessor:
         watch.lap("collect")
         report = self.process(records, batch_id, durations)
         watch.total()
+        self.metrics.batch_done(report, datetime.now(timezone.utc))
         self.reporter.batch_done(report)
 
     def process(self, records: list[KafkaRecord], batch_id: int,
                 durations: dict[str, float] | None = None) -> BatchReport:
-        report = BatchReport(batch_id=batch_id, input_rows=len(records))
+        report = BatchReport(batch_id=batch_id, input_rows=len(records),
+                             input_by_topic=dict(Counter(r.topic for r in records)))
         if durations is not None:
             report.durations_ms = durations
         watch = _Stopwatch(report.durations_ms)
@@ -107,8 +113,9 @@ class BatchProcessor:
         outcome: ForecastOutcome = self.refresher.refresh()
         report.forecast = outcome.summary()
         watch.lap("forecasts")
-        if durations is None:
+        if durations is None:  # called on its own (not from foreachBatch): this is the whole batch
             watch.total()
+            self.metrics.batch_done(report, datetime.now(timezone.utc))
         return report
 
 
@@ -229,18 +236,20 @@ class StreamingJob:
     """Everything one run of the job owns: MongoDB client, sinks, listener, retry timer."""
 
     def __init__(self, settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
-                 forecast_client: ForecastClient | None = None, keep_progress_lines: int | None = RECENT_PROGRESS_LINES):
+                 forecast_client: ForecastClient | None = None, keep_progress_lines: int | None = RECENT_PROGRESS_LINES,
+                 metrics: StreamingMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics or StreamingMetrics()
         self.spark = spark
         self.log = log or logging.getLogger("streaming")
         self.mongo = make_mongo_client(settings)
         self.db = database(settings, self.mongo)
         ensure_indexes(self.db)
-        self.refresher = ForecastRefresher(self.db, settings, forecast_client)
+        self.refresher = ForecastRefresher(self.db, settings, forecast_client, metrics=self.metrics)
         self.deadletters = DeadLetterSink(settings, self.log)
         self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
-                                        self.deadletters, self.reporter, settings.record_limits)
+                                        self.deadletters, self.reporter, settings.record_limits, self.metrics)
         self.listener = ProgressListener(self.reporter)
         self.timer: RetryTimer | None = None
         self.query: StreamingQuery | None = None
@@ -292,6 +301,8 @@ class StreamingJob:
 
 
 def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
-                   forecast_client: ForecastClient | None = None) -> list[dict[str, Any]]:
+                   forecast_client: ForecastClient | None = None,
+                   metrics: StreamingMetrics | None = None) -> list[dict[str, Any]]:
     """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines."""
-    return StreamingJob(settings, spark, log, forecast_client, keep_progress_lines=None).run_until_idle()
+    return StreamingJob(settings, spark, log, forecast_client, keep_progress_lines=None,
+                        metrics=metrics).run_until_idle()

@@ -13,6 +13,7 @@
     GET /api/silences                 active, scheduled and recently ended silences
     POST /api/silences                create a silence: matching incidents are recorded, not sent
     DELETE /api/silences/{id}         expire a silence now
+    GET /metrics                      Prometheus metrics (requests per route, store errors)
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import ValidationError
+from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 
 from meteoflow.contracts import (
     ALERT_RULES, SILENCE_MAX_SECONDS, Acknowledgement, AckRequest, Silence, SilenceRequest, plausible_utc,
 )
 from meteoflow.freshness import thresholds
+from meteoflow.metrics import WebappMetrics, instrument_app
 from meteoflow.settings import REPO_ROOT, Settings
 from webapp import views
 from webapp.store import Store
@@ -126,11 +129,23 @@ def _query_time(name: str, value: datetime | None) -> datetime | None:
         raise invalid("query", name, str(exc), value) from None
 
 
-def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = _utcnow) -> FastAPI:
+def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] = _utcnow,
+               registry: CollectorRegistry | None = None) -> FastAPI:
+    """`registry`: where the metrics served on /metrics go (python -m webapp passes
+    meteoflow.metrics.service_registry's; by default a registry of this app alone)."""
     app = FastAPI(title="Meteoflow web app", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.store = store
+    metrics = WebappMetrics(registry)
+    instrument_app(app, metrics.http)
     dist_dir = settings.webapp_dist_dir or default_dist_dir()
     limits = thresholds(settings)
+
+    def attempt(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:
+        """_attempt of an Elasticsearch read (every degradable read is one), its failure counted."""
+        result, error = _attempt(fn, default)
+        if error is not None:
+            metrics.store_errors.labels("elasticsearch").inc()
+        return result, error
 
     def get_store() -> Store:
         if app.state.store is None:
@@ -146,12 +161,14 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     @app.exception_handler(PyMongoError)
     async def _on_mongo(request: Request, exc: PyMongoError) -> JSONResponse:
         log.warning("MongoDB read failed: %s", exc)
+        metrics.store_errors.labels("mongodb").inc()
         return JSONResponse(status_code=503, content={"detail": f"MongoDB is unavailable: {type(exc).__name__}"})
 
     @app.exception_handler(TransportError)
     @app.exception_handler(ApiError)
     async def _on_es(request: Request, exc: Exception) -> JSONResponse:
         log.warning("Elasticsearch request failed: %s", exc)
+        metrics.store_errors.labels("elasticsearch").inc()
         return JSONResponse(status_code=503, content={"detail": f"Elasticsearch is unavailable: {type(exc).__name__}"})
 
     @app.middleware("http")
@@ -176,7 +193,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
 
     def region_rows(now: datetime) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None]:
         store_ = get_store()
-        arrivals, es_error = _attempt(store_.arrivals_by_region, {})
+        arrivals, es_error = attempt(store_.arrivals_by_region, {})
         ids = set(store_.region_ids()) | set(arrivals)
         rows = [
             views.region_summary(rid, store_.latest_observation(rid), arrivals.get(rid), limits, now) for rid in ids
@@ -199,7 +216,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
         now = clock()
         store_ = get_store()
         latest = store_.latest_observation(region_id)
-        arrivals, es_error = _attempt(store_.arrivals_by_region, {})
+        arrivals, es_error = attempt(store_.arrivals_by_region, {})
         if latest is None and region_id not in arrivals:
             raise HTTPException(status_code=404, detail=f"unknown region '{region_id}': no observation stored for it")
         start, end = views.history_window(views.as_utc(latest.get("observed_at")) if latest else None, now, hours)
@@ -226,20 +243,20 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
             info = arrivals.get(row["region_id"], {})
             row["arrivals_last_hour"] = info.get("last_hour", 0)
             row["arrivals_per_bucket"] = info.get("per_bucket", [])
-        batches, err = _attempt(lambda: [views.streaming_batch(s) for s in store_.streaming_batches()], [])
+        batches, err = attempt(lambda: [views.streaming_batch(s) for s in store_.streaming_batches()], [])
         if err:
             errors["streaming"] = err
-        active, err = _attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=True, limit=50)], [])
+        active, err = attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=True, limit=50)], [])
         if err:
             errors["alerts"] = err
-        recent, _ = _attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=False, limit=20)], [])
-        dead, err = _attempt(
+        recent, _ = attempt(lambda: [views.alert_body(s, i) for i, s in store_.alerts(active=False, limit=20)], [])
+        dead, err = attempt(
             lambda: store_.deadletters(since=now - timedelta(hours=1)),
             {"total": 0, "last_hour": 0, "by_service": {}, "latest": []},
         )
         if err:
             errors["deadletters"] = err
-        heartbeat, err = _attempt(lambda: store_.heartbeat("alerting"), None)
+        heartbeat, err = attempt(lambda: store_.heartbeat("alerting"), None)
         if err:
             errors["alerting"] = err
         counts = {k: sum(1 for r in rows if r["freshness"] == k) for k in ("fresh", "late", "silent")}
@@ -275,12 +292,12 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
         start = now - timedelta(minutes=minutes)
         bucket = views.lag_bucket_seconds(minutes * 60, interval)
         errors: dict[str, str] = {}
-        latest, err = _attempt(lambda: store_.health_latest(since=now - views.HEALTH_LOOKBACK), {})
+        latest, err = attempt(lambda: store_.health_latest(since=now - views.HEALTH_LOOKBACK), {})
         if err:
             errors["metrics"] = err
         series: dict[str, Any] = {}
         if not errors:  # Elasticsearch failed the first read: no second wait for the same answer
-            series, err = _attempt(lambda: store_.lag_series(start, now, bucket), {})
+            series, err = attempt(lambda: store_.lag_series(start, now, bucket), {})
             if err:
                 errors["lag_series"] = err
         return views.health_body(latest, series, now, interval, (start, now), bucket,

@@ -27,6 +27,10 @@ class Pinger:
         self.timeout = timeout
         self._session = session or requests.Session()
 
+    @property
+    def configured(self) -> bool:
+        return self._url is not None
+
     def ping(self) -> bool:
         """One GET; a failure is logged (URL masked) and never raised: it must not stop the loop."""
         if self._url is None:

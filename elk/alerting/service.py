@@ -22,7 +22,7 @@ from elk.alerting.engine import (
     Facts, HealthFacts, Incident, Notification, abandoned, conditions, due_groups, last_sent_by_group, plan,
 )
 from elk.alerting.heartbeat import Pinger
-from elk.alerting.rules import AlertRules, load_rules
+from elk.alerting.rules import RULE_MODELS, AlertRules, load_rules
 from elk.alerting.silences import hold_back, released
 from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore, MemoryIncidentStore, health_window, write_heartbeat
@@ -31,6 +31,7 @@ from elk.retention import apply_retention
 from meteoflow.contracts import Heartbeat, Silence
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
+from meteoflow.metrics import AlertingMetrics, HealthMetrics
 from meteoflow.settings import Settings
 from meteoflow.silences import SilenceStore
 
@@ -54,8 +55,10 @@ def _describe_es_error(exc: Exception) -> str:
 
 class AlertingService:
     def __init__(self, settings: Settings, rules: AlertRules | None = None, es=None,
-                 sender: SlackSender | None = None, clock: Callable[[], datetime] = utc_now):
+                 sender: SlackSender | None = None, clock: Callable[[], datetime] = utc_now,
+                 metrics: AlertingMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics or AlertingMetrics(RULE_MODELS)
         self.rules = rules or load_rules(settings.alert_rules_file)
         self.es = es or make_es_client(settings, max_retries=1, request_timeout=10)
         self.facts = FactsReader(settings, self.es)
@@ -105,7 +108,8 @@ class AlertingService:
         self.memory.seed({k: v for k, v in self.last_open.items() if k[0] in RULES_WITHOUT_ELASTICSEARCH})
         facts = Facts(now=now, health=self._health_from_memory(now), elasticsearch_error=error)
         open_incidents = {k: v for k, v in self.memory.open().items() if k[0] in RULES_WITHOUT_ELASTICSEARCH}
-        return self._evaluate(self.memory, facts, open_incidents)
+        # The other rules' incident gauges keep what Elasticsearch last said: unknown now, not zero.
+        return self._evaluate(self.memory, facts, open_incidents, rules=RULES_WITHOUT_ELASTICSEARCH)
 
     def hand_back(self) -> None:
         """Elasticsearch answers again: resolve `elasticsearch_unavailable`, and give everything kept
@@ -127,16 +131,20 @@ class AlertingService:
         self.memory.clear()
 
     def _evaluate(self, store, facts: Facts, open_incidents: dict[tuple[str, str], Incident],
-                  acknowledged: frozenset[str] = frozenset()) -> list[Incident]:
+                  acknowledged: frozenset[str] = frozenset(), rules: frozenset[str] | None = None) -> list[Incident]:
         now = facts.now
         interval = self.settings.alert_eval_interval_seconds
         current = conditions(self.rules, facts, self.settings.effective_interval_seconds, self.silence, open_incidents)
-        for blip in abandoned(current, open_incidents, self.rules):
+        blips = abandoned(current, open_incidents, self.rules)
+        for blip in blips:
             store.forget(blip)
         changed = plan(now, current, open_incidents, self.rules, interval, acknowledged)
         if self.silences is not None:
             released(changed, self.silences, now, acknowledged)  # their silence ended: announce them now
         self._record(store, changed, now)
+        forgotten = {blip.key for blip in blips}
+        still_open = {key: inc for key, inc in open_incidents.items() if key not in forgotten}
+        self.metrics.incidents({**still_open, **{inc.key: inc for inc in changed}}.values(), rules)
         return changed
 
     def _record(self, store, changed: list[Incident], now: datetime) -> None:
@@ -144,6 +152,7 @@ class AlertingService:
             store.save(inc)  # recorded before anything is sent
             newest = inc.notifications[-1] if inc.notifications else None
             if newest is not None and newest.status == "pending" and newest.created_at == now:
+                self.metrics.notifications.labels(inc.rule, newest.kind).inc()
                 level = logging.INFO if newest.kind == "recovery" else logging.WARNING
                 log.log(level, "%s %s: %s", newest.kind, inc.incident_id, inc.summary, extra={"fields": {
                     "event.action": f"alert-{newest.kind}",
@@ -194,6 +203,7 @@ class AlertingService:
             heads.append((inc, note))
         for items in due_groups(heads, last_sent, now, self.grouping):
             result = self.sender.send(digest_message(items, self.where_to_look))
+            self.metrics.slack.labels(result.outcome).inc()
             if result.outcome == "sent":
                 sent += 1
                 last_sent[(items[0][0].rule, items[0][1].kind)] = now
@@ -234,24 +244,38 @@ class AlertingService:
         # Only a completed evaluation counts as alive (a failed read raised before this).
         write_heartbeat(self.settings, self.es, Heartbeat(
             service="alerting", at=self.clock(), interval_seconds=self.settings.alert_eval_interval_seconds))
-        self.pinger.ping()
+        self.ping()
+
+    def ping(self) -> None:
+        """The dead-man's switch, counted when one is configured."""
+        if self.pinger.configured:
+            self.metrics.pings.labels("ok" if self.pinger.ping() else "failed").inc()
 
     def evaluation_round(self) -> None:
+        started = self.clock()
+        outcome = "failed"
         try:
             self.run_once()
+            outcome = "ok"
         except (TransportError, ApiError) as exc:
             # No facts from it, so nothing of what it holds is decided; what the health sampler still
             # sees (Kafka, MongoDB, the supervisor) is evaluated and delivered, and the outage named.
             log.warning("elasticsearch unavailable (%s); evaluating without it", type(exc).__name__)
-            self.run_without_elasticsearch(_describe_es_error(exc))
+            if self.run_without_elasticsearch(_describe_es_error(exc)):
+                outcome = "without_elasticsearch"
+        finally:
+            self.metrics.evaluated(outcome, started, self.clock())
 
-    def run_without_elasticsearch(self, error: str) -> None:
+    def run_without_elasticsearch(self, error: str) -> bool:
+        """True when the round evaluated and delivered what it could without Elasticsearch."""
         try:
             self.evaluate_without_elasticsearch(error)
             self.deliver(self.memory)
-            self.pinger.ping()  # this evaluation ran and delivered: the service is alive
+            self.ping()  # this evaluation ran and delivered: the service is alive
+            return True
         except Exception:  # noqa: BLE001 - never let the fallback stop the loop
             log.exception("evaluation without elasticsearch failed")
+            return False
 
     def retention_if_due(self) -> None:
         """Elasticsearch retention (elk/retention.py) at the first round, then every interval.
@@ -273,7 +297,8 @@ class AlertingService:
         """Health signals (elk/health/) every METEOFLOW_METRICS_INTERVAL_SECONDS, in their own thread
         with their own clients: a slow or failing source never delays or breaks an evaluation."""
         try:
-            self.sampler = HealthSampler(self.settings, make_es_client(self.settings, max_retries=1, request_timeout=10))
+            self.sampler = HealthSampler(self.settings, make_es_client(self.settings, max_retries=1, request_timeout=10),
+                                         metrics=HealthMetrics(self.metrics.registry))
             return start_sampler_thread(self.sampler, self.settings.metrics_interval_seconds, stop)
         except Exception as exc:  # noqa: BLE001 - alerting goes on without health signals
             log.warning("health sampling not started (%s: %s)", type(exc).__name__, str(exc)[:300])

@@ -22,6 +22,7 @@ from elk.health.sources import (
 )
 from meteoflow.contracts import MetricSample
 from meteoflow.kafka import all_topics
+from meteoflow.metrics import HealthMetrics
 from meteoflow.processes import pid_alive
 from meteoflow.settings import Settings
 
@@ -48,8 +49,10 @@ def bulk_index_operations(index: str, samples: list[MetricSample]) -> list[dict]
 
 class HealthSampler:
     def __init__(self, settings: Settings, es, kafka: KafkaHealthSource | None = None,
-                 mongo: MongoHealthSource | None = None, clock: Callable[[], datetime] = utc_now):
+                 mongo: MongoHealthSource | None = None, clock: Callable[[], datetime] = utc_now,
+                 metrics: HealthMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics or HealthMetrics()
         self.es = es
         self.kafka = kafka or KafkaHealthSource(settings)
         self._own_mongo = None
@@ -134,12 +137,16 @@ class HealthSampler:
         samples = self.sample()
         with self._lock:
             self._recent.append(samples)
+        failed = list(self.failed)
         try:
             self.write(samples)
         except Exception as exc:  # noqa: BLE001 - elasticsearch down: this round's samples are lost, the next come
+            failed.append("elasticsearch:write")
             log.warning("writing %d health samples failed (%s: %s)", len(samples), type(exc).__name__, str(exc)[:300],
                         extra={"fields": {"event.action": "health-sample", "event.outcome": "failure",
                                           "meteoflow.health": {"source": "elasticsearch:write"}}})
+        # Prometheus still gets the round: it does not depend on Elasticsearch.
+        self.metrics.update(samples, self.clock(), failed)
         return samples
 
     def recent(self) -> list[MetricSample]:

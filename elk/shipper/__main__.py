@@ -8,6 +8,7 @@ import threading
 from elk.shipper.service import Shipper
 from meteoflow.kafka import ensure_topics
 from meteoflow.logs import start_service
+from meteoflow.metrics import ShipperMetrics, serve_metrics, service_registry
 
 
 def main() -> None:
@@ -16,7 +17,9 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     ensure_topics(settings)  # idempotent; consuming a missing topic would stall the client
-    Shipper(settings, stop=stop).run()
+    registry = service_registry("shipper")
+    with serve_metrics("shipper", settings, registry):
+        Shipper(settings, stop=stop, metrics=ShipperMetrics(registry)).run()
     log.info("shipper stopped")
 
 

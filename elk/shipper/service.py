@@ -22,9 +22,10 @@ from elasticsearch import ApiError
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from elk.shipper.documents import KafkaRecord, rejection_action, to_action
+from elk.shipper.documents import SHIPPER_SERVICE, KafkaRecord, rejection_action, to_action
 from meteoflow.es import make_es_client
 from meteoflow.kafka import all_topics, make_consumer
+from meteoflow.metrics import ShipperMetrics
 from meteoflow.settings import Settings
 
 log = logging.getLogger("shipper")
@@ -102,13 +103,15 @@ def offsets_to_commit(records: Iterable[KafkaRecord]) -> dict[TopicPartition, Of
 
 class Shipper:
     def __init__(self, settings: Settings, es=None, group_id: str | None = None,
-                 sleep: Callable[[float], None] | None = None, stop: threading.Event | None = None):
+                 sleep: Callable[[float], None] | None = None, stop: threading.Event | None = None,
+                 metrics: ShipperMetrics | None = None):
         self.settings = settings
         self.es = es or make_es_client(settings, max_retries=0, retry_on_timeout=False, request_timeout=30)
         self.group_id = group_id or f"{settings.es_index_prefix}-shipper"
         self.stop = stop or threading.Event()
         self._sleep = sleep or self.stop.wait
         self.counts: Counter[str] = Counter()
+        self.metrics = metrics or ShipperMetrics()
 
     # --- indexing ---------------------------------------------------------------------
     def ship(self, records: list[KafkaRecord]) -> bool:
@@ -116,6 +119,10 @@ class Shipper:
         now = datetime.now(timezone.utc)
         actions = [(rec, to_action(self.settings, rec, now)) for rec in records]
         return all(self._ship_until_acknowledged(chunk, now) for chunk in bulk_chunks(actions))
+
+    def _own_dead_letter(self, action: dict[str, Any]) -> bool:
+        """Is this the dead letter the shipper made of a record (not one shipped from the topic)?"""
+        return action["_index"] == self.settings.index("deadletter") and action["_source"].get("service") == SHIPPER_SERVICE
 
     def _ship_until_acknowledged(self, pending: list[tuple[KafkaRecord, dict[str, Any]]], now: datetime) -> bool:
         backoff = Backoff()
@@ -125,6 +132,7 @@ class Shipper:
             try:
                 response = self.es.bulk(operations=bulk_operations(a for _, a in pending))
             except (TransportError, ApiError) as exc:
+                self.metrics.es_errors.labels("unavailable").inc()
                 wait = backoff.next()
                 log.warning("elasticsearch unavailable (%s); retrying %d documents in %.1f s",
                             type(exc).__name__, len(pending), wait)
@@ -132,20 +140,26 @@ class Shipper:
                 continue
             ok, retry, refused = split_bulk_items(response["items"])
             for pos in ok:
-                self.counts[pending[pos][1]["_index"]] += 1
+                action = pending[pos][1]
+                self.counts[action["_index"]] += 1
+                self.metrics.indexed.labels(action["_index"]).inc()
+                if self._own_dead_letter(action):
+                    self.metrics.dead_letters.inc()
             still = [pending[pos] for pos in retry]
             for pos, reason in refused.items():
                 rec, action = pending[pos]
-                if action["_index"] == self.settings.index("deadletter") and action["_source"].get("service") == "shipper":
+                if self._own_dead_letter(action):
                     # Even the dead-letter form was refused: say so loudly rather than loop forever.
                     log.error("could not index record %s even as a dead letter: %s", action["_id"], reason,
                               extra={"fields": {"meteoflow.shipper": {"id": action["_id"], "reason": reason}}})
                     self.counts["lost_loudly"] += 1
+                    self.metrics.lost.inc()
                     continue
                 self.counts["refused"] += 1
                 still.append((rec, rejection_action(self.settings, rec, reason, now)))
             pending = still
             if retry:
+                self.metrics.es_errors.labels("not_acknowledged").inc(len(retry))
                 wait = backoff.next()
                 log.warning("%d documents not acknowledged; retrying in %.1f s", len(retry), wait)
                 self._sleep(wait)
@@ -169,16 +183,23 @@ class Shipper:
                 try:
                     polled = consumer.poll(timeout_ms=500, max_records=self.settings.shipper_batch_size)
                 except KafkaError as exc:
+                    self.metrics.kafka_errors.labels("poll").inc()
                     log.warning("kafka poll failed (%s); retrying", exc)
                     self.stop.wait(1.0)
                     continue
                 records = [KafkaRecord.of(r) for batch in polled.values() for r in batch]
                 if records:
+                    began = time.monotonic()
+                    for topic, n in Counter(r.topic for r in records).items():
+                        self.metrics.consumed.labels(topic).inc(n)
                     if not self.ship(records):
                         break  # stopped before acknowledgement: not committed, re-shipped next time
+                    self.metrics.batch_duration.observe(time.monotonic() - began)
                     try:
                         consumer.commit(offsets_to_commit(records))
+                        self.metrics.last_commit.set_to_current_time()
                     except (CommitFailedError, KafkaError) as exc:
+                        self.metrics.kafka_errors.labels("commit").inc()
                         # The group moved on (e.g. a long outage): these records come back and
                         # overwrite themselves, since their _id is deterministic.
                         log.warning("offset commit failed (%s); records will be re-shipped", type(exc).__name__)

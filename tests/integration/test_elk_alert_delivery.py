@@ -71,6 +71,7 @@ def env_for(s) -> dict[str, str]:
         PRODUCER_SOURCE=s.producer_source, SIMULATOR_INTERVAL_SECONDS=s.simulator_interval_seconds,
         ALERT_EVAL_INTERVAL_SECONDS=s.alert_eval_interval_seconds, ALERT_RULES_FILE=s.alert_rules_file,
         SLACK_WEBHOOK_URL=s.slack_webhook_url.get_secret_value(), RUN_DIR=s.run_dir,
+        ALERTING_METRICS_PORT=s.alerting_metrics_port,
     )
     env.update({f"METEOFLOW_{k}": str(v) for k, v in values.items()})
     env["PYTHONPATH"] = str(REPO_ROOT)

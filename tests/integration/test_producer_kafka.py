@@ -54,6 +54,7 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
         METEOFLOW_TOPIC_OBSERVATIONS=settings.topic_observations,
         METEOFLOW_TOPIC_DEADLETTER=settings.topic_deadletter,
         METEOFLOW_TOPIC_LOGS=settings.topic_logs,
+        METEOFLOW_PRODUCER_METRICS_PORT=str(settings.producer_metrics_port),  # the test stack's, not a demo's
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -13,14 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from meteoflow.contracts import FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, STREAMING_BATCH_ACTION
 from meteoflow.kafka import make_consumer, make_producer
+from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import REPO_ROOT
 from streaming.job import StreamingJob, run_until_idle
 from tests.fakes.forecast_server import FakeForecastServer
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
+from tests.fakes.prometheus import from_registry, scrape
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger("test-streaming-job")
@@ -84,10 +87,20 @@ def test_stores_every_record_once_with_exact_stats_forecasts_and_progress_lines(
     observations = simulated_observations(regions=3, hours=30, per_hour=2)  # 180 records, 2 batches
     produce(settings, as_messages(observations))
 
-    lines = run_until_idle(settings, spark, log)
+    metrics = StreamingMetrics(CollectorRegistry())
+    lines = run_until_idle(settings, spark, log, metrics=metrics)
 
     assert_exact(db, observations)
     assert_forecasts_after_last_observation(db, observations, horizon=6)
+    # foreachBatch runs in the driver: its counts are this process's (what /metrics serves).
+    scraped = from_registry(metrics.registry)
+    assert scraped.value("meteoflow_streaming_records_consumed_total", topic=settings.topic_observations) == len(
+        observations)
+    assert scraped.value("meteoflow_streaming_records_written_total", sink="observations") == len(observations)
+    assert scraped.value("meteoflow_streaming_batches_total") == len(lines)
+    assert scraped.value("meteoflow_streaming_dead_letters_total") == 0
+    assert scraped.value("meteoflow_streaming_forecast_regions_total", outcome="ok") == sum(
+        line["forecast"]["ok"] for line in lines)
     assert sum(line["input_rows"] for line in lines) == len(observations)
     assert len(lines) >= 2  # maxOffsetsPerTrigger=100 split the stream
     for line in lines:
@@ -185,7 +198,7 @@ def wait_for(condition, timeout: float) -> None:
 ENV_FIELDS = ("run_dir", "kafka_port", "mongo_port", "topic_observations", "topic_deadletter", "topic_logs",
               "mongo_db", "streaming_checkpoint_dir", "streaming_trigger_seconds",
               "streaming_max_offsets_per_trigger", "forecast_horizon_hours", "forecast_retry_seconds",
-              "forecast_timeout_seconds")
+              "forecast_timeout_seconds", "streaming_metrics_port")
 
 
 def job_env(settings) -> dict[str, str]:
@@ -227,12 +240,23 @@ def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, sp
         assert 0 < db[OBSERVATIONS].count_documents({}) < len(observations)
 
         fake_api.set_mode("ok")
+        restarted_at = time.time()
         job = start_job(settings, out)
         wait_for(lambda: db[OBSERVATIONS].count_documents({}) == len(observations) or job.poll() is not None, 180)
         wait_for(lambda: stored_hourly_stats(db) == recompute_hourly_stats(observations), 30)
         assert_exact(db, observations)
         wait_for(lambda: db[FORECAST_STATE].count_documents({"status": "ok", "needs_forecast": False}) == 3, 30)
         assert_forecasts_after_last_observation(db, observations, horizon=6)
+
+        # The running job's exporter (python -m streaming: its service registry on its metrics port).
+        scraped = scrape(f"http://{settings.bind_host}:{settings.streaming_metrics_port}/metrics")
+        consumed = scraped.value("meteoflow_streaming_records_consumed_total", topic=settings.topic_observations)
+        assert 0 < consumed <= len(observations)  # from the replayed batch on
+        assert scraped.value("meteoflow_streaming_records_written_total", sink="observations") == consumed
+        assert scraped.value("meteoflow_streaming_dead_letters_total") == 0
+        assert scraped.value("meteoflow_streaming_forecast_regions_total", outcome="ok") >= 3
+        assert scraped.value("meteoflow_streaming_last_batch_timestamp_seconds") > restarted_at
+        assert scraped.value("meteoflow_build_info", service="streaming") == 1.0
 
         os.killpg(job.pid, signal.SIGTERM)  # as the supervisor stops it: the whole process group
         assert job.wait(60) == 0  # graceful: the query stopped, Spark shut down in order

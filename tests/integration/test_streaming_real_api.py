@@ -19,6 +19,7 @@ from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import REPO_ROOT
 from streaming.job import run_until_idle
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
+from tests.fakes.prometheus import scrape
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger("test-streaming-real-api")
@@ -91,6 +92,13 @@ def test_forecasts_from_the_real_api_follow_the_last_observation(isolated, spark
             for f in forecasts:
                 assert f["yhat_lower"] <= f["yhat"] <= f["yhat_upper"]
                 assert 10 < f["yhat"] < 40  # the simulated daily cycle is 21..31 C
+        # The API's own /metrics (the real process, its service registry) saw those forecasts.
+        scraped = scrape(f"{forecasting_api}/metrics")
+        assert scraped.value("meteoflow_build_info", service="forecasting_api") == 1.0
+        assert scraped.value("meteoflow_forecasting_api_http_requests_total", method="POST", route="/predict/batch",
+                             status="200") >= 1
+        assert scraped.value("meteoflow_forecasting_api_forecasts_total", outcome="ok") >= 2
+        assert scraped.value("meteoflow_forecasting_api_fits_total") >= 2
     finally:
         client.drop_database(settings.mongo_db)
         client.close()

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from forecasting_api.app import create_app
 from forecasting_api.synthetic import as_points, daily_cycle
+from tests.fakes.prometheus import Scrape
 
 HISTORY = 168  # 7 days, what the streaming job sends (forecast_history_days)
 HORIZON = 24
@@ -253,6 +254,39 @@ def test_health_and_docs(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/predict/batch", "/health"} <= set(paths)
+
+
+def test_metrics_count_requests_per_route_forecasts_fits_and_cache_hits(client):
+    def scrape():
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        return Scrape(response.text)
+
+    before = scrape()
+    request = body(seed=61)
+    assert client.post("/predict", json=request).status_code == 200  # a fit
+    assert client.post("/predict", json=request).status_code == 200  # from the cache
+    assert client.post("/predict", json=body(seed=62, hours=10)).status_code == 422  # too few points: an error
+    assert client.post("/predict/batch", json={"series": [body(seed=61), {"latitude": "north"}]}).status_code == 200
+    assert client.get("/nowhere/at/all").status_code == 404
+    after = scrape()
+
+    def grew(name, **labels):
+        return (after.value(name, **labels) or 0) - (before.value(name, **labels) or 0)
+
+    requests = "meteoflow_forecasting_api_http_requests_total"
+    assert grew(requests, method="POST", route="/predict", status="200") == 2
+    assert grew(requests, method="POST", route="/predict", status="422") == 1
+    assert grew(requests, method="POST", route="/predict/batch", status="200") == 1
+    assert grew(requests, method="GET", route="(unmatched)", status="404") == 1
+    assert grew("meteoflow_forecasting_api_http_request_duration_seconds_count", method="POST", route="/predict") == 3
+    assert grew("meteoflow_forecasting_api_forecasts_total", outcome="ok") == 3  # two /predict, one batch item
+    assert grew("meteoflow_forecasting_api_forecasts_total", outcome="error") == 2
+    assert grew("meteoflow_forecasting_api_fits_total") == 1
+    assert grew("meteoflow_forecasting_api_cache_hits_total") == 2
+    assert after.value("meteoflow_forecasting_api_workers") == 2
+    assert after.value("meteoflow_forecasting_api_fits_in_flight") == 0
+    assert "/nowhere" not in after.text  # raw paths never become labels
 
 
 def test_slow_fit_is_504_alone_and_an_item_error_in_a_batch(test_settings):

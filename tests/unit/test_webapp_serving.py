@@ -93,3 +93,43 @@ def test_bad_parameters_get_a_422_naming_the_field(dist, url, field, where):
     body = r.json()
     assert body["errors"][0]["field"] == field and body["errors"][0]["in"] == where
     assert f"'{field}'" in body["detail"]
+
+
+class FailingStore:
+    """Elasticsearch reads fail (the page degrades); MongoDB fails when `mongo_down`."""
+
+    def __init__(self, mongo_down: bool = False):
+        self.mongo_down = mongo_down
+
+    def region_ids(self):
+        if self.mongo_down:
+            from pymongo.errors import ServerSelectionTimeoutError
+
+            raise ServerSelectionTimeoutError("no server")
+        return []
+
+    def arrivals_by_region(self):
+        raise ConnectionError("elasticsearch down")
+
+
+def test_metrics_count_requests_per_route_template_and_failed_store_reads(dist):
+    from tests.fakes.prometheus import Scrape
+
+    settings = load_settings(webapp_dist_dir=dist)
+    app = create_app(settings, store=FailingStore())
+    with TestClient(app) as c:
+        assert c.get("/api/regions").status_code == 200  # Elasticsearch down: degraded, not an error
+        assert c.get("/api/regions/bad id").status_code == 422
+        assert c.get("/some/client/route").status_code == 200
+        app.state.store = FailingStore(mongo_down=True)
+        assert c.get("/api/regions").status_code == 503
+        scraped = Scrape(c.get("/metrics").text)
+    requests = "meteoflow_webapp_http_requests_total"
+    assert scraped.value(requests, method="GET", route="/api/regions", status="200") == 1.0
+    assert scraped.value(requests, method="GET", route="/api/regions", status="503") == 1.0
+    assert scraped.value(requests, method="GET", route="/api/regions/{region_id}", status="422") == 1.0
+    assert scraped.value(requests, method="GET", route="/{path:path}", status="200") == 1.0
+    # Both /api/regions requests read Elasticsearch (arrivals) before MongoDB.
+    assert scraped.value("meteoflow_webapp_store_errors_total", store="elasticsearch") == 2.0
+    assert scraped.value("meteoflow_webapp_store_errors_total", store="mongodb") == 1.0
+    assert "bad id" not in scraped.text and "client/route" not in scraped.text
