@@ -399,6 +399,8 @@ HEALTH_GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
      "Records on a consumer's topics it has not processed yet (streaming, shipper)"),
     ("consumer_lag", "consumer", "lag_seconds", "consumer_lag_seconds",
      "Age of a consumer's oldest unprocessed record (0 when caught up)"),
+    ("consumer_lag", "consumer", "consumer_started", "consumer_started",
+     "1 once a consumer has processed something (a committed batch, group offsets), 0 while starting"),
     ("store_staleness", "store", "staleness_seconds", "store_staleness_seconds",
      "How far a store's newest observation lies behind Kafka's newest (kafka, mongodb, elasticsearch)"),
     ("store_staleness", "store", "newest_at", "store_newest_record_timestamp_seconds",

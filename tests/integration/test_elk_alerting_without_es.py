@@ -8,13 +8,16 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from elk.alerting.rules import load_rules, parse_rules
+from elk.alerting.rules import RULE_MODELS, load_rules, parse_rules
 from elk.alerting.service import AlertingService
 from elk.alerting.store import FactsReader, IncidentStore
 from meteoflow.es import make_es_client
+from meteoflow.metrics import AlertingMetrics
 from tests.fakes.slack_server import SlackServer
+from tests.fakes.prometheus import from_registry
 from tests.integration.test_elk_alert_delivery import incident_docs
 
 pytestmark = pytest.mark.integration
@@ -37,7 +40,8 @@ def test_an_elasticsearch_outage_is_named_then_handed_back_with_its_recovery(iso
                                             slack_webhook_url=SecretStr(slack.url)))
         unreachable = make_es_client(s.model_copy(update=dict(es_port=unused_port())), max_retries=0,
                                      request_timeout=2)
-        svc = AlertingService(s, rules=rules, es=unreachable, clock=lambda: now[0])
+        metrics = AlertingMetrics(RULE_MODELS, CollectorRegistry())
+        svc = AlertingService(s, rules=rules, es=unreachable, clock=lambda: now[0], metrics=metrics)
         for _ in range(2):
             svc.evaluation_round()
             now[0] += timedelta(seconds=1)
@@ -59,3 +63,11 @@ def test_an_elasticsearch_outage_is_named_then_handed_back_with_its_recovery(iso
         now[0] += timedelta(seconds=1)
         svc.evaluation_round()
         assert len(slack.messages) == 2
+    # What Prometheus was told meanwhile: two rounds without Elasticsearch, then two with it.
+    scraped = from_registry(metrics.registry)
+    assert {o: scraped.value("meteoflow_alerting_evaluations_total", outcome=o)
+            for o in ("ok", "without_elasticsearch", "failed")} == {"ok": 2, "without_elasticsearch": 2, "failed": 0}
+    assert scraped.value("meteoflow_alerting_slack_deliveries_total", outcome="sent") == 2
+    for kind in ("alert", "recovery"):
+        assert scraped.value("meteoflow_alerting_notifications_total", rule="elasticsearch_unavailable", kind=kind) == 1
+    assert scraped.value("meteoflow_alerting_incidents_firing", rule="elasticsearch_unavailable") == 0

@@ -175,7 +175,8 @@ def test_unrouted_requests_share_one_route_label():
 def samples(now: datetime, lag: int | None = 12) -> list[MetricSample]:
     return [
         MetricSample(timestamp=now, kind="consumer_lag", subject="shipper", lag_records=lag, lag_seconds=None),
-        MetricSample(timestamp=now, kind="consumer_lag", subject="streaming", lag_records=0, lag_seconds=0.0),
+        MetricSample(timestamp=now, kind="consumer_lag", subject="streaming", lag_records=0, lag_seconds=0.0,
+                     consumer_started=False),
         MetricSample(timestamp=now, kind="store_staleness", subject="mongodb", staleness_seconds=42.5,
                      newest_at=now - timedelta(seconds=60), age_seconds=60.0),
         MetricSample(timestamp=now, kind="service", subject="shipper", state="crash-loop", up=0, uptime_seconds=0.0,
@@ -195,6 +196,8 @@ def test_health_samples_become_gauges_and_an_unknown_value_has_no_series():
     assert s.value("meteoflow_health_consumer_lag_records", consumer="shipper") == 12.0
     assert s.value("meteoflow_health_consumer_lag_seconds", consumer="shipper") is None  # lag_seconds unknown
     assert s.value("meteoflow_health_consumer_lag_seconds", consumer="streaming") == 0.0
+    assert s.value("meteoflow_health_consumer_started", consumer="streaming") == 0.0  # still starting
+    assert s.value("meteoflow_health_consumer_started", consumer="shipper") is None  # not known
     assert s.value("meteoflow_health_store_staleness_seconds", store="mongodb") == 42.5
     assert s.value("meteoflow_health_store_newest_record_timestamp_seconds", store="mongodb") == (
         T0 - timedelta(seconds=60)).timestamp()
@@ -268,7 +271,7 @@ def test_metric_names_follow_prometheus_conventions():
     for name in exposed_names():
         assert re.fullmatch(r"meteoflow_[a-z_]+", name), name
     units = ("_seconds", "_total", "_records", "_info", "_up", "_restarts", "_entries", "_workers", "_in_flight",
-             "_firing", "_pending", "_seconds_total")
+             "_firing", "_pending", "_started")
     for name in exposed_names():
         assert name.endswith(units), f"{name}: say the unit in the name"
 
