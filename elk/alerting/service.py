@@ -48,9 +48,13 @@ def utc_now() -> datetime:
 
 
 def _describe_es_error(exc: Exception) -> str:
-    """Short and free of the URL's credentials: the type, and an HTTP status when there is one."""
+    """Short and free of the URL's credentials: the type, and for an answer its HTTP status and
+    Elasticsearch's error type (e.g. `BadRequestError, HTTP 400 strict_dynamic_mapping_exception`)."""
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
-    return f"{type(exc).__name__}" + (f", HTTP {status}" if status else "")
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return f"{type(exc).__name__}" + (f", HTTP {status}" if status else "") + (f" {kind}" if isinstance(kind, str) else "")
 
 
 class AlertingService:
