@@ -46,8 +46,12 @@ def cmd_up(settings, names: list[str], with_services: bool) -> None:
     if not names and not with_services:
         svc = []
     for proc in srv + svc:
-        proc.held_file.unlink(missing_ok=True)
-        proc.start()
+        try:
+            proc.start()
+        finally:
+            # Released only once it runs (or failed to): a supervisor that saw it neither held nor
+            # running meanwhile would start a second copy, and the pid file would name only one.
+            proc.held_file.unlink(missing_ok=True)
 
 
 def cmd_down(settings, names: list[str]) -> None:

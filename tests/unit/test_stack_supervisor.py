@@ -10,7 +10,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from meteoflow.contracts import SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION, SupervisedProcess, SupervisorState
 from meteoflow.settings import load_settings
-from stack.__main__ import cmd_status, status_table
+from stack.__main__ import cmd_status, cmd_up, status_table
 from stack.process import StackError, Status
 from stack.supervisor import Supervisor, last_error_in, last_error_line, read_state, state_file, write_state
 from tests.fakes.flaky_service import ERROR_LINE, FlakyService, JsonLines
@@ -118,6 +118,34 @@ def test_run_sh_status_reads_the_state_file_without_a_supervisor(tmp_path, capsy
 
 
 # --- the real loop, real processes -------------------------------------------------------------------
+def test_up_name_releases_the_hold_only_once_the_process_runs(tmp_path, monkeypatch):
+    """`./run.sh up NAME` of a held process: while it starts, the supervisor still sees it held, so it
+    never starts a second copy; the hold goes even when the start fails (the supervisor retries)."""
+    import stack.__main__ as stack_cli
+
+    class Starting:
+        held_file = tmp_path / "shipper.held"
+
+        def __init__(self, fail: bool):
+            self.fail = fail
+            self.held_while_starting: bool | None = None
+
+        def start(self):
+            self.held_while_starting = self.held_file.exists()
+            if self.fail:
+                raise StackError("shipper exited with code 1")
+
+    for fail in (False, True):
+        proc = Starting(fail)
+        proc.held_file.touch()
+        monkeypatch.setattr(stack_cli, "_select", lambda _settings, _names, proc=proc: ([], [proc]))
+        try:
+            cmd_up(load_settings(run_dir=tmp_path), ["shipper"], with_services=False)
+        except StackError:
+            assert fail
+        assert proc.held_while_starting is True and not proc.held_file.exists()
+
+
 def test_a_failing_process_is_restarted_into_a_crash_loop_then_recovers(tmp_path):
     settings = load_settings(run_dir=tmp_path, supervisor_backoff_initial_seconds=0.05,
                              supervisor_backoff_max_seconds=0.3, supervisor_crash_loop_exits=3,
