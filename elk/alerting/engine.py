@@ -260,6 +260,7 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
             if ev.state == "crash-loop" and (now - latest.at).total_seconds() <= rule.window_seconds:
                 found.append(Condition(
                     rule="crash_loop", subject=name, severity=rule.severity,
+                    title=component_title(rules, name, "in crash-loop"),
                     summary=f"{name} keeps exiting (crash-loop, {ev.exits_in_window} recent exits); "
                             f"last {describe_exit(ev.exit_code, ev.last_error)}",
                     hint=f"./run.sh logs {name} and ./run.sh status show why; the supervisor keeps retrying, "
@@ -273,6 +274,7 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
             if sample.state == "crash-loop" and name not in logged:
                 found.append(Condition(
                     rule="crash_loop", subject=name, severity=rule.severity,
+                    title=component_title(rules, name, "in crash-loop"),
                     summary=f"{name} keeps exiting (crash-loop, {sample.restarts or 0} restarts); "
                             f"last {describe_exit(sample.last_exit_code, sample.last_error)}",
                     hint=f"./run.sh logs {name} and ./run.sh status show why; the supervisor keeps retrying, "
@@ -282,6 +284,13 @@ def conditions(rules: AlertRules, facts: Facts, interval_seconds: float, silence
 
     found += _health_conditions(rules, facts, interval_seconds, silence)
     return {c.key: c for c in found}
+
+
+def component_title(rules: AlertRules, name: str, state: str) -> str:
+    """The headline of a message about one server or service: what its absence means first
+    (service_down's `impact`), e.g. "Elasticsearch shipping stopped (shipper down)"."""
+    impact = rules.service_down.impact.get(name)
+    return f"{impact} ({name} {state})" if impact else f"{name} {state}"
 
 
 SERVICE_STATES = {
@@ -308,8 +317,7 @@ def _health_conditions(rules: AlertRules, facts: Facts, interval_seconds: float,
             last = describe_exit(sample.last_exit_code, sample.last_error) if sample.last_exit_code is not None \
                 or sample.last_error else None
             found.append(Condition(
-                rule="service_down", subject=name, severity=rule.severity,
-                title=f"{impact} ({name} down)" if impact else f"{name} down",
+                rule="service_down", subject=name, severity=rule.severity, title=component_title(rules, name, "down"),
                 summary=(f"{impact}: " if impact else "") + f"{name} is {sample.state}: {how}"
                         + (f"; last {last}" if last else "") + f" (restarts: {sample.restarts or 0})",
                 hint=f"./run.sh status and ./run.sh logs {name} show why.",

@@ -65,7 +65,10 @@ def test_a_crash_looping_service_is_crash_loop_not_service_down():
     sample = service("streaming", "crash-loop", restarts=4, last_exit_code=1, last_error="ValueError: boom")
     found = conditions(SHIPPED, Facts(now=T0, health=health(sample)), INTERVAL, SILENCE)
     assert list(found) == [("crash_loop", "streaming")]
-    assert "exit 1: ValueError: boom" in found[("crash_loop", "streaming")].summary
+    cond = found[("crash_loop", "streaming")]
+    assert "exit 1: ValueError: boom" in cond.summary
+    # The headline names the job and says what its absence means, as service_down's does.
+    assert cond.title == "Streaming stopped, nothing is written to MongoDB or forecast (streaming in crash-loop)"
 
 
 def test_consumer_lag_fires_on_old_records_or_on_steady_growth_but_not_on_a_working_consumer():
