@@ -118,18 +118,21 @@ class AlertingService:
     def hand_back(self) -> None:
         """Elasticsearch answers again: resolve `elasticsearch_unavailable`, and give everything kept
         locally meanwhile back to the incidents index, where the next evaluation goes on with it.
-        Nothing local changes until every write went through, so a failed hand-back is simply retried."""
+        Nothing local changes until every write went through, so a failed hand-back is simply retried.
+
+        The outage's own incident is written too before it ends: Elasticsearch that answers reads but
+        refuses writes (read-only indices once the disk passes its flood stage) is still unavailable,
+        and its outage must stay open to fire even when nothing else is kept to prove it."""
         if not self.memory.incidents:
             return
         self.store.open()  # raises while Elasticsearch still does not answer
+        for inc in self.memory.incidents.values():
+            self.store.save(inc.model_copy(deep=True))  # raises while it refuses writes
         now = self.clock()
         outage = {k: v for k, v in self.memory.open().items() if k[0] == "elasticsearch_unavailable"}
-        gone = {blip.incident_id for blip in abandoned({}, outage, self.rules)}
+        for blip in abandoned({}, outage, self.rules):
+            self.store.forget(blip)
         resolved = plan(now, {}, outage, self.rules, self.settings.alert_eval_interval_seconds)
-        skip = gone | {inc.incident_id for inc in resolved}
-        for inc in self.memory.incidents.values():
-            if inc.incident_id not in skip:
-                self.store.save(inc.model_copy(deep=True))
         self._record(self.store, resolved, now)  # its recovery goes out with the next delivery
         log.info("elasticsearch answers again; %d incidents kept meanwhile are back in it", len(self.memory.incidents))
         self.memory.clear()

@@ -213,6 +213,30 @@ class EsDown:
         return self
 
 
+class EsReadOnly:
+    """An Elasticsearch client that answers every read (with nothing) and refuses every write, as
+    one whose indices are read-only (disk past the flood-stage watermark) does."""
+
+    def search(self, **_k):
+        return {"hits": {"hits": []}, "aggregations": {}}
+
+    def count(self, **_k):
+        return {"count": 0}
+
+    def index(self, **_k):
+        from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+        from elasticsearch import ApiError
+
+        meta = ApiResponseMeta(status=403, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+                               node=NodeConfig("http", "localhost", 9200))
+        raise ApiError("cluster_block_exception", meta, {"error": "index read-only"})
+
+    delete = index
+
+    def options(self, **_k):
+        return self
+
+
 class Sampler:
     """Samples as a running sampler keeps taking them: fresh at every round."""
 
@@ -300,3 +324,23 @@ def test_without_elasticsearch_the_silences_last_read_still_hold_until_they_end(
     now[0] += timedelta(seconds=60)  # the silence has ended: the outage is announced
     svc.evaluation_round()
     assert any("Elasticsearch unavailable" in b["text"] for b in sender.bodies)
+
+
+@pytest.mark.parametrize("samples", [[], [service("producer", "held", at=T0)]], ids=["alone", "with-producer-down"])
+def test_elasticsearch_that_answers_reads_but_refuses_writes_is_unavailable_until_it_takes_them(tmp_path, samples):
+    """Its outage fires once and stays open: a successful read alone does not end it, even when
+    nothing else is wrong."""
+    settings = load_settings(run_dir=tmp_path, alert_eval_interval_seconds=INTERVAL)
+    now = [T0]
+    sender = Sender()
+    r = parse_rules({**SHIPPED.model_dump(), "defaults": {**SHIPPED.defaults.model_dump(),
+                                                         "group_wait_seconds": 0, "group_interval_seconds": 0},
+                     "service_down": {**SHIPPED.service_down.model_dump(), "for_seconds": None}})
+    svc = AlertingService(settings, rules=r, es=EsReadOnly(), sender=sender, clock=lambda: now[0])
+    svc.sampler = Sampler(samples)
+    for _ in range(8):
+        svc.evaluation_round()
+        now[0] += timedelta(seconds=INTERVAL)
+    headlines = sorted(b["blocks"][0]["text"]["text"] for b in sender.bodies)
+    assert headlines == sorted([":rotating_light: [CRITICAL] Elasticsearch unavailable"] + [
+        ":rotating_light: [CRITICAL] No new observations are published (producer down)"] * len(samples))
