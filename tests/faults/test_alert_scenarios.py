@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from elasticsearch import NotFoundError
 from pydantic import SecretStr
@@ -416,3 +417,47 @@ def test_a_streaming_job_killed_until_crash_loop_is_one_message_naming_it_and_on
     s.record("streaming crash-loop", s.messages()[base:], kills=len(killed), alert_seconds_from_last_kill=round(alert.at - killed[-1][1], 1),
              alert_seconds_from_first_kill=round(alert.at - killed[0][1], 1),
              recovery_seconds_from_recovered=round(recovery.at - recovered_at, 1), held_back=held_back(seen))
+
+
+def test_a_silenced_stopped_producer_sends_nothing_and_is_recorded_silenced(alert_stack):
+    """A silence made through the web app's API (POST /api/silences) on service_down of the producer:
+    `down producer` sends nothing, its incident is recorded with the notification "silenced", and
+    the regions' silence it explains is held back; `up producer`: its recovery is not sent either
+    (nobody was told of the alert)."""
+    s = alert_stack
+    base = len(s.messages())
+    api = f"http://{s.settings.bind_host}:{s.settings.webapp_port}/api/silences"
+    regions = sorted(r["id"] for r in json.loads(s.settings.regions_file.read_text())["regions"])
+    resp = requests.post(api, timeout=10, json={
+        "rule": "service_down", "subject": "producer", "duration_seconds": 3600,
+        "comment": "producer maintenance (alert scenarios)", "author": "alert-scenarios"})
+    assert resp.status_code == 201, resp.text
+    silence_id = resp.json()["silence"]["id"]
+    wait_until(lambda: [x["state"] for x in requests.get(api, timeout=10).json()["silences"]
+                        if x["id"] == silence_id] == ["active"], 30, "the silence listed active")
+
+    def producer_incident() -> Incident | None:
+        return next((i for i in s.fired() if (i.rule, i.subject) == ("service_down", "producer")), None)
+
+    stopped = s.command("down", "producer")
+    incident = wait_until(lambda: (i := producer_incident()) and i.notifications and i, 180,
+                          "the producer's incident recorded")
+    recorded = time.time()
+    assert [(n.kind, n.status, n.silenced_by) for n in incident.notifications] == [("alert", "silenced", silence_id)]
+    assert incident.title == "No new observations are published (producer down)"
+    silenced = {("region_silence", r): "service_down|producer" for r in regions}
+    wait_until(lambda: silenced.items() <= s.held().items(), 180,
+               "every region silent and held back by the stopped producer")
+    s.wait_evaluations(int((FOR_SECONDS["region_silence"] + 2 * EVAL_INTERVAL) / EVAL_INTERVAL) + 2,
+                       "past the silence's pending period")
+    assert s.messages()[base:] == []
+
+    started = s.command("up", "producer")
+    incident = wait_until(lambda: (i := producer_incident()) and i.status == "resolved" and i, 180,
+                          "the producer's incident resolved")
+    assert [(n.kind, n.status) for n in incident.notifications] == [("alert", "silenced"), ("recovery", "silenced")]
+    settle_after(s, "the regions report again")
+    assert s.messages()[base:] == []
+    assert requests.delete(f"{api}/{silence_id}", timeout=10).json()["silence"]["state"] == "expired"
+    s.record("silenced producer", recorded_seconds=round(recorded - stopped, 1),
+             resolved_seconds=round(incident.resolved_at.timestamp() - started, 1))
