@@ -50,7 +50,10 @@ from tests.faults.harness import pipeline_settings, settings_env, wait_until
 
 pytestmark = pytest.mark.faults
 
-PORT_OFFSET = int(os.environ.get("METEOFLOW_ALERT_SCENARIOS_PORT_OFFSET", "25000"))
+# 5000 keeps every port of this stack (14092 ... 32017) below Linux's ephemeral range (32768+):
+# at 25000 all of them were in it, and Elasticsearch once failed to bind 34200, which a client
+# connection of another test held as its local port.
+PORT_OFFSET = int(os.environ.get("METEOFLOW_ALERT_SCENARIOS_PORT_OFFSET", "5000"))
 RUN_DIR = REPO_ROOT / ".run" / "alerts"
 REGIONS = 4  # the first four regions of Senegal: enough for digests, light on Prophet
 PROCESSES = ("kafka", "elasticsearch", "ferretdb", *SERVICES)  # what `./run.sh` starts and supervises
