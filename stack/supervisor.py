@@ -56,9 +56,10 @@ def _readable(line: str) -> str:
     return line if len(line) <= ERROR_MAX_CHARS else line[: ERROR_MAX_CHARS - 3] + "..."
 
 
-def last_error_line(text: str) -> str | None:
+def last_error_line(text: str, or_last_line: bool = True) -> str | None:
     """The last line of a log that reports an error (for a Python traceback, its final line
-    naming the exception), else the last line; None when there is no line at all."""
+    naming the exception), else the last line (unless `or_last_line` is False); None when there
+    is no line at all."""
     lines = [line for line in map(_printable, text.splitlines()) if line.strip()]
     found, in_traceback = None, False
     for line in lines:
@@ -68,16 +69,16 @@ def last_error_line(text: str) -> str | None:
             found, in_traceback = line, False  # the exception that ends the traceback
         elif not in_traceback and _ERROR_LINE.search(line) and not _JAVA_FRAME.match(line):
             found = line
-    if found is None and lines:
+    if found is None and lines and or_last_line:
         found = lines[-1]
     return None if found is None else _readable(found)
 
 
-def last_error_in(log_file: Path, start: int = 0) -> str | None:
+def last_error_in(log_file: Path, start: int = 0, or_last_line: bool = True) -> str | None:
     """The last error of what a process wrote to its log from byte `start` on."""
     if not log_file.exists():
         return None
-    return last_error_line(tail(log_file, 200, start))
+    return last_error_line(tail(log_file, 200, start), or_last_line)
 
 
 def state_file(settings: Settings) -> Path:
@@ -144,8 +145,11 @@ class Supervisor:
             return
         p = self.supervision.processes[name]
         if p.state == "up" or p.up_since is not None:  # it was meant to be running
-            self._emit(self.supervision.exited(name, now, self._exit_code(proc),
-                                               last_error_in(proc.log_file, proc.log_offset)))
+            code = self._exit_code(proc)
+            # Killed by a signal, a process's last line is whatever it was doing (a Spark warning),
+            # not why it ended: only a line that reports an error is worth naming then.
+            error = last_error_in(proc.log_file, proc.log_offset, or_last_line=code is None or code >= 0)
+            self._emit(self.supervision.exited(name, now, code, error))
         if self.supervision.restart_due(name, now) and not self.stopping():
             self._restart(proc)
 

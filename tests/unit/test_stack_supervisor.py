@@ -42,6 +42,9 @@ def test_the_last_error_looking_line_wins_over_later_chatter():
     log = "INFO ready\n[2026] ERROR Broker may not be available\nINFO shutting down\n\n"
     assert last_error_line(log) == "[2026] ERROR Broker may not be available"
     assert last_error_line("one\ntwo\n") == "two"  # nothing looks like an error: the last line
+    # ...unless it was killed by a signal: its last line (a Spark warning) is not why it ended.
+    assert last_error_line("26/12/02 WARN SparkConf: Note that spark.local.dir\n", or_last_line=False) is None
+    assert last_error_line("ERROR lost\nWARN later\n", or_last_line=False) == "ERROR lost"
     assert last_error_line("") is None and last_error_line("\n  \n") is None
 
 
