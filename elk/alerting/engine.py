@@ -520,18 +520,15 @@ def due_groups(heads: list[tuple[Incident, Notification]], last_sent: dict[Group
                grouping: Grouping) -> list[list[tuple[Incident, Notification]]]:
     """The groups to send now, from each incident's oldest pending notification (`heads`).
 
-    A group waits `grouping.wait` after it started, so what starts in the next rounds joins the
-    same message, and at least `grouping.interval` after the group last went out. An alert's
-    group starts when its condition was first seen (`opened_at`): the pending period is part of
-    the wait, so a condition that held for its `for:` does not wait a whole group_wait more. Both
-    times come from Elasticsearch, so a restart keeps them."""
+    A group waits `grouping.wait` after its oldest notification was created, so what starts
+    in the next rounds joins the same message, and at least `grouping.interval` after the
+    group last went out. Both times come from Elasticsearch, so a restart keeps them."""
     groups: dict[GroupKey, list[tuple[Incident, Notification]]] = {}
     for inc, note in heads:
         groups.setdefault((inc.rule, note.kind), []).append((inc, note))
     due = []
     for key, items in groups.items():
-        started = min(inc.opened_at if note.kind == "alert" else note.created_at for inc, note in items)
-        ready = started + timedelta(seconds=grouping.wait)
+        ready = min(note.created_at for _inc, note in items) + timedelta(seconds=grouping.wait)
         if key in last_sent:
             ready = max(ready, last_sent[key] + timedelta(seconds=grouping.interval))
         if now >= ready:

@@ -354,11 +354,3 @@ def test_grouping_defaults_scale_with_the_evaluation_interval():
     assert parse_rules({}).grouping(30.0) == Grouping(wait=60.0, interval=300.0)
     assert parse_rules({"defaults": {"group_wait_seconds": 5, "group_interval_seconds": 0}}).grouping(30.0) == \
         Grouping(wait=5.0, interval=0.0)
-
-
-def test_an_alerts_pending_period_counts_toward_its_group_wait():
-    grouping = Grouping(wait=60, interval=300)
-    inc, note = pending_alert("shipper", T0 + timedelta(seconds=30), rule="service_down")
-    inc.opened_at = T0  # first seen at T0, fired after its 30 s pending period
-    assert due_groups([(inc, note)], {}, T0 + timedelta(seconds=59), grouping) == []
-    assert len(due_groups([(inc, note)], {}, T0 + timedelta(seconds=60), grouping)) == 1
