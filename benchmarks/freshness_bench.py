@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from producer.regions import load_regions  # noqa: E402
-from meteoflow.schema import parse_utc  # noqa: E402
+from meteoflow.contracts import parse_utc  # noqa: E402
 from tests.faults.harness import Feeder, Pipeline, machine, percentile, pipeline_settings, wait_until  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from meteoflow.contracts import ItemError, SeriesPoint
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 
 # pandas (used by Prophet) only represents 1677..2262; keep well inside it, with room for the horizon.
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT, DEADLETTER_PAYLOAD_LIMIT_MAX
-from meteoflow.schema import RecordLimits
+from meteoflow.contracts import RecordLimits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from meteoflow.schema import Latitude, Longitude, RegionId, RegionName, TimezoneOffset
+from meteoflow.contracts import Latitude, Longitude, RegionId, RegionName, TimezoneOffset
 
 DEFAULT_REGIONS_FILE = Path(__file__).resolve().parent / "regions_senegal.json"
 

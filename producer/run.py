@@ -19,7 +19,7 @@ import schedule
 
 from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
 from meteoflow.metrics import ProducerMetrics
-from meteoflow.schema import Observation, RecordLimits, rejection_reason, validate_observation
+from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.settings import Settings
 from producer.regions import Region
 from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult

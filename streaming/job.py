@@ -24,7 +24,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from meteoflow.contracts import STREAMING_BATCH_ACTION
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
-from meteoflow.schema import RecordLimits
+from meteoflow.contracts import RecordLimits
 from meteoflow.settings import Settings
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import KafkaRecord, latest_per_region, split_batch

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import bson
 
 from meteoflow.contracts import DeadLetter, SeriesPoint, doc_id
-from meteoflow.schema import Observation, RecordLimits, rejection_reason, validate_observation
+from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 
 SERVICE = "streaming"
 HOUR = timedelta(hours=1)

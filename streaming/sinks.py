@@ -18,7 +18,7 @@ from pymongo.database import Database
 from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter,
 )
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
 from streaming.records import HOUR, hourly_stats, observation_documents, touched_hours
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from meteoflow.freshness import Thresholds, classify
-from meteoflow.schema import parse_utc
+from meteoflow.contracts import parse_utc
 
 # Observation fields the UI shows; Mongo's _id and internal bookkeeping stay out.
 OBSERVATION_KEYS = (

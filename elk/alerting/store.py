@@ -149,7 +149,7 @@ class FactsReader:
             aggs={"last": {"max": {"field": "@timestamp"}}},
         )
         window_start = now - timedelta(seconds=rules.deadletter_spike.window_seconds)
-        dead = self.es.count(  # rejected records, each once (meteoflow/contracts.py)
+        dead = self.es.count(  # rejected records, each once (meteoflow/contracts/deadletters.py)
             index=s.index("deadletter"), **_SEARCH,
             query={"bool": {"filter": [counted_deadletters(s.topic_observations),
                                        {"range": {"failed_at": {"gte": window_start.isoformat()}}}]}},

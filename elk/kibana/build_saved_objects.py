@@ -124,7 +124,7 @@ def panels() -> list[dict]:
             "last_observed": metric_col("max", "observed_at", "Last observed", "date"),
             "lag": metric_col("last_value", "lag_seconds", "Latest lag (s)", sortField="observed_at"),
         }),
-        # One per rejected record: the indexer's copy of a rejected observation is left out (contracts.py).
+        # One per rejected record: the indexer's copy of a rejected observation is left out (meteoflow/contracts/deadletters.py).
         xy("meteoflow-deadletters", "Dead letters by service", dead, date_col("failed_at"), {"count": count_col("Dead letters")},
            split=terms_col("service", 10, "count"), series="bar_stacked", query=counted_deadletters_kql(OBSERVATIONS_TOPIC)),
         xy("meteoflow-throughput", "Streaming throughput", logs, date_col("@timestamp"), {

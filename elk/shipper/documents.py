@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from meteoflow.contracts import MAX_KEY_CHARS, DeadLetter, kafka_doc_id
-from meteoflow.schema import (
+from meteoflow.contracts import (
     InvalidRecord, RecordLimits, describe_errors, parse_json_object, rejection_reason, validate_observation,
 )
 from meteoflow.settings import Settings

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import requests
 
 from meteoflow.logs import mask_secrets
-from meteoflow.schema import describe_exception
+from meteoflow.contracts import describe_exception
 from meteoflow.settings import Settings
 from producer.regions import Region
 from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from meteoflow.schema import describe_exception, loads_json
+from meteoflow.contracts import describe_exception, loads_json
 from producer.regions import Region
 from producer.sources.base import RegionFailure, Source, SourceResult
 from producer.sources.owm_mapping import MappingError, map_response

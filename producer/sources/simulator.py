@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, TypeVar
 
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
 from producer.regions import Region
 from producer.sources.base import Source, SourceResult, region_fields

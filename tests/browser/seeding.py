@@ -25,7 +25,7 @@ from meteoflow.contracts import DeadLetter, MetricSample, doc_id
 from meteoflow.es import make_es_client
 from meteoflow.logs import EcsJsonFormatter
 from meteoflow.mongo import database, make_mongo_client
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
 from streaming.records import hour_floor, hourly_stats, observation_documents, touched_hours
 from streaming.sinks import upsert_all

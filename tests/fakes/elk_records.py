@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from elk.shipper.documents import KafkaRecord
 from meteoflow.contracts import DeadLetter
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 
 
 def observation(region_id: str = "dakar", observed_at: datetime | None = None, **changes) -> Observation:

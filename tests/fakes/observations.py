@@ -6,7 +6,7 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 
-from meteoflow.schema import Observation
+from meteoflow.contracts import Observation
 
 REGIONS = [("dakar", "Dakar", 14.69, -17.44), ("thies", "Thies", 14.79, -16.93),
            ("saint-louis", "Saint-Louis", 16.02, -16.49), ("kaolack", "Kaolack", 14.15, -16.07)]

@@ -339,7 +339,7 @@ class Feeder:
         if new:
             when = self.sim_time
             self.sim_time = when + timedelta(minutes=self.step_minutes)
-            from meteoflow.schema import Observation
+            from meteoflow.contracts import Observation
 
             observations += [Observation(**m.observe(when), source="simulator", batch_id=f"feed-{when:%Y%m%dT%H%M}",
                                          produced_at=now) for m in self.models]

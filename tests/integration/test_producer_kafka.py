@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from meteoflow.contracts import PRODUCER_RUN_ACTION, DeadLetter
 from meteoflow.kafka import make_consumer
-from meteoflow.schema import validate_observation
+from meteoflow.contracts import validate_observation
 from meteoflow.settings import REPO_ROOT, Settings
 from producer.regions import load_regions
 from producer.run import KafkaPublisher, Producer

@@ -5,7 +5,7 @@ from elk.shipper.documents import document_id, index_for_topic, to_action
 from elk.shipper.service import Backoff, bulk_operations, offsets_to_commit, split_bulk_items
 from elk.templates import load_templates
 from meteoflow.contracts import STREAMING_BATCH_ACTION
-from meteoflow.schema import OBSERVATION_FIELDS
+from meteoflow.contracts import OBSERVATION_FIELDS
 from meteoflow.settings import load_settings
 from tests.fakes.elk_records import dead_letter, log_line, observation, record
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from meteoflow.contracts import DeadLetter
-from meteoflow.schema import validate_observation
+from meteoflow.contracts import validate_observation
 from producer.regions import Region
 from producer.run import new_batch_id, prepare_batch, summarize
 from producer.sources.base import RegionFailure, SourceResult

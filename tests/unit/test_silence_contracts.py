@@ -1,4 +1,4 @@
-"""The Silence, Acknowledgement and request models (meteoflow/contracts.py): what they accept, and
+"""The Silence, Acknowledgement and request models (meteoflow/contracts/alerting.py): what they accept, and
 errors that name the field."""
 
 from __future__ import annotations

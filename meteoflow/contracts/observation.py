@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT
+from meteoflow.contracts.deadletters import DEADLETTER_PAYLOAD_LIMIT
 
 DEFAULT_MAX_AHEAD = timedelta(hours=1)
 

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from meteoflow.schema import InvalidRecord, Observation, validate_observation
+from meteoflow.contracts import InvalidRecord, Observation, validate_observation
 
 
 def record(**changes):

@@ -1,0 +1,46 @@
+"""Every shape that crosses a process, defined once: Kafka messages, MongoDB documents,
+Elasticsearch documents, log and metric events, and HTTP bodies.
+
+The services only meet through these. Each room of the package holds one kind:
+
+    common        validators the others share (plausible UTC times, one-line text)
+    storage       MongoDB collections and document ids, Elasticsearch ids
+    observation   the normalized observation (topic weather.observations) and its validation
+    events        log and metric events read back by other services (streaming batch, producer
+                  run, supervisor events and state, heartbeats, health samples)
+    deadletters   the dead-letter message and how dead letters are counted
+    alerting      silences and acknowledgements
+    forecasting   the forecasting API's bodies
+
+Import from here (`from meteoflow.contracts import Observation`); the rooms are an implementation detail.
+"""
+
+from meteoflow.contracts.common import (  # noqa: F401
+    plausible_utc, MAX_COMMENT_CHARS, MAX_AUTHOR_CHARS, UtcTime, RuleName, Subject, IncidentId, Author, Comment,
+)
+from meteoflow.contracts.storage import (  # noqa: F401
+    OBSERVATIONS, HOURLY_STATS, FORECASTS, FORECAST_STATE, doc_id, kafka_doc_id,
+)
+from meteoflow.contracts.observation import (  # noqa: F401
+    DEFAULT_MAX_AHEAD, Source, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
+    InvalidRecord, EARLIEST_TIME, LATEST_TIME, Observation, OBSERVATION_FIELDS, REQUIRED_FIELDS, describe_exception,
+    rejection_reason, loads_json, parse_json_object, validate_observation, MAX_REASON_ERRORS, describe_errors,
+    parse_utc,
+)
+from meteoflow.contracts.events import (  # noqa: F401
+    STREAMING_BATCH_ACTION, PRODUCER_RUN_ACTION, DEADLETTER_ACTION, SERVICE_EXITED_ACTION,
+    SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION, SUPERVISOR_ACTIONS, BACKFILL_BATCH_PREFIX,
+    is_backfill_batch, SupervisorEvent, describe_exit, SupervisedProcess, SupervisorState, Heartbeat, METRIC_KINDS,
+    MetricSample,
+)
+from meteoflow.contracts.deadletters import (  # noqa: F401
+    DEADLETTER_PAYLOAD_LIMIT, DEADLETTER_PAYLOAD_LIMIT_MAX, MAX_REASON_CHARS, MAX_KEY_CHARS, DeadLetter,
+    counted_deadletters, counted_deadletters_kql,
+)
+from meteoflow.contracts.alerting import (  # noqa: F401
+    ALERT_RULES, SILENCE_MAX_SECONDS, Silence, Acknowledgement, SilenceRequest, AckRequest,
+)
+from meteoflow.contracts.forecasting import (  # noqa: F401
+    SeriesPoint, PredictRequest, Prediction, ModelFacts, PredictResponse, BatchRequest, ItemError, BatchItem,
+    BatchResponse,
+)

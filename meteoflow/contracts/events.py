@@ -1,0 +1,130 @@
+"""Log and metric events other services read back: action names, supervisor events and state,
+heartbeats and health samples."""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- log events other services rely on (field "event.action" of a pipeline.logs line) ---
+STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under "meteoflow.streaming"
+PRODUCER_RUN_ACTION = "producer-run"  # one per scheduled run; fields under "meteoflow.producer"
+DEADLETTER_ACTION = "dead-letter"  # one per rejected record; fields under "meteoflow.deadletter"
+# The supervisor of ./run.sh (service.name "supervisor"); fields under "meteoflow.supervisor" (SupervisorEvent).
+SERVICE_EXITED_ACTION = "service-exited"  # each unexpected exit of a server or service
+SERVICE_CRASH_LOOP_ACTION = "service-crash-loop"  # once per episode: too many exits in the window
+SERVICE_RECOVERED_ACTION = "service-recovered"  # healthy again after a crash-loop
+SUPERVISOR_ACTIONS = (SERVICE_EXITED_ACTION, SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION)
+
+
+# Back-filled history (the simulator catching up, One Call `timemachine` at start) is
+# published in its own batches whose batch_id starts with this prefix: such records are
+# old on purpose, so the arrival-lag alert ignores them.
+BACKFILL_BATCH_PREFIX = "backfill-"
+
+
+def is_backfill_batch(batch_id: str | None) -> bool:
+    return bool(batch_id) and batch_id.startswith(BACKFILL_BATCH_PREFIX)
+
+
+# --- supervisor events (pipeline.logs, read back by the alerting service) ------------------
+class SupervisorEvent(BaseModel):
+    """What the supervisor knows about one server or service when it logs an event."""
+
+    action: Literal[SERVICE_EXITED_ACTION, SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION]
+    service: str
+    state: Literal["up", "backoff", "crash-loop", "held"]  # after the event
+    exit_code: int | None = None  # negative: killed by that signal; None: unknown (not our child)
+    last_error: str | None = None  # last error-looking line of its log, secrets masked
+    restarts: int = 0
+    exits_in_window: int = 0
+    retry_in_seconds: float | None = None
+
+
+def describe_exit(code: int | None, error: str | None = None) -> str:
+    """`exit 3: ValueError: ...`, `signal SIGKILL`, or `exited` when the code is unknown."""
+    if code is None:
+        how = "exited"
+    elif code < 0:
+        try:
+            how = f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit {code}"
+    return f"{how}: {error}" if error else how
+
+
+class SupervisedProcess(BaseModel):
+    """One server or service in the supervisor's state file (<run_dir>/pids/supervisor.json)."""
+
+    state: Literal["up", "backoff", "crash-loop", "held"]
+    since: datetime
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_error: str | None = None
+    last_exit_at: datetime | None = None
+    retry_at: datetime | None = None
+
+
+class SupervisorState(BaseModel):
+    """The state file `./run.sh status` reads, also after the supervisor ended."""
+
+    pid: int
+    processes: dict[str, SupervisedProcess]
+
+
+# --- heartbeats (index <prefix>-heartbeats, one document per service, _id = service) -------
+class Heartbeat(BaseModel):
+    """Written by a service after each completed cycle (the alerting service: each evaluation),
+    straight to Elasticsearch (no Kafka, no shipper), so the web app can tell it stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    at: datetime
+    interval_seconds: float  # the time expected between two heartbeats
+
+
+# --- health signals (index <prefix>-metrics, one document per sample) ---------------------
+METRIC_KINDS = ("consumer_lag", "store_staleness", "service", "forecast_age")
+
+
+class MetricSample(BaseModel):
+    """One health reading taken by the alerting service's sampler (elk/health/), written straight
+    to Elasticsearch (not through Kafka and the shipper, whose failures it must report).
+
+    `subject` names what was measured: a consumer (`streaming`, `shipper`), a store (`kafka`,
+    `mongodb`, `elasticsearch`), a supervised server or service, or a region. Only the fields of
+    its kind are set (docs/reliability.md, "Health signals")."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    timestamp: datetime = Field(alias="@timestamp")
+    kind: Literal["consumer_lag", "store_staleness", "service", "forecast_age"]
+    subject: str
+    # consumer_lag
+    lag_records: int | None = None  # records on the consumer's topics it has not processed yet
+    lag_seconds: float | None = None  # age of its oldest unprocessed record (0 when caught up)
+    partitions: int | None = None
+    consumer_started: bool | None = None  # it has processed something (a committed batch, group offsets)
+    # store_staleness (newest_at also for a store; age_seconds also for forecast_age)
+    newest_at: datetime | None = None  # newest record in the store (Kafka: its last record's timestamp)
+    staleness_seconds: float | None = None  # how far the store's newest lies behind Kafka's newest (>= 0)
+    age_seconds: float | None = None  # now - newest_at (forecast_age: now - model_run_at)
+    # service (from the supervisor state file of ./run.sh)
+    state: str | None = None
+    up: int | None = None  # 1 when state is "up", else 0 (sums and charts)
+    uptime_seconds: float | None = None  # time in its current "up" state
+    restarts: int | None = None
+    last_exit_code: int | None = None
+    last_error: str | None = None
+    # forecast_age
+    model_run_at: datetime | None = None  # the region's last successful forecast run
+    forecast_status: str | None = None  # ok, skipped, error, failed (forecast_state.status)
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,67 @@
+"""The forecasting API's request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+class SeriesPoint(BaseModel):
+    ds: str = Field(description="timestamp, ISO 8601 (UTC assumed when no offset is given)")
+    y: float = Field(description="temperature, deg C")
+
+
+class PredictRequest(BaseModel):
+    """One series. Field names match the ancestor's client (latitude, longitude, data[{ds, y}])."""
+
+    region_id: str | None = Field(None, max_length=64)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    data: list[SeriesPoint]
+    horizon_hours: int = Field(24, ge=1, le=168)
+    frequency: Literal["h"] = "h"
+
+
+class Prediction(BaseModel):
+    timestamp: datetime
+    temperature: float
+    lower: float
+    upper: float
+
+
+class ModelFacts(BaseModel):
+    points_used: int
+    duplicates_merged: int = 0
+    fit_seconds: float
+    seasonalities: list[str]
+    cached: bool = False
+
+
+class PredictResponse(BaseModel):
+    region_id: str | None = None
+    predictions: list[Prediction]
+    model: ModelFacts
+
+
+class BatchRequest(BaseModel):
+    # Items stay raw here and are validated one by one with PredictRequest, so one bad
+    # series gets its own error while the others are still forecast.
+    series: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+
+
+class ItemError(BaseModel):
+    field: str
+    message: str
+
+
+class BatchItem(BaseModel):
+    index: int
+    region_id: str | None = None
+    status: Literal["ok", "error"]
+    forecast: PredictResponse | None = None
+    error: ItemError | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
