@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from meteoflow.contracts import ItemError, SeriesPoint
 from meteoflow.contracts import Observation
+from meteoflow.errors import field_errors
 
 # pandas (used by Prophet) only represents 1677..2262; keep well inside it, with room for the horizon.
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
@@ -128,34 +129,8 @@ def clean_series(points: Sequence[SeriesPoint], min_points: int) -> CleanSeries:
     return CleanSeries(tuple(stamps), values, duplicates_merged=len(points) - len(stamps))
 
 
-def field_path(loc: Iterable[Any], prefix: str = "") -> str:
-    """Pydantic's loc ('body', 'data', 3, 'ds') as 'data[3].ds'."""
-    path = prefix
-    for part in loc:
-        if part == "body" and not path:
-            continue
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "body"
-
-
 def describe_errors(errors: Sequence[dict], prefix: str = "") -> list[ItemError]:
-    """Pydantic/FastAPI error dicts as [{field, message}] readable by a person."""
-    described = []
-    for err in errors:
-        loc = err.get("loc", ())
-        kind = err.get("type", "")
-        message = str(err.get("msg", "invalid value"))
-        if kind == "json_invalid":
-            reason = (err.get("ctx") or {}).get("error", "")
-            described.append(ItemError(field="body", message=f"the body is not valid JSON: {reason}".rstrip(": ")))
-            continue
-        if kind == "missing":
-            message = "this field is required"
-        elif "input" in err and kind not in ("model_attributes_type", "dict_type", "list_type"):
-            shown = repr(err["input"])
-            message = f"{message} (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
-        described.append(ItemError(field=field_path(loc, prefix), message=message))
-    return described
+    """Pydantic/FastAPI error dicts as [{field, message}] readable by a person ('data[3].ds')."""
+    # A batch entry (prefix 'series[i]') is validated on its own: its locations hold no 'body'.
+    return [ItemError(field=e.field, message=e.detail)
+            for e in field_errors(errors, default_field="body", prefix=prefix, request=not prefix)]

@@ -37,9 +37,6 @@ def mask_secrets(text: str) -> str:
     return text
 
 
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 class EcsJsonFormatter(logging.Formatter):
     def __init__(self, service: str):

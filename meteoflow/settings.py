@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT, DEADLETTER_PAYLOAD_LIMIT_MAX
 from meteoflow.contracts import RecordLimits
+from meteoflow.errors import field_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -271,16 +272,20 @@ def load_settings(**overrides) -> Settings:
         raise SettingsError(describe_validation_error(exc)) from None
 
 
-_SECRET_FIELDS = {"owm_api_key", "slack_webhook_url", "es_password", "mongo_uri_override", "METEOFLOW_MONGO_URI"}
+# Every SecretStr setting, by name and alias: its value is never echoed in an error.
+_SECRET_FIELDS = {key for name, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
+                  for key in (name, info.alias) if key}
 
 
 def describe_validation_error(exc: ValidationError) -> str:
     lines = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
-        env = field if field.startswith("METEOFLOW_") else f"METEOFLOW_{field.upper()}"
-        value = "<hidden>" if field in _SECRET_FIELDS else repr(err.get("input"))
-        lines.append(f"invalid setting {env}={value}: {err['msg']}")
+    for e in field_errors(exc, default_field=""):
+        if not e.field:  # a rule across settings: its message names them
+            lines.append(f"invalid settings: {e.message}")
+            continue
+        env = e.field if e.field.startswith("METEOFLOW_") else f"METEOFLOW_{e.field.upper()}"
+        value = "<hidden>" if e.field in _SECRET_FIELDS else e.got
+        lines.append(f"invalid setting {env}" + (f"={value}" if value is not None else "") + f": {e.message}")
     return "; ".join(lines)
 
 

@@ -17,6 +17,7 @@ from elasticsearch import ConflictError
 from pydantic import ValidationError
 
 from meteoflow.contracts import Acknowledgement, Silence
+from meteoflow.errors import describe_errors
 from meteoflow.settings import Settings
 
 log = logging.getLogger("silences")
@@ -48,7 +49,8 @@ def _parse(model, hits: list[dict[str, Any]]) -> list:
         try:
             out.append(model.model_validate(hit["_source"]))
         except ValidationError as exc:
-            log.warning("skipping malformed %s %s: %s", model.__name__, hit.get("_id"), str(exc)[:300])
+            log.warning("skipping malformed %s %s: %s", model.__name__, hit.get("_id"),
+                        describe_errors(exc, default_field="document"))
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from meteoflow.contracts import Latitude, Longitude, RegionId, RegionName, TimezoneOffset
+from meteoflow.errors import describe_errors
 
 DEFAULT_REGIONS_FILE = Path(__file__).resolve().parent / "regions_senegal.json"
 
@@ -61,14 +62,7 @@ def parse_regions(data: Any, where: str = "regions") -> list[Region]:
         try:
             region = Region.model_validate(entry)
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "entry"
-                if err["type"] == "missing":
-                    problems.append(f"{field}: missing")
-                else:
-                    problems.append(f"{field}: {err['msg']} (got {err.get('input')!r})")
-            raise RegionsError(f"{where}: {label}: {'; '.join(problems)}") from None
+            raise RegionsError(f"{where}: {label}: {describe_errors(exc, default_field='entry')}") from None
         if region.id in first_index:
             raise RegionsError(f"{where}: {label}: id: duplicate of entry {first_index[region.id]}")
         first_index[region.id] = index

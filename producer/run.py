@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import schedule
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
 from meteoflow.metrics import ProducerMetrics
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
@@ -26,9 +27,6 @@ from producer.sources.base import FatalSourceError, RegionFailure, Source, Sourc
 
 SERVICE = "producer"
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def new_batch_id(source: str, now: datetime, backfill: bool = False) -> str:

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from pymongo import UpdateOne
 from pymongo.database import Database
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, PredictRequest, doc_id
+from meteoflow.errors import describe_errors
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.records import bson_millis, hourly_series
@@ -158,8 +160,9 @@ class ForecastClient:
             raise ForecastUnavailable(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
         try:
             return BatchResponse.model_validate(resp.json())
-        except (ValueError, ValidationError) as exc:
-            raise ForecastUnavailable(f"{self.url} answered a body that is not a BatchResponse: {exc}"[:300]) from None
+        except ValueError as exc:  # not JSON, or not the shape (a ValidationError names the fields)
+            reason = describe_errors(exc, default_field="body") if isinstance(exc, ValidationError) else str(exc)
+            raise ForecastUnavailable(f"{self.url} answered a body that is not a BatchResponse: {reason}"[:300]) from None
 
 
 # --- MongoDB side ---------------------------------------------------------------------------
@@ -171,7 +174,7 @@ class ForecastRefresher:
     """
 
     def __init__(self, db: Database, settings: Settings, client: ForecastClient | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 clock: Callable[[], datetime] = utc_now,
                  metrics: StreamingMetrics | None = None):
         self.db = db
         self.settings = settings

@@ -15,12 +15,12 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import STREAMING_BATCH_ACTION
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
@@ -90,7 +90,7 @@ class BatchProcessor:
         watch.lap("collect")
         report = self.process(records, batch_id, durations)
         watch.total()
-        self.metrics.batch_done(report, datetime.now(timezone.utc))
+        self.metrics.batch_done(report, utc_now())
         self.reporter.batch_done(report)
 
     def process(self, records: list[KafkaRecord], batch_id: int,
@@ -100,7 +100,7 @@ class BatchProcessor:
         if durations is not None:
             report.durations_ms = durations
         watch = _Stopwatch(report.durations_ms)
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         split = split_batch(records, now, self.limits)
         watch.lap("validate")
         report.dead_letters = self.deadletters.write(split.dead_letters)
@@ -115,7 +115,7 @@ class BatchProcessor:
         watch.lap("forecasts")
         if durations is None:  # called on its own (not from foreachBatch): this is the whole batch
             watch.total()
-            self.metrics.batch_done(report, datetime.now(timezone.utc))
+            self.metrics.batch_done(report, utc_now())
         return report
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import bson
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import DeadLetter, SeriesPoint, doc_id
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 
@@ -42,7 +43,7 @@ def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
 
     Whatever one record holds, it ends as an observation or as a dead letter with the reason:
     nothing a record contains can raise out of here and fail the batch."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     split = SplitBatch()
     for rec in records:
         where = dict(source_topic=rec.topic, source_partition=rec.partition, source_offset=rec.offset,

@@ -37,6 +37,7 @@ from pymongo.errors import PyMongoError
 from meteoflow.contracts import (
     ALERT_RULES, SILENCE_MAX_SECONDS, Acknowledgement, AckRequest, Silence, SilenceRequest, plausible_utc,
 )
+from meteoflow.errors import field_errors
 from meteoflow.freshness import thresholds
 from meteoflow.metrics import WebappMetrics, instrument_app
 from meteoflow.settings import REPO_ROOT, Settings
@@ -82,16 +83,8 @@ def _echo(value: Any) -> Any:
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        where = loc[0] if loc and loc[0] in {"query", "path", "body", "header"} else None
-        field = ".".join(loc[1:] if where else loc) or where or "request"
-        message = err.get("msg", "invalid")
-        if isinstance(err.get("input"), (bytes, bytearray)):  # FastAPI parses JSON only when it is declared so
-            message = "must be a JSON object sent with Content-Type: application/json"
-        errors.append({"field": field, "in": where, "message": message, "input": _echo(err.get("input"))})
-    return errors
+    return [{"field": e.field, "in": e.where, "message": e.message, "input": _echo(e.input)}
+            for e in field_errors(exc.errors(), default_field="request", request=True)]
 
 
 def invalid(where: str, field: str, message: str, value: Any = None) -> RequestValidationError:
@@ -102,12 +95,9 @@ def invalid(where: str, field: str, message: str, value: Any = None) -> RequestV
 
 def _as_request_error(exc: ValidationError, rename: dict[str, str] | None = None) -> RequestValidationError:
     """A model built from a valid body can still refuse it (ends_at before starts_at): a 422 naming the field."""
-    errors = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        errors.append({"loc": ("body", (rename or {}).get(field, field)), "msg": err["msg"], "type": err["type"],
-                       "input": jsonable_encoder(err.get("input"))})
-    return RequestValidationError(errors)
+    return RequestValidationError([{"loc": ("body", (rename or {}).get(e.field, e.field)), "msg": e.message,
+                                    "type": e.kind, "input": jsonable_encoder(e.input)}
+                                   for e in field_errors(exc, default_field="body")])
 
 
 def _attempt(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from meteoflow.errors import field_errors
 from meteoflow.freshness import SilenceRule
 
 # Unset timings scale with the evaluation interval (METEOFLOW_ALERT_EVAL_INTERVAL_SECONDS).
@@ -225,11 +226,7 @@ def parse_rules(data: object, where: str = "alert rules") -> AlertRules:
         try:
             parsed[name] = model.model_validate(section)
         except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "(rule)"
-                got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-                msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(f"rule {name!r}, field {field!r}: {msg}{got}")
+            problems += [f"rule {name!r}, field {e.field!r}: {e.detail}" for e in field_errors(exc, default_field="(rule)")]
     if problems:
         raise RulesError(f"{where}: " + "; ".join(problems))
     return AlertRules(**parsed)
@@ -246,10 +243,8 @@ def _parse_inhibit(section: object, problems: list[str]) -> list[Inhibition]:
         try:
             found.append(Inhibition.model_validate(entry))
         except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "(entry)"
-                msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-                problems.append(f"'inhibit' entry {n}, field {field!r}: {msg}")
+            problems += [f"'inhibit' entry {n}, field {e.field!r}: {e.detail}"
+                         for e in field_errors(exc, default_field="(entry)")]
     return found
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from elastic_transport import TransportError
@@ -28,6 +28,7 @@ from elk.alerting.slack import SlackSender, digest_message
 from elk.alerting.store import FactsReader, IncidentStore, MemoryIncidentStore, health_window, write_heartbeat
 from elk.health.sampler import HealthSampler, start_sampler_thread
 from elk.retention import apply_retention
+from meteoflow.clock import utc_now
 from meteoflow.contracts import Heartbeat, Silence
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
@@ -42,9 +43,6 @@ log = logging.getLogger("alerting")
 RULES_WITHOUT_ELASTICSEARCH = frozenset({"service_down", "crash_loop", "consumer_lag", "store_behind",
                                          "elasticsearch_unavailable"})
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _describe_es_error(exc: Exception) -> str:

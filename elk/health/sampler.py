@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from elk.alerting.engine import HealthFacts, health_facts
@@ -20,6 +20,7 @@ from elk.health.signals import (
 from elk.health.sources import (
     ElasticsearchHealthSource, KafkaHealthSource, MongoHealthSource, read_supervisor_state, supervisor_state_file,
 )
+from meteoflow.clock import utc_now
 from meteoflow.contracts import MetricSample
 from meteoflow.kafka import all_topics
 from meteoflow.metrics import HealthMetrics
@@ -29,9 +30,6 @@ from meteoflow.settings import Settings
 log = logging.getLogger("health")
 KEPT_ROUNDS = 20  # rounds of samples kept in memory for alerting while Elasticsearch is unavailable
 
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def shipper_group(settings: Settings) -> str:

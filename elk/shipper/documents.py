@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import MAX_KEY_CHARS, DeadLetter, kafka_doc_id
 from meteoflow.contracts import (
-    InvalidRecord, RecordLimits, describe_errors, parse_json_object, rejection_reason, validate_observation,
+    InvalidRecord, RecordLimits, parse_json_object, rejection_reason, validate_observation,
 )
+from meteoflow.errors import describe_errors
 from meteoflow.settings import Settings
 
 Kind = Literal["observations", "logs", "deadletter"]
@@ -142,7 +144,7 @@ def rejected_document(rec: KafkaRecord, reason: str, now: datetime,
 
 def to_action(settings: Settings, rec: KafkaRecord, now: datetime | None = None) -> dict[str, Any]:
     """The bulk `index` action for one record: its own index, or the dead-letter index with a reason."""
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     kind = kind_by_topic(settings).get(rec.topic)
     _id = document_id(rec.topic, rec.partition, rec.offset)
     if kind is None:
@@ -165,7 +167,7 @@ def strict_json_size(doc: dict[str, Any]) -> int:
 
 
 def rejection_action(settings: Settings, rec: KafkaRecord, reason: str, now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     doc = rejected_document(rec, reason, now, settings.record_limits)
     return {
         "_op_type": "index",

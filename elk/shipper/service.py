@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from elastic_transport import TransportError
@@ -23,6 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from elk.shipper.documents import SHIPPER_SERVICE, KafkaRecord, rejection_action, to_action
+from meteoflow.clock import utc_now
 from meteoflow.es import make_es_client
 from meteoflow.kafka import all_topics, make_consumer
 from meteoflow.metrics import ShipperMetrics
@@ -116,7 +117,7 @@ class Shipper:
     # --- indexing ---------------------------------------------------------------------
     def ship(self, records: list[KafkaRecord]) -> bool:
         """Index records until Elasticsearch acknowledged all. False only if stopped first."""
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         actions = [(rec, to_action(self.settings, rec, now)) for rec in records]
         return all(self._ship_until_acknowledged(chunk, now) for chunk in bulk_chunks(actions))
 

@@ -24,8 +24,7 @@ from meteoflow.contracts.storage import (  # noqa: F401
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
     InvalidRecord, EARLIEST_TIME, LATEST_TIME, Observation, OBSERVATION_FIELDS, REQUIRED_FIELDS, describe_exception,
-    rejection_reason, loads_json, parse_json_object, validate_observation, MAX_REASON_ERRORS, describe_errors,
-    parse_utc,
+    rejection_reason, loads_json, parse_json_object, validate_observation, parse_utc,
 )
 from meteoflow.contracts.events import (  # noqa: F401
     STREAMING_BATCH_ACTION, PRODUCER_RUN_ACTION, DEADLETTER_ACTION, SERVICE_EXITED_ACTION,

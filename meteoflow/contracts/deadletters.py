@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts.common import plausible_utc
 
 # --- dead letters (topic weather.deadletter) -----------------------------------------
@@ -79,7 +80,7 @@ class DeadLetter(BaseModel):
         if where.get("key") is not None:
             where["key"] = _bounded(str(where["key"]), MAX_KEY_CHARS)
         return cls(reason=_bounded(str(reason), MAX_REASON_CHARS), service=service,
-                   failed_at=datetime.now(timezone.utc), payload=text or "", **fields, **where)
+                   failed_at=utc_now(), payload=text or "", **fields, **where)
 
     def to_message(self) -> bytes:
         return self.model_dump_json().encode()

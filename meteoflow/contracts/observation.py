@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts.deadletters import DEADLETTER_PAYLOAD_LIMIT
+from meteoflow.errors import describe_errors
 
 DEFAULT_MAX_AHEAD = timedelta(hours=1)
 
@@ -128,7 +130,7 @@ class Observation(BaseModel):
         # processing); code that builds observations itself (the simulator's history) is not.
         if not info.context:
             return value
-        now = info.context.get("now") or datetime.now(timezone.utc)
+        now = info.context.get("now") or utc_now()
         max_ahead = info.context.get("max_ahead", DEFAULT_MAX_AHEAD)
         if value > now + max_ahead:
             raise ValueError(f"is more than {max_ahead} after the time of processing ({now:%Y-%m-%dT%H:%M:%SZ})")
@@ -217,36 +219,6 @@ def validate_observation(payload: bytes | str | dict[str, Any], *, now: datetime
         raise InvalidRecord(describe_errors(exc)) from None
     except Exception as exc:  # noqa: BLE001 - content no validator foresaw still costs only this record
         raise InvalidRecord(describe_exception(exc)) from None
-
-
-MAX_REASON_ERRORS = 10
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """One reason naming each bad field (the first ten), with a short view of what it held."""
-    errors = exc.errors()
-    parts = []
-    for err in errors[:MAX_REASON_ERRORS]:
-        field = ".".join(str(p) for p in err["loc"])[:80] or "record"
-        shown = _short_repr(err.get("input"))
-        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')} (got {shown})"
-                     if err["type"] != "missing" else f"{field}: missing")
-    if len(errors) > MAX_REASON_ERRORS:
-        parts.append(f"... and {len(errors) - MAX_REASON_ERRORS} more errors")
-    return "; ".join(parts)
-
-
-def _short_repr(value: Any, limit: int = 60) -> str:
-    # repr of a huge or deeply nested input is itself costly (or raises): look at its size first.
-    if isinstance(value, (dict, list)) and len(value) > 20:
-        return f"<{type(value).__name__} of {len(value)} items>"
-    if isinstance(value, str) and len(value) > limit:
-        value = value[:limit]
-    try:
-        shown = repr(value)
-    except (RecursionError, ValueError):
-        return f"<{type(value).__name__}>"
-    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def parse_utc(value: str) -> datetime:

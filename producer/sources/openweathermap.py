@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import requests
 
+from meteoflow.clock import utc_now
 from meteoflow.logs import mask_secrets
 from meteoflow.contracts import describe_exception
 from meteoflow.settings import Settings
@@ -76,7 +77,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
 class OwmClient:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from meteoflow.contracts import (
     BatchItem, BatchRequest, BatchResponse, ItemError, ModelFacts, Prediction, PredictRequest, PredictResponse,
 )
+from meteoflow.errors import field_errors
 
 
 def persistence_forecast(req: PredictRequest) -> PredictResponse:
@@ -52,9 +53,9 @@ def answer(body: dict[str, Any], min_points: int) -> BatchResponse:
         try:
             req = PredictRequest.model_validate(raw)
         except ValidationError as exc:
-            err = exc.errors()[0]
+            first = field_errors(exc, prefix=f"series[{index}]")[0]  # the first, as the real API reports it
             results.append(BatchItem(index=index, region_id=region, status="error",
-                                     error=ItemError(field=".".join(map(str, err["loc"])), message=err["msg"])))
+                                     error=ItemError(field=first.field, message=first.detail)))
             continue
         if len(req.data) < min_points:
             results.append(BatchItem(index=index, region_id=region, status="error", error=ItemError(

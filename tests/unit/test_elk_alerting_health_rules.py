@@ -179,10 +179,10 @@ def test_kafka_down_holds_every_symptom_down_the_chain():
 
 
 @pytest.mark.parametrize("entry, expected", [
-    ({"source": [{"rule": "disk_full"}], "target": [{"rule": "region_silence"}]}, "entry 0, field 'source.0.rule': unknown rule 'disk_full'"),
+    ({"source": [{"rule": "disk_full"}], "target": [{"rule": "region_silence"}]}, "entry 0, field 'source[0].rule': unknown rule 'disk_full'"),
     ({"source": [], "target": [{"rule": "region_silence"}]}, "entry 0, field 'source'"),
     ({"source": [{"rule": "service_down"}], "target": [{"rule": "region_silence", "region": "x"}]},
-     "entry 0, field 'target.0.region': unknown field"),
+     "entry 0, field 'target[0].region': unknown field"),
 ])
 def test_a_wrong_inhibit_entry_is_refused_naming_it(entry, expected):
     with pytest.raises(RulesError, match="inhibit") as err:

@@ -15,10 +15,10 @@ from forecasting_api.validation import (
     SeriesError,
     clean_series,
     describe_errors,
-    field_path,
     parse_timestamp,
 )
 from meteoflow.contracts import PredictRequest, SeriesPoint
+from meteoflow.errors import field_path
 
 START = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -92,9 +92,13 @@ def test_pydantic_errors_become_field_paths():
     fields = {e.field: e.message for e in describe_errors(caught.value.errors())}
     assert set(fields) == {"latitude", "data[0].y", "horizon_hours"}
     assert "168" in fields["horizon_hours"]
-    assert field_path(("body", "series", 2, "data", 0, "ds")) == "series[2].data[0].ds"
+    assert fields["data[0].y"].endswith("(got 'warm')")
+    assert field_path(("series", 2, "data", 0, "ds")) == "series[2].data[0].ds"
     assert field_path(("data", 1), prefix="series[4]") == "series[4].data[1]"
-    assert field_path(("body",)) == "body"
+    # FastAPI's locations start with where the value was: not part of the field's name.
+    request = [{"loc": ("body", "series", 2, "ds"), "msg": "Field required", "type": "missing"},
+               {"loc": ("body",), "msg": "Field required", "type": "missing"}]
+    assert [(e.field, e.message) for e in describe_errors(request)] == [("series[2].ds", "missing"), ("body", "missing")]
 
 
 def test_seasonalities_follow_history_length():

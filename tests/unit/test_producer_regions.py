@@ -57,7 +57,7 @@ def test_duplicate_ids_name_both_entries(tmp_path):
     ({"name": "No id", "lat": 0, "lon": 0}, r"entry 0: id: missing"),
     ({"id": "bad id!", "name": "X", "lat": 0, "lon": 0}, r"entry 0 \(id 'bad id!'\): id: String should match"),
     ({"id": "x", "name": "X", "lat": "north", "lon": 0}, r"entry 0 \(id 'x'\): lat: Input should be a valid number"),
-    ({"id": "x", "name": "X", "lat": 0, "lon": 0, "altitude": 3}, r"entry 0 \(id 'x'\): altitude: Extra inputs"),
+    ({"id": "x", "name": "X", "lat": 0, "lon": 0, "altitude": 3}, r"entry 0 \(id 'x'\): altitude: unknown field \(got 3\)"),
     ("dakar", r"entry 0: expected an object"),
 ])
 def test_bad_entries(entry, expected):
