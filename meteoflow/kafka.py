@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from meteoflow.settings import Settings
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """One record read from Kafka, as the shipper (kafka-python) and the streaming job (Spark) both see it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    # Epoch milliseconds, as Kafka stores it (kafka-python hands it over so; the job asks Spark for
+    # unix_millis): a producer may set any CreateTime, even one no datetime can hold.
+    timestamp: int | None = None
+
+    @classmethod
+    def of(cls, rec) -> "KafkaRecord":
+        """From anything with these attributes (kafka-python's ConsumerRecord, a Spark Row)."""
+        return cls(rec.topic, rec.partition, rec.offset, rec.key, rec.value, getattr(rec, "timestamp", None))
+
+    @property
+    def time(self) -> datetime | None:
+        """The record's timestamp as an aware UTC datetime; None when absent (-1) or out of range."""
+        if self.timestamp is None or self.timestamp < 0:
+            return None
+        try:
+            return datetime.fromtimestamp(self.timestamp / 1000, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
 
 
 def make_producer(settings: Settings, client_id: str, acks: int | str = "all", **extra) -> KafkaProducer:

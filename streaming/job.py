@@ -22,15 +22,18 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from meteoflow.clock import utc_now
 from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.kafka import KafkaRecord
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.contracts import RecordLimits
 from meteoflow.settings import Settings
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
-from streaming.records import KafkaRecord, latest_per_region, split_batch
+from streaming.records import latest_per_region, split_batch
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
 
-KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+# The columns of KafkaRecord; Kafka's timestamp as epoch milliseconds, as kafka-python gives it
+# to the shipper (a collected TimestampType would be a naive datetime in the driver's time zone).
+KAFKA_COLUMNS = ("topic", "partition", "offset", "key", "value", "unix_millis(timestamp) AS timestamp")
 # Spark 4.1.1's V2 Kafka stream NPEs in its source metrics when a restart re-runs the batch that
 # was in flight (KafkaMicroBatchStream.metrics wraps a null latestPartitionOffsets in Some), so the
 # job could never get past a crash. The V1 Kafka source reads the same offsets and options and
@@ -85,8 +88,7 @@ class BatchProcessor:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         durations: dict[str, float] = {}
         watch = _Stopwatch(durations)
-        rows = batch.select(*KAFKA_COLUMNS).collect()
-        records = [KafkaRecord(r.key, r.value, r.topic, r.partition, r.offset, r.timestamp) for r in rows]
+        records = [KafkaRecord.of(row) for row in batch.collect()]  # kafka_stream selected KAFKA_COLUMNS
         watch.lap("collect")
         report = self.process(records, batch_id, durations)
         watch.total()
@@ -228,7 +230,7 @@ def kafka_stream(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("maxOffsetsPerTrigger", str(settings.streaming_max_offsets_per_trigger))
         .option("failOnDataLoss", "false")
         .load()
-        .select(*KAFKA_COLUMNS)
+        .selectExpr(*KAFKA_COLUMNS)
     )
 
 

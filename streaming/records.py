@@ -14,21 +14,10 @@ import bson
 from meteoflow.clock import utc_now
 from meteoflow.contracts import DeadLetter, SeriesPoint, doc_id
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
+from meteoflow.kafka import KafkaRecord
 
 SERVICE = "streaming"
 HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class KafkaRecord:
-    """The columns the job selects from Spark's Kafka source, as plain Python."""
-
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp: datetime | None = None
 
 
 @dataclass

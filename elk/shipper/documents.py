@@ -8,7 +8,6 @@ same rules; a test compares the two, so change both together.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -20,26 +19,11 @@ from meteoflow.contracts import (
     InvalidRecord, RecordLimits, parse_json_object, rejection_reason, validate_observation,
 )
 from meteoflow.errors import describe_errors
+from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import Settings
 
 Kind = Literal["observations", "logs", "deadletter"]
 SHIPPER_SERVICE = "shipper"
-
-
-@dataclass(frozen=True)
-class KafkaRecord:
-    """What the shipper needs from a Kafka record (kafka-python's ConsumerRecord fits)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int | None = None  # epoch milliseconds
-
-    @classmethod
-    def of(cls, rec) -> "KafkaRecord":
-        return cls(rec.topic, rec.partition, rec.offset, rec.key, rec.value, getattr(rec, "timestamp", None))
 
 
 def kind_by_topic(settings: Settings) -> dict[str, Kind]:
@@ -77,11 +61,8 @@ def kafka_fields(rec: KafkaRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
     if rec.key is not None:
         fields["key"] = _text(rec.key)[:MAX_KEY_CHARS]  # a keyword longer than 32 KB is refused
-    if rec.timestamp is not None and rec.timestamp >= 0:
-        try:
-            fields["timestamp"] = iso(datetime.fromtimestamp(rec.timestamp / 1000, timezone.utc))
-        except (OverflowError, OSError, ValueError):  # a producer may set any CreateTime: leave it out
-            pass
+    if rec.time is not None:  # a producer may set any CreateTime: one no datetime holds is left out
+        fields["timestamp"] = iso(rec.time)
     return fields
 
 

@@ -22,10 +22,10 @@ from elasticsearch import ApiError
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from elk.shipper.documents import SHIPPER_SERVICE, KafkaRecord, rejection_action, to_action
+from elk.shipper.documents import SHIPPER_SERVICE, rejection_action, to_action
 from meteoflow.clock import utc_now
 from meteoflow.es import make_es_client
-from meteoflow.kafka import all_topics, make_consumer
+from meteoflow.kafka import KafkaRecord, all_topics, make_consumer
 from meteoflow.metrics import ShipperMetrics
 from meteoflow.settings import Settings
 

@@ -19,7 +19,8 @@ from itertools import count
 from elasticsearch import helpers
 
 from elk.health.sampler import bulk_index_operations
-from elk.shipper.documents import KafkaRecord, to_action
+from elk.shipper.documents import to_action
+from meteoflow.kafka import KafkaRecord
 from meteoflow import contracts
 from meteoflow.contracts import DeadLetter, MetricSample, doc_id
 from meteoflow.es import make_es_client

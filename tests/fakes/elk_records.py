@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from elk.shipper.documents import KafkaRecord
+from meteoflow.kafka import KafkaRecord
 from meteoflow.contracts import DeadLetter
 from meteoflow.contracts import Observation
 

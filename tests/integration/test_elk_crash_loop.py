@@ -10,7 +10,8 @@ import pytest
 from elk.alerting.engine import conditions
 from elk.alerting.rules import load_rules
 from elk.alerting.store import FactsReader
-from elk.shipper.documents import KafkaRecord, to_action
+from elk.shipper.documents import to_action
+from meteoflow.kafka import KafkaRecord
 from elk.shipper.service import bulk_operations
 from meteoflow.contracts import SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION
 from meteoflow.es import make_es_client

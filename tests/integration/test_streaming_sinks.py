@@ -133,7 +133,8 @@ def test_dead_letters_reach_the_topic(isolated):
 def test_dead_letters_of_hostile_1_mib_values_fit_in_the_topic(isolated):
     """A 1 MiB value Kafka accepted (text of quotes, bytes that are not UTF-8) yields a dead letter
     that the real broker takes too: before, a 400 KB binary value became a 1.7 MB dead letter."""
-    from streaming.records import KafkaRecord, split_batch
+    from meteoflow.kafka import KafkaRecord
+    from streaming.records import split_batch
 
     hostile = [b'"' * (1024 * 1024 - 200), bytes([0xff, 0xfe]) * (512 * 1024 - 100), b"[" * (1024 * 1024 - 200)]
     producer = make_producer(isolated, "test-hostile")
@@ -141,7 +142,7 @@ def test_dead_letters_of_hostile_1_mib_values_fit_in_the_topic(isolated):
         metas = [producer.send(isolated.topic_observations, value=v).get(timeout=30) for v in hostile]
     finally:
         producer.close(timeout=5)
-    split = split_batch([KafkaRecord(None, v, isolated.topic_observations, m.partition, m.offset)
+    split = split_batch([KafkaRecord(isolated.topic_observations, m.partition, m.offset, None, v)
                          for v, m in zip(hostile, metas)])
     assert len(split.dead_letters) == 3 and not split.observations
     sink = DeadLetterSink(isolated, log)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from deploy import compose_tool
-from elk.shipper.documents import KafkaRecord, document_id, index_for_topic, kind_by_topic, to_action
+from elk.shipper.documents import document_id, index_for_topic, kind_by_topic, to_action
+from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import REPO_ROOT, Settings, load_settings
 
 PIPELINE_DIR = REPO_ROOT / "elk" / "logstash" / "pipeline"

@@ -22,14 +22,14 @@ import bson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from elk.shipper.documents import KafkaRecord as ShipperRecord
 from elk.shipper.documents import to_action
 from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT, DeadLetter
+from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import load_settings
 from producer.run import prepare_batch
 from producer.sources.base import SourceResult
 from streaming.records import (
-    KafkaRecord, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch, touched_hours,
+    hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch, touched_hours,
 )
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -96,7 +96,7 @@ def check_streaming(values: list[bytes | None]) -> None:
         assert len(message) < KAFKA_MAX_MESSAGE_BYTES // 2, "a dead letter must fit in Kafka with room to spare"
         assert DeadLetter.model_validate_json(message) == letter
         # ...and the shipper indexes it as a dead letter, not as a rejection.
-        action = to_action(SETTINGS, ShipperRecord("weather.deadletter", 0, 1, None, message), NOW)
+        action = to_action(SETTINGS, KafkaRecord("weather.deadletter", 0, 1, None, message), NOW)
         assert action["_source"].get("service") == "streaming", action["_source"].get("reason")
     docs = observation_documents(split.observations, NOW)
     for doc in docs:
@@ -111,7 +111,7 @@ def check_streaming(values: list[bytes | None]) -> None:
 
 def check_shipper(value: bytes | None) -> None:
     for topic in ("weather.observations", "pipeline.logs", "weather.deadletter", "unknown.topic"):
-        action = to_action(SETTINGS, ShipperRecord(topic, 2, 9, b"k", value, 1_700_000_000_000), NOW)
+        action = to_action(SETTINGS, KafkaRecord(topic, 2, 9, b"k", value, 1_700_000_000_000), NOW)
         assert action["_id"] == f"{topic}-2-9"
         assert action["_bytes"] < KAFKA_MAX_MESSAGE_BYTES * 8
         encoded = json.dumps(action["_source"], allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
@@ -168,7 +168,7 @@ def test_a_valid_record_with_any_field_mutated_ends_stored_or_dead_lettered(fiel
 def test_a_mutated_record_next_to_valid_ones_costs_only_itself(field, value):
     others = [{**VALID, "region_id": f"r{i}", "observed_at": f"2026-12-01T0{i}:00:00Z"} for i in range(3)]
     values = [as_bytes(others[0]), as_bytes({**VALID, field: value}), as_bytes(others[1]), as_bytes(others[2])]
-    split = split_batch([KafkaRecord(b"k", v, "weather.observations", 0, i) for i, v in enumerate(values)], NOW)
+    split = split_batch([KafkaRecord("weather.observations", 0, i, b"k", v) for i, v in enumerate(values)], NOW)
     assert {o.region_id for o in split.observations} >= {"r0", "r1", "r2"}
     assert {dl.source_offset for dl in split.dead_letters} <= {1}
 
@@ -179,7 +179,7 @@ def test_a_far_future_reading_is_dead_lettered_and_old_history_stays_valid():
     ahead = as_bytes({**VALID, "observed_at": (NOW + timedelta(hours=1, seconds=1)).isoformat()})
     just_in = as_bytes({**VALID, "observed_at": (NOW + timedelta(minutes=59)).isoformat()})
     history = as_bytes({**VALID, "observed_at": "1999-06-01T00:00:00Z", "produced_at": "2026-12-01T00:00:00Z"})
-    split = split_batch([KafkaRecord(b"k", v, "t", 0, i) for i, v in enumerate([future, ahead, just_in, history])], NOW)
+    split = split_batch([KafkaRecord("t", 0, i, b"k", v) for i, v in enumerate([future, ahead, just_in, history])], NOW)
     assert sorted(dl.source_offset for dl in split.dead_letters) == [0, 1]
     assert all("after the time of processing" in dl.reason or "between" in dl.reason for dl in split.dead_letters)
     assert sorted(o.observed_at.year for o in split.observations) == [1999, 2026]
@@ -188,15 +188,15 @@ def test_a_far_future_reading_is_dead_lettered_and_old_history_stays_valid():
 def test_the_window_ahead_is_a_setting():
     relaxed = load_settings(record_max_ahead_seconds=3 * 3600).record_limits
     two_hours = as_bytes({**VALID, "observed_at": (NOW + timedelta(hours=2)).isoformat()})
-    assert split_batch([KafkaRecord(b"k", two_hours, "t", 0, 0)], NOW, relaxed).observations
-    assert split_batch([KafkaRecord(b"k", two_hours, "t", 0, 0)], NOW).dead_letters
+    assert split_batch([KafkaRecord("t", 0, 0, b"k", two_hours)], NOW, relaxed).observations
+    assert split_batch([KafkaRecord("t", 0, 0, b"k", two_hours)], NOW).dead_letters
 
 
 def test_a_1_mib_hostile_value_yields_a_small_dead_letter_that_keeps_size_and_hash():
     import hashlib
 
     for hostile_value in (bytes(range(256)) * 4096, b'"' * (1 << 20), b"\x01" * (1 << 20), b"[" * (1 << 20)):
-        split = split_batch([KafkaRecord(b"k", hostile_value, "t", 0, 0)], NOW)
+        split = split_batch([KafkaRecord("t", 0, 0, b"k", hostile_value)], NOW)
         (letter,) = split.dead_letters
         assert len(letter.to_message()) < 512 * 1024  # the topic's max message is 1 MiB
         assert letter.payload_size == len(hostile_value) and letter.payload_truncated
@@ -207,7 +207,7 @@ def test_a_1_mib_hostile_value_yields_a_small_dead_letter_that_keeps_size_and_ha
 
 def test_bytes_that_are_not_utf8_are_kept_as_base64_not_expanded():
     value = bytes([0xff, 0xfe]) * 200_000  # 400 KB: was a 1.7 MB dead letter
-    (letter,) = split_batch([KafkaRecord(b"k", value, "t", 0, 0)], NOW).dead_letters
+    (letter,) = split_batch([KafkaRecord("t", 0, 0, b"k", value)], NOW).dead_letters
     assert letter.payload == "" and letter.payload_base64 is not None
     assert len(letter.to_message()) < 100 * 1024
 
@@ -215,13 +215,13 @@ def test_bytes_that_are_not_utf8_are_kept_as_base64_not_expanded():
 def test_a_dead_letter_whose_failed_at_is_out_of_range_is_rejected_by_the_shipper_not_fatal():
     bad = json.loads(DeadLetter.build(b"x", "why", "streaming").to_message())
     for failed_at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "not a date"):
-        action = to_action(SETTINGS, ShipperRecord("weather.deadletter", 0, 3, None, as_bytes({**bad, "failed_at": failed_at})), NOW)
+        action = to_action(SETTINGS, KafkaRecord("weather.deadletter", 0, 3, None, as_bytes({**bad, "failed_at": failed_at})), NOW)
         assert action["_source"]["service"] == "shipper" and "failed_at" in action["_source"]["reason"]
 
 
 def test_a_log_line_elasticsearch_could_not_parse_is_dead_lettered_not_sent():
     for line in (b'{"message": NaN}', b'{"message": "\\ud800"}', b'{"n": ' + b"1" * 5000 + b"}"):
-        action = to_action(SETTINGS, ShipperRecord("pipeline.logs", 0, 1, None, line), NOW)
+        action = to_action(SETTINGS, KafkaRecord("pipeline.logs", 0, 1, None, line), NOW)
         assert action["_index"] == "prop-deadletter", line
 
 

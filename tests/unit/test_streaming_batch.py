@@ -11,7 +11,7 @@ import pytest
 from meteoflow.contracts import STREAMING_BATCH_ACTION
 from streaming.forecasts import ForecastOutcome
 from streaming.job import BatchProcessor, ProgressReporter
-from streaming.records import KafkaRecord
+from meteoflow.kafka import KafkaRecord
 from tests.fakes.observations import simulated_observations
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -46,8 +46,8 @@ def processor(journal, failing=()):
 
 def records():
     obs = simulated_observations(regions=2, hours=1, per_hour=2, end=T0)
-    out = [KafkaRecord(o.key, o.to_message(), "obs", 0, i) for i, o in enumerate(obs)]
-    out.insert(1, KafkaRecord(b"dakar", b"{broken", "obs", 0, 99))
+    out = [KafkaRecord("obs", 0, i, o.key, o.to_message()) for i, o in enumerate(obs)]
+    out.insert(1, KafkaRecord("obs", 0, 99, b"dakar", b"{broken"))
     return obs, out
 
 

@@ -2,8 +2,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from meteoflow.contracts import doc_id
+from meteoflow.kafka import KafkaRecord
 from streaming.records import (
-    KafkaRecord, hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
+    hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
     touched_hours,
 )
 from tests.fakes.observations import simulated_observations
