@@ -20,8 +20,10 @@ RUN mkdir -p /usr/share/man/man1 \
  && apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
  && rm -rf /var/lib/apt/lists/*
-# Only the files that code needs, so editing other sources keeps this layer cached.
-COPY meteoflow/__init__.py meteoflow/settings.py /build/src/meteoflow/
+# Only the files that code imports, so editing other sources keeps this layer cached
+# (tests/unit/test_compose.py checks the list against the imports of stack.install).
+COPY meteoflow/__init__.py meteoflow/settings.py meteoflow/processes.py meteoflow/clock.py meteoflow/errors.py /build/src/meteoflow/
+COPY meteoflow/contracts/ /build/src/meteoflow/contracts/
 COPY stack/__init__.py stack/install.py stack/process.py /build/src/stack/
 RUN cd /build/src && /opt/venv/bin/python -c "import pyspark; \
 from meteoflow.settings import Settings; from stack.install import spark_kafka_jars; \
@@ -41,12 +43,11 @@ RUN mkdir -p /usr/share/man/man1 \
  && useradd --system --uid 10001 --gid meteoflow --create-home --home-dir /home/meteoflow --shell /usr/sbin/nologin meteoflow \
  && mkdir /data && chown meteoflow:meteoflow /data
 COPY --from=deps /opt/venv /opt/venv
-# The connector lands where spark_kafka_jars looks (<cache_dir>/spark-kafka/<version>, with its
-# completion marker), so the job starts without Maven or any download.
+# The connector lands where the job looks for it (streaming.spark.connector_dir: <cache_dir>/spark-kafka/<version>,
+# with its completion marker), so the job starts without Maven, any download, or the stack's code.
 COPY --from=connector /opt/meteoflow-cache/spark-kafka /opt/meteoflow-cache/spark-kafka
 WORKDIR /app
 COPY meteoflow/ meteoflow/
-COPY stack/ stack/
 COPY streaming/ streaming/
 COPY docker/healthcheck.py docker/healthcheck.py
 USER meteoflow

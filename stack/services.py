@@ -12,7 +12,9 @@ import sys
 import urllib.request
 
 from meteoflow.settings import Settings
+from stack.install import java_home
 from stack.process import ManagedProcess, pid_alive, process_age_seconds
+from stack.spark import install_spark_prerequisites
 
 
 class Service(ManagedProcess):
@@ -49,6 +51,22 @@ def _service(name: str, module: str, port_setting: str | None = None) -> type[Se
     return type(f"{name.title()}Service", (Service,), {"name": name, "module": module, "port_setting": port_setting})
 
 
+class StreamingService(Service):
+    """The Spark job reads the Kafka connector and Java the stack installs; it installs nothing itself."""
+
+    name = "streaming"
+    module = "streaming"
+    port_setting = None
+
+    def install(self) -> None:
+        install_spark_prerequisites(self.settings)
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        env["JAVA_HOME"] = str(java_home(self.settings))  # the JDK the stack checked (17+)
+        return env
+
+
 # Start order: what others call first (forecasting API before streaming), the producer last.
 SERVICES: dict[str, type[Service]] = {
     cls.name: cls
@@ -57,7 +75,7 @@ SERVICES: dict[str, type[Service]] = {
         _service("webapp", "webapp", "webapp_port"),
         _service("shipper", "elk.shipper"),
         _service("alerting", "elk.alerting"),
-        _service("streaming", "streaming"),
+        StreamingService,
         _service("producer", "producer"),
     )
 }

@@ -22,7 +22,7 @@ def main() -> int:
         log.info("received %s, stopping the query", signal.Signals(signum).name)
         stop.set()
 
-    from stack.spark import spark_session
+    from streaming.spark import spark_session
     from streaming.job import StreamingJob
 
     # Supervisors signal the whole process group. The Spark JVM inherits an *ignored* SIGTERM

@@ -406,6 +406,21 @@ def test_every_import_of_a_service_is_in_its_image(service):
     assert not missing, f"{service} imports {missing} but docker/requirements.py does not install them"
 
 
+def test_the_streaming_connector_stage_copies_what_stack_install_imports():
+    """The image resolves the Kafka connector with stack.install at build time: that stage copies
+    only the sources it imports (to stay cached), so a new import must be copied there too."""
+    connector = next(stage for stage in dockerfile_stages(_dockerfile_for("streaming")) if stage[0][1].endswith(" AS connector"))
+    copied: set[Path] = set()
+    for instruction, args in connector:
+        if instruction == "COPY" and not args.startswith("--from"):
+            for src in args.split()[:-1]:
+                source = REPO_ROOT / src
+                copied.update(source.rglob("*.py") if source.is_dir() else [source])
+    files, _ = import_closure(["stack.install"])
+    missing = sorted(str(f.relative_to(REPO_ROOT)) for f in files - copied)
+    assert not missing, f"streaming.Dockerfile's connector stage does not copy {missing}, which stack.install imports"
+
+
 def test_the_closure_sees_a_missing_dependency():
     """The import check fails where it should: the producer's source does import `requests`."""
     _, third = import_closure(["producer.__main__"])
