@@ -23,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
-from forecasting_api.synthetic import as_points, daily_cycle
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the series generator lives with the test fakes (tests/fakes/temperature_series.py)
+
+import requests  # noqa: E402
+
+from tests.fakes.temperature_series import as_points, daily_cycle  # noqa: E402
 
 
 def machine() -> str:

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from forecasting_api.app import create_app
-from forecasting_api.synthetic import as_points, daily_cycle
 from tests.fakes.prometheus import Scrape
+from tests.fakes.temperature_series import as_points, daily_cycle
 
 HISTORY = 168  # 7 days, what the streaming job sends (forecast_history_days)
 HORIZON = 24

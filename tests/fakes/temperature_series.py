@@ -1,4 +1,4 @@
-"""Simulator-like hourly temperatures with a known daily cycle, for tests, benchmarks and demos.
+"""Simulator-like hourly temperatures with a known daily cycle, for the forecasting tests and benchmark.
 
 25 deg C mean, a 6 deg C daily swing peaking at 15:00 UTC, and AR(1) weather noise
 (persistent anomalies, as real temperatures have), so a forecast can be scored against truth.
