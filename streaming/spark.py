@@ -30,7 +30,7 @@ def connector_jars(settings: Settings, spark_version: str | None = None) -> list
     jars = sorted((target / "jars").glob("*.jar"))
     if not (target / ".complete").exists() or not jars:
         raise RuntimeError(f"the Spark Kafka connector {spark_version} is not installed in {target}: "
-                           "`python -m stack install` (which ./run.sh runs) installs it")
+                           "./run.sh installs it before it starts the job (stack.spark.install_spark_prerequisites)")
     return jars
 
 
