@@ -31,7 +31,8 @@ from streaming.sinks import upsert_all  # noqa: E402
 from tests.fakes.observations import simulated_observations  # noqa: E402
 
 
-def bulk_upsert(collection, docs):
+def bulk_upsert(collection, models):
+    docs = [m.to_document() for m in models]
     collection.bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": {k: v for k, v in d.items() if k != "_id"}},
                                      upsert=True) for d in docs], ordered=False)
 
@@ -69,7 +70,7 @@ def main(argv=None) -> None:
         ours = partial(upsert_all, ignore=frozenset({"stored_at"}))  # as ObservationSink calls it
         for label, write in (("bulk upserts (baseline)", bulk_upsert), ("insert new / update changed", ours)):
             col = db[label.split()[0]]
-            col.insert_many([dict(d) for d in docs[:half]])  # some history already stored
+            col.insert_many([d.to_document() for d in docs[:half]])  # some history already stored
             fresh = timed(write, col, docs[half:])
             replay = timed(write, col, docs[half:])  # the same batch again (restart or fresh checkpoint)
             rows.append((label, fresh, replay))

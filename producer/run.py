@@ -13,12 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Callable
 
 import schedule
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import BACKFILL_BATCH_PREFIX, PRODUCER_RUN_ACTION, DeadLetter
+from meteoflow.contracts import BACKFILL_BATCH_PREFIX, DeadLetter, FailedRegion, ProducerRunEvent
 from meteoflow.metrics import ProducerMetrics
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.settings import Settings
@@ -77,18 +77,17 @@ class RunSummary:
     dead_letters: int
     duration_s: float
 
-    def fields(self) -> dict[str, Any]:
-        """The `meteoflow.producer` object of the run's log line."""
-        return {
-            "batch_id": self.batch_id,
-            "source": self.source,
-            "records": self.records,
-            "regions_ok": len(self.regions_ok),
-            "regions_failed": self.regions_failed,
-            "regions_failed_count": len({f["region_id"] for f in self.regions_failed}),
-            "dead_letters": self.dead_letters,
-            "duration_s": round(self.duration_s, 3),
-        }
+    @property
+    def regions_failed_count(self) -> int:
+        return len({f["region_id"] for f in self.regions_failed})
+
+    def event(self) -> ProducerRunEvent:
+        """The body of the run's log line."""
+        return ProducerRunEvent(
+            batch_id=self.batch_id, source=self.source, records=self.records, regions_ok=len(self.regions_ok),
+            regions_failed=[FailedRegion(**f) for f in self.regions_failed],
+            regions_failed_count=self.regions_failed_count, dead_letters=self.dead_letters,
+            duration_s=round(max(self.duration_s, 0.0), 3))
 
 
 def summarize(batch: Batch, send_errors: dict[int, str], duration_s: float) -> RunSummary:
@@ -195,7 +194,7 @@ class Producer:
         summary = summarize(batch, send_errors, time.monotonic() - began)
         self._log_summary(summary)
         self.metrics.dead_letters.inc(summary.dead_letters)
-        self.metrics.region_failures.inc(summary.fields()["regions_failed_count"])
+        self.metrics.region_failures.inc(summary.regions_failed_count)
         if summary.records:
             self.metrics.last_success.set(produced_at.timestamp())
         return summary
@@ -219,7 +218,7 @@ class Producer:
         self.log.log(level, "run %s (%s): %d record(s), %d region(s) ok, failed: %s, %.2fs",
                      summary.batch_id, summary.source, summary.records, len(summary.regions_ok), failed,
                      summary.duration_s,
-                     extra={"fields": {"event.action": PRODUCER_RUN_ACTION, "meteoflow.producer": summary.fields()}})
+                     extra=summary.event().log_extra())
 
     def run_forever(self, stop: threading.Event, max_runs: int | None = None) -> int:
         """Run now, then on the source's interval until `stop` is set (checked between runs),

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import requests
@@ -21,11 +21,14 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, PredictRequest, doc_id
 from meteoflow.errors import describe_errors
+from meteoflow.contracts import (
+    FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt, ForecastDocument, ForecastRunSummary,
+    ForecastState, ObservationPoint, PredictRequest, bson_millis, valid_documents,
+)
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
-from streaming.records import bson_millis, hourly_series
+from streaming.records import hourly_series
 from streaming.sinks import upsert_all
 
 MAX_SERIES_PER_CALL = 500  # BatchRequest's limit
@@ -53,13 +56,11 @@ class ForecastOutcome:
     def attempted(self) -> bool:
         return bool(self.ok or self.failed or self.skipped or self.errors)
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(ok=len(self.ok), failed=len(self.failed), skipped=len(self.skipped),
-                                   errors=len(self.errors), deferred=self.deferred,
-                                   forecasts_written=self.forecasts_written)
-        if self.failed:
-            out["failure"] = next(iter(self.failed.values()))
-        return out
+    def summary(self) -> ForecastRunSummary:
+        return ForecastRunSummary(ok=len(self.ok), failed=len(self.failed), skipped=len(self.skipped),
+                                  errors=len(self.errors), deferred=self.deferred,
+                                  forecasts_written=self.forecasts_written,
+                                  failure=next(iter(self.failed.values()), None))
 
 
 class ForecastUnavailable(RuntimeError):
@@ -88,7 +89,7 @@ def plan_requests(
 def forecast_documents(
     planned: list[tuple[RegionHistory, dict[str, Any]]], response: BatchResponse, model_run_at: datetime,
     horizon_hours: int,
-) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+) -> tuple[list[ForecastDocument], list[str], dict[str, str]]:
     """Forecast documents of the items that succeeded, only for times after the last observation."""
     docs, ok, errors = [], [], {}
     by_index = {item.index: item for item in response.results}
@@ -102,34 +103,30 @@ def forecast_documents(
         else:
             ok.append(hist.region_id)
             for pred in item.forecast.predictions:
-                target = pred.timestamp if pred.timestamp.tzinfo else pred.timestamp.replace(tzinfo=timezone.utc)
-                target = target.astimezone(timezone.utc)
-                if target <= hist.last_observed_at:
-                    continue
-                docs.append(dict(_id=doc_id(hist.region_id, target), region_id=hist.region_id, target_time=target,
-                                 yhat=pred.temperature, yhat_lower=pred.lower, yhat_upper=pred.upper,
-                                 model_run_at=model_run_at, horizon_hours=horizon_hours))
+                doc = ForecastDocument.from_prediction(hist.region_id, pred, model_run_at, horizon_hours)
+                if doc.target_time > hist.last_observed_at:
+                    docs.append(doc)
     return docs, ok, errors
 
 
 def histories_from_documents(
-    docs: Iterable[dict[str, Any]], last_observed: dict[str, datetime], history_days: int
+    points: Iterable[ObservationPoint], last_observed: dict[str, datetime], history_days: int
 ) -> list[RegionHistory]:
     """Group stored observations per region, keeping the `history_days` before each region's last one."""
     window = timedelta(days=history_days)
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for doc in docs:
-        last = last_observed.get(doc["region_id"])
-        if last is not None and last - window <= doc["observed_at"] <= last:
-            grouped.setdefault(doc["region_id"], []).append(doc)
+    grouped: dict[str, list[ObservationPoint]] = {}
+    for point in points:
+        last = last_observed.get(point.region_id)
+        if last is not None and last - window <= point.observed_at <= last:
+            grouped.setdefault(point.region_id, []).append(point)
     out = []
     for region_id, last in sorted(last_observed.items()):
-        rows = sorted(grouped.get(region_id, []), key=lambda d: d["observed_at"])
+        rows = sorted(grouped.get(region_id, []), key=lambda p: p.observed_at)
         if not rows:
             out.append(RegionHistory(region_id, 0.0, 0.0, last, []))
             continue
-        out.append(RegionHistory(region_id, rows[-1]["lat"], rows[-1]["lon"], last,
-                                 [(d["observed_at"], float(d["temp"])) for d in rows]))
+        out.append(RegionHistory(region_id, rows[-1].lat, rows[-1].lon, last,
+                                 [(p.observed_at, p.temp) for p in rows]))
     return out
 
 
@@ -188,8 +185,7 @@ class ForecastRefresher:
         if not latest:
             return
         self.db[FORECAST_STATE].bulk_write(
-            [UpdateOne({"_id": region}, {"$set": {"region_id": region, "needs_forecast": True},
-                                         "$max": {"last_observed_at": when}}, upsert=True)
+            [UpdateOne({"_id": region}, ForecastState.mark_update(region, when), upsert=True)
              for region, when in latest.items()],
             ordered=False,
         )
@@ -199,8 +195,8 @@ class ForecastRefresher:
         forecast_retry_seconds (batches then only leave their regions marked, instead of each
         waiting out a timeout); the retry timer calls with force=True."""
         with self._lock:
-            pending = {s["_id"]: s["last_observed_at"] for s in self.db[FORECAST_STATE].find(
-                {"needs_forecast": True}, {"last_observed_at": 1})}
+            pending = {s.region_id: s.last_observed_at for s in valid_documents(
+                ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
             outcome = ForecastOutcome()
             if not pending:
                 return outcome
@@ -235,28 +231,25 @@ class ForecastRefresher:
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)
         docs = self.db[OBSERVATIONS].find(
-            {"region_id": {"$in": sorted(pending)}, "observed_at": {"$gte": earliest}},
-            {"_id": 0, "region_id": 1, "observed_at": 1, "temp": 1, "lat": 1, "lon": 1},
-        )
-        return histories_from_documents(docs, pending, self.settings.forecast_history_days)
+            {"region_id": {"$in": sorted(pending)}, "observed_at": {"$gte": earliest}}, ObservationPoint.projection())
+        return histories_from_documents(valid_documents(ObservationPoint, docs), pending,
+                                        self.settings.forecast_history_days)
 
     def _write_state(self, outcome: ForecastOutcome, pending: dict[str, datetime], now: datetime) -> None:
         ops = []
 
-        def done(region: str, fields: dict[str, Any]) -> None:
+        def done(region: str, attempt: ForecastAttempt) -> None:
             # Cleared only if no newer observation marked the region meanwhile.
-            ops.append(UpdateOne({"_id": region, "last_observed_at": pending[region]},
-                                 {"$set": {"needs_forecast": False, "last_attempt_at": now, **fields}}))
+            ops.append(UpdateOne({"_id": region, "last_observed_at": pending[region]}, attempt.to_update()))
 
         for region in outcome.ok:
-            done(region, {"status": "ok", "last_error": None, "reason": None, "last_success_at": now})
+            done(region, ForecastAttempt.ok(now))
         for region, reason in outcome.skipped.items():
-            done(region, {"status": "skipped", "last_error": None, "reason": reason})
+            done(region, ForecastAttempt.skipped(now, reason))
         for region, message in outcome.errors.items():
-            done(region, {"status": "error", "last_error": message, "reason": None})
+            done(region, ForecastAttempt.error(now, message))
         for region, message in outcome.failed.items():
-            ops.append(UpdateOne({"_id": region}, {"$set": {"needs_forecast": True, "status": "failed",
-                                                            "last_error": message, "last_attempt_at": now}}))
+            ops.append(UpdateOne({"_id": region}, ForecastAttempt.failed(now, message).to_update()))
         if ops:
             self.db[FORECAST_STATE].bulk_write(ops, ordered=False)
 
@@ -290,5 +283,5 @@ class RetryTimer:
             if outcome.attempted:
                 self.log.info("forecast retry: %d ok, %d failed, %d skipped, %d errors",
                               len(outcome.ok), len(outcome.failed), len(outcome.skipped), len(outcome.errors),
-                              extra={"fields": {"event.action": "forecast-retry",
-                                                "meteoflow.streaming": {"forecast": outcome.summary()}}})
+                              extra={"fields": {"event.action": "forecast-retry", "meteoflow.streaming": {
+                                  "forecast": outcome.summary().model_dump(mode="json")}}})

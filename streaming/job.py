@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import STREAMING_BATCH_ACTION
 from meteoflow.kafka import KafkaRecord
+from meteoflow.contracts import ForecastRunSummary, RecordLimits, StreamingBatchEvent
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
-from meteoflow.contracts import RecordLimits
 from meteoflow.settings import Settings
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
@@ -52,7 +51,7 @@ class BatchReport:
     stored: int = 0
     dead_letters: int = 0
     stats_upserted: int = 0
-    forecast: dict[str, Any] = field(default_factory=dict)
+    forecast: ForecastRunSummary = field(default_factory=lambda: ForecastOutcome().summary())
     durations_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,7 +129,7 @@ class ProgressReporter:
         self._lock = threading.Lock()
         # The latest progress lines (all of them only for a bounded run: a job left running for
         # months must not grow a list per batch).
-        self.logged: deque[dict[str, Any]] = deque(maxlen=keep_lines)
+        self.logged: deque[StreamingBatchEvent] = deque(maxlen=keep_lines)
 
     def batch_done(self, report: BatchReport) -> None:
         with self._lock:
@@ -179,23 +178,17 @@ class ProgressReporter:
         durations = dict(report.durations_ms)
         if trigger_ms is not None:
             durations["spark_trigger"] = trigger_ms
-        fields = {
-            "batch_id": report.batch_id,
-            "input_rows": input_rows,
-            "rows_per_second": round(rows_per_second, 1) if rows_per_second is not None else None,
-            "durations_ms": durations,
-            "kafka_end_offsets": end_offsets,
-            "dead_letters": report.dead_letters,
-            "stored": report.stored,
-            "stats_upserted": report.stats_upserted,
-            "forecast": report.forecast,
-        }
-        self.logged.append(fields)
+        event = StreamingBatchEvent(
+            batch_id=report.batch_id, input_rows=input_rows,
+            rows_per_second=round(rows_per_second, 1) if rows_per_second is not None and math.isfinite(rows_per_second)
+            else None,
+            durations_ms=durations, kafka_end_offsets=end_offsets, dead_letters=report.dead_letters,
+            stored=report.stored, stats_upserted=report.stats_upserted, forecast=report.forecast)
+        self.logged.append(event)
         self.log.info(
             "batch %d: %d rows, %d stored, %d dead letters, forecasts ok=%s failed=%s skipped=%s in %.0f ms",
-            report.batch_id, input_rows, report.stored, report.dead_letters, report.forecast.get("ok"),
-            report.forecast.get("failed"), report.forecast.get("skipped"), durations.get("total", 0),
-            extra={"fields": {"event.action": STREAMING_BATCH_ACTION, "meteoflow.streaming": fields}},
+            report.batch_id, input_rows, report.stored, report.dead_letters, report.forecast.ok,
+            report.forecast.failed, report.forecast.skipped, durations.get("total", 0), extra=event.log_extra(),
         )
 
 
@@ -272,7 +265,7 @@ class StreamingJob:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
         return self.query
 
-    def run_until_idle(self) -> list[dict[str, Any]]:
+    def run_until_idle(self) -> list[StreamingBatchEvent]:
         """Process what the topic holds now (Trigger.AvailableNow), stop, return the progress lines.
 
         Raises the batch's error if one failed; its offsets are then not committed."""
@@ -304,7 +297,7 @@ class StreamingJob:
 
 def run_until_idle(settings: Settings, spark: SparkSession, log: logging.Logger | None = None,
                    forecast_client: ForecastClient | None = None,
-                   metrics: StreamingMetrics | None = None) -> list[dict[str, Any]]:
+                   metrics: StreamingMetrics | None = None) -> list[StreamingBatchEvent]:
     """Process everything in the topic now (Trigger.AvailableNow) and return the progress lines."""
     return StreamingJob(settings, spark, log, forecast_client, keep_progress_lines=None,
                         metrics=metrics).run_until_idle()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Iterable
 
 import bson
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import DeadLetter, SeriesPoint, doc_id
+from meteoflow.contracts import DeadLetter, HourlyStats, ObservationDocument, ObservationPoint, SeriesPoint
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.kafka import KafkaRecord
 
@@ -42,7 +42,7 @@ def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
             continue
         try:
             obs = validate_observation(bytes(rec.value), now=now, max_ahead=limits.max_ahead)
-            bson.encode(observation_document(obs, now))  # what the sink will write must be storable
+            bson.encode(ObservationDocument.build(obs, now).to_document())  # what the sink writes must be storable
         except Exception as exc:  # noqa: BLE001 - one record can cost only itself
             split.dead_letters.append(DeadLetter.build(bytes(rec.value), rejection_reason(exc), SERVICE,
                                                        max_payload_bytes=limits.max_payload_bytes, **where))
@@ -55,25 +55,12 @@ def hour_floor(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def bson_millis(when: datetime | None) -> datetime | None:
-    """BSON dates keep milliseconds: truncate first, so what is written equals what is read back."""
-    return None if when is None else when.replace(microsecond=when.microsecond // 1000 * 1000)
-
-
-def observation_document(obs: Observation, stored_at: datetime) -> dict[str, Any]:
-    """The MongoDB document of one observation; datetimes stay datetimes (BSON dates)."""
-    doc = {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in obs.model_dump().items()}
-    doc["_id"] = doc_id(obs.region_id, obs.observed_at)
-    doc["stored_at"] = bson_millis(stored_at)
-    return doc
-
-
-def observation_documents(observations: Iterable[Observation], stored_at: datetime) -> list[dict[str, Any]]:
+def observation_documents(observations: Iterable[Observation], stored_at: datetime) -> list[ObservationDocument]:
     """One document per (region, observed_at); a later duplicate in the batch wins (Kafka order)."""
-    docs: dict[str, dict[str, Any]] = {}
+    docs: dict[str, ObservationDocument] = {}
     for obs in observations:
-        doc = observation_document(obs, stored_at)
-        docs[doc["_id"]] = doc
+        doc = ObservationDocument.build(obs, stored_at)
+        docs[doc.id] = doc
     return list(docs.values())
 
 
@@ -82,35 +69,20 @@ def touched_hours(observations: Iterable[Observation]) -> set[tuple[str, datetim
 
 
 def hourly_stats(
-    keys: Iterable[tuple[str, datetime]], stored: Iterable[dict[str, Any]], computed_at: datetime
-) -> list[dict[str, Any]]:
-    """min/max/mean/count of `temp` for exactly `keys`, from stored observation documents.
+    keys: Iterable[tuple[str, datetime]], stored: Iterable[ObservationPoint], computed_at: datetime
+) -> list[HourlyStats]:
+    """min/max/mean/count of `temp` for exactly `keys`, from stored observations.
 
     Recomputed from what is stored (not incremented), so a replayed batch gives the same numbers.
     """
-    wanted = set(keys)
-    temps: dict[tuple[str, datetime], list[float]] = {key: [] for key in wanted}
-    for doc in stored:
-        key = (doc["region_id"], hour_floor(doc["observed_at"]))
+    temps: dict[tuple[str, datetime], list[float]] = {key: [] for key in set(keys)}
+    for point in stored:
+        key = (point.region_id, hour_floor(point.observed_at))
         if key in temps:
-            temps[key].append(float(doc["temp"]))
-    out = []
-    for (region_id, hour), values in sorted(temps.items()):
-        if not values:
-            continue  # nothing stored for that hour (cannot happen after a successful upsert)
-        out.append(
-            dict(
-                _id=doc_id(region_id, hour),
-                region_id=region_id,
-                hour=hour,
-                temp_min=min(values),
-                temp_max=max(values),
-                temp_mean=sum(values) / len(values),
-                count=len(values),
-                computed_at=computed_at,
-            )
-        )
-    return out
+            temps[key].append(point.temp)
+    # An hour with nothing stored cannot happen after a successful upsert; it is left out.
+    return [HourlyStats.build(region_id, hour, values, computed_at)
+            for (region_id, hour), values in sorted(temps.items()) if values]
 
 
 def hourly_series(points: Iterable[tuple[datetime, float]]) -> list[SeriesPoint]:

@@ -16,9 +16,9 @@ from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DEADLETTER_ACTION, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter,
+    DEADLETTER_ACTION, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, MongoDocument, Observation,
+    ObservationPoint, valid_documents,
 )
-from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
 from streaming.records import HOUR, hourly_stats, observation_documents, touched_hours
 
@@ -36,7 +36,7 @@ def ensure_indexes(db: Database) -> None:
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
 
 
-def upsert_all(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = frozenset()) -> int:
+def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] = frozenset()) -> int:
     """Idempotent write keyed by _id: insert what is new, update what changed, skip the rest.
 
     Equivalent to one upsert per document, but FerretDB (SQLite) upserts cost ~20 ms each while
@@ -44,8 +44,9 @@ def upsert_all(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = 
     `ignore` names bookkeeping fields (stored_at...) that do not make a document "changed".
     Returns how many documents were written.
     """
-    if not docs:
+    if not models:
         return 0
+    docs = [m.to_document() for m in models]
     existing = {d["_id"]: d for d in collection.find({"_id": {"$in": [d["_id"] for d in docs]}})}
     new = [d for d in docs if d["_id"] not in existing]
     changed = [d for d in docs if d["_id"] in existing and differs(existing[d["_id"]], d, ignore)]
@@ -96,9 +97,9 @@ class HourlyStatsSink:
         stored = self.observations.find(
             {"region_id": {"$in": sorted({region for region, _ in keys})},
              "observed_at": {"$gte": min(hours), "$lt": max(hours) + HOUR}},
-            {"_id": 0, "region_id": 1, "observed_at": 1, "temp": 1},
+            ObservationPoint.projection(),
         )
-        docs = hourly_stats(keys, stored, computed_at=now)
+        docs = hourly_stats(keys, valid_documents(ObservationPoint, stored), computed_at=now)
         upsert_all(self.collection, docs, ignore=frozenset({"computed_at"}))
         return len(docs)
 

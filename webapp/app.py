@@ -209,7 +209,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
         arrivals, es_error = attempt(store_.arrivals_by_region, {})
         if latest is None and region_id not in arrivals:
             raise HTTPException(status_code=404, detail=f"unknown region '{region_id}': no observation stored for it")
-        start, end = views.history_window(views.as_utc(latest.get("observed_at")) if latest else None, now, hours)
+        start, end = views.history_window(latest.observed_at if latest else None, now, hours)
         return {
             "generated_at": views.iso(now),
             "hours": hours,

@@ -8,6 +8,7 @@ fields): a pipeline that has not shipped anything yet is an empty state, not an 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +23,16 @@ from meteoflow.settings import Settings
 from meteoflow.silences import SilenceStore
 from webapp.views import bucket_counts
 
+log = logging.getLogger("webapp")
+
 # Keep the UI responsive when a server is down: fail fast, report it, poll again.
 MONGO_TIMEOUT_MS = 3000
 MONGO_READ_TIMEOUT_MS = 10_000  # a read stuck behind a locked database becomes a 503, not a hung request
 ES_TIMEOUT_SECONDS = 5
 ARRIVAL_BUCKET = "5m"
 MAX_HISTORY_POINTS = 50_000
+MAX_FORECAST_POINTS = 24 * 7 * 4
+LATEST_CANDIDATES = 10  # newest observations tried for a region's latest, past any malformed one
 
 
 class Store:
@@ -53,19 +58,23 @@ class Store:
     def region_ids(self) -> list[str]:
         return [r for r in self.db[contracts.OBSERVATIONS].distinct("region_id") if isinstance(r, str)]
 
-    def latest_observation(self, region_id: str) -> dict[str, Any] | None:
-        return self.db[contracts.OBSERVATIONS].find_one({"region_id": region_id}, sort=[("observed_at", DESCENDING)])
+    # Each read validates what it gets against its contract; a malformed document is skipped and
+    # logged (contracts.iter_valid), so it costs only itself, never the page.
+    def latest_observation(self, region_id: str) -> contracts.ObservationDocument | None:
+        cursor = (self.db[contracts.OBSERVATIONS].find({"region_id": region_id})
+                  .sort("observed_at", DESCENDING).limit(LATEST_CANDIDATES))
+        return next(contracts.iter_valid(contracts.ObservationDocument, cursor), None)
 
-    def observations(self, region_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def observations(self, region_id: str, start: datetime, end: datetime) -> list[contracts.ObservationDocument]:
         cursor = (
             self.db[contracts.OBSERVATIONS]
             .find({"region_id": region_id, "observed_at": {"$gte": start, "$lte": end}})
             .sort("observed_at", ASCENDING)
             .limit(MAX_HISTORY_POINTS)
         )
-        return list(cursor)
+        return contracts.valid_documents(contracts.ObservationDocument, cursor)
 
-    def hourly_stats(self, region_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def hourly_stats(self, region_id: str, start: datetime, end: datetime) -> list[contracts.HourlyStats]:
         first_hour = start.replace(minute=0, second=0, microsecond=0)
         cursor = (
             self.db[contracts.HOURLY_STATS]
@@ -73,17 +82,16 @@ class Store:
             .sort("hour", ASCENDING)
             .limit(MAX_HISTORY_POINTS)
         )
-        return list(cursor)
+        return contracts.valid_documents(contracts.HourlyStats, cursor)
 
-    def latest_forecast(self, region_id: str) -> list[dict[str, Any]]:
-        """The points of the region's most recent model run (upserts by target time keep one run per target)."""
-        forecasts = self.db[contracts.FORECASTS]
-        newest = forecasts.find_one({"region_id": region_id}, sort=[("model_run_at", DESCENDING)])
-        if not newest:
-            return []
-        run = newest.get("model_run_at")
-        query = {"region_id": region_id, "model_run_at": run} if run is not None else {"region_id": region_id}
-        return list(forecasts.find(query).sort("target_time", ASCENDING).limit(24 * 7 * 4))
+    def latest_forecast(self, region_id: str) -> list[contracts.ForecastDocument]:
+        """The points of the region's most recent model run (the streaming job keeps only a region's
+        latest run; a run being replaced may briefly sit next to it)."""
+        cursor = (self.db[contracts.FORECASTS].find({"region_id": region_id})
+                  .sort("target_time", ASCENDING).limit(MAX_FORECAST_POINTS))
+        points = contracts.valid_documents(contracts.ForecastDocument, cursor)
+        newest = max((p.model_run_at for p in points), default=None)
+        return [p for p in points if p.model_run_at == newest]
 
     # --- Elasticsearch ---------------------------------------------------------------
     def _search(self, kind: str, **body: Any) -> dict[str, Any]:
@@ -139,14 +147,21 @@ class Store:
             }
         return out
 
-    def streaming_batches(self, limit: int = 20) -> list[dict[str, Any]]:
+    def streaming_batches(self, limit: int = 20) -> list[contracts.Logged[contracts.StreamingBatchEvent]]:
+        """The latest streaming-batch events, newest first; a malformed line is skipped and logged."""
         resp = self._search(
             "logs",
             size=limit,
             query={"match_phrase": {"event.action": contracts.STREAMING_BATCH_ACTION}},
             sort=[{"@timestamp": {"order": "desc", "unmapped_type": "date"}}],
         )
-        return [h["_source"] for h in resp["hits"]["hits"]]
+        out = []
+        for hit in resp["hits"]["hits"]:
+            try:
+                out.append(contracts.StreamingBatchEvent.from_log_line(hit.get("_source")))
+            except contracts.InvalidEvent as exc:
+                log.warning("skipped log document %s: %s", hit.get("_id"), exc)
+        return out
 
     def alerts(self, active: bool, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """Incidents of the alerting service (elk/templates/alerts.json): firing ones, or the latest

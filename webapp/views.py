@@ -12,15 +12,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from meteoflow.freshness import Thresholds, classify
-from meteoflow.contracts import parse_utc
-
-# Observation fields the UI shows; Mongo's _id and internal bookkeeping stay out.
-OBSERVATION_KEYS = (
-    "region_id", "region_name", "lat", "lon", "observed_at", "temp", "feels_like", "humidity",
-    "pressure", "dew_point", "clouds", "visibility", "uvi", "wind_speed", "wind_deg", "wind_gust",
-    "weather_main", "weather_description", "weather_icon", "sunrise", "sunset", "timezone_offset",
-    "source", "batch_id",
+from meteoflow.contracts import (
+    OBSERVATION_FIELDS, ForecastDocument, HourlyStats, Logged, ObservationDocument, StreamingBatchEvent, parse_utc,
 )
+
+# The observation fields the UI shows: all of the contract's but the producer's bookkeeping
+# (Mongo's _id and stored_at are not observation fields).
+OBSERVATION_KEYS = tuple(f for f in OBSERVATION_FIELDS if f != "produced_at")
 
 
 def as_utc(value: Any) -> datetime | None:
@@ -44,34 +42,14 @@ def iso(value: Any) -> str | None:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z") if when else None
 
 
-def dig(doc: Mapping[str, Any] | None, path: str) -> Any:
-    """Read `a.b.c` from an Elasticsearch _source whether it was written nested
-    ({"a": {"b": ...}}) or with dotted keys ({"a.b": ...}), as ECS log lines are."""
-    if not isinstance(doc, Mapping):
+def observation_body(doc: ObservationDocument | None) -> dict[str, Any] | None:
+    if doc is None:
         return None
-    if path in doc:
-        return doc[path]
-    parts = path.split(".")
-    for i in range(1, len(parts)):
-        head = ".".join(parts[:i])
-        if head in doc:
-            found = dig(doc[head], ".".join(parts[i:]))
-            if found is not None:
-                return found
-    return None
+    return {key: iso(value) if isinstance(value, datetime) else value
+            for key, value in doc.model_dump(include=set(OBSERVATION_KEYS)).items()}
 
 
-def observation_body(doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not doc:
-        return None
-    body = {}
-    for key in OBSERVATION_KEYS:
-        value = doc.get(key)
-        body[key] = iso(value) if isinstance(value, datetime) else value
-    return body
-
-
-def last_seen_of(es_seen: Mapping[str, Any] | None, doc: Mapping[str, Any] | None) -> tuple[datetime | None, str]:
+def last_seen_of(es_seen: Mapping[str, Any] | None, doc: ObservationDocument | None) -> tuple[datetime | None, str]:
     """When the region's latest record arrived, and where that time comes from.
 
     Elasticsearch's ingested_at is the wall-clock arrival; without it, the time the
@@ -79,25 +57,25 @@ def last_seen_of(es_seen: Mapping[str, Any] | None, doc: Mapping[str, Any] | Non
     """
     if es_seen and as_utc(es_seen.get("ingested_at")):
         return as_utc(es_seen["ingested_at"]), "ingested_at"
-    for key in ("stored_at", "ingested_at", "observed_at"):
-        when = as_utc(doc.get(key)) if doc else None
-        if when:
-            return when, key
+    if doc is not None and doc.stored_at is not None:
+        return doc.stored_at, "stored_at"
+    if doc is not None:
+        return doc.observed_at, "observed_at"
     return None, "none"
 
 
 def region_summary(
     region_id: str,
-    doc: Mapping[str, Any] | None,
+    doc: ObservationDocument | None,
     es_seen: Mapping[str, Any] | None,
     limits: Thresholds,
     now: datetime,
 ) -> dict[str, Any]:
     last_seen, basis = last_seen_of(es_seen, doc)
     lag = es_seen.get("lag_seconds") if es_seen else None
-    if lag is None and doc and last_seen and basis != "observed_at" and as_utc(doc.get("observed_at")):
-        lag = (last_seen - as_utc(doc["observed_at"])).total_seconds()
-    name = (doc or {}).get("region_name") or (es_seen or {}).get("region_name") or region_id
+    if lag is None and doc is not None and last_seen and basis != "observed_at":
+        lag = (last_seen - doc.observed_at).total_seconds()
+    name = (doc.region_name if doc is not None else None) or (es_seen or {}).get("region_name") or region_id
     return {
         "region_id": region_id,
         "region_name": name,
@@ -124,60 +102,33 @@ def history_window(latest_observed: datetime | None, now: datetime, hours: int) 
     return end - timedelta(hours=hours), end
 
 
-def hourly_body(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "hour": iso(doc.get("hour")),
-        "temp_min": doc.get("temp_min"),
-        "temp_max": doc.get("temp_max"),
-        "temp_mean": doc.get("temp_mean"),
-        "count": doc.get("count"),
-    }
+def hourly_body(doc: HourlyStats) -> dict[str, Any]:
+    return {"hour": iso(doc.hour), "temp_min": doc.temp_min, "temp_max": doc.temp_max,
+            "temp_mean": doc.temp_mean, "count": doc.count}
 
 
-def forecast_body(docs: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+def forecast_body(docs: list[ForecastDocument]) -> dict[str, Any] | None:
+    """The points of one model run; the stored names are the API's (contracts.ForecastDocument)."""
     if not docs:
         return None
-    runs = [as_utc(d.get("model_run_at")) for d in docs if d.get("model_run_at") is not None]
-    points = sorted(
-        (
-            {
-                "target_time": iso(d.get("target_time")),
-                "yhat": d.get("yhat"),
-                "yhat_lower": d.get("yhat_lower"),
-                "yhat_upper": d.get("yhat_upper"),
-            }
-            for d in docs
-            if d.get("target_time") is not None and d.get("yhat") is not None
-        ),
-        key=lambda p: p["target_time"],
-    )
-    return {"model_run_at": iso(max(runs)) if runs else None, "points": points}
+    points = [{"target_time": iso(d.target_time), "yhat": d.yhat, "yhat_lower": d.yhat_lower,
+               "yhat_upper": d.yhat_upper} for d in sorted(docs, key=lambda d: d.target_time)]
+    return {"model_run_at": iso(max(d.model_run_at for d in docs)), "points": points}
 
 
-def streaming_batch(source: Mapping[str, Any]) -> dict[str, Any]:
-    """One streaming-batch log line -> what the status page shows. Missing fields stay None."""
-    progress = dig(source, "meteoflow.streaming") or {}
-    durations = dig(progress, "durations_ms") or {}
-
-    def num(*paths: str) -> float | None:
-        for path in paths:
-            value = dig(progress, path)
-            if isinstance(value, (int, float)):
-                return value
-        return None
-
+def streaming_batch(logged: Logged[StreamingBatchEvent]) -> dict[str, Any]:
+    """One streaming-batch event (contracts.StreamingBatchEvent) -> what the status page shows."""
+    event = logged.event
     return {
-        "at": iso(source.get("@timestamp")),
-        "batch_id": num("batch_id", "batchId"),
-        "input_rows": num("input_rows", "numInputRows", "rows"),
-        "rows_per_second": num("rows_per_second", "processed_rows_per_second", "processedRowsPerSecond"),
-        "input_rows_per_second": num("input_rows_per_second", "inputRowsPerSecond"),
-        "duration_ms": num("durations_ms.total", "duration_ms", "triggerExecution"),
-        "durations_ms": {k: v for k, v in durations.items() if isinstance(v, (int, float))}
-        if isinstance(durations, Mapping)
-        else {},
-        "stored": num("stored", "observations_written", "upserted"),
-        "invalid": num("invalid", "dead_letters", "deadlettered"),
+        "at": iso(logged.at),
+        "batch_id": event.batch_id,
+        "input_rows": event.input_rows,
+        "rows_per_second": event.rows_per_second,
+        "input_rows_per_second": None,  # not measured (kept in the body for the UI's shape)
+        "duration_ms": event.durations_ms.get("total"),
+        "durations_ms": dict(event.durations_ms),
+        "stored": event.stored,
+        "invalid": event.dead_letters,
     }
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from meteoflow.contracts import MetricSample, SupervisorState
+from meteoflow.contracts import ForecastState, MetricSample, SupervisorState
 
 # --- Spark's checkpoint ---------------------------------------------------------------------
 # <checkpoint>/offsets/<batchId>: "v1", a line of batch metadata, then one JSON line per source
@@ -148,13 +148,10 @@ def service_samples(now: datetime, state: SupervisorState) -> list[MetricSample]
 
 
 # --- forecast age ---------------------------------------------------------------------------
-def forecast_age_samples(now: datetime, states: list[dict]) -> list[MetricSample]:
+def forecast_age_samples(now: datetime, states: list[ForecastState]) -> list[MetricSample]:
     """One sample per region of the forecast_state collection: age of its last successful run
     (absent when it never had one)."""
-    samples = []
-    for doc in sorted(states, key=lambda d: str(d.get("_id"))):
-        run = doc.get("last_success_at")
-        run = utc(run) if isinstance(run, datetime) else None
-        samples.append(MetricSample(timestamp=now, kind="forecast_age", subject=str(doc.get("region_id") or doc["_id"]),
-                                    model_run_at=run, age_seconds=_age(now, run), forecast_status=doc.get("status")))
-    return samples
+    return [MetricSample(timestamp=now, kind="forecast_age", subject=state.region_id,
+                         model_run_at=state.last_success_at, age_seconds=_age(now, state.last_success_at),
+                         forecast_status=state.status)
+            for state in sorted(states, key=lambda s: s.region_id)]

@@ -8,14 +8,13 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from elk.health.signals import ConsumerReading, PartitionReading, committed_offsets, next_to_process, unprocessed
-from meteoflow.contracts import FORECAST_STATE, OBSERVATIONS, SupervisorState
+from meteoflow.contracts import FORECAST_STATE, OBSERVATIONS, ForecastState, SupervisorState, valid_documents
 from meteoflow.settings import Settings
 
 CLIENT_ID = "meteoflow-health"
@@ -152,8 +151,9 @@ class MongoHealthSource:
                 return doc[fld]
         return None
 
-    def forecast_states(self) -> list[dict[str, Any]]:
-        return list(self.db[FORECAST_STATE].find({}, {"region_id": 1, "last_success_at": 1, "status": 1}))
+    def forecast_states(self) -> list[ForecastState]:
+        """Every region's state (one small document each); a malformed one is skipped and logged."""
+        return valid_documents(ForecastState, self.db[FORECAST_STATE].find())
 
 
 class ElasticsearchHealthSource:

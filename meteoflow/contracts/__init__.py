@@ -4,7 +4,7 @@ Elasticsearch documents, log and metric events, and HTTP bodies.
 The services only meet through these. Each room of the package holds one kind:
 
     common        validators the others share (plausible UTC times, one-line text)
-    storage       MongoDB collections and document ids, Elasticsearch ids
+    storage       MongoDB collections, their documents (one model each) and ids, Elasticsearch ids
     observation   the normalized observation (topic weather.observations) and its validation
     events        log and metric events read back by other services (streaming batch, producer
                   run, supervisor events and state, heartbeats, health samples)
@@ -17,9 +17,12 @@ Import from here (`from meteoflow.contracts import Observation`); the rooms are 
 
 from meteoflow.contracts.common import (  # noqa: F401
     plausible_utc, MAX_COMMENT_CHARS, MAX_AUTHOR_CHARS, UtcTime, RuleName, Subject, IncidentId, Author, Comment,
+    dig,
 )
 from meteoflow.contracts.storage import (  # noqa: F401
-    OBSERVATIONS, HOURLY_STATS, FORECASTS, FORECAST_STATE, doc_id, kafka_doc_id,
+    OBSERVATIONS, HOURLY_STATS, FORECASTS, FORECAST_STATE, doc_id, kafka_doc_id, bson_millis, InvalidDocument,
+    MALFORMED_DOCUMENT_ACTION, MongoDocument, iter_valid, valid_documents, ObservationDocument, ObservationPoint,
+    HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
@@ -29,7 +32,8 @@ from meteoflow.contracts.observation import (  # noqa: F401
 from meteoflow.contracts.events import (  # noqa: F401
     STREAMING_BATCH_ACTION, PRODUCER_RUN_ACTION, DEADLETTER_ACTION, SERVICE_EXITED_ACTION,
     SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION, SUPERVISOR_ACTIONS, BACKFILL_BATCH_PREFIX,
-    is_backfill_batch, SupervisorEvent, describe_exit, SupervisedProcess, SupervisorState, Heartbeat, METRIC_KINDS,
+    is_backfill_batch, InvalidEvent, Logged, LogEvent, ForecastRunSummary, StreamingBatchEvent, FailedRegion,
+    ProducerRunEvent, SupervisorEvent, describe_exit, SupervisedProcess, SupervisorState, Heartbeat, METRIC_KINDS,
     MetricSample,
 )
 from meteoflow.contracts.deadletters import (  # noqa: F401

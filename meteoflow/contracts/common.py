@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Mapping
 
 from pydantic import AfterValidator, StringConstraints
 
@@ -64,3 +64,20 @@ Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 
 def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
+
+
+def dig(doc: Mapping[str, Any] | None, path: str) -> Any:
+    """Read `a.b.c` from an Elasticsearch _source whether it was written nested
+    ({"a": {"b": ...}}) or with dotted keys ({"a.b": ...}), as ECS log lines are."""
+    if not isinstance(doc, Mapping):
+        return None
+    if path in doc:
+        return doc[path]
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        head = ".".join(parts[:i])
+        if head in doc:
+            found = dig(doc[head], ".".join(parts[i:]))
+            if found is not None:
+                return found
+    return None

@@ -1,13 +1,17 @@
-"""Log and metric events other services read back: action names, supervisor events and state,
-heartbeats and health samples."""
+"""Log and metric events other services read back: action names, the bodies of the
+streaming-batch and producer-run events, supervisor events and state, heartbeats and health
+samples."""
 
 from __future__ import annotations
 
 import signal
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, Mapping, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from meteoflow.contracts.common import UtcTime, dig
+from meteoflow.contracts.observation import describe_errors, describe_exception
 
 # --- log events other services rely on (field "event.action" of a pipeline.logs line) ---
 STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under "meteoflow.streaming"
@@ -28,6 +32,116 @@ BACKFILL_BATCH_PREFIX = "backfill-"
 
 def is_backfill_batch(batch_id: str | None) -> bool:
     return bool(batch_id) and batch_id.startswith(BACKFILL_BATCH_PREFIX)
+
+
+# --- log events with a body (the object under `FIELD` of a pipeline.logs line) ---------------
+class InvalidEvent(ValueError):
+    """A log line whose event body does not match its model; the message names the field."""
+
+
+E = TypeVar("E", bound="LogEvent")
+
+
+class Logged(BaseModel, Generic[E]):
+    """An event as read back from a log line: when it was logged, and its body."""
+
+    at: datetime
+    event: E
+
+
+class LogEvent(BaseModel):
+    """The body of a log event: the writer logs `log_extra()`, a reader gets it back from the
+    shipped line with `from_log_line()`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ACTION: ClassVar[str]  # event.action
+    FIELD: ClassVar[str]  # where the body sits in the line
+
+    def log_extra(self) -> dict[str, Any]:
+        """`extra=` for logging: the line gets event.action and the body (meteoflow.logs)."""
+        return {"fields": {"event.action": self.ACTION, self.FIELD: self.model_dump(mode="json")}}
+
+    @classmethod
+    def from_log_line(cls, line: Any) -> "Logged":
+        """The event of a log line (an Elasticsearch _source, nested or with dotted keys), or
+        InvalidEvent naming the bad field. Total: nothing else is raised."""
+        where = f"{cls.ACTION} log line"
+        if not isinstance(line, Mapping):
+            raise InvalidEvent(f"{where}: not an object (got {type(line).__name__})")
+        try:
+            at = _LOGGED_AT.validate_python(line.get("@timestamp"))
+        except ValidationError as exc:
+            raise InvalidEvent(f"{where}: @timestamp: {describe_errors(exc).removeprefix('record: ')}") from None
+        body = dig(line, cls.FIELD)
+        if body is None:
+            raise InvalidEvent(f"{where}: {cls.FIELD}: missing")
+        try:
+            event = cls.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidEvent(f"{where}, {cls.FIELD}: {describe_errors(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - content no validator foresaw still costs only this line
+            raise InvalidEvent(f"{where}, {cls.FIELD}: {describe_exception(exc)}") from None
+        return Logged(at=at, event=event)
+
+
+_LOGGED_AT = TypeAdapter(UtcTime)
+
+
+Count = Annotated[int, Field(ge=0)]
+
+
+class ForecastRunSummary(BaseModel):
+    """What one forecast refresh did, per outcome (regions), in a streaming-batch event."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ok: Count
+    failed: Count  # the API was unavailable: retried
+    skipped: Count  # too little history
+    errors: Count  # the API refused the series
+    deferred: Count  # left marked while the API is in back-off
+    forecasts_written: Count
+    failure: str | None = None  # one failure's message, when some failed
+
+
+class StreamingBatchEvent(LogEvent):
+    """One per micro-batch of the streaming job (service streaming)."""
+
+    ACTION: ClassVar[str] = STREAMING_BATCH_ACTION
+    FIELD: ClassVar[str] = "meteoflow.streaming"
+
+    batch_id: Count  # Spark's batch id
+    input_rows: Count  # Kafka records read
+    rows_per_second: float | None = Field(None, ge=0, allow_inf_nan=False)
+    durations_ms: dict[str, float]  # per stage (collect, validate, ..., total, spark_trigger)
+    kafka_end_offsets: dict[str, dict[str, int]] | None = None  # topic -> partition -> next offset
+    dead_letters: Count
+    stored: Count  # observation documents written
+    stats_upserted: Count
+    forecast: ForecastRunSummary
+
+
+class FailedRegion(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    region_id: str
+    reason: str
+
+
+class ProducerRunEvent(LogEvent):
+    """One per producer run (service producer)."""
+
+    ACTION: ClassVar[str] = PRODUCER_RUN_ACTION
+    FIELD: ClassVar[str] = "meteoflow.producer"
+
+    batch_id: str
+    source: str
+    records: Count  # observations Kafka acknowledged
+    regions_ok: Count
+    regions_failed: list[FailedRegion]
+    regions_failed_count: Count  # distinct regions in regions_failed
+    dead_letters: Count
+    duration_s: float = Field(ge=0, allow_inf_nan=False)
 
 
 # --- supervisor events (pipeline.logs, read back by the alerting service) ------------------

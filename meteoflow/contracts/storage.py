@@ -1,15 +1,35 @@
-"""Where things are stored and under which id: MongoDB collections and Elasticsearch ids."""
+"""Where things are stored and under which id, and the MongoDB documents themselves.
+
+Every MongoDB collection has one model here. Writers build the model and store
+`to_document()`; readers turn what they read back into the model with `from_document()`
+(or `valid_documents()`, which skips and logs a malformed document, naming the collection
+and its _id, so one bad document costs only itself). Unknown fields are ignored on reading,
+so a reader is not broken by a writer that adds one.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, Mapping, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-# --- MongoDB collections (written by streaming, read by the web app) ------------------
-OBSERVATIONS = "observations"  # _id "<region_id>|<observed_at ISO>", unique (region_id, observed_at)
-HOURLY_STATS = "hourly_stats"  # _id "<region_id>|<hour ISO>": region_id, hour, temp_min/max/mean, count
-FORECASTS = "forecasts"  # _id "<region_id>|<target_time ISO>": yhat, yhat_lower, yhat_upper, model_run_at
-FORECAST_STATE = "forecast_state"  # _id region_id: needs_forecast, last_error, last_attempt_at, last_success_at
+from meteoflow.contracts.common import UtcTime
+from meteoflow.contracts.forecasting import Prediction
+from meteoflow.contracts.observation import (
+    Latitude, Longitude, Observation, RegionId, describe_errors, describe_exception,
+)
+
+log = logging.getLogger("meteoflow.contracts")
+MALFORMED_DOCUMENT_ACTION = "malformed-document"  # event.action of the warning about a skipped document
+
+# --- MongoDB collections (written by streaming, read by the web app and the health sampler) ---
+OBSERVATIONS = "observations"  # ObservationDocument
+HOURLY_STATS = "hourly_stats"  # HourlyStats
+FORECASTS = "forecasts"  # ForecastDocument
+FORECAST_STATE = "forecast_state"  # ForecastState
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -20,3 +40,230 @@ def doc_id(region_id: str, when: datetime) -> str:
 def kafka_doc_id(topic: str, partition: int, offset: int) -> str:
     """Elasticsearch _id of a shipped Kafka record: reshipping overwrites, never duplicates."""
     return f"{topic}-{partition}-{offset}"
+
+
+def bson_millis(when: datetime | None) -> datetime | None:
+    """BSON dates keep milliseconds: truncate first, so what is written equals what is read back."""
+    return None if when is None else when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+class InvalidDocument(ValueError):
+    """A stored document that does not match its collection's model; the message names the
+    collection, the document's _id and each bad field."""
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class MongoDocument(BaseModel):
+    """A document of the collection `COLLECTION`, keyed by `id` (stored as `_id`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    COLLECTION: ClassVar[str]
+
+    id: str = Field(alias="_id", min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bson_dates_are_utc(cls, data: Any) -> Any:
+        # A client without tz_aware=True reads BSON dates as naive datetimes; they are UTC.
+        if isinstance(data, Mapping):
+            return {k: v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
+                    for k, v in data.items()}
+        return data
+
+    def to_document(self) -> dict[str, Any]:
+        """The document to store: datetimes stay datetimes (BSON dates), cut to milliseconds."""
+        return {k: bson_millis(v) if isinstance(v, datetime) else v
+                for k, v in self.model_dump(by_alias=True).items()}
+
+    @classmethod
+    def from_document(cls, doc: Any):
+        """The model of a stored document, or InvalidDocument saying which field is wrong.
+
+        Total: whatever the document holds, nothing else is raised."""
+        where = f"{cls.COLLECTION} document"
+        if not isinstance(doc, Mapping):
+            raise InvalidDocument(f"{where}: not a document (got {type(doc).__name__})")
+        where += f" _id={_short(doc.get('_id'))}"
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            raise InvalidDocument(f"{where}: {describe_errors(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - content no validator foresaw still costs only this document
+            raise InvalidDocument(f"{where}: {describe_exception(exc)}") from None
+
+    @classmethod
+    def projection(cls) -> dict[str, int]:
+        """A find() projection of exactly the model's fields."""
+        return {(f.alias or name): 1 for name, f in cls.model_fields.items()}
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - an id whose repr fails is still named by its type
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+D = TypeVar("D", bound=MongoDocument)
+
+
+def iter_valid(model: type[D], docs: Iterable[Any], logger: logging.Logger | None = None) -> Iterator[D]:
+    """The documents that match `model`; each one that does not is skipped with a warning that
+    names the collection, its _id and the bad fields (event.action "malformed-document")."""
+    for doc in docs:
+        try:
+            yield model.from_document(doc)
+        except InvalidDocument as exc:
+            (logger or log).warning("skipped a malformed document: %s", exc, extra={"fields": {
+                "event.action": MALFORMED_DOCUMENT_ACTION,
+                "meteoflow.document": {"collection": model.COLLECTION, "reason": str(exc)}}})
+
+
+def valid_documents(model: type[D], docs: Iterable[Any], logger: logging.Logger | None = None) -> list[D]:
+    return list(iter_valid(model, docs, logger))
+
+
+# --- observations -----------------------------------------------------------------------
+class ObservationDocument(MongoDocument, Observation):
+    """An observation as stored: _id "<region_id>|<observed_at>", unique (region_id, observed_at)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    COLLECTION: ClassVar[str] = OBSERVATIONS
+
+    stored_at: UtcTime | None = None  # when the streaming job stored it (None: written before it recorded one)
+
+    @classmethod
+    def build(cls, obs: Observation, stored_at: datetime) -> "ObservationDocument":
+        return cls(**obs.model_dump(), _id=doc_id(obs.region_id, obs.observed_at), stored_at=stored_at)
+
+    def observation(self) -> Observation:
+        """The observation itself, without what storing it added."""
+        return Observation(**self.model_dump(include=set(Observation.model_fields)))
+
+
+class ObservationPoint(MongoDocument):
+    """The part of an observation document the streaming job reads back (hourly statistics,
+    forecast history): read with `projection()`, so the rest of the document is not transferred."""
+
+    COLLECTION: ClassVar[str] = OBSERVATIONS
+
+    region_id: RegionId
+    observed_at: UtcTime
+    temp: Finite
+    lat: Latitude
+    lon: Longitude
+
+
+# --- hourly statistics ------------------------------------------------------------------
+class HourlyStats(MongoDocument):
+    """min/max/mean/count of `temp` for one region and hour: _id "<region_id>|<hour>"."""
+
+    COLLECTION: ClassVar[str] = HOURLY_STATS
+
+    region_id: RegionId
+    hour: UtcTime  # start of the hour
+    temp_min: Finite
+    temp_max: Finite
+    temp_mean: Finite
+    count: int = Field(ge=1)
+    computed_at: UtcTime
+
+    @classmethod
+    def build(cls, region_id: str, hour: datetime, temps: list[float], computed_at: datetime) -> "HourlyStats":
+        return cls(_id=doc_id(region_id, hour), region_id=region_id, hour=hour, temp_min=min(temps),
+                   temp_max=max(temps), temp_mean=math.fsum(temps) / len(temps), count=len(temps),
+                   computed_at=computed_at)
+
+
+# --- forecasts --------------------------------------------------------------------------
+class ForecastDocument(MongoDocument):
+    """One forecast point of a region's latest model run: _id "<region_id>|<target_time>".
+
+    The stored names are the web API's (and Prophet's): yhat, yhat_lower, yhat_upper. The
+    forecasting API calls the same numbers temperature, lower and upper (its documented body);
+    `from_prediction` is the one place where they are renamed."""
+
+    COLLECTION: ClassVar[str] = FORECASTS
+
+    region_id: RegionId
+    target_time: UtcTime
+    yhat: Finite  # forecast temperature, deg C
+    yhat_lower: Finite  # uncertainty band
+    yhat_upper: Finite
+    model_run_at: UtcTime
+    horizon_hours: int | None = Field(None, ge=1)  # None: written before it was recorded
+
+    @classmethod
+    def from_prediction(cls, region_id: str, prediction: Prediction, model_run_at: datetime,
+                        horizon_hours: int) -> "ForecastDocument":
+        target = prediction.timestamp
+        target = (target if target.tzinfo else target.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return cls(_id=doc_id(region_id, target), region_id=region_id, target_time=target,
+                   yhat=prediction.temperature, yhat_lower=prediction.lower, yhat_upper=prediction.upper,
+                   model_run_at=model_run_at, horizon_hours=horizon_hours)
+
+
+ForecastStatus = Literal["ok", "skipped", "error", "failed"]
+
+
+class ForecastState(MongoDocument):
+    """Where a region's forecasting stands: _id = region_id.
+
+    Written piecewise: `mark_update` when a batch touches the region, then a ForecastAttempt's
+    `to_update` once the forecasting API was (or could not be) asked."""
+
+    COLLECTION: ClassVar[str] = FORECAST_STATE
+
+    region_id: RegionId
+    needs_forecast: bool
+    last_observed_at: UtcTime  # the region's newest observation when it was marked
+    status: ForecastStatus | None = None  # None: never attempted yet
+    last_error: str | None = None  # error, failed: what went wrong
+    reason: str | None = None  # skipped: why
+    last_attempt_at: UtcTime | None = None
+    last_success_at: UtcTime | None = None  # model_run_at of its latest forecasts
+
+    @staticmethod
+    def mark_update(region_id: str, last_observed_at: datetime) -> dict[str, Any]:
+        """The upsert that marks a region as needing a forecast (never moving last_observed_at back)."""
+        return {"$set": {"region_id": region_id, "needs_forecast": True},
+                "$max": {"last_observed_at": bson_millis(last_observed_at)}}
+
+
+class ForecastAttempt(BaseModel):
+    """What one attempt sets on a region's ForecastState."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: ForecastStatus
+    needs_forecast: bool
+    last_attempt_at: datetime
+    last_error: str | None = None
+    reason: str | None = None
+    last_success_at: datetime | None = None
+
+    @classmethod
+    def ok(cls, at: datetime) -> "ForecastAttempt":
+        return cls(status="ok", needs_forecast=False, last_attempt_at=at, last_success_at=at)
+
+    @classmethod
+    def skipped(cls, at: datetime, reason: str) -> "ForecastAttempt":
+        return cls(status="skipped", needs_forecast=False, last_attempt_at=at, reason=reason)
+
+    @classmethod
+    def error(cls, at: datetime, message: str) -> "ForecastAttempt":
+        return cls(status="error", needs_forecast=False, last_attempt_at=at, last_error=message)
+
+    @classmethod
+    def failed(cls, at: datetime, message: str) -> "ForecastAttempt":
+        """The API could not answer: the region stays marked, its last reason and success are kept."""
+        return cls(status="failed", needs_forecast=True, last_attempt_at=at, last_error=message)
+
+    def to_update(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude={"last_success_at"} if self.last_success_at is None else set())
+        if self.status == "failed":
+            fields.pop("reason")
+        return {"$set": {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in fields.items()}}

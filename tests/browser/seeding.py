@@ -22,7 +22,7 @@ from elk.health.sampler import bulk_index_operations
 from elk.shipper.documents import to_action
 from meteoflow.kafka import KafkaRecord
 from meteoflow import contracts
-from meteoflow.contracts import DeadLetter, MetricSample, doc_id
+from meteoflow.contracts import DeadLetter, MetricSample
 from meteoflow.es import make_es_client
 from meteoflow.logs import EcsJsonFormatter
 from meteoflow.mongo import database, make_mongo_client
@@ -104,8 +104,10 @@ class Seeder:
         keys = touched_hours(observations)
         regions = sorted({r for r, _ in keys})
         first = min(h for _, h in keys)
-        stored = obs_coll.find({"region_id": {"$in": regions}, "observed_at": {"$gte": first}})
-        upsert_all(self.db[contracts.HOURLY_STATS], hourly_stats(keys, stored, computed_at=now))
+        stored = obs_coll.find({"region_id": {"$in": regions}, "observed_at": {"$gte": first}},
+                               contracts.ObservationPoint.projection())
+        points = [contracts.ObservationPoint.from_document(d) for d in stored]
+        upsert_all(self.db[contracts.HOURLY_STATS], hourly_stats(keys, points, computed_at=now))
         actions = [
             to_action(self.settings, self._record(self.settings.topic_observations, o.key, o.to_message(), now), now)
             for o in observations
@@ -130,9 +132,9 @@ class Seeder:
             when = start + timedelta(hours=h)
             yhat = simulated(region, when, random.Random(h), 0).temp
             spread = 0.8 + 0.12 * h
-            docs.append({"_id": doc_id(region_id, when), "region_id": region_id, "target_time": when, "yhat": yhat,
-                         "yhat_lower": round(yhat - spread, 2), "yhat_upper": round(yhat + spread, 2),
-                         "model_run_at": run_at})
+            prediction = contracts.Prediction(timestamp=when, temperature=yhat, lower=round(yhat - spread, 2),
+                                              upper=round(yhat + spread, 2))
+            docs.append(contracts.ForecastDocument.from_prediction(region_id, prediction, run_at, hours))
         upsert_all(self.db[contracts.FORECASTS], docs)
 
     # --- logs, alerts, dead letters ------------------------------------------------------
@@ -144,13 +146,12 @@ class Seeder:
             rec = logging.LogRecord("streaming", logging.INFO, __file__, 0, "batch %s stored", (i,), None)
             rec.created = (now - timedelta(seconds=5 * (n - i))).timestamp()
             rows = 5 + (i * 7) % 13
-            rec.fields = {
-                "event.action": contracts.STREAMING_BATCH_ACTION,
-                "meteoflow.streaming": {
-                    "batch_id": i, "input_rows": rows, "rows_per_second": round(rows / 1.3, 2), "stored": rows,
-                    "dead_letters": 0, "durations_ms": {"total": 900.0 + 40 * i, "observations": 300.0},
-                },
-            }
+            rec.fields = contracts.StreamingBatchEvent(
+                batch_id=i, input_rows=rows, rows_per_second=round(rows / 1.3, 2), stored=rows, dead_letters=0,
+                stats_upserted=1, durations_ms={"total": 900.0 + 40 * i, "observations": 300.0},
+                forecast=contracts.ForecastRunSummary(ok=0, failed=0, skipped=0, errors=0, deferred=0,
+                                                      forecasts_written=0),
+            ).log_extra()["fields"]
             line = formatter.format(rec).encode()
             actions.append(to_action(self.settings, self._record(self.settings.topic_logs, b"streaming", line, now), now))
         self._bulk(actions)

@@ -48,6 +48,8 @@ def recompute_hourly_stats(observations: list[Observation]) -> dict[str, tuple]:
 
 
 def stored_hourly_stats(db) -> dict[str, tuple]:
-    from meteoflow.contracts import HOURLY_STATS
+    """{doc id: (min, max, mean, count)} of the stored hourly stats, each validated by its contract."""
+    from meteoflow.contracts import HOURLY_STATS, HourlyStats
 
-    return {d["_id"]: (d["temp_min"], d["temp_max"], d["temp_mean"], d["count"]) for d in db[HOURLY_STATS].find()}
+    return {s.id: (s.temp_min, s.temp_max, s.temp_mean, s.count)
+            for s in map(HourlyStats.from_document, db[HOURLY_STATS].find())}

@@ -10,7 +10,7 @@ import pytest
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from elk.health.sampler import HealthSampler, shipper_group
-from meteoflow.contracts import FORECAST_STATE, OBSERVATIONS
+from meteoflow.contracts import FORECAST_STATE, OBSERVATIONS, ForecastState
 from meteoflow.es import make_es_client
 from meteoflow.kafka import make_consumer, make_producer
 from meteoflow.mongo import database, make_mongo_client
@@ -62,9 +62,10 @@ def test_one_sampling_round_stores_exact_lag_staleness_and_forecast_age(isolated
     mongo = make_mongo_client(s)
     db = database(s, mongo)
     db[OBSERVATIONS].insert_one({"_id": "dakar|x", "region_id": "dakar", "observed_at": t(3600), "stored_at": t(25)})
-    db[FORECAST_STATE].insert_many([
-        {"_id": "dakar", "region_id": "dakar", "status": "ok", "last_success_at": t(600)},
-        {"_id": "thies", "region_id": "thies", "status": "failed"}])
+    db[FORECAST_STATE].insert_many([ForecastState(
+        _id=region, region_id=region, needs_forecast=status == "failed", last_observed_at=t(3600), status=status,
+        last_success_at=t(600) if status == "ok" else None).to_document()
+        for region, status in (("dakar", "ok"), ("thies", "failed"))])
     es = make_es_client(s)
     es.index(index=s.index("observations"), document={"region_id": "dakar", "observed_at": t(3600).isoformat(),
                                                       "ingested_at": t(100).isoformat()}, refresh=True)

@@ -14,7 +14,7 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from meteoflow.contracts import PRODUCER_RUN_ACTION, DeadLetter
+from meteoflow.contracts import PRODUCER_RUN_ACTION, DeadLetter, ProducerRunEvent
 from meteoflow.kafka import make_consumer
 from meteoflow.contracts import validate_observation
 from meteoflow.settings import REPO_ROOT, Settings
@@ -118,9 +118,9 @@ def test_cli_simulator_once_publishes_a_valid_batch_and_logs_its_summary(isolate
 
     logs = [json.loads(m.value) for m in read_topic(isolated, isolated.topic_logs, expected=2)]
     (run_line,) = [doc for doc in logs if doc.get("event.action") == PRODUCER_RUN_ACTION]
-    fields = run_line["meteoflow.producer"]
-    assert fields["batch_id"] == batch_id and fields["records"] == 14 and fields["regions_ok"] == 14
-    assert fields["regions_failed"] == [] and fields["source"] == "simulator" and fields["duration_s"] >= 0
+    run = ProducerRunEvent.from_log_line(run_line).event
+    assert run.batch_id == batch_id and run.records == 14 and run.regions_ok == 14
+    assert run.regions_failed == [] and run.source == "simulator" and run.duration_s >= 0
     assert run_line["service.name"] == "producer"
 
 
@@ -174,12 +174,13 @@ def test_sigterm_stops_between_runs_after_finishing_the_current_one(isolated):
         if proc.poll() is None:
             proc.kill()
     reader.join(timeout=5)
-    runs = [doc["meteoflow.producer"] for doc in lines if doc.get("event.action") == PRODUCER_RUN_ACTION]
+    runs = [ProducerRunEvent.from_log_line(doc).event for doc in lines
+            if doc.get("event.action") == PRODUCER_RUN_ACTION]
     assert len(runs) >= 2
     assert f"stopped after {len(runs)} run(s)" in lines[-1]["message"]
     messages = read_topic(isolated, isolated.topic_observations, expected=14 * len(runs))
     per_batch = {}
     for m in messages:
         per_batch.setdefault(validate_observation(m.value).batch_id, []).append(m.key.decode())
-    assert set(per_batch) == {r["batch_id"] for r in runs}  # every logged run published, nothing else
+    assert set(per_batch) == {r.batch_id for r in runs}  # every logged run published, nothing else
     assert all(sorted(keys) == sorted(BY_ID) for keys in per_batch.values())  # and no run was cut short

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from meteoflow.contracts import FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, STREAMING_BATCH_ACTION
+from meteoflow.contracts import (
+    FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, STREAMING_BATCH_ACTION, ForecastDocument,
+    StreamingBatchEvent,
+)
 from meteoflow.kafka import make_consumer, make_producer
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
@@ -71,15 +74,17 @@ def assert_exact(db, observations):
 
 def assert_forecasts_after_last_observation(db, observations, horizon):
     regions = sorted({o.region_id for o in observations})
-    forecasts = list(db[FORECASTS].find())
-    assert sorted({f["region_id"] for f in forecasts}) == regions
+    stored = list(db[FORECASTS].find())
+    assert all(set(f) == FORECAST_FIELDS for f in stored)
+    forecasts = [ForecastDocument.from_document(f) for f in stored]
+    assert sorted({f.region_id for f in forecasts}) == regions
     for region in regions:
         last = max(o.observed_at for o in observations if o.region_id == region)
-        mine = [f for f in forecasts if f["region_id"] == region]
+        mine = [f for f in forecasts if f.region_id == region]
         assert len(mine) == horizon
         for f in mine:
-            assert set(f) == FORECAST_FIELDS and f["horizon_hours"] == horizon
-            assert f["target_time"] > last and f["yhat_lower"] <= f["yhat"] <= f["yhat_upper"]
+            assert f.horizon_hours == horizon
+            assert f.target_time > last and f.yhat_lower <= f.yhat <= f.yhat_upper
 
 
 def test_stores_every_record_once_with_exact_stats_forecasts_and_progress_lines(settings, spark, db, fake_api,
@@ -100,27 +105,27 @@ def test_stores_every_record_once_with_exact_stats_forecasts_and_progress_lines(
     assert scraped.value("meteoflow_streaming_batches_total") == len(lines)
     assert scraped.value("meteoflow_streaming_dead_letters_total") == 0
     assert scraped.value("meteoflow_streaming_forecast_regions_total", outcome="ok") == sum(
-        line["forecast"]["ok"] for line in lines)
-    assert sum(line["input_rows"] for line in lines) == len(observations)
+        line.forecast.ok for line in lines)
+    assert sum(line.input_rows for line in lines) == len(observations)
     assert len(lines) >= 2  # maxOffsetsPerTrigger=100 split the stream
     for line in lines:
-        assert {"collect", "validate", "observations", "stats", "forecasts", "total"} <= set(line["durations_ms"])
-        assert line["dead_letters"] == 0 and line["rows_per_second"] is not None
-    assert sum(lines[-1]["kafka_end_offsets"][settings.topic_observations].values()) == len(observations)
+        assert {"collect", "validate", "observations", "stats", "forecasts", "total"} <= set(line.durations_ms)
+        assert line.dead_letters == 0 and line.rows_per_second is not None
+    assert sum(lines[-1].kafka_end_offsets[settings.topic_observations].values()) == len(observations)
     # At most one API call per batch, every region of the batch in it (a batch whose regions all
     # still lack history skips the call).
     assert 1 <= len(fake_api.requests) <= len(lines)
     for request in fake_api.requests:
         regions = [series["region_id"] for series in request["series"]]
         assert len(regions) == len(set(regions))
-    assert sum(line["forecast"]["ok"] for line in lines) >= 3
-    log.info("per-batch timings: %s", [line["durations_ms"] for line in lines])
+    assert sum(line.forecast.ok for line in lines) >= 3
+    log.info("per-batch timings: %s", [line.durations_ms for line in lines])
 
     # Same checkpoint: nothing new to do. Fresh checkpoint from earliest: everything replayed, still exact.
     assert run_until_idle(settings, spark, log) == []
     replay = settings.model_copy(update={"streaming_checkpoint_dir": tmp_path / "fresh-checkpoint"})
     lines = run_until_idle(replay, spark, log)
-    assert sum(line["input_rows"] for line in lines) == len(observations)
+    assert sum(line.input_rows for line in lines) == len(observations)
     assert_exact(db, observations)
     assert db[FORECASTS].count_documents({}) == 3 * 6
 
@@ -137,7 +142,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_with_reasons(settings, s
     lines = run_until_idle(settings, spark, log)
 
     assert_exact(db, observations)
-    assert sum(line["dead_letters"] for line in lines) == 4
+    assert sum(line.dead_letters for line in lines) == 4
     consumer = make_consumer(settings, None, settings.topic_deadletter, consumer_timeout_ms=10_000)
     letters = [json.loads(m.value) for _, m in zip(range(4), consumer)]
     consumer.close()
@@ -160,7 +165,7 @@ def test_a_failing_batch_is_not_committed_and_is_replayed(settings, spark, db):
     job.deadletters._producer = make_producer(settings, "test-refusing", max_request_size=64)
     with pytest.raises(Exception):
         job.run_until_idle()
-    assert run_until_idle(settings, spark, log)[0]["dead_letters"] == 1  # the same batch, replayed
+    assert run_until_idle(settings, spark, log)[0].dead_letters == 1  # the same batch, replayed
     assert_exact(db, observations)
 
 
@@ -267,8 +272,9 @@ def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, sp
     assert not uncommitted_batches(settings.checkpoint_dir)
 
     progress = [json.loads(line) for line in out.read_text().splitlines() if STREAMING_BATCH_ACTION in line]
-    batches = [p["meteoflow.streaming"] for p in progress if p.get("event.action") == STREAMING_BATCH_ACTION]
-    assert batches and all(b["durations_ms"]["total"] > 0 and b["kafka_end_offsets"] is not None for b in batches[:-1])
+    batches = [StreamingBatchEvent.from_log_line(p).event for p in progress
+               if p.get("event.action") == STREAMING_BATCH_ACTION]
+    assert batches and all(b.durations_ms["total"] > 0 and b.kafka_end_offsets is not None for b in batches[:-1])
     # The same lines reach the pipeline.logs topic.
     consumer = make_consumer(settings, None, settings.topic_logs, consumer_timeout_ms=5000)
     shipped = [json.loads(m.value) for m in consumer]
@@ -278,5 +284,5 @@ def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, sp
     # Replay everything from earliest with a fresh checkpoint: still exact.
     replay = settings.model_copy(update={"streaming_checkpoint_dir": tmp_path / "fresh"})
     lines = run_until_idle(replay, spark, log)
-    assert sum(line["input_rows"] for line in lines) == len(observations)
+    assert sum(line.input_rows for line in lines) == len(observations)
     assert_exact(db, observations)

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, doc_id
+from meteoflow.contracts import (
+    FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, doc_id,
+)
 from kafka.errors import KafkaError
 
 from meteoflow.kafka import make_consumer, make_producer
@@ -42,8 +44,9 @@ def test_observations_and_stats_are_idempotent_and_unique(db):
         assert stats.write(obs, NOW) == 15
     assert db[OBSERVATIONS].count_documents({}) == len(obs)
     assert stored_hourly_stats(db) == recompute_hourly_stats(obs)
-    doc = db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)})
-    assert doc["observed_at"] == obs[0].observed_at and isinstance(doc["stored_at"], datetime)
+    doc = ObservationDocument.from_document(
+        db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)}))
+    assert doc.observation() == obs[0] and doc.stored_at == NOW.replace(microsecond=NOW.microsecond // 1000 * 1000)
     with pytest.raises(DuplicateKeyError):  # the unique index guards (region, observed_at) too
         db[OBSERVATIONS].insert_one({"_id": "other", "region_id": obs[0].region_id, "observed_at": obs[0].observed_at})
 
@@ -82,9 +85,9 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         assert sorted(outcome.failed) == ["dakar", "saint-louis", "thies"] and "HTTP 500" in outcome.failed["dakar"]
         assert list(outcome.skipped) == ["kaolack"]
         assert db[FORECASTS].count_documents({}) == 0
-        state = {s["_id"]: s for s in db[FORECAST_STATE].find()}
-        assert state["dakar"]["needs_forecast"] is True and state["dakar"]["status"] == "failed"
-        assert state["kaolack"]["needs_forecast"] is False and "only 3 hourly points" in state["kaolack"]["reason"]
+        state = {s.id: s for s in map(ForecastState.from_document, db[FORECAST_STATE].find())}
+        assert state["dakar"].needs_forecast is True and state["dakar"].status == "failed"
+        assert state["kaolack"].needs_forecast is False and "only 3 hourly points" in state["kaolack"].reason
 
         # In back-off: a batch does not wait on the API again, the regions stay marked for the timer.
         assert refresher.refresh().deferred == 3 and len(api.requests) == 1
@@ -94,12 +97,12 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         assert sorted(outcome.ok) == ["dakar", "saint-louis", "thies"] and not outcome.skipped
         assert len(api.requests) == 2  # one call per refresh, all regions together
     last = max(o.observed_at for o in obs)
-    forecasts = list(db[FORECASTS].find())
-    assert len(forecasts) == 3 * 6
-    for f in forecasts:
-        assert set(f) == {"_id", "region_id", "target_time", "yhat", "yhat_lower", "yhat_upper", "model_run_at",
-                          "horizon_hours"}
-        assert f["target_time"] > last and f["yhat_lower"] <= f["yhat"] <= f["yhat_upper"]
+    stored = list(db[FORECASTS].find())
+    assert len(stored) == 3 * 6
+    for f in map(ForecastDocument.from_document, stored):
+        assert f.target_time > last and f.yhat_lower <= f.yhat <= f.yhat_upper and f.horizon_hours == 6
+    state = ForecastState.from_document(db[FORECAST_STATE].find_one({"_id": "dakar"}))
+    assert (state.status, state.last_error, state.last_success_at) == ("ok", None, stored[0]["model_run_at"])
     assert db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 0
     assert refresher.refresh().attempted is False  # nothing left to do
 
@@ -166,3 +169,28 @@ def test_a_dead_letter_that_cannot_be_written_raises(isolated):
             DeadLetterSink(isolated, log, producer=producer, timeout=5).write([dl])
     finally:
         producer.close(timeout=5)
+
+
+def test_a_malformed_stored_document_costs_only_itself(db, isolated, caplog):
+    """A hand-written observation and region state the job cannot read are skipped and logged;
+    the statistics and forecasts of everything else are still written."""
+    obs = simulated_observations(regions=1, hours=30, per_hour=1)
+    ObservationSink(db).write(obs, NOW)
+    last = obs[-1].observed_at
+    db[OBSERVATIONS].insert_one({"_id": "dakar|broken", "region_id": "dakar", "temp": "hot",
+                                 "observed_at": last.replace(minute=0, second=0, microsecond=0)
+                                 + timedelta(minutes=59, seconds=59)})
+    db[FORECAST_STATE].insert_one({"_id": "ghost", "region_id": "ghost", "needs_forecast": True,
+                                   "last_observed_at": "yesterday"})
+    with FakeForecastServer() as api, caplog.at_level(logging.WARNING):
+        settings = isolated.model_copy(update={"forecast_api_url_override": api.url, "forecast_horizon_hours": 6})
+        assert HourlyStatsSink(db).write(obs[-1:], NOW) == 1
+        refresher = ForecastRefresher(db, settings)
+        refresher.mark(latest_per_region(obs))
+        outcome = refresher.refresh()
+    assert outcome.ok == ["dakar"] and not (outcome.failed or outcome.errors or outcome.skipped)
+    assert stored_hourly_stats(db) == recompute_hourly_stats(obs[-1:])  # the hour without the broken one
+    assert db[FORECASTS].count_documents({"region_id": "dakar"}) == 6
+    warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "observations document _id='dakar|broken': temp:" in warnings
+    assert "forecast_state document _id='ghost': last_observed_at:" in warnings

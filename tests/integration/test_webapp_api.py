@@ -3,11 +3,13 @@ shapes the streaming job and the shipper write (tests/browser/seeding.py)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from meteoflow import contracts
 from meteoflow.freshness import thresholds
 from meteoflow.mongo import database, make_mongo_client
 from streaming.records import observation_documents
@@ -168,3 +170,41 @@ def test_unreachable_elasticsearch_degrades_and_unreachable_mongodb_is_a_503(see
     with TestClient(create_app(no_mongo)) as c:
         r = c.get("/api/regions")
         assert r.status_code == 503 and "MongoDB is unavailable" in r.json()["detail"]
+
+
+def test_a_malformed_stored_document_costs_only_itself(seeded, isolated, api, caplog):
+    """Documents written by hand or by an older version are skipped (and logged), never a 500."""
+    seeder, history = seeded
+    latest = max((o for o in history if o.region_id == "dakar"), key=lambda o: o.observed_at)
+    hour = latest.observed_at.replace(minute=0, second=0, microsecond=0)
+    db = seeder.db
+    # the newest "observation" of dakar and one in its history have a text temperature; an hourly document lost its mean; a forecast
+    # point has no yhat; a streaming-batch line carries the keys readers used to guess at
+    db[contracts.OBSERVATIONS].insert_many([
+        {"_id": f"dakar|broken{i}", "region_id": "dakar", "region_name": "Dakar", "temp": "hot",
+         "observed_at": latest.observed_at + timedelta(minutes=minutes)} for i, minutes in enumerate((1, -30))])
+    db[contracts.HOURLY_STATS].update_one({"_id": contracts.doc_id("dakar", hour)}, {"$unset": {"temp_mean": ""}})
+    broken_point = db[contracts.FORECASTS].find_one({"region_id": "dakar"}, sort=[("target_time", 1)])
+    db[contracts.FORECASTS].update_one({"_id": broken_point["_id"]}, {"$unset": {"yhat": ""}})
+    seeder.es.index(index=isolated.index("logs"), refresh=True, document={
+        "@timestamp": utcnow().isoformat(), "event.action": contracts.STREAMING_BATCH_ACTION,
+        "meteoflow.streaming": {"batchId": 99, "numInputRows": 3, "observations_written": 3}})
+
+    with caplog.at_level(logging.WARNING):
+        regions = api.get("/api/regions")
+        region = api.get("/api/regions/dakar", params={"hours": HOURS})
+        status = api.get("/api/status")
+    assert regions.status_code == region.status_code == status.status_code == 200
+    row = {r["region_id"]: r for r in regions.json()["regions"]}["dakar"]
+    assert row["latest"]["observed_at"] == latest.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # the valid newest
+    body = region.json()
+    assert len(body["observations"]) == HOURS + 1 and body["observations"][-1]["temp"] == latest.temp
+    assert hour.strftime("%Y-%m-%dT%H:%M:%SZ") not in {h["hour"] for h in body["hourly"]} and body["hourly"]
+    assert len(body["forecast"]["points"]) == 23
+    assert [b["batch_id"] for b in status.json()["streaming"]["batches"]] == [5, 4, 3, 2, 1, 0]
+    warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "observations document _id='dakar|broken0': temp:" in warnings
+    assert "observations document _id='dakar|broken1': temp:" in warnings
+    assert f"hourly_stats document _id={contracts.doc_id('dakar', hour)!r}: temp_mean: missing" in warnings
+    assert f"forecasts document _id={broken_point['_id']!r}: yhat: missing" in warnings
+    assert "streaming-batch log line, meteoflow.streaming: input_rows: missing" in warnings

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from elk.health.sampler import HealthSampler, shipper_group
 from elk.health.signals import ConsumerReading, PartitionReading, consumer_lag_sample
 from elk.health.sources import KafkaHealthSource
-from meteoflow.contracts import FORECAST_STATE, SupervisedProcess, SupervisorState
+from meteoflow.contracts import FORECAST_STATE, ForecastState, SupervisedProcess, SupervisorState
 from meteoflow.es import make_es_client
 from meteoflow.freshness import thresholds
 from meteoflow.kafka import make_producer
@@ -68,8 +68,9 @@ def sampled(isolated, tmp_path, now):
              document={"region_id": "dakar", "observed_at": (now - timedelta(hours=1)).isoformat(),
                        "ingested_at": (now - timedelta(seconds=250)).isoformat()})
     mongo = make_mongo_client(s)
-    database(s, mongo)[FORECAST_STATE].insert_one(
-        {"_id": "dakar", "region_id": "dakar", "status": "ok", "last_success_at": now - timedelta(minutes=40)})
+    database(s, mongo)[FORECAST_STATE].insert_one(ForecastState(
+        _id="dakar", region_id="dakar", needs_forecast=False, last_observed_at=now - timedelta(hours=1), status="ok",
+        last_success_at=now - timedelta(minutes=40)).to_document())
     mongo.close()
 
     # A broker started moments ago has no group coordinator yet (its offsets topic is made on first ask)

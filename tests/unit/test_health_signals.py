@@ -16,7 +16,7 @@ from elk.health.signals import (
 )
 from elk.health.sources import supervisor_state_file
 from elk.templates import load_templates
-from meteoflow.contracts import MetricSample, SupervisedProcess, SupervisorState
+from meteoflow.contracts import ForecastState, MetricSample, SupervisedProcess, SupervisorState
 from meteoflow.settings import load_settings
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -134,9 +134,14 @@ def test_services_come_from_the_supervisor_state():
             streaming.last_error) == ("crash-loop", 0, 0.0, 1, "ValueError: boom")
 
 
+def state(region_id: str, **fields) -> ForecastState:
+    return ForecastState(_id=region_id, region_id=region_id, needs_forecast=False,
+                         last_observed_at=NOW - timedelta(hours=2), **fields)
+
+
 def test_forecast_age_is_the_age_of_the_last_successful_run_per_region():
-    states = [{"_id": "dakar", "region_id": "dakar", "status": "ok", "last_success_at": NOW - timedelta(hours=1)},
-              {"_id": "thies", "region_id": "thies", "status": "failed"}]  # never forecast
+    states = [state("dakar", status="ok", last_success_at=NOW - timedelta(hours=1)),
+              state("thies", status="failed")]  # never forecast
     dakar, thies = forecast_age_samples(NOW, states)
     assert (dakar.subject, dakar.age_seconds, dakar.model_run_at) == ("dakar", 3600.0, NOW - timedelta(hours=1))
     assert (thies.age_seconds, thies.model_run_at, thies.forecast_status) == (None, None, "failed")
@@ -196,7 +201,7 @@ class FakeMongo:
         raise TimeoutError("mongodb unreachable")
 
     def forecast_states(self):
-        return [{"_id": "dakar", "region_id": "dakar", "status": "ok", "last_success_at": NOW}]
+        return [state("dakar", status="ok", last_success_at=NOW)]
 
 
 class FakeEs:

@@ -100,9 +100,9 @@ def test_an_invalid_record_is_dead_lettered_with_its_reason_and_fails_its_region
 
     summary = summarize(batch, send_errors={}, duration_s=0.5)
     assert summary.regions_ok == ["thies"] and summary.records == 1 and summary.dead_letters == 2
-    fields = summary.fields()
-    assert fields["batch_id"] == "b-2" and fields["regions_ok"] == 1 and fields["regions_failed_count"] == 3
-    assert {f["region_id"] for f in fields["regions_failed"]} == {"dakar", "kolda", "matam"}
+    event = summary.event()
+    assert event.batch_id == "b-2" and event.regions_ok == 1 and event.regions_failed_count == 3
+    assert {f.region_id for f in event.regions_failed} == {"dakar", "kolda", "matam"}
 
 
 def test_a_record_kafka_did_not_take_moves_its_region_to_failed():

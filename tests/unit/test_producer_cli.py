@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from meteoflow.contracts import PRODUCER_RUN_ACTION
+from meteoflow.contracts import PRODUCER_RUN_ACTION, ProducerRunEvent
 from meteoflow.settings import load_settings
 from producer.cli import build_parser, describe_source, main, settings_from_args
 from producer.regions import Region
@@ -165,9 +165,9 @@ def test_stop_takes_effect_between_runs_and_the_current_run_finishes(caplog):
     assert runs == 2 and len(publisher.batches) == 2  # the run that saw the stop still published
     summaries = [r for r in caplog.records if getattr(r, "fields", {}).get("event.action") == PRODUCER_RUN_ACTION]
     assert len(summaries) == 2
-    fields = summaries[-1].fields["meteoflow.producer"]
-    assert fields["batch_id"] == publisher.batches[-1].batch_id and fields["records"] == 2
-    assert fields["regions_ok"] == 2 and fields["regions_failed"] == [] and fields["source"] == "simulator"
+    event = ProducerRunEvent.model_validate(summaries[-1].fields[ProducerRunEvent.FIELD])
+    assert event.batch_id == publisher.batches[-1].batch_id and event.records == 2
+    assert event.regions_ok == 2 and event.regions_failed == [] and event.source == "simulator"
     assert len({b.batch_id for b in publisher.batches}) == 2  # one batch id per run
 
 

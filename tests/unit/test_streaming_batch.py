@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from meteoflow.contracts import STREAMING_BATCH_ACTION
+from meteoflow.contracts import STREAMING_BATCH_ACTION, StreamingBatchEvent
+from meteoflow.logs import EcsJsonFormatter
 from streaming.forecasts import ForecastOutcome
 from streaming.job import BatchProcessor, ProgressReporter
 from meteoflow.kafka import KafkaRecord
@@ -61,7 +62,7 @@ def test_sinks_run_in_order_dead_letters_first_and_forecasts_last():
     assert journal[3][1] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
     assert journal[4][1] is False  # a batch respects the API back-off; only the timer forces
     assert (report.batch_id, report.input_rows, report.stored, report.dead_letters) == (7, 5, 4, 1)
-    assert report.forecast["ok"] == 1
+    assert report.forecast.ok == 1 and report.forecast.forecasts_written == 6
     assert {"validate", "deadletters", "observations", "stats", "forecasts", "total"} <= set(report.durations_ms)
 
 
@@ -89,10 +90,12 @@ def test_one_progress_line_per_batch_joining_spark_progress(caplog):
         proc.reporter.on_progress(progress)  # already logged: no second line
     lines = [r for r in caplog.records if getattr(r, "fields", {}).get("event.action") == STREAMING_BATCH_ACTION]
     assert len(lines) == 1
-    fields = lines[0].fields["meteoflow.streaming"]
-    assert fields["batch_id"] == 3 and fields["input_rows"] == 5 and fields["rows_per_second"] == 41.7
-    assert fields["kafka_end_offsets"] == {"obs": {"0": 5}} and fields["durations_ms"]["spark_trigger"] == 120
-    assert (fields["stored"], fields["dead_letters"], fields["forecast"]["ok"]) == (4, 1, 1)
+    # The line as shipped (the service's JSON formatter) is what readers validate back.
+    shipped = json.loads(EcsJsonFormatter("streaming").format(lines[0]))
+    event = StreamingBatchEvent.from_log_line(shipped).event
+    assert event.batch_id == 3 and event.input_rows == 5 and event.rows_per_second == 41.7
+    assert event.kafka_end_offsets == {"obs": {"0": 5}} and event.durations_ms["spark_trigger"] == 120
+    assert (event.stored, event.dead_letters, event.forecast.ok) == (4, 1, 1)
 
 
 def test_a_batch_whose_progress_event_never_came_is_logged_on_flush(caplog):
@@ -113,6 +116,6 @@ def test_a_long_running_job_keeps_bounded_progress_state():
         reporter.batch_done(BatchReport(batch_id=batch_id, input_rows=1, durations_ms={"total": 5.0}))
     assert len(reporter._pending) == RECENT_PROGRESS_LINES
     assert len(reporter.logged) == RECENT_PROGRESS_LINES
-    assert [line["batch_id"] for line in reporter.logged] == list(range(RECENT_PROGRESS_LINES, 2 * RECENT_PROGRESS_LINES))
+    assert [line.batch_id for line in reporter.logged] == list(range(RECENT_PROGRESS_LINES, 2 * RECENT_PROGRESS_LINES))
     reporter.flush()
-    assert not reporter._pending and reporter.logged[-1]["batch_id"] == 3 * RECENT_PROGRESS_LINES - 1
+    assert not reporter._pending and reporter.logged[-1].batch_id == 3 * RECENT_PROGRESS_LINES - 1

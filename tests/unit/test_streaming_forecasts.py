@@ -2,7 +2,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from meteoflow.contracts import BatchItem, BatchResponse, ItemError, ModelFacts, Prediction, PredictResponse
+from meteoflow.contracts import (
+    BatchItem, BatchResponse, ForecastAttempt, ForecastDocument, ForecastState, ItemError, ModelFacts,
+    ObservationPoint, Prediction, PredictResponse,
+)
 from meteoflow.settings import load_settings
 from streaming.forecasts import (
     ForecastClient, ForecastUnavailable, RegionHistory, forecast_documents, histories_from_documents, plan_requests,
@@ -43,18 +46,42 @@ def test_forecast_documents_keep_only_times_after_the_last_observation_and_repor
     docs, ok, errors = forecast_documents(planned, response, run_at, horizon_hours=2)
     assert ok == ["a"]
     assert errors == {"b": "data: constant series", "c": "the forecasting API returned no result for this series"}
-    assert [d["target_time"] for d in docs] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
-    assert docs[0] == dict(_id="a|2026-03-01T13:00:00Z", region_id="a", target_time=T0 + timedelta(hours=1),
-                           yhat=25.0, yhat_lower=23.0, yhat_upper=27.0, model_run_at=run_at, horizon_hours=2)
+    assert [d.target_time for d in docs] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert docs[0].to_document() == dict(
+        _id="a|2026-03-01T13:00:00Z", region_id="a", target_time=T0 + timedelta(hours=1), yhat=25.0, yhat_lower=23.0,
+        yhat_upper=27.0, model_run_at=run_at, horizon_hours=2)
+
+
+def test_a_prediction_is_renamed_once_into_the_stored_forecast():
+    # The forecasting API's temperature/lower/upper become yhat/yhat_lower/yhat_upper, the names the
+    # collection and the web API share; a naive timestamp is UTC.
+    naive = Prediction(timestamp=datetime(2026, 3, 1, 13), temperature=25.0, lower=23.0, upper=27.0)
+    doc = ForecastDocument.from_prediction("a", naive, T0, horizon_hours=24)
+    assert (doc.id, doc.target_time, doc.yhat, doc.yhat_lower, doc.yhat_upper) == (
+        "a|2026-03-01T13:00:00Z", T0 + timedelta(hours=1), 25.0, 23.0, 27.0)
+    assert ForecastDocument.from_document(doc.to_document()) == doc
+
+
+def test_forecast_state_updates_say_what_each_outcome_sets():
+    assert ForecastState.mark_update("a", T0) == {"$set": {"region_id": "a", "needs_forecast": True},
+                                                  "$max": {"last_observed_at": T0}}
+    assert ForecastAttempt.ok(T0).to_update() == {"$set": {
+        "status": "ok", "needs_forecast": False, "last_attempt_at": T0, "last_error": None, "reason": None,
+        "last_success_at": T0}}
+    assert ForecastAttempt.skipped(T0, "too short").to_update()["$set"]["reason"] == "too short"
+    assert ForecastAttempt.error(T0, "bad").to_update()["$set"]["last_error"] == "bad"
+    # failed keeps the region marked and leaves its last success and reason as they were
+    assert ForecastAttempt.failed(T0, "down").to_update() == {"$set": {
+        "status": "failed", "needs_forecast": True, "last_attempt_at": T0, "last_error": "down"}}
 
 
 def test_histories_keep_the_window_before_each_regions_last_observation():
-    docs = [
-        {"region_id": "a", "observed_at": T0 - timedelta(days=8), "temp": 1.0, "lat": 1.0, "lon": 2.0},
-        {"region_id": "a", "observed_at": T0 - timedelta(days=1), "temp": 2.0, "lat": 1.0, "lon": 2.0},
-        {"region_id": "a", "observed_at": T0, "temp": 3.0, "lat": 1.5, "lon": 2.5},
-        {"region_id": "b", "observed_at": T0, "temp": 4.0, "lat": 3.0, "lon": 4.0},
-    ]
+    docs = [ObservationPoint(_id=f"{region}|{when}", region_id=region, observed_at=when, temp=temp, lat=lat, lon=lon)
+            for region, when, temp, lat, lon in [
+                ("a", T0 - timedelta(days=8), 1.0, 1.0, 2.0),
+                ("a", T0 - timedelta(days=1), 2.0, 1.0, 2.0),
+                ("a", T0, 3.0, 1.5, 2.5),
+                ("b", T0, 4.0, 3.0, 4.0)]]
     hist = histories_from_documents(docs, {"a": T0, "c": T0}, history_days=7)
     assert [(h.region_id, h.lat, h.lon, [t for _, t in h.points]) for h in hist] == [
         ("a", 1.5, 2.5, [2.0, 3.0]), ("c", 0.0, 0.0, [])]

@@ -1,8 +1,8 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from meteoflow.contracts import doc_id
 from meteoflow.kafka import KafkaRecord
+from meteoflow.contracts import HourlyStats, ObservationDocument, ObservationPoint, doc_id
 from streaming.records import (
     hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
     touched_hours,
@@ -56,34 +56,46 @@ def test_observation_documents_have_deterministic_ids_bson_dates_and_dedupe_with
     stored_at = T0 + timedelta(minutes=5)
     docs = observation_documents(obs + obs[:3], stored_at)
     assert len(docs) == len(obs)
-    first = next(d for d in docs if d["_id"] == doc_id(obs[0].region_id, obs[0].observed_at))
-    assert isinstance(first["observed_at"], datetime) and first["observed_at"].tzinfo is not None
-    assert first["stored_at"] == stored_at
-    assert first["temp"] == obs[0].temp
+    first = next(d for d in docs if d.id == doc_id(obs[0].region_id, obs[0].observed_at))
+    stored = first.to_document()
+    assert stored["_id"] == first.id and "id" not in stored
+    assert isinstance(stored["observed_at"], datetime) and stored["observed_at"].tzinfo is not None
+    assert stored["stored_at"] == stored_at and stored["temp"] == obs[0].temp
+    assert ObservationDocument.from_document(stored) == first  # what the sink writes, a reader validates back
+    assert first.observation() == obs[0]
+
+
+def point(region_id, observed_at, temp):
+    return ObservationPoint(_id=doc_id(region_id, observed_at), region_id=region_id, observed_at=observed_at,
+                            temp=temp, lat=14.7, lon=-17.4)
+
+
+def points(docs):
+    return [ObservationPoint.from_document(d.to_document()) for d in docs]
 
 
 def test_hourly_stats_recompute_exactly_the_touched_keys_from_stored_documents():
     stored = [
-        {"region_id": "a", "observed_at": T0, "temp": 20.0},
-        {"region_id": "a", "observed_at": T0 + timedelta(minutes=30), "temp": 24.0},
-        {"region_id": "a", "observed_at": T0 + timedelta(minutes=59, seconds=59), "temp": 22.0},
-        {"region_id": "a", "observed_at": T0 + timedelta(hours=1), "temp": 99.0},  # next hour: untouched
-        {"region_id": "b", "observed_at": T0, "temp": 10.0},  # untouched region
+        point("a", T0, 20.0),
+        point("a", T0 + timedelta(minutes=30), 24.0),
+        point("a", T0 + timedelta(minutes=59, seconds=59), 22.0),
+        point("a", T0 + timedelta(hours=1), 99.0),  # next hour: untouched
+        point("b", T0, 10.0),  # untouched region
     ]
     stats = hourly_stats({("a", T0)}, stored, computed_at=T0)
-    assert stats == [dict(_id=doc_id("a", T0), region_id="a", hour=T0, temp_min=20.0, temp_max=24.0,
-                          temp_mean=22.0, count=3, computed_at=T0)]
+    assert stats == [HourlyStats(_id=doc_id("a", T0), region_id="a", hour=T0, temp_min=20.0, temp_max=24.0,
+                                 temp_mean=22.0, count=3, computed_at=T0)]
 
 
 def test_hourly_stats_are_the_same_when_the_batch_is_replayed():
     obs = simulated_observations(regions=2, hours=3, per_hour=4, end=T0)
     docs = observation_documents(obs, T0)
     keys = touched_hours(obs)
-    once = hourly_stats(keys, docs, T0)
+    once = hourly_stats(keys, points(docs), T0)
     # a replay upserts the same _ids, so the stored set is unchanged and so are the stats
-    replayed = {d["_id"]: d for d in docs + observation_documents(obs, T0)}.values()
-    assert hourly_stats(keys, replayed, T0) == once
-    assert sum(s["count"] for s in once) == len(obs)
+    replayed = {d.id: d for d in docs + observation_documents(obs, T0)}.values()
+    assert hourly_stats(keys, points(replayed), T0) == once
+    assert sum(s.count for s in once) == len(obs)
 
 
 def test_touched_hours_and_hour_floor_work_in_utc():

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from meteoflow.contracts import ForecastDocument, HourlyStats, ObservationDocument, StreamingBatchEvent, dig
 from meteoflow.freshness import Thresholds
 from webapp import build, views
 
@@ -13,11 +14,13 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 LIMITS = Thresholds(late_after_seconds=60, silent_after_seconds=120)
 
 
-def obs_doc(**extra):
-    doc = {"_id": "dakar|x", "region_id": "dakar", "region_name": "Dakar", "temp": 25.5, "humidity": 60,
-           "observed_at": NOW - timedelta(minutes=10), "stored_at": NOW - timedelta(seconds=5)}
+def obs_doc(**extra) -> ObservationDocument:
+    doc = {"_id": "dakar|x", "region_id": "dakar", "region_name": "Dakar", "lat": 14.7, "lon": -17.4, "temp": 25.5,
+           "humidity": 60, "pressure": 1012, "wind_speed": 3, "source": "simulator", "batch_id": "b-1",
+           "observed_at": NOW - timedelta(minutes=10), "produced_at": NOW - timedelta(minutes=10),
+           "stored_at": NOW - timedelta(seconds=5)}
     doc.update(extra)
-    return doc
+    return ObservationDocument.from_document(doc)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +34,7 @@ def obs_doc(**extra):
     ],
 )
 def test_dig_reads_nested_and_dotted_keys(doc, path, expected):
-    assert views.dig(doc, path) == expected
+    assert dig(doc, path) == expected
 
 
 def test_last_seen_prefers_elasticsearch_arrival_then_stored_at_then_observed_at():
@@ -49,8 +52,9 @@ def test_region_summary_uses_the_shared_thresholds(age, expected):
     assert row["freshness"] == expected
     assert row["age_seconds"] == age
     assert row["lag_seconds"] == 3.0
-    assert row["latest"]["temp"] == 25.5 and "_id" not in row["latest"]
+    assert row["latest"]["temp"] == 25.5 and "_id" not in row["latest"] and "stored_at" not in row["latest"]
     assert row["latest"]["observed_at"] == "2026-03-01T11:50:00Z"
+    assert set(row["latest"]) == set(views.OBSERVATION_KEYS) and "produced_at" not in row["latest"]
 
 
 def test_region_without_any_data_is_silent():
@@ -69,28 +73,37 @@ def test_history_window_is_anchored_on_the_latest_observation():
     assert views.history_window(None, NOW, 6) == (NOW - timedelta(hours=6), NOW)
 
 
+def forecast(hours: int, yhat: float) -> ForecastDocument:
+    return ForecastDocument(_id=f"dakar|{hours}", region_id="dakar", target_time=NOW + timedelta(hours=hours),
+                            yhat=yhat, yhat_lower=yhat - 1, yhat_upper=yhat + 1, model_run_at=NOW, horizon_hours=24)
+
+
 def test_forecast_body_sorts_points_and_reports_the_run():
-    run = NOW
-    docs = [
-        {"target_time": NOW + timedelta(hours=2), "yhat": 20.0, "yhat_lower": 19.0, "yhat_upper": 21.0, "model_run_at": run},
-        {"target_time": NOW + timedelta(hours=1), "yhat": 21.0, "yhat_lower": 20.0, "yhat_upper": 22.0, "model_run_at": run},
-        {"target_time": NOW + timedelta(hours=3), "yhat": None},
-    ]
-    body = views.forecast_body(docs)
+    body = views.forecast_body([forecast(2, 20.0), forecast(1, 21.0)])
     assert body["model_run_at"] == "2026-03-01T12:00:00Z"
-    assert [p["yhat"] for p in body["points"]] == [21.0, 20.0]
+    assert body["points"] == [
+        {"target_time": "2026-03-01T13:00:00Z", "yhat": 21.0, "yhat_lower": 20.0, "yhat_upper": 22.0},
+        {"target_time": "2026-03-01T14:00:00Z", "yhat": 20.0, "yhat_lower": 19.0, "yhat_upper": 21.0}]
     assert views.forecast_body([]) is None
 
 
-def test_streaming_batch_reads_the_progress_fields_of_a_log_line():
+def test_hourly_body_shows_the_stored_statistics():
+    stats = HourlyStats.build("dakar", NOW, [20.0, 22.0, 24.0], computed_at=NOW)
+    assert views.hourly_body(stats) == {"hour": "2026-03-01T12:00:00Z", "temp_min": 20.0, "temp_max": 24.0,
+                                        "temp_mean": 22.0, "count": 3}
+
+
+def test_streaming_batch_shows_the_fields_the_streaming_job_logs():
     line = {"@timestamp": "2026-03-01T12:00:00.123Z", "event.action": "streaming-batch",
             "meteoflow.streaming": {"batch_id": 7, "input_rows": 40, "rows_per_second": 12.5,
-                                    "durations_ms": {"total": 3200.0, "observations": 800.0}, "dead_letters": 1}}
-    batch = views.streaming_batch(line)
-    assert batch["at"] == "2026-03-01T12:00:00Z"
-    assert (batch["batch_id"], batch["input_rows"], batch["rows_per_second"], batch["duration_ms"]) == (7, 40, 12.5, 3200.0)
-    assert batch["invalid"] == 1 and batch["durations_ms"]["observations"] == 800.0
-    assert views.streaming_batch({"@timestamp": None})["input_rows"] is None
+                                    "durations_ms": {"total": 3200.0, "observations": 800.0}, "dead_letters": 1,
+                                    "stored": 39, "stats_upserted": 3, "kafka_end_offsets": {"t": {"0": 40}},
+                                    "forecast": {"ok": 1, "failed": 0, "skipped": 0, "errors": 0, "deferred": 0,
+                                                 "forecasts_written": 24}}}
+    batch = views.streaming_batch(StreamingBatchEvent.from_log_line(line))
+    assert batch == {"at": "2026-03-01T12:00:00Z", "batch_id": 7, "input_rows": 40, "rows_per_second": 12.5,
+                     "input_rows_per_second": None, "duration_ms": 3200.0,
+                     "durations_ms": {"total": 3200.0, "observations": 800.0}, "stored": 39, "invalid": 1}
 
 
 def test_alert_body_shows_firing_as_active():

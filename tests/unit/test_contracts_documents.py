@@ -1,0 +1,231 @@
+"""The MongoDB documents and the log events other services read back (meteoflow/contracts/
+storage.py and events.py): what a writer builds, a reader validates back, and whatever a
+stored document or a log line holds, a reader gets the model or a refusal naming the field."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+
+import bson
+import pytest
+from bson.codec_options import CodecOptions
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meteoflow.contracts import (
+    FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, FailedRegion, ForecastDocument,
+    ForecastRunSummary, ForecastState, HourlyStats, InvalidDocument, InvalidEvent, ObservationDocument,
+    ObservationPoint, Prediction, ProducerRunEvent, StreamingBatchEvent, doc_id, valid_documents,
+)
+from meteoflow.logs import EcsJsonFormatter
+from tests.fakes.observations import simulated_observations
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+PROPERTIES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def stored(doc: dict) -> dict:
+    """What pymongo reads back of a written document (BSON round trip, tz-aware client)."""
+    return bson.decode(bson.encode(doc), CodecOptions(tz_aware=True))
+
+
+def observation_document() -> ObservationDocument:
+    return ObservationDocument.build(simulated_observations(regions=1, hours=1, per_hour=1, end=T0)[0],
+                                     stored_at=T0 + timedelta(microseconds=1500))
+
+
+def forecast_state() -> ForecastState:
+    return ForecastState(_id="dakar", region_id="dakar", needs_forecast=False, last_observed_at=T0, status="ok",
+                         last_attempt_at=T0, last_success_at=T0)
+
+
+def forecast_document() -> ForecastDocument:
+    return ForecastDocument.from_prediction(
+        "dakar", Prediction(timestamp=T0, temperature=25.0, lower=24.0, upper=26.0), T0, horizon_hours=24)
+
+
+EXAMPLES = {
+    ObservationDocument: observation_document,
+    ObservationPoint: lambda: ObservationPoint.from_document(observation_document().to_document()),
+    HourlyStats: lambda: HourlyStats.build("dakar", T0, [20.0, 21.5], computed_at=T0),
+    ForecastDocument: forecast_document,
+    ForecastState: forecast_state,
+}
+
+
+# --- writers and readers agree ------------------------------------------------------------------
+@pytest.mark.parametrize("model", list(EXAMPLES), ids=lambda m: m.__name__)
+def test_what_a_writer_stores_a_reader_validates_back(model):
+    doc = EXAMPLES[model]()
+    written = doc.to_document()
+    assert written["_id"] == doc.id and "id" not in written
+    assert all(v.microsecond % 1000 == 0 for v in written.values() if isinstance(v, datetime))  # BSON millis
+    assert model.from_document(stored(written)).to_document() == written
+
+
+def test_an_observation_document_is_the_observation_plus_its_id_and_storage_time():
+    obs = simulated_observations(regions=1, hours=1, per_hour=1, end=T0)[0]
+    doc = ObservationDocument.build(obs, stored_at=T0)
+    assert doc.id == doc_id(obs.region_id, obs.observed_at) and doc.stored_at == T0
+    assert doc.observation() == obs
+    # a document written before stored_at was recorded is still an observation document
+    assert ObservationDocument.from_document({**doc.to_document(), "stored_at": None}).stored_at is None
+
+
+def test_naive_bson_dates_are_utc_and_unknown_fields_are_ignored():
+    written = forecast_state().to_document()
+    naive = {k: v.replace(tzinfo=None) if isinstance(v, datetime) else v for k, v in written.items()}
+    state = ForecastState.from_document({**naive, "added_by_a_newer_writer": 1})
+    assert state.last_observed_at == T0 and state.last_observed_at.tzinfo is not None
+
+
+def test_the_projection_of_a_partial_read_names_exactly_its_fields():
+    assert ObservationPoint.projection() == {"_id": 1, "region_id": 1, "observed_at": 1, "temp": 1, "lat": 1,
+                                             "lon": 1}
+
+
+def test_a_refusal_names_the_collection_the_id_and_the_field():
+    bad = {**forecast_document().to_document(), "yhat": "warm"}
+    with pytest.raises(InvalidDocument, match=r"^forecasts document _id='dakar\|2026-03-01T12:00:00Z': yhat: "):
+        ForecastDocument.from_document(bad)
+    with pytest.raises(InvalidDocument, match=r"^forecast_state document: not a document \(got list\)"):
+        ForecastState.from_document([1, 2])
+    with pytest.raises(InvalidDocument, match=r"hourly_stats document _id=None: .*_id: missing"):
+        HourlyStats.from_document({k: v for k, v in EXAMPLES[HourlyStats]().to_document().items() if k != "_id"})
+
+
+def test_valid_documents_skips_and_logs_each_malformed_one(caplog):
+    good = forecast_state().to_document()
+    with caplog.at_level(logging.WARNING, logger="meteoflow.contracts"):
+        states = valid_documents(ForecastState, [good, {"_id": "thies", "region_id": "thies"}, "junk", good])
+    assert [s.id for s in states] == ["dakar", "dakar"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "forecast_state document _id='thies': needs_forecast: missing" in warnings[0].getMessage()
+    assert warnings[0].fields["meteoflow.document"]["collection"] == FORECAST_STATE
+
+
+# --- whatever a stored document holds ------------------------------------------------------------
+hostile = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
+    st.sampled_from(["\x00", "\ud800", "", "2026-03-01T12:00:00Z", "9999-12-31T23:59:59Z", "dakar", "ok"]),
+    st.datetimes(), st.datetimes(timezones=st.timezones()),
+    st.sampled_from([datetime.min, datetime.max, datetime(1969, 12, 31, 23, 59)]),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+def keys_of(model) -> list[str]:
+    return sorted((f.alias or name) for name, f in model.model_fields.items())
+
+
+@PROPERTIES
+@given(st.sampled_from(list(EXAMPLES)), st.data())
+def test_any_document_is_read_as_its_model_or_refused_naming_a_field(model, data):
+    base = EXAMPLES[model]().to_document()
+    changes = data.draw(st.dictionaries(st.sampled_from(keys_of(model) + ["extra"]), hostile, max_size=4))
+    removed = data.draw(st.lists(st.sampled_from(keys_of(model)), max_size=3))
+    doc = {k: v for k, v in {**base, **changes}.items() if k not in removed}
+    try:
+        read = model.from_document(doc)
+    except InvalidDocument as exc:
+        message = str(exc)
+        assert message.startswith(f"{model.COLLECTION} document _id=")
+        assert any(f"{key}: " in message for key in keys_of(model)), message
+    else:
+        assert isinstance(read, model)
+        assert all(v.tzinfo is not None for v in read.model_dump().values() if isinstance(v, datetime))
+
+
+@PROPERTIES
+@given(st.sampled_from(list(EXAMPLES)), st.one_of(hostile, st.lists(hostile, max_size=3)))
+def test_anything_that_is_not_a_document_is_refused(model, value):
+    with pytest.raises(InvalidDocument, match=f"^{model.COLLECTION} document"):
+        model.from_document(value)
+
+
+# --- log events --------------------------------------------------------------------------------
+def batch_event() -> StreamingBatchEvent:
+    return StreamingBatchEvent(
+        batch_id=3, input_rows=5, rows_per_second=41.7, durations_ms={"total": 120.0, "spark_trigger": 130},
+        kafka_end_offsets={"weather.observations": {"0": 5}}, dead_letters=1, stored=4, stats_upserted=2,
+        forecast=ForecastRunSummary(ok=1, failed=0, skipped=0, errors=0, deferred=0, forecasts_written=24))
+
+
+def run_event() -> ProducerRunEvent:
+    return ProducerRunEvent(batch_id="b-1", source="simulator", records=13, regions_ok=13,
+                            regions_failed=[FailedRegion(region_id="kolda", reason="HTTP 500")],
+                            regions_failed_count=1, dead_letters=0, duration_s=0.25)
+
+
+EVENTS = {StreamingBatchEvent: batch_event, ProducerRunEvent: run_event}
+
+
+def logged_line(event, nested: bool = False) -> dict:
+    """The line a service logs with `extra=event.log_extra()`, as shipped (JSON)."""
+    record = logging.LogRecord("svc", logging.INFO, __file__, 0, "done", (), None)
+    record.created = T0.timestamp()
+    record.fields = event.log_extra()["fields"]
+    line = json.loads(EcsJsonFormatter("svc").format(record))
+    if nested:  # as Logstash or an ingest pipeline may expand dotted keys
+        body = line.pop(event.FIELD)
+        line["meteoflow"] = {event.FIELD.split(".")[1]: body}
+    return line
+
+
+@pytest.mark.parametrize("model", list(EVENTS), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("nested", [False, True])
+def test_what_a_service_logs_a_reader_validates_back(model, nested):
+    event = EVENTS[model]()
+    line = logged_line(event, nested)
+    assert line["event.action"] == {StreamingBatchEvent: STREAMING_BATCH_ACTION,
+                                    ProducerRunEvent: PRODUCER_RUN_ACTION}[model]
+    logged = model.from_log_line(line)
+    assert logged.event == event and logged.at == T0
+
+
+def test_the_keys_readers_used_to_guess_at_are_refused_by_name():
+    line = {"@timestamp": "2026-03-01T12:00:00Z", "event.action": STREAMING_BATCH_ACTION,
+            "meteoflow.streaming": {"batchId": 1, "numInputRows": 3, "observations_written": 3}}
+    with pytest.raises(InvalidEvent, match="meteoflow.streaming: batch_id: missing; input_rows: missing"):
+        StreamingBatchEvent.from_log_line(line)
+    with pytest.raises(InvalidEvent, match="producer-run log line: meteoflow.producer: missing"):
+        ProducerRunEvent.from_log_line({"@timestamp": "2026-03-01T12:00:00Z"})
+    with pytest.raises(InvalidEvent, match="@timestamp: "):
+        ProducerRunEvent.from_log_line({**logged_line(run_event()), "@timestamp": "yesterday"})
+
+
+@PROPERTIES
+@given(st.sampled_from(list(EVENTS)), st.data())
+def test_any_log_line_is_read_as_its_event_or_refused_naming_a_field(model, data):
+    line = logged_line(EVENTS[model]())
+    body = dict(line[model.FIELD])
+    body.update(data.draw(st.dictionaries(st.sampled_from(keys_of(model) + ["extra"]), hostile, max_size=4)))
+    for key in data.draw(st.lists(st.sampled_from(keys_of(model)), max_size=3)):
+        body.pop(key, None)
+    line = {**line, model.FIELD: body, "@timestamp": data.draw(st.one_of(st.just(line["@timestamp"]), hostile))}
+    try:
+        logged = model.from_log_line(line)
+    except InvalidEvent as exc:
+        message = str(exc)
+        assert message.startswith(f"{model.ACTION} log line")
+        assert any(f"{key}" in message for key in keys_of(model) + ["@timestamp"]), message
+    else:
+        assert isinstance(logged.event, model) and logged.at.tzinfo is not None
+
+
+@PROPERTIES
+@given(st.one_of(hostile, st.dictionaries(st.sampled_from(["@timestamp", "meteoflow.streaming", "meteoflow"]),
+                                          hostile, max_size=3)))
+def test_anything_else_as_a_log_line_is_refused(value):
+    with pytest.raises(InvalidEvent, match=f"^{STREAMING_BATCH_ACTION} log line"):
+        StreamingBatchEvent.from_log_line(value)
+
+
+def test_collections_keep_their_names():
+    assert (ObservationDocument.COLLECTION, ObservationPoint.COLLECTION, ForecastState.COLLECTION) == (
+        OBSERVATIONS, OBSERVATIONS, FORECAST_STATE)
