@@ -195,7 +195,7 @@ class ForecastRefresher:
         forecast_retry_seconds (batches then only leave their regions marked, instead of each
         waiting out a timeout); the retry timer calls with force=True."""
         with self._lock:
-            pending = {s.region_id: s.last_observed_at for s in valid_documents(
+            pending = {s.id: s.last_observed_at for s in valid_documents(
                 ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
             outcome = ForecastOutcome()
             if not pending:

@@ -178,10 +178,10 @@ class ProgressReporter:
         durations = dict(report.durations_ms)
         if trigger_ms is not None:
             durations["spark_trigger"] = trigger_ms
+        if rows_per_second is not None:
+            rows_per_second = round(rows_per_second, 1) if math.isfinite(rows_per_second) else None
         event = StreamingBatchEvent(
-            batch_id=report.batch_id, input_rows=input_rows,
-            rows_per_second=round(rows_per_second, 1) if rows_per_second is not None and math.isfinite(rows_per_second)
-            else None,
+            batch_id=report.batch_id, input_rows=input_rows, rows_per_second=rows_per_second,
             durations_ms=durations, kafka_end_offsets=end_offsets, dead_letters=report.dead_letters,
             stored=report.stored, stats_upserted=report.stats_upserted, forecast=report.forecast)
         self.logged.append(event)

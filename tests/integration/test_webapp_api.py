@@ -180,9 +180,10 @@ def test_a_malformed_stored_document_costs_only_itself(seeded, isolated, api, ca
     db = seeder.db
     # the newest "observation" of dakar and one in its history have a text temperature; an hourly document lost its mean; a forecast
     # point has no yhat; a streaming-batch line carries the keys readers used to guess at
+    valid = db[contracts.OBSERVATIONS].find_one({"_id": contracts.doc_id("dakar", latest.observed_at)})
     db[contracts.OBSERVATIONS].insert_many([
-        {"_id": f"dakar|broken{i}", "region_id": "dakar", "region_name": "Dakar", "temp": "hot",
-         "observed_at": latest.observed_at + timedelta(minutes=minutes)} for i, minutes in enumerate((1, -30))])
+        {**valid, "_id": f"dakar|broken{i}", "temp": "hot", "observed_at": latest.observed_at + timedelta(minutes=m)}
+        for i, m in enumerate((1, -30))])
     db[contracts.HOURLY_STATS].update_one({"_id": contracts.doc_id("dakar", hour)}, {"$unset": {"temp_mean": ""}})
     broken_point = db[contracts.FORECASTS].find_one({"region_id": "dakar"}, sort=[("target_time", 1)])
     db[contracts.FORECASTS].update_one({"_id": broken_point["_id"]}, {"$unset": {"yhat": ""}})
@@ -207,4 +208,4 @@ def test_a_malformed_stored_document_costs_only_itself(seeded, isolated, api, ca
     assert "observations document _id='dakar|broken1': temp:" in warnings
     assert f"hourly_stats document _id={contracts.doc_id('dakar', hour)!r}: temp_mean: missing" in warnings
     assert f"forecasts document _id={broken_point['_id']!r}: yhat: missing" in warnings
-    assert "streaming-batch log line, meteoflow.streaming: input_rows: missing" in warnings
+    assert "streaming-batch log line, meteoflow.streaming: batch_id: missing; input_rows: missing" in warnings
