@@ -11,7 +11,8 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, Mapping, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from meteoflow.contracts.common import UtcTime, dig
-from meteoflow.contracts.observation import describe_errors, describe_exception
+from meteoflow.contracts.observation import describe_exception
+from meteoflow.errors import describe_errors
 
 # --- log events other services rely on (field "event.action" of a pipeline.logs line) ---
 STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under "meteoflow.streaming"

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from meteoflow.contracts.common import UtcTime
 from meteoflow.contracts.forecasting import Prediction
 from meteoflow.contracts.observation import (
-    Latitude, Longitude, Observation, RegionId, describe_errors, describe_exception,
+    Latitude, Longitude, Observation, RegionId, describe_exception,
 )
+from meteoflow.errors import describe_errors
 
 log = logging.getLogger("meteoflow.contracts")
 MALFORMED_DOCUMENT_ACTION = "malformed-document"  # event.action of the warning about a skipped document
