@@ -9,24 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
+from meteoflow.contracts import Freshness, Thresholds  # noqa: F401 - defined with the web app's bodies
 from meteoflow.settings import Settings
-
-Freshness = Literal["fresh", "late", "silent"]
 
 
 class SilenceRule(BaseModel):
     late_after_intervals: float = Field(2.0, gt=0)
     silent_after_intervals: float = Field(4.0, gt=0)
-
-
-class Thresholds(BaseModel):
-    late_after_seconds: float
-    silent_after_seconds: float
 
 
 def load_silence_rule(path: Path) -> SilenceRule:

@@ -19,11 +19,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from elk.alerting.rules import RULE_MODELS, AlertRules, Grouping
-from meteoflow.contracts import MetricSample, SupervisorEvent, describe_exit
+from meteoflow.contracts import MetricSample, NotificationKind, NotificationStatus, SupervisorEvent, describe_exit
 from meteoflow.freshness import Thresholds, classify
-
-NotificationKind = Literal["alert", "reminder", "recovery"]
-NotificationStatus = Literal["pending", "sent", "logged", "failed", "silenced"]
 
 
 @dataclass(frozen=True)

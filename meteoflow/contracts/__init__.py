@@ -11,6 +11,7 @@ The services only meet through these. Each room of the package holds one kind:
     deadletters   the dead-letter message and how dead letters are counted
     alerting      silences and acknowledgements
     forecasting   the forecasting API's bodies
+    web           the web app's API bodies (webapp/routes/), errors included
 
 Import from here (`from meteoflow.contracts import Observation`); the rooms are an implementation detail.
 """
@@ -41,9 +42,19 @@ from meteoflow.contracts.deadletters import (  # noqa: F401
     counted_deadletters, counted_deadletters_kql,
 )
 from meteoflow.contracts.alerting import (  # noqa: F401
-    ALERT_RULES, SILENCE_MAX_SECONDS, Silence, Acknowledgement, SilenceRequest, AckRequest,
+    ALERT_RULES, SILENCE_MAX_SECONDS, NotificationKind, NotificationStatus, SilenceState, Silence, Acknowledgement,
+    SilenceRequest, AckRequest,
 )
 from meteoflow.contracts.forecasting import (  # noqa: F401
     SeriesPoint, PredictRequest, Prediction, ModelFacts, PredictResponse, BatchRequest, ItemError, BatchItem,
     BatchResponse,
+)
+from meteoflow.contracts.web import (  # noqa: F401
+    Number, WebBody, Freshness, Thresholds, ErrorBody, FieldError, ValidationErrorBody, AppHealth, ConfigResponse, ObservationBody,
+    RegionSummary, RegionsResponse, TimeWindow, HourlyStat, ForecastPoint, ForecastBody, RegionResponse,
+    StatusRegion, StreamingBatch, AlertBody, StatusSummary, StreamingStatus, AlertsStatus, DeadLetterEntry,
+    DeadLettersStatus, AlertingStatus, StatusResponse, Sampled, ServiceHealth, LagPoint, ConsumerHealth, StoreStatus,
+    StoreHealth, ForecastHealth, HealthWindow, HealthResponse, IncidentNotification, AcknowledgementBody,
+    IncidentBody, IncidentsResponse, IncidentResponse, IncidentAcknowledgement, AckResponse, SilenceBody,
+    SilencesResponse, SilenceResponse,
 )

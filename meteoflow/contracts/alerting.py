@@ -18,6 +18,10 @@ ALERT_RULES = ("region_silence", "arrival_lag", "streaming_stalled", "deadletter
 """The rules of the alerting service (elk/alerting/rules.py RULE_MODELS; a unit test keeps them
 equal), so the web app can refuse a silence for a rule that does not exist."""
 SILENCE_MAX_SECONDS = 30 * 24 * 3600  # longer than a month is not a silence but a disabled rule
+# A notification of an incident (elk/alerting/engine.py), as the web app shows it too.
+NotificationKind = Literal["alert", "reminder", "recovery"]
+NotificationStatus = Literal["pending", "sent", "logged", "failed", "silenced"]
+SilenceState = Literal["scheduled", "active", "expired"]
 
 
 class Silence(BaseModel):
@@ -66,7 +70,7 @@ class Silence(BaseModel):
     def is_active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at and (self.expired_at is None or now < self.expired_at)
 
-    def state(self, now: datetime) -> Literal["scheduled", "active", "expired"]:
+    def state(self, now: datetime) -> SilenceState:
         if now >= self.ends_at or (self.expired_at is not None and now >= self.expired_at):
             return "expired"
         return "scheduled" if now < self.starts_at else "active"
