@@ -79,14 +79,10 @@ def test_each_repeated_job_has_one_helper():
     assert definitions(files, ast.ClassDef, {"KafkaRecord"}) == {"KafkaRecord": ["meteoflow/kafka.py"]}
 
 
-# webapp/app.py's own _utcnow goes when that file is split into routers (another change owns it now).
-CLOCK_EXCEPTIONS = {"webapp/app.py"}
-
-
 def test_runtime_code_reads_the_clock_only_through_utc_now():
     calls = []
     for path in python_files(*RUNTIME_PACKAGES):
-        if name(path) in CLOCK_EXCEPTIONS | {"meteoflow/clock.py"}:
+        if name(path) == "meteoflow/clock.py":
             continue
         for node in ast.walk(parsed(path)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
