@@ -4,7 +4,9 @@ The build is fingerprinted: a SHA-256 over the frontend's sources (src/, public/
 index.html, configs, package.json and the lockfile) is written into dist/ after a
 successful build, and the next call builds again only if the fingerprint differs.
 Dependencies are installed with `npm ci` (exactly the committed lockfile) when
-node_modules is missing or the lockfile changed.
+node_modules is missing or the lockfile changed. Before the check, the API's OpenAPI schema
+is dumped to src/api/schema.json (webapp.openapi), and before `vite build` the TypeScript
+types are regenerated from it (src/api/types.gen.ts): the app is built against the API as it is.
 
     python -m webapp.build           build if needed
     python -m webapp.build --force   build anyway
@@ -55,7 +57,7 @@ def needs_build(root: Path = FRONTEND) -> bool:
     return stamp.read_text().strip() != fingerprint(root)
 
 
-def _npm(args: list[str], root: Path) -> None:
+def npm(args: list[str], root: Path = FRONTEND) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("webapp.build: npm is not installed (Node.js 20+ with npm is needed to build the web app)")
@@ -67,18 +69,27 @@ def _npm(args: list[str], root: Path) -> None:
         raise SystemExit(f"webapp.build: `npm {' '.join(args)}` failed with exit code {result.returncode}")
 
 
-def build(root: Path = FRONTEND, force: bool = False) -> bool:
-    """Build when needed; return True when a build ran."""
-    if not force and not needs_build(root):
-        print("[webapp.build] web app is up to date", flush=True)
-        return False
+def ensure_dependencies(root: Path = FRONTEND) -> None:
+    """`npm ci` when node_modules is missing or was installed from another lockfile."""
     lock_hash = _file_hash(root / "package-lock.json")
     lock_stamp = root / "node_modules" / LOCK_STAMP
     if not lock_stamp.is_file() or lock_stamp.read_text().strip() != lock_hash:
-        _npm(["ci", "--no-audit", "--no-fund"], root)
+        npm(["ci", "--no-audit", "--no-fund"], root)
         lock_stamp.write_text(lock_hash)
+
+
+def build(root: Path = FRONTEND, force: bool = False) -> bool:
+    """Build when needed; return True when a build ran."""
+    from webapp.openapi import GENERATE_SCRIPT, write_schema
+
+    write_schema(root)  # the API's schema is one of the sources: an endpoint changed, the app builds again
+    if not force and not needs_build(root):
+        print("[webapp.build] web app is up to date", flush=True)
+        return False
+    ensure_dependencies(root)
+    npm(["run", "--silent", GENERATE_SCRIPT], root)
     wanted = fingerprint(root)
-    _npm(["run", "build"], root)
+    npm(["run", "build"], root)
     (root / "dist" / STAMP).write_text(wanted)
     print(f"[webapp.build] built {root / 'dist'}", flush=True)
     return True

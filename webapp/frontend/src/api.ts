@@ -1,239 +1,59 @@
-// Types of the serving API's JSON bodies (webapp/app.py) and the one fetch helper.
+// The serving API's fetch helpers, and the types of its JSON bodies under the names the components use.
+// The types are GENERATED from the API's OpenAPI schema (src/api/schema.json -> src/api/types.gen.ts):
+// after changing an endpoint, run `.venv/bin/python -m webapp.openapi` (webapp/README.md). Never edit them here.
 
-export type Freshness = "fresh" | "late" | "silent";
+import type { components } from "./api/types.gen";
 
-export interface Thresholds {
-  late_after_seconds: number;
-  silent_after_seconds: number;
-}
+type Schemas = components["schemas"];
 
-export interface Observation {
-  region_id: string;
-  region_name: string;
-  observed_at: string;
-  temp: number;
-  feels_like: number | null;
-  humidity: number;
-  pressure: number;
-  wind_speed: number;
-  wind_deg: number | null;
-  weather_main: string | null;
-  weather_description: string | null;
-  weather_icon: string | null;
-  timezone_offset: number | null;
-  source: string;
-}
+export type Thresholds = Schemas["Thresholds"];
+export type Observation = Schemas["ObservationBody"];
+export type RegionSummary = Schemas["RegionSummary"];
+export type Freshness = RegionSummary["freshness"];
+export type RegionsResponse = Schemas["RegionsResponse"];
+export type HourlyStat = Schemas["HourlyStat"];
+export type ForecastPoint = Schemas["ForecastPoint"];
+export type RegionResponse = Schemas["RegionResponse"];
+export type ConfigResponse = Schemas["ConfigResponse"];
 
-export interface RegionSummary {
-  region_id: string;
-  region_name: string;
-  latest: Observation | null;
-  last_seen: string | null;
-  last_seen_basis: string;
-  age_seconds: number | null;
-  lag_seconds: number | null;
-  freshness: Freshness;
-}
+// GET /api/status
+export type StatusRegion = Schemas["StatusRegion"];
+export type StreamingBatch = Schemas["StreamingBatch"];
+export type Alert = Schemas["AlertBody"];
+export type StatusResponse = Schemas["StatusResponse"];
 
-export interface RegionsResponse {
-  generated_at: string;
-  thresholds: Thresholds;
-  regions: RegionSummary[];
-  errors: Record<string, string>;
-}
-
-export interface HourlyStat {
-  hour: string;
-  temp_min: number | null;
-  temp_max: number | null;
-  temp_mean: number | null;
-  count: number | null;
-}
-
-export interface ForecastPoint {
-  target_time: string;
-  yhat: number;
-  yhat_lower: number | null;
-  yhat_upper: number | null;
-}
-
-export interface RegionResponse {
-  generated_at: string;
-  hours: number;
-  window: { start: string; end: string };
-  region: RegionSummary;
-  observations: Observation[];
-  hourly: HourlyStat[];
-  forecast: { model_run_at: string | null; points: ForecastPoint[] } | null;
-  errors: Record<string, string>;
-}
-
-export interface StatusRegion extends RegionSummary {
-  arrivals_last_hour: number;
-  arrivals_per_bucket: number[];
-}
-
-export interface StreamingBatch {
-  at: string | null;
-  batch_id: number | null;
-  input_rows: number | null;
-  rows_per_second: number | null;
-  input_rows_per_second: number | null;
-  duration_ms: number | null;
-  durations_ms: Record<string, number>;
-}
-
-export interface Alert {
-  id: string | null;
-  rule: string | null;
-  region_id: string | null;
-  region_name: string | null;
-  subject: string | null;
-  state: string | null;
-  severity: string | null;
-  started_at: string | null;
-  resolved_at: string | null;
-  message: string | null;
-}
-
-export interface StatusResponse {
-  generated_at: string;
-  thresholds: Thresholds;
-  summary: {
-    regions: number;
-    fresh: number;
-    late: number;
-    silent: number;
-    arrivals_last_hour: number;
-    active_alerts: number;
-    deadletters_total: number;
-  };
-  regions: StatusRegion[];
-  arrival_bucket: string;
-  streaming: { batches: StreamingBatch[] };
-  alerts: { active: Alert[]; recent: Alert[] };
-  deadletters: {
-    total: number;
-    last_hour: number;
-    by_service: Record<string, number>;
-    latest: { failed_at: string | null; service: string | null; reason: string | null; key: string | null }[];
-  };
-  /** stale: the last evaluation is older than 3 intervals; null: no heartbeat (alerting not running yet). */
-  alerting: { last_evaluation_at: string | null; interval_seconds: number | null; stale: boolean | null };
-  errors: Record<string, string>;
-}
-
-export interface ConfigResponse {
-  refresh_seconds: number;
-  thresholds: Thresholds;
-  source: string;
-  expected_interval_seconds: number;
-}
-
-// --- incidents, acknowledgements, silences (GET/POST /api/incidents, /api/silences) ---------
-
-export type NotificationStatus = "pending" | "sent" | "logged" | "failed" | "silenced";
-
-export interface IncidentNotification {
-  delivery_id: string;
-  kind: "alert" | "reminder" | "recovery";
-  status: NotificationStatus;
-  created_at: string | null;
-  sent_at: string | null;
-  attempts: number | null;
-  last_error: string | null;
-  /** the silence that held it back (status "silenced") */
-  silenced_by: string | null;
-}
-
-export interface Acknowledgement {
-  author: string;
-  comment: string;
-  at: string | null;
-}
-
-export interface Incident {
-  id: string;
-  rule: string;
-  subject: string;
-  region_id: string | null;
-  region_name: string | null;
-  /** the rule's own title for it, when it has one (e.g. "Elasticsearch shipping stopped") */
-  title: string | null;
-  status: "firing" | "resolved";
-  severity: string | null;
-  summary: string | null;
-  /** "rule|subject" of the cause that explains it (root-cause inhibition): nothing is sent for it meanwhile */
-  inhibited_by: string | null;
-  hint: string | null;
-  opened_at: string | null;
-  updated_at: string | null;
-  resolved_at: string | null;
-  last_seen: string | null;
-  value: number | null;
-  threshold: number | null;
-  notifications: IncidentNotification[];
-  acknowledgement: Acknowledgement | null;
-}
-
-export interface IncidentsResponse {
-  generated_at: string;
-  total: number;
-  limit: number;
-  offset: number;
-  incidents: Incident[];
-}
-
-export interface IncidentResponse {
-  generated_at: string;
-  incident: Incident;
-}
-
-export type SilenceState = "active" | "scheduled" | "expired";
-
-export interface Silence {
-  id: string;
-  rule: string | null;
-  subject: string | null;
-  starts_at: string;
-  ends_at: string;
-  expired_at: string | null;
-  created_at: string;
-  comment: string;
-  author: string;
-  state: SilenceState;
-}
-
-export interface SilencesResponse {
-  generated_at: string;
-  /** the rule names a silence may match */
-  rules: string[];
-  max_seconds: number;
-  silences: Silence[];
-}
-
+// incidents, acknowledgements, silences (GET/POST /api/incidents, /api/silences)
+export type IncidentNotification = Schemas["IncidentNotification"];
+export type NotificationStatus = IncidentNotification["status"];
+export type Acknowledgement = Schemas["AcknowledgementBody"];
+export type Incident = Schemas["IncidentBody"];
+export type IncidentsResponse = Schemas["IncidentsResponse"];
+export type IncidentResponse = Schemas["IncidentResponse"];
+export type AckResponse = Schemas["AckResponse"];
+export type Silence = Schemas["SilenceBody"];
+export type SilenceState = Silence["state"];
+export type SilencesResponse = Schemas["SilencesResponse"];
+export type SilenceResponse = Schemas["SilenceResponse"];
 /** POST /api/silences: ends_at or duration_seconds (after starts_at, default now). */
-export interface SilenceRequest {
-  rule: string | null;
-  subject: string | null;
-  starts_at?: string;
-  ends_at?: string;
-  duration_seconds?: number;
-  comment: string;
-  author: string;
-}
+export type SilenceRequest = Schemas["SilenceRequest"];
+export type AckRequest = Schemas["AckRequest"];
 
-export interface AckRequest {
-  author: string;
-  comment: string;
-}
+// GET /api/health: the pipeline watching itself (samples of elk/health/)
+export type ServiceHealth = Schemas["ServiceHealth"];
+export type LagPoint = Schemas["LagPoint"];
+export type ConsumerHealth = Schemas["ConsumerHealth"];
+export type StoreHealth = Schemas["StoreHealth"];
+export type StoreStatus = StoreHealth["status"];
+export type ForecastHealth = Schemas["ForecastHealth"];
+/** When the sample was taken; stale: older than 3 sampling intervals, so not the present. */
+export type Sampled = Pick<ServiceHealth, "sampled_at" | "sample_age_seconds" | "stale">;
+export type HealthResponse = Schemas["HealthResponse"];
 
+// errors: a 404/409/503 body, and a 422's
+export type ErrorBody = Schemas["ErrorBody"];
+export type ValidationErrorBody = Schemas["ValidationErrorBody"];
 /** One entry of a 422's `errors`: which field, and what is wrong with it. */
-export interface FieldError {
-  field: string;
-  in: string | null;
-  message: string;
-}
+export type FieldError = Schemas["FieldError"];
 
 export class ApiError extends Error {
   constructor(
@@ -292,77 +112,4 @@ export async function sendJson<T>(method: "POST" | "DELETE", url: string, body?:
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-}
-
-// --- GET /api/health: the pipeline watching itself (samples of elk/health/) -------------------
-
-/** When the sample was taken; stale: older than 3 sampling intervals, so not the present. */
-export interface Sampled {
-  sampled_at: string | null;
-  sample_age_seconds: number | null;
-  stale: boolean;
-}
-
-export interface ServiceHealth extends Sampled {
-  name: string;
-  /** up, backoff (restarting after an exit), crash-loop, held (stopped with ./run.sh down) */
-  state: string | null;
-  up: boolean | null;
-  uptime_seconds: number | null;
-  restarts: number | null;
-  last_exit_code: number | null;
-  /** last error-looking line of its log, secrets masked by the supervisor */
-  last_error: string | null;
-}
-
-export interface LagPoint {
-  at: string;
-  lag_records: number | null;
-  lag_seconds: number | null;
-}
-
-export interface ConsumerHealth extends Sampled {
-  name: string;
-  lag_records: number | null;
-  lag_seconds: number | null;
-  partitions: number | null;
-  /** false: it has processed nothing yet (starting); null: not known */
-  started: boolean | null;
-  /** max per bucket over the window, oldest first; null values: no sample in that bucket */
-  series: LagPoint[];
-}
-
-export type StoreStatus = "reference" | "unknown" | "in_step" | "behind" | "far_behind";
-
-export interface StoreHealth extends Sampled {
-  name: string;
-  newest_at: string | null;
-  /** how far its newest record lies behind Kafka's newest */
-  staleness_seconds: number | null;
-  age_seconds: number | null;
-  status: StoreStatus;
-}
-
-export interface ForecastHealth extends Sampled {
-  region_id: string;
-  model_run_at: string | null;
-  age_seconds: number | null;
-  forecast_status: string | null;
-}
-
-export interface HealthResponse {
-  generated_at: string;
-  /** stale: the newest sample is older than 3 intervals; empty: no sample at all; unavailable: not readable */
-  state: "ok" | "stale" | "empty" | "unavailable";
-  message: string | null;
-  interval_seconds: number;
-  stale_after_seconds: number;
-  newest_sample_at: string | null;
-  newest_sample_age_seconds: number | null;
-  window: { start: string; end: string; bucket_seconds: number };
-  services: ServiceHealth[];
-  consumers: ConsumerHealth[];
-  stores: StoreHealth[];
-  forecasts: ForecastHealth[];
-  errors: Record<string, string>;
 }
