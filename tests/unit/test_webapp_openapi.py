@@ -9,7 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from meteoflow.contracts import Acknowledgement, Observation, Silence
+from meteoflow.contracts import (
+    Acknowledgement, ForecastDocument, HourlyStats, Observation, ObservationDocument, Silence, StreamingBatchEvent,
+)
 from meteoflow.freshness import thresholds
 from meteoflow.settings import load_settings
 from webapp import openapi, views
@@ -143,25 +145,30 @@ class FakeStore:
         return list(self.docs)
 
     def latest_observation(self, region_id):
-        return self.docs.get(region_id)
+        doc = self.docs.get(region_id)
+        return ObservationDocument.from_document(doc) if doc else None
 
     def arrivals_by_region(self):
         return self.arrivals
 
     def observations(self, region_id, start, end):
-        return [self.docs[region_id]]
+        return [ObservationDocument.from_document(self.docs[region_id])]
 
     def hourly_stats(self, region_id, start, end):
-        return [{"hour": datetime(2026, 3, 1, 11), "temp_min": 24, "temp_max": 26.5, "temp_mean": 25.1, "count": 2}]
+        return [HourlyStats.from_document({"_id": f"{region_id}|h", "region_id": region_id, "hour": datetime(2026, 3, 1, 11),
+                                           "temp_min": 24, "temp_max": 26.5, "temp_mean": 25.1, "count": 2,
+                                           "computed_at": datetime(2026, 3, 1, 11, 59)})]
 
     def latest_forecast(self, region_id):
-        return [{"model_run_at": datetime(2026, 3, 1, 11), "target_time": datetime(2026, 3, 1, 13), "yhat": 27,
-                 "yhat_lower": 25.5, "yhat_upper": 28.5}]
+        return [ForecastDocument.from_document({
+            "_id": f"{region_id}|f", "region_id": region_id, "model_run_at": datetime(2026, 3, 1, 11),
+            "target_time": datetime(2026, 3, 1, 13), "yhat": 27, "yhat_lower": 25.5, "yhat_upper": 28.5})]
 
     def streaming_batches(self):
-        return [{"@timestamp": "2026-03-01T11:59:00Z", "meteoflow": {"streaming": {
-            "batch_id": 7, "input_rows": 3, "processed_rows_per_second": 1.5, "durations_ms": {"total": 120},
-            "stored": 3, "invalid": 0}}}]
+        return [StreamingBatchEvent.from_log_line({"@timestamp": "2026-03-01T11:59:00Z", "meteoflow": {"streaming": {
+            "batch_id": 7, "input_rows": 3, "rows_per_second": 1.5, "durations_ms": {"total": 120},
+            "dead_letters": 0, "stored": 3, "stats_upserted": 1,
+            "forecast": {"ok": 1, "failed": 0, "skipped": 0, "errors": 0, "deferred": 0, "forecasts_written": 24}}}})]
 
     def alerts(self, active, limit):
         return [(INCIDENT["incident_id"], INCIDENT)]
@@ -190,18 +197,19 @@ def test_the_models_keep_every_key_and_number_the_views_build():
     store = FakeStore()
     c = TestClient(create_app(settings, store=store, clock=lambda: NOW))
     limits = thresholds(settings)
-    summaries = {rid: views.region_summary(rid, doc, store.arrivals.get(rid), limits, NOW)
-                 for rid, doc in store.docs.items()}
+    summaries = {rid: views.region_summary(rid, store.latest_observation(rid), store.arrivals.get(rid), limits, NOW)
+                 for rid in store.docs}
 
     regions = c.get("/api/regions")
     assert regions.status_code == 200
     assert exact(regions.json()) == exact({"generated_at": "2026-03-01T12:00:00Z", "thresholds": limits.model_dump(),
                                            "regions": views.sort_regions(summaries.values()), "errors": {}})
-    assert regions.json()["regions"][0]["latest"]["humidity"] == 60 and '"humidity":60,' in regions.text
+    # The store reads documents through their contract (ObservationDocument: humidity is a float).
+    assert regions.json()["regions"][0]["latest"]["humidity"] == 60
 
     region = c.get("/api/regions/dakar", params={"hours": 2}).json()
     assert exact(region["region"]) == exact(summaries["dakar"])
-    assert exact(region["observations"]) == exact([views.observation_body(store.docs["dakar"])])
+    assert exact(region["observations"]) == exact([views.observation_body(d) for d in store.observations("dakar", NOW, NOW)])
     assert exact(region["hourly"]) == exact([views.hourly_body(d) for d in store.hourly_stats("dakar", NOW, NOW)])
     assert exact(region["forecast"]) == exact(views.forecast_body(store.latest_forecast("dakar")))
 
