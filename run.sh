@@ -15,9 +15,30 @@ export PIP_CACHE_DIR="$ROOT/.cache/pip"
 export npm_config_cache="$ROOT/.cache/npm"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
+SETUP_LOGS="${METEOFLOW_RUN_DIR:-$ROOT/.run}/logs"
 
 say() { printf '\033[1m[meteoflow]\033[0m %s\n' "$*"; }
 die() { printf '[meteoflow] error: %s\n' "$*" >&2; exit 2; }
+
+step() {
+  # step NAME TITLE CMD...: one line for a set-up step; CMD's output goes to
+  # <run_dir>/logs/install-NAME.log, whose tail is printed only when CMD fails.
+  # (Python's steps print the same way, with a spinner on a terminal: stack.process.step.)
+  local name=$1 title=$2 started=$SECONDS code
+  shift 2
+  local log="$SETUP_LOGS/install-$name.log"
+  mkdir -p "$SETUP_LOGS"
+  printf '\033[1m[meteoflow]\033[0m %s ... ' "$title"
+  if "$@" > "$log" 2>&1 < /dev/null; then
+    printf 'done (%d s)\n' $((SECONDS - started))
+  else
+    code=$?
+    printf 'failed\n'
+    printf '[meteoflow] last lines of %s:\n' "$log" >&2
+    tail -n 30 "$log" | sed 's/^/  /' >&2
+    die "$title failed (exit $code; full log: $log)"
+  fi
+}
 
 apt_install() {
   # Debian packages the stack needs; installed only when missing, and only as root.
@@ -26,11 +47,18 @@ apt_install() {
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
     die "missing ${missing[*]}; install them with your package manager"
   fi
-  say "installing Debian packages: ${missing[*]}"
+  step apt "installing Debian packages: ${missing[*]}" apt_get_install "${missing[@]}"
+}
+
+apt_get_install() {
   if [ ! -f "$ROOT/.cache/apt-updated" ]; then
-    apt-get update -qq >/dev/null && mkdir -p "$ROOT/.cache" && touch "$ROOT/.cache/apt-updated"
+    apt-get update -qq && mkdir -p "$ROOT/.cache" && touch "$ROOT/.cache/apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+pip_install() {
+  "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e ".[test]"
 }
 
 system_deps() {
@@ -52,18 +80,12 @@ python_env() {
   "$py" -c 'import sys; sys.exit(0 if (3,11) <= sys.version_info[:2] < (3,14) else 1)' \
     || die "Python 3.11-3.13 is needed (found $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11"
   if [ ! -x "$PY" ]; then
-    say "creating the virtual environment in .venv"
-    "$py" -m venv "$VENV"
+    step venv "creating the virtual environment in .venv" "$py" -m venv "$VENV"
   fi
   local stamp="$VENV/.meteoflow-installed" want
   want=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing Python dependencies (pinned in pyproject.toml)"
-    # pip's own output (and setuptools' editable-install banner) goes to a log, shown on failure.
-    if ! { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e ".[test]"; } > "$VENV/pip-install.log" 2>&1; then
-      tail -n 40 "$VENV/pip-install.log" >&2
-      die "installing the Python dependencies failed (full log: $VENV/pip-install.log)"
-    fi
+    step pip "installing Python dependencies (pinned in pyproject.toml)" pip_install
     echo "$want" > "$stamp"
   fi
 }

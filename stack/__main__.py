@@ -5,7 +5,7 @@
   down     stop what this run directory started (services first)
   status   each server and service: state, port, pid, restarts, last exit
   logs     show (or follow with -f) one log, or list them
-  install  download every pinned server into the cache, start nothing
+  install  download (or build) every pinned server and jar into the cache, start nothing
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from meteoflow.contracts import SupervisorState, describe_exit
 from meteoflow.logs import setup_logging
 from meteoflow.metrics import METRICS_PORT_SETTINGS
 from meteoflow.settings import SettingsError, load_settings
-from stack import install
+from stack import install, spinner
 from stack.logrotate import rotate_logs
 from stack.process import StackError, Status, pid_alive, tail
 from stack.servers import servers
@@ -136,6 +136,7 @@ def cmd_run(settings) -> int:
         print("No OpenWeatherMap API key set (METEOFLOW_OWM_API_KEY): the producer uses the offline simulator.")
     else:
         print(f"Producer source: {settings.effective_source}")
+    install.install_all(settings)
     stopping = False
 
     def _stop(signum, frame):  # noqa: ARG001
@@ -220,10 +221,7 @@ def cmd_logs(settings, name: str | None, follow: bool, lines: int) -> int:
 
 def cmd_install(settings) -> int:
     started = time.monotonic()
-    install.java_home(settings)
-    install.kafka_libs(settings)
-    install.elasticsearch_home(settings)
-    install.ferretdb_binary(settings)
+    install.install_all(settings)
     print(f"installed in {time.monotonic() - started:.0f} s; cache {settings.cache_dir} holds "
           f"{install.cache_size(settings) / 1e6:.0f} MB")
     return 0
@@ -246,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-n", "--lines", type=int, default=50)
     sub.add_parser("install", help="download the pinned servers into the cache")
     args = parser.parse_args(argv)
+    spinner.enable()
     try:
         settings = load_settings()
         if args.command == "run":

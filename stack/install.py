@@ -3,7 +3,9 @@
 Maven Central (through the machine's `mvn`) brings the Kafka jars and the
 Elasticsearch integ-test-zip; the Go module proxy (through `go`) brings FerretDB's
 source, which is built here. Everything lands under `<cache_dir>`, which the repo
-ignores, and is reused when present. Downloads print their progress.
+ignores, and is reused when present. Each install is one step (stack.process.step):
+one line on the terminal, the tools' own output in `<run_dir>/logs/install-<step>.log`,
+whose tail is printed when the step fails.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
-from meteoflow.settings import Settings
-from stack.process import StackError
+from meteoflow.settings import Settings, load_settings
+from stack.process import StackError, current_step, step
 
 KAFKA_VERSION = "4.1.1"
 SLF4J_VERSION = "2.0.17"
@@ -54,12 +56,21 @@ def _need(tool: str, hint: str) -> str:
     return path
 
 
-def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-    print(f"  {what}: {' '.join(cmd[:3])} ...", flush=True)
-    # Output goes straight to the terminal, so Maven's and Go's download lines show progress.
-    result = subprocess.run(cmd, env=env, cwd=cwd, stdout=sys.stdout, stderr=sys.stderr)
-    if result.returncode != 0:
-        raise StackError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}")
+@contextmanager
+def _step(settings: Settings, name: str, title: str):
+    """One install step: its commands log to <run_dir>/logs/install-<name>.log."""
+    with step(name, title, settings.run_dir / "logs") as running:
+        yield running
+
+
+def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+         capture: bool = False) -> str:
+    """Run a command inside the current step (into its log), or as a step of its own named `what`."""
+    running = current_step()
+    if running is not None:
+        return running.run(cmd, env=env, cwd=cwd, capture=capture)
+    with step(what, what, load_settings().run_dir / "logs") as running:
+        return running.run(cmd, env=env, cwd=cwd, capture=capture)
 
 
 def _maven_env(settings: Settings) -> dict[str, str]:
@@ -113,13 +124,13 @@ def kafka_libs(settings: Settings) -> Path:
     if done.exists():
         return libs
     target.mkdir(parents=True, exist_ok=True)
-    print(f"installing Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}", flush=True)
-    _maven_copy_dependencies(settings, target, "kafka-broker", KAFKA_VERSION, [
-        ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
-        ("org.slf4j", "slf4j-api", SLF4J_VERSION),
-        ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
-        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
-    ], libs, "resolving Kafka")
+    with _step(settings, "kafka", f"installing Apache Kafka {KAFKA_VERSION} jars (Maven Central)"):
+        _maven_copy_dependencies(settings, target, "kafka-broker", KAFKA_VERSION, [
+            ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+            ("org.slf4j", "slf4j-api", SLF4J_VERSION),
+            ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
+            ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+        ], libs, "resolving Kafka")
     done.write_text(KAFKA_VERSION)
     return libs
 
@@ -133,20 +144,20 @@ def elasticsearch_home(settings: Settings) -> Path:
         return home
     target.mkdir(parents=True, exist_ok=True)
     artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ELASTICSEARCH_VERSION}:zip"
-    print(f"installing Elasticsearch {ELASTICSEARCH_VERSION} (integ-test-zip) from Maven Central", flush=True)
-    _mvn(
-        settings,
-        ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={target}"],
-        "downloading Elasticsearch",
-        cwd=target,
-    )
-    archive = target / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip"
-    shutil.rmtree(home, ignore_errors=True)
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(target)
-    for script in (home / "bin").iterdir():
-        script.chmod(0o755)  # zipfile drops the executable bits
-    archive.unlink()
+    with _step(settings, "elasticsearch", f"installing Elasticsearch {ELASTICSEARCH_VERSION} (Maven Central)"):
+        _mvn(
+            settings,
+            ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={target}"],
+            "downloading Elasticsearch",
+            cwd=target,
+        )
+        archive = target / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip"
+        shutil.rmtree(home, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(target)
+        for script in (home / "bin").iterdir():
+            script.chmod(0o755)  # zipfile drops the executable bits
+        archive.unlink()
     done.write_text(ELASTICSEARCH_VERSION)
     return home
 
@@ -164,10 +175,10 @@ def spark_kafka_jars(settings: Settings, spark_version: str) -> list[Path]:
     done = target / ".complete"
     if not done.exists():
         target.mkdir(parents=True, exist_ok=True)
-        print(f"installing the Spark Kafka connector {spark_version} from Maven Central", flush=True)
-        _maven_copy_dependencies(settings, target, "spark-kafka", spark_version, [
-            ("org.apache.spark", "spark-sql-kafka-0-10_2.13", spark_version),
-        ], jars, "resolving the Spark Kafka connector")
+        with _step(settings, "spark-kafka", f"installing the Spark Kafka connector {spark_version} (Maven Central)"):
+            _maven_copy_dependencies(settings, target, "spark-kafka", spark_version, [
+                ("org.apache.spark", "spark-sql-kafka-0-10_2.13", spark_version),
+            ], jars, "resolving the Spark Kafka connector")
         # Keep only what pyspark does not ship already (same artifact, any version).
         shipped = {re.sub(r"-\d[\w.]*\.jar$", "", p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
         for jar in jars.glob("*.jar"):
@@ -248,24 +259,31 @@ def ferretdb_binary(settings: Settings) -> Path:
         return binary
     go = _need("go", "install Go 1.22+ (apt-get install golang) to build FerretDB")
     env = _go_env(settings)
-    print(f"installing FerretDB {FERRETDB_VERSION} from the Go module proxy (build takes a minute)", flush=True)
-    out = subprocess.run(
-        [go, "mod", "download", "-x", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise StackError(f"go mod download of FerretDB {FERRETDB_VERSION} failed:\n{out.stdout}{out.stderr}")
-    source = Path(json.loads(out.stdout)["Dir"])
-    build_dir = target / "src"
-    shutil.rmtree(build_dir, ignore_errors=True)
-    shutil.copytree(source, build_dir)
-    (build_dir / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
-    patch_ferretdb(build_dir)
-    _run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"], "building FerretDB", env=env, cwd=build_dir)
-    shutil.rmtree(build_dir, ignore_errors=True)
+    with _step(settings, "ferretdb", f"building FerretDB {FERRETDB_VERSION} (Go module proxy, about a minute)"):
+        out = _run([go, "mod", "download", "-x", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
+                   f"downloading FerretDB {FERRETDB_VERSION}", env=env, capture=True)
+        source = Path(json.loads(out)["Dir"])
+        build_dir = target / "src"
+        shutil.rmtree(build_dir, ignore_errors=True)
+        shutil.copytree(source, build_dir)
+        (build_dir / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+        patch_ferretdb(build_dir)
+        _run([go, "build", "-trimpath", "-o", str(binary), "./cmd/ferretdb"], "building FerretDB", env=env,
+             cwd=build_dir)
+        shutil.rmtree(build_dir, ignore_errors=True)
     return binary
+
+
+def install_all(settings: Settings) -> None:
+    """Everything the stack runs, fetched or built before anything starts (a no-op once cached):
+    the steps print one line each here rather than in the middle of a server's start."""
+    import pyspark
+
+    java_home(settings)
+    kafka_libs(settings)
+    elasticsearch_home(settings)
+    ferretdb_binary(settings)
+    spark_kafka_jars(settings, pyspark.__version__)
 
 
 def cache_size(settings: Settings) -> int:

@@ -1,22 +1,34 @@
-"""Supervising one native process: pid file, start, health wait, clean stop.
+"""Supervising one native process: pid file, start, health wait, clean stop; and
+set-up steps (downloads, builds) that print one line each.
 
 Every server (Kafka, Elasticsearch, FerretDB) and every Meteoflow service started
 by `./run.sh` is a `ManagedProcess`. Its pid file and log live under the run
 directory; `stop` only ever signals a pid that this code started (the pid file's
 process must still carry the run directory in its command line), never a broad
 kill by name.
+
+A set-up step (`step`) sends its commands' output to `<run_dir>/logs/install-<name>.log` and
+prints `[meteoflow] <title> ... done (12 s)`; when it fails, the last lines of its log and the
+log's path go to stderr, then the error propagates as it would have. On a terminal,
+stack.spinner shows a spinner meanwhile. (Here rather than in a module of its own: the
+streaming image resolves its Spark connector with stack/install.py and this file only.)
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 from meteoflow.processes import pid_alive
 from meteoflow.settings import Settings
@@ -255,3 +267,122 @@ class ManagedProcess:
     def kill(self) -> None:
         """SIGKILL the process group: for fault-injection tests."""
         self.stop(timeout=0, sig=signal.SIGKILL)
+
+
+# --- set-up steps ------------------------------------------------------------------------
+STEP_PREFIX = "[meteoflow]"
+STEP_TAIL_LINES = 30
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_current_step: contextvars.ContextVar[Step | None] = contextvars.ContextVar("meteoflow_step", default=None)
+
+
+def step_log(log_dir: Path, name: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "step"
+    return log_dir / f"install-{slug}.log"
+
+
+def last_lines(path: Path, lines: int = STEP_TAIL_LINES) -> list[str]:
+    """The last `lines` non-empty lines of a log (read from its last 64 kB), as a terminal shows them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64_000))
+            text = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return []
+    # Colour codes (Maven prints them even in batch mode) would garble the terminal, and of a
+    # line redrawn with \r (a progress bar) only its last state is worth showing.
+    text = _ANSI.sub("", text)
+    return [ln.rsplit("\r", 1)[-1] for ln in text.splitlines() if ln.strip()][-lines:]
+
+
+class Step:
+    """One running set-up step: runs commands with their output appended to the step's log."""
+
+    def __init__(self, name: str, title: str, log: Path):
+        self.name = name
+        self.title = title
+        self.log = log
+
+    def run(self, cmd: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            capture: bool = False) -> str:
+        """Run `cmd` with stdout and stderr into the log; with `capture`, stdout is returned
+        (and logged too) and only stderr goes to the log as it comes."""
+        with open(self.log, "ab") as out:
+            out.write(f"$ {' '.join(cmd)}\n".encode())
+            out.flush()
+            result = subprocess.run(
+                list(cmd), env=dict(env) if env is not None else None, cwd=cwd, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture else out, stderr=out,
+            )
+            if capture:
+                out.write(result.stdout)
+        if result.returncode != 0:
+            raise StackError(f"{self.title}: `{' '.join(cmd)}` failed with exit code {result.returncode}")
+        return result.stdout.decode("utf-8", "replace") if capture else ""
+
+
+class StepDisplay:
+    """How steps show without a terminal (CI, a pipe): the line opens when the step starts, so a
+    long one does not look hung, and closes with the outcome. stack.spinner does better on a terminal."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
+        self._out, self._err = out, err
+
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout  # looked up late: whatever stdout is when the step runs
+
+    @property
+    def err(self) -> TextIO:
+        return self._err or sys.stderr
+
+    def begin(self, step: Step) -> None:
+        print(f"{STEP_PREFIX} {step.title} ...", end="", file=self.out, flush=True)
+
+    def end(self, step: Step, outcome: str) -> None:
+        print(f" {outcome}", file=self.out, flush=True)
+
+    def show_tail(self, step: Step) -> None:
+        lines = last_lines(step.log)
+        text = "".join(f"  {line}\n" for line in lines)
+        print(f"{STEP_PREFIX} last {len(lines)} lines of {step.log}:\n{text}{STEP_PREFIX} full log: {step.log}",
+              file=self.err, flush=True)
+
+
+step_display = StepDisplay()
+
+
+def current_step() -> Step | None:
+    """The step running in this context, if any: a command run inside it logs there."""
+    return _current_step.get()
+
+
+@contextmanager
+def step(name: str, title: str, log_dir: Path, display: StepDisplay | None = None) -> Iterator[Step]:
+    """Run a block as one set-up step: one line when it succeeds, the log's tail when it fails.
+    A step inside another is part of the outer one (same log, no line of its own)."""
+    outer = _current_step.get()
+    if outer is not None:
+        yield outer
+        return
+    display = display or step_display
+    log_dir.mkdir(parents=True, exist_ok=True)
+    this = Step(name, title, step_log(log_dir, name))
+    this.log.write_text(f"# {title}\n")
+    token = _current_step.set(this)
+    started = time.monotonic()
+    display.begin(this)
+    try:
+        yield this
+    except KeyboardInterrupt:
+        display.end(this, "interrupted")
+        raise
+    except BaseException:
+        display.end(this, "failed")
+        display.show_tail(this)
+        raise
+    else:
+        display.end(this, f"done ({time.monotonic() - started:.0f} s)")
+    finally:
+        _current_step.reset(token)

@@ -7,6 +7,8 @@ Dependencies are installed with `npm ci` (exactly the committed lockfile) when
 node_modules is missing or the lockfile changed. Before the check, the API's OpenAPI schema
 is dumped to src/api/schema.json (webapp.openapi), and before `vite build` the TypeScript
 types are regenerated from it (src/api/types.gen.ts): the app is built against the API as it is.
+Each npm command is one step (stack.process.step): one line, npm's output in
+<run_dir>/logs/install-webapp-*.log.
 
     python -m webapp.build           build if needed
     python -m webapp.build --force   build anyway
@@ -19,9 +21,12 @@ import argparse
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from meteoflow.settings import load_settings
+from stack import spinner
+from stack.process import StackError, step
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
 SOURCE_FILES = ("package.json", "package-lock.json", "index.html", "vite.config.ts", "tsconfig.json")
@@ -57,16 +62,17 @@ def needs_build(root: Path = FRONTEND) -> bool:
     return stamp.read_text().strip() != fingerprint(root)
 
 
-def npm(args: list[str], root: Path = FRONTEND) -> None:
-    npm = shutil.which("npm")
-    if npm is None:
+def npm(args: list[str], root: Path = FRONTEND, name: str = "webapp-npm", title: str | None = None) -> None:
+    executable = shutil.which("npm")
+    if executable is None:
         raise SystemExit("webapp.build: npm is not installed (Node.js 20+ with npm is needed to build the web app)")
     env = dict(os.environ)
     env.setdefault("npm_config_cache", str(root.parent.parent / ".cache" / "npm"))
-    print(f"[webapp.build] npm {' '.join(args)}", flush=True)
-    result = subprocess.run([npm, *args], cwd=root, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"webapp.build: `npm {' '.join(args)}` failed with exit code {result.returncode}")
+    try:
+        with step(name, title or f"npm {' '.join(args)}", load_settings().run_dir / "logs") as running:
+            running.run([executable, *args], env=env, cwd=root)
+    except StackError as exc:
+        raise SystemExit(f"webapp.build: {exc}") from None
 
 
 def ensure_dependencies(root: Path = FRONTEND) -> None:
@@ -74,7 +80,7 @@ def ensure_dependencies(root: Path = FRONTEND) -> None:
     lock_hash = _file_hash(root / "package-lock.json")
     lock_stamp = root / "node_modules" / LOCK_STAMP
     if not lock_stamp.is_file() or lock_stamp.read_text().strip() != lock_hash:
-        npm(["ci", "--no-audit", "--no-fund"], root)
+        npm(["ci", "--no-audit", "--no-fund"], root, "webapp-npm", "installing the web app's npm packages")
         lock_stamp.write_text(lock_hash)
 
 
@@ -87,11 +93,10 @@ def build(root: Path = FRONTEND, force: bool = False) -> bool:
         print("[webapp.build] web app is up to date", flush=True)
         return False
     ensure_dependencies(root)
-    npm(["run", "--silent", GENERATE_SCRIPT], root)
+    npm(["run", "--silent", GENERATE_SCRIPT], root, "webapp-types", "generating the API's TypeScript types")
     wanted = fingerprint(root)
-    npm(["run", "build"], root)
+    npm(["run", "build"], root, "webapp-build", "building the web app (vite)")
     (root / "dist" / STAMP).write_text(wanted)
-    print(f"[webapp.build] built {root / 'dist'}", flush=True)
     return True
 
 
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="build even when the sources did not change")
     parser.add_argument("--check", action="store_true", help="exit 1 when a build is needed; build nothing")
     args = parser.parse_args(argv)
+    spinner.enable()
     if args.check:
         stale = needs_build()
         print("[webapp.build] build needed" if stale else "[webapp.build] web app is up to date")
