@@ -6,7 +6,7 @@ Every service calls `setup_logging(service, settings)` once. A line looks like
 Extra fields passed with `log.info("...", extra={"fields": {...}})` are merged
 into the document as they are (use ECS names or a `meteoflow.` prefix).
 The Kafka handler never blocks or raises into the service: if Kafka is down the
-line is still on stdout.
+line is still on stdout. Why not Elastic's `ecs-logging` formatter: README, "The services".
 """
 
 from __future__ import annotations
