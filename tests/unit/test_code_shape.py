@@ -45,11 +45,22 @@ def stack_imports(paths: list[Path]) -> list[tuple[Path, str]]:
             if module == "stack" or module.startswith("stack.")]
 
 
+# Build-time tools that live next to what they build; no service imports them and no image runs them
+# (the web app image builds the frontend with npm in its own stage).
+BUILD_TOOLS = {"webapp/build.py", "webapp/openapi.py"}
+
+
 def test_no_runtime_module_imports_the_development_stack():
-    files = python_files(*RUNTIME_PACKAGES)
+    files = [path for path in python_files(*RUNTIME_PACKAGES) if name(path) not in BUILD_TOOLS]
     assert len(files) > 50  # the walk sees the packages
     found = [f"{name(path)} imports {module}" for path, module in stack_imports(files)]
     assert found == [], "runtime code must not depend on stack/ (the images do not ship it)"
+
+
+def test_no_service_imports_the_build_tools():
+    found = [f"{name(path)} imports {module}" for path in python_files(*RUNTIME_PACKAGES) if name(path) not in BUILD_TOOLS
+             for module in imported_modules(parsed(path)) if module in ("webapp.build", "webapp.openapi")]
+    assert found == []
 
 
 def test_the_import_check_sees_an_import_of_stack(tmp_path):
