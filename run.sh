@@ -129,7 +129,7 @@ case "$cmd" in
     ;;
   docker)
     # Docker Compose deployment (compose.yaml): up | down | logs | ps | config
-    exec "$ROOT/deploy/docker.sh" "$@"
+    exec "$ROOT/docker/docker.sh" "$@"
     ;;
   bench)
     system_deps

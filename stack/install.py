@@ -200,6 +200,12 @@ def _go_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def go_env(settings: Settings) -> dict[str, str]:
+    """The environment `go` builds run with: module and build caches under the cache dir,
+    static binaries, the local toolchain only (docker/compose_tool.py builds Compose with it)."""
+    return _go_env(settings)
+
+
 # FerretDB 1.24's update handler defers closing each update's query iterator until the
 # whole bulk command returns. Every matching update keeps a SQLite connection, so a bulk
 # of more than 100 updates that match existing documents (exactly what an idempotent

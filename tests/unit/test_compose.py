@@ -1,46 +1,34 @@
-"""compose.yaml and the Dockerfiles, checked without a Docker engine.
+"""compose.yaml and the Dockerfiles, checked without a Docker engine, offline.
 
-A real Compose implementation (Compose v2 from the Docker CLI plugin, or built from the Go
-module proxy by deploy.compose_tool and cached under .cache/compose) resolves compose.yaml
-with the values of .env.example; the checks below read what it resolved, so anchors,
-merges and interpolation are Compose's, not ours. What cannot be checked here: building
-the images and running the containers (no engine on this machine).
+docker/compose_tool.resolve() reads compose.yaml with the values of .env.example the way
+`docker compose config` does (anchors, merges, interpolation, short port syntax); the checks
+below read what it resolved. tests/integration/test_compose_engine.py proves that a real
+Compose v2 resolves the file to the same values. What cannot be checked here: building the
+images and running the containers (no engine on this machine).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.metadata
-import importlib.util
-import os
+import json
 import re
-import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
-from deploy import compose_tool
-from deploy.compose_tool import compose_command
 from meteoflow.settings import REPO_ROOT, load_settings
+from tests.docker_scripts import DOCKER_DIR, load_script
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-DOCKER_DIR = REPO_ROOT / "docker"
 
-
-def _load_script(name: str, path: Path):
-    # docker/ is not a package (the images run these files directly).
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-docker_requirements = _load_script("docker_requirements", DOCKER_DIR / "requirements.py")
+docker_requirements = load_script("requirements")
+compose_tool = load_script("compose_tool")
 
 # The only published ports: web app, Kibana, forecasting API docs, and the Prometheus exporters of
 # the loop services (docs/docker.md).
@@ -66,18 +54,9 @@ MODULE_OF = {  # Meteoflow service -> its `python -m` module
 }
 
 
-def _clean_env(home: Path | None = None) -> dict[str, str]:
-    # Only what Compose needs, so no METEOFLOW_* of the developer's shell leaks into the check.
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home or Path.home())}
-
-
-def run_compose(args: list[str], env_file: Path) -> subprocess.CompletedProcess:
-    return compose_tool.run_compose(load_settings(), REPO_ROOT, env_file, args)
-
-
 @pytest.fixture(scope="module")
 def config() -> dict:
-    return compose_tool.resolved_config(load_settings(), REPO_ROOT, ENV_EXAMPLE)
+    return compose_tool.resolve(REPO_ROOT, ENV_EXAMPLE)
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +64,24 @@ def services(config) -> dict:
     return config["services"]
 
 
-def test_compose_rejects_a_missing_password(tmp_path):
-    """The check is real: Compose itself refuses the file when a required secret is absent."""
+def test_a_missing_password_is_refused(tmp_path):
+    """As Compose does: a required secret absent from the env file stops the resolution, by name."""
     env = tmp_path / "partial.env"
     env.write_text("\n".join(l for l in ENV_EXAMPLE.read_text().splitlines() if not l.startswith("ELASTIC_PASSWORD=")))
-    result = run_compose(["config"], env)
-    assert result.returncode != 0
-    assert "ELASTIC_PASSWORD" in result.stderr
+    with pytest.raises(compose_tool.ComposeError, match="ELASTIC_PASSWORD"):
+        compose_tool.resolve(REPO_ROOT, env)
+
+
+def test_interpolation_follows_compose():
+    interpolate = compose_tool.interpolate
+    values = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET}-${UNSET:-d}-${EMPTY:-e}-${EMPTY-f}-$SET", values) == "x-d-e--x"
+    assert interpolate("${SET:+yes}${UNSET:+no}|$$HOME|$${X}", values) == "yes|$HOME|${X}"
+    assert interpolate("${UNSET:-${SET}}", values) == "x"
+    with pytest.raises(compose_tool.ComposeError, match="EMPTY"):
+        interpolate("${EMPTY:?set EMPTY}", values)
+    assert interpolate("${EMPTY?unset only}", values) == ""
+    assert compose_tool.memory_bytes("512m") == 512 * 2**20 and compose_tool.memory_bytes("2g") == 2**31
 
 
 def test_the_expected_services_exist(services):
@@ -179,32 +169,207 @@ def test_the_published_metrics_ports_reach_the_exporters(services):
 def test_publish_host_and_ports_are_configurable(tmp_path):
     env = tmp_path / "custom.env"
     env.write_text(ENV_EXAMPLE.read_text() + "\nPUBLISH_HOST=0.0.0.0\nWEBAPP_PUBLISHED_PORT=18080\n")
-    result = run_compose(["config"], env)
-    assert result.returncode == 0, result.stderr
-    ports = yaml.safe_load(result.stdout)["services"]["webapp"]["ports"]
+    ports = compose_tool.resolve(REPO_ROOT, env)["services"]["webapp"]["ports"]
     assert ports[0]["host_ip"] == "0.0.0.0" and str(ports[0]["published"]) == "18080" and ports[0]["target"] == 8080
 
 
-def _image_name(image: str) -> tuple[str, str]:
-    name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
-    return name, tag
+def image_reference(image: str) -> tuple[str, str, str]:
+    """`name[:tag][@sha256:digest]` -> (name, tag, digest)."""
+    ref, _, digest = image.partition("@")
+    name, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "")
+    return name, tag, digest
+
+
+# Images whose exact release tag is still re-pushed (Docker's official images rebuild theirs for
+# base-OS updates): pinned by digest (docs/docker.md, "Refreshing the pins").
+DIGEST_PINNED = {"mongo"}
+
+
+def pin_problem(image: str) -> str | None:
+    name, tag, digest = image_reference(image)
+    if not re.fullmatch(r"\d+\.\d+\.\d+", tag):
+        return f"{image}: the tag {tag or '(none)'} is not an exact release and may move"
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        return f"{image}: {digest} is not a sha256 digest"
+    if name in DIGEST_PINNED and not digest:
+        return f"{image}: the tag is re-pushed upstream; pin it by digest"
+    return None
+
+
+def test_the_pin_check_fails_on_floating_images():
+    assert pin_problem("mongo:8.0") and pin_problem("mongo:8.0.28") and pin_problem("kafka:latest")
+    assert pin_problem("mongo:8.0.28@sha256:abc")
+    assert pin_problem("mongo:8.0.28@sha256:" + "0" * 64) is None
+    assert pin_problem("apache/kafka:4.1.1") is None
 
 
 def test_images_are_pinned_and_the_elastic_stack_matches(services):
     elastic = set()
     for name, svc in services.items():
-        image_name, tag = _image_name(svc["image"])
+        image_name, tag, _ = image_reference(svc["image"])
         if "build" in svc:
             assert image_name.startswith("meteoflow/"), f"{name} builds an image named {svc['image']}"
             assert svc.get("pull_policy") == "build", f"{name} could be pulled from a registry instead of built"
             continue
         assert image_name in OFFICIAL_NON_ROOT, f"{name} uses {svc['image']}, not a known official image"
-        assert tag and tag != "latest", f"{name}: {svc['image']} is not pinned"
+        assert pin_problem(svc["image"]) is None, f"{name}: {pin_problem(svc['image'])}"
         if image_name.startswith("docker.elastic.co/"):
             elastic.add(tag)
     assert elastic == {"8.19.7"}
-    assert _image_name(services["kafka"]["image"]) == ("apache/kafka", "4.1.1")
-    assert _image_name(services["mongodb"]["image"])[1].startswith("8")
+    assert image_reference(services["kafka"]["image"])[:2] == ("apache/kafka", "4.1.1")
+    assert image_reference(services["mongodb"]["image"])[1].startswith("8.0.")
+
+
+# --- least privilege: capabilities, privilege gain, resources, credentials ------------------------
+
+# Capabilities a service may add back, each with the reason it proved it needs it. None today:
+# every container runs as a non-root user from its first process (mongodb too: `user: 999:999`).
+CAPABILITIES_NEEDED: dict[str, dict[str, str]] = {}
+
+
+def hardening_problems(name: str, svc: dict) -> list[str]:
+    problems = []
+    if svc.get("cap_drop") != ["ALL"]:
+        problems.append(f"{name}: cap_drop is {svc.get('cap_drop')}, not [ALL]")
+    extra = set(svc.get("cap_add") or []) - set(CAPABILITIES_NEEDED.get(name, {}))
+    if extra:
+        problems.append(f"{name}: adds capabilities {sorted(extra)} without a stated need")
+    if "no-new-privileges:true" not in (svc.get("security_opt") or []):
+        problems.append(f"{name}: no security_opt no-new-privileges:true")
+    if svc.get("privileged"):
+        problems.append(f"{name}: privileged")
+    limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+    memory = svc.get("mem_limit") or limits.get("memory")
+    cpus = svc.get("cpus") or limits.get("cpus")
+    if not memory or compose_tool.memory_bytes(memory) <= 0:
+        problems.append(f"{name}: no memory limit")
+    if not cpus or float(cpus) <= 0:
+        problems.append(f"{name}: no CPU limit")
+    return problems
+
+
+def test_every_container_is_hardened_and_limited(services):
+    problems = [p for name, svc in services.items() for p in hardening_problems(name, svc)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_hardening_check_fails_on_a_plain_service():
+    plain = {"image": "mongo:8.0", "restart": "unless-stopped"}
+    problems = " ".join(hardening_problems("mongodb", plain))
+    for expected in ("cap_drop", "no-new-privileges", "memory limit", "CPU limit"):
+        assert expected in problems
+    assert "adds capabilities ['SYS_ADMIN']" in " ".join(hardening_problems(
+        "x", {"cap_drop": ["ALL"], "cap_add": ["SYS_ADMIN"], "security_opt": ["no-new-privileges:true"],
+              "mem_limit": "1g", "cpus": 1}))
+
+
+def test_memory_limits_leave_room_for_the_heaps(services):
+    heaps = {"elasticsearch": "ES_JAVA_OPTS", "logstash": "LS_JAVA_OPTS", "kafka": "KAFKA_HEAP_OPTS"}
+    for name, variable in heaps.items():
+        heap = re.search(r"-Xmx(\S+)", services[name]["environment"][variable]).group(1)
+        limit = compose_tool.memory_bytes(services[name]["mem_limit"])
+        assert limit >= 1.5 * compose_tool.memory_bytes(heap), f"{name}: {limit} bytes for a {heap} heap"
+
+
+def mongo_user(uri: str) -> str:
+    return uri.split("://", 1)[1].split(":", 1)[0]
+
+
+def test_each_service_gets_the_narrowest_credentials(services):
+    env = {name: svc.get("environment") or {} for name, svc in services.items()}
+    # The web app: read-only MongoDB user, and its own Elasticsearch user.
+    assert mongo_user(env["webapp"]["METEOFLOW_MONGO_URI"]) == "meteoflow_webapp"
+    assert env["webapp"]["METEOFLOW_ES_USERNAME"] == "meteoflow_webapp"
+    assert mongo_user(env["streaming"]["METEOFLOW_MONGO_URI"]) == "meteoflow_app"
+    root = env["mongodb"]["MONGO_INITDB_ROOT_USERNAME"]
+    for name, values in env.items():
+        if "METEOFLOW_MONGO_URI" in values:
+            assert mongo_user(values["METEOFLOW_MONGO_URI"]) != root, f"{name} gets MongoDB's root user"
+        if values.get("METEOFLOW_ES_USERNAME") == "elastic":
+            assert name in ONE_SHOT, f"{name} runs as the Elasticsearch superuser"
+    assert env["alerting"]["METEOFLOW_ES_USERNAME"] == "meteoflow"
+    assert "meteoflow:" in env["logstash"]["ES_HOSTS"]  # the writer, never elastic
+
+
+# --- docker/es-setup.sh and docker/mongo-init.js: the users and roles they create ---------------
+
+class _RecordingES(BaseHTTPRequestHandler):
+    """Answers every request 200 and keeps it: a stand-in for Elasticsearch's security API."""
+    calls: list[tuple[str, str, str]]
+
+    def _handle(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.server.calls.append((self.command, self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = do_PUT = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+def es_setup_calls(prefix: str = "mf") -> dict[str, dict]:
+    """{path: JSON body} of what docker/es-setup.sh sends, against a recording server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingES)
+    server.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "ES_URL": f"http://127.0.0.1:{server.server_port}",
+               "ELASTIC_PASSWORD": "e", "KIBANA_PASSWORD": "k", "APP_ES_PASSWORD": "a\"b", "WEBAPP_ES_PASSWORD": "w",
+               "METEOFLOW_ES_INDEX_PREFIX": prefix}
+        result = subprocess.run(["bash", str(DOCKER_DIR / "es-setup.sh")], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    return {path: json.loads(body) for method, path, body in server.calls if method in ("PUT", "POST")}
+
+
+def test_es_roles_reach_only_meteoflows_indices():
+    calls = es_setup_calls("mf")
+    writer, webapp = calls["/_security/role/meteoflow_writer"], calls["/_security/role/meteoflow_webapp"]
+    for role in (writer, webapp):
+        assert role["cluster"] == ["monitor"], f"cluster privileges {role['cluster']}: only read-only monitor"
+        for grant in role["indices"]:
+            assert all(n.startswith("mf-") for n in grant["names"]), grant
+    assert writer["indices"] == [{"names": ["mf-*"], "privileges": writer["indices"][0]["privileges"]}]
+    read_all, *writes = webapp["indices"]
+    assert read_all == {"names": ["mf-*"], "privileges": ["read", "view_index_metadata"]}
+    assert [sorted(w["names"]) for w in writes] == [["mf-acks", "mf-silences"]]
+    assert not {"write", "delete", "manage", "all"} & set(writes[0]["privileges"])
+    assert calls["/_security/user/meteoflow"]["roles"] == ["meteoflow_writer"]
+    assert calls["/_security/user/meteoflow"]["password"] == 'a"b'  # JSON-escaped, not broken
+    assert calls["/_security/user/meteoflow_webapp"]["roles"] == ["meteoflow_webapp"]
+
+
+def test_mongo_init_creates_a_reader_and_a_writer():
+    """docker/mongo-init.js under Node with a recording stand-in for mongosh's `db`."""
+    harness = """
+const calls = [];
+const admin = { getUser: (u) => (u === "meteoflow_app" ? { user: u } : null),
+  createUser: (d) => calls.push(["create", d]), updateUser: (u, d) => calls.push(["update", u, d]) };
+globalThis.db = { getSiblingDB: (name) => { if (name !== "admin") throw new Error(name); return admin; } };
+globalThis.print = () => {};
+require(process.argv[1]);
+console.log(JSON.stringify(calls));
+"""
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "METEOFLOW_MONGO_DB": "wx", "MONGO_APP_PASSWORD": "p1",
+           "MONGO_WEBAPP_PASSWORD": "p2"}
+    result = subprocess.run(["node", "-e", harness, str(DOCKER_DIR / "mongo-init.js")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    calls = json.loads(result.stdout)
+    assert calls == [["update", "meteoflow_app", {"pwd": "p1", "roles": [{"role": "readWrite", "db": "wx"}]}],
+                     ["create", {"user": "meteoflow_webapp", "pwd": "p2", "roles": [{"role": "read", "db": "wx"}]}]]
+    del env["MONGO_WEBAPP_PASSWORD"]
+    missing = subprocess.run(["node", "-e", harness, str(DOCKER_DIR / "mongo-init.js")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "MONGO_WEBAPP_PASSWORD is not set" in missing.stderr
 
 
 # --- nobody runs as root -----------------------------------------------------------------
@@ -429,44 +594,9 @@ def test_the_closure_sees_a_missing_dependency():
     assert "urllib3" in installed_closure(["requests==2.34.2"])
 
 
-# --- the wrapper: ./run.sh docker ---------------------------------------------------------------
-
-def test_run_sh_docker_creates_env_refuses_placeholders_then_validates(tmp_path):
-    """deploy/docker.sh through the real Docker CLI, with Compose v2 as its plugin."""
-    docker = shutil.which("docker")
-    compose = compose_command(load_settings())
-    if docker is None or len(compose) != 1:
-        pytest.skip("needs the Docker CLI and a standalone Compose v2 binary to act as its plugin")
-    home = tmp_path / "home"
-    (home / ".docker" / "cli-plugins").mkdir(parents=True)
-    shutil.copy2(compose[0], home / ".docker" / "cli-plugins" / "docker-compose")
-    project = tmp_path / "meteoflow"
-    project.mkdir()
-    for name in ("compose.yaml", ".env.example"):
-        shutil.copy2(REPO_ROOT / name, project / name)
-    for folder in ("docker", "deploy", "elk"):
-        shutil.copytree(REPO_ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    script = project / "deploy" / "docker.sh"
-
-    def run(*args):
-        return subprocess.run([str(script), *args], capture_output=True, text=True, env=_clean_env(home), timeout=120)
-
-    first = run("up")
-    assert first.returncode == 2 and "created .env" in first.stderr
-    assert (project / ".env").read_text() == ENV_EXAMPLE.read_text()
-    assert oct((project / ".env").stat().st_mode & 0o777) == "0o600"
-    second = run("up")
-    assert second.returncode == 2 and "ELASTIC_PASSWORD" in second.stderr and "change-me" in second.stderr
-    env = (project / ".env").read_text()
-    (project / ".env").write_text(re.sub(r"=change-me-([\w-]+)", r"=s3cret-\1-4567890123456789012345678", env))
-    resolved = run("config", "--services")
-    assert resolved.returncode == 0, resolved.stderr
-    assert set(resolved.stdout.split()) >= {"kafka", "webapp", "kibana"}
-
-
 # --- docker/healthcheck.py ---------------------------------------------------------------------
 
-healthcheck = _load_script("docker_healthcheck", DOCKER_DIR / "healthcheck.py")
+healthcheck = load_script("healthcheck")
 
 
 def test_healthcheck_parses_the_wiring():

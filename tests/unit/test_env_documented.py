@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy import compose_tool
+from tests.docker_scripts import load_script
 from meteoflow import settings_doc
 from meteoflow.settings import REPO_ROOT, Settings, SettingsError, load_settings
+
+compose_tool = load_script("compose_tool")
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKER_MD = REPO_ROOT / "docs" / "docker.md"
@@ -109,7 +111,7 @@ def test_the_scanner_finds_reads():
 def test_variables_read_by_service_code_are_documented():
     documented = mentioned(ENV_EXAMPLE) | mentioned(settings_doc.CONFIGURATION_MD) | mentioned(DOCKER_MD)
     undocumented = {}
-    for package in ("meteoflow", "producer", "streaming", "forecasting_api", "webapp", "elk", "stack", "deploy", "docker"):
+    for package in ("meteoflow", "producer", "streaming", "forecasting_api", "webapp", "elk", "stack", "docker"):
         for path in (REPO_ROOT / package).rglob("*.py"):
             for name in literal_env_reads(path.read_text()) - PLATFORM_VARIABLES - documented:
                 undocumented.setdefault(name, []).append(str(path.relative_to(REPO_ROOT)))
@@ -118,7 +120,7 @@ def test_variables_read_by_service_code_are_documented():
 
 @pytest.fixture(scope="module")
 def services() -> dict:
-    return compose_tool.resolved_config(load_settings(), REPO_ROOT, ENV_EXAMPLE)["services"]
+    return compose_tool.resolve(REPO_ROOT, ENV_EXAMPLE)["services"]
 
 
 def test_compose_forwards_every_docker_setting(services):
@@ -155,7 +157,8 @@ def test_settings_accept_what_compose_gives_each_container(name, services, monke
     if name in ("forecasting_api", "webapp"):
         assert settings.bind_host == "0.0.0.0"  # reachable through the published port
     if "METEOFLOW_ES_URL" in env:
-        assert settings.es_url == "http://elasticsearch:9200" and settings.es_username == "meteoflow"
+        user = {"webapp": "meteoflow_webapp", "es-init": "elastic"}.get(name, "meteoflow")
+        assert settings.es_url == "http://elasticsearch:9200" and settings.es_username == user
     if name in ("streaming", "webapp"):
         assert settings.mongo_uri.startswith("mongodb://") and "@mongodb:27017/" in settings.mongo_uri
         assert settings.forecast_api_url == "http://forecasting_api:8000"

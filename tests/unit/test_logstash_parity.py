@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy import compose_tool
+from tests.docker_scripts import load_script
 from elk.shipper.documents import document_id, index_for_topic, kind_by_topic, to_action
 from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import REPO_ROOT, Settings, load_settings
+
+compose_tool = load_script("compose_tool")
 
 PIPELINE_DIR = REPO_ROOT / "elk" / "logstash" / "pipeline"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
@@ -236,7 +238,7 @@ def pipeline() -> Pipeline:
 
 
 def logstash_env(env_file: Path) -> dict[str, str]:
-    services = compose_tool.resolved_config(load_settings(), REPO_ROOT, env_file)["services"]
+    services = compose_tool.resolve(REPO_ROOT, env_file)["services"]
     return {k: str(v) for k, v in (services["logstash"].get("environment") or {}).items() if v is not None}
 
 

@@ -18,7 +18,7 @@ need_compose() {
     compose=(docker compose)
   else
     die "Docker Compose v2 is needed: install Docker's compose plugin (package docker-compose-plugin),
-  or build it from the Go module proxy: .venv/bin/python -m deploy.compose_tool install-plugin"
+  or build it from the Go module proxy: .venv/bin/python docker/compose_tool.py install-plugin"
   fi
 }
 
