@@ -58,7 +58,9 @@ apt_get_install() {
 }
 
 pip_install() {
-  "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e ".[test]"
+  # Every package hash-checked from requirements.lock, then Meteoflow itself, resolving nothing.
+  "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q --require-hashes -r requirements.lock \
+    && "$PY" -m pip install -q --no-deps -e .
 }
 
 system_deps() {
@@ -83,9 +85,9 @@ python_env() {
     step venv "creating the virtual environment in .venv" "$py" -m venv "$VENV"
   fi
   local stamp="$VENV/.meteoflow-installed" want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  want=$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    step pip "installing Python dependencies (pinned in pyproject.toml)" pip_install
+    step pip "installing Python dependencies (hash-checked from requirements.lock)" pip_install
     echo "$want" > "$stamp"
   fi
 }

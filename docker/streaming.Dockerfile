@@ -5,11 +5,12 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# Dependencies before source: this layer is rebuilt only when the pins change.
-COPY pyproject.toml docker/requirements.py /build/
-RUN python /build/requirements.py streaming /build/pyproject.toml > /build/requirements.txt \
+# Dependencies before source: this layer is rebuilt only when the lock changes. Every package
+# is hash-checked against requirements.lock (docker/requirements.py takes this service's part).
+COPY requirements.lock docker/requirements.py /build/
+RUN python /build/requirements.py streaming /build/requirements.lock > /build/requirements.txt \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install -r /build/requirements.txt
+ && /opt/venv/bin/pip install --require-hashes -r /build/requirements.txt
 
 # The Spark Kafka connector matching the installed pyspark, resolved with Maven by the
 # same code the native stack uses (stack.install.spark_kafka_jars: Ivy, i.e.

@@ -441,8 +441,10 @@ def test_dockerfile_layers_and_pins(service, services):
     stages = dockerfile_stages(path)
     deps = next(s for s in stages if s[0][1].endswith(" AS deps"))
     copied = [args for instruction, args in deps if instruction == "COPY"]
-    assert copied == ["pyproject.toml docker/requirements.py /build/"], f"{path.name}: the deps stage copies {copied}"
-    assert any("requirements.py " + service in args for instruction, args in deps if instruction == "RUN")
+    assert copied == ["requirements.lock docker/requirements.py /build/"], f"{path.name}: the deps stage copies {copied}"
+    [install] = [args for instruction, args in deps if instruction == "RUN" and "requirements.py " + service in args]
+    # Hash-checked, and with dependency checking on: a package missing from the part fails the build.
+    assert "pip install --require-hashes -r /build/requirements.txt" in install and "--no-deps" not in install
     final = stages[-1]
     order = [args for instruction, args in final if instruction == "COPY"]
     assert order[0].startswith("--from=deps "), f"{path.name}: the dependencies are not the first layer of the final stage"
@@ -450,15 +452,41 @@ def test_dockerfile_layers_and_pins(service, services):
     assert cmd == f'["python", "-m", "{MODULE_OF[service]}"]'
 
 
-def test_requirements_are_pinned_subsets_of_pyproject():
-    SERVICE_REQUIREMENTS, pinned, requirements = (
-        docker_requirements.SERVICE_REQUIREMENTS, docker_requirements.pinned, docker_requirements.requirements)
-    everything = pinned(REPO_ROOT / "pyproject.toml")
-    for service in SERVICE_REQUIREMENTS:
-        lines = requirements(service, REPO_ROOT / "pyproject.toml")
-        assert lines and all("==" in line for line in lines)
-        assert set(lines) <= set(everything.values())
-    assert "pyspark==" not in " ".join(requirements("producer", REPO_ROOT / "pyproject.toml"))
+LOCK = REPO_ROOT / "requirements.lock"
+
+
+def image_packages(service: str) -> set[str]:
+    """Normalized names of what the service's image installs: its part of the lock."""
+    entries = docker_requirements.parse_lock(LOCK.read_text())
+    return {e.name for e in docker_requirements.closure(entries, docker_requirements.SERVICE_REQUIREMENTS[service])}
+
+
+def test_image_requirements_are_hashed_parts_of_the_lock():
+    lock_text = LOCK.read_text()
+    for service in docker_requirements.SERVICE_REQUIREMENTS:
+        blocks = docker_requirements.requirements(service, LOCK)
+        assert blocks and all("==" in b.splitlines()[0] and "--hash=sha256:" in b for b in blocks)
+        # Verbatim from the lock (requirement line and hashes), so pip checks what uv recorded.
+        assert all(b.splitlines()[0].rstrip(" \\") in lock_text for b in blocks)
+    assert "pyspark" not in image_packages("producer") and "prophet" not in image_packages("webapp")
+    assert {"pyspark", "py4j"} <= image_packages("streaming")
+
+
+def test_an_image_part_holds_every_dependency_its_packages_declare():
+    """Cross-check of the lock's `via` closure with the installed packages' own metadata."""
+    lock_names = {e.name for e in docker_requirements.parse_lock(LOCK.read_text())}
+    for service, top in docker_requirements.SERVICE_REQUIREMENTS.items():
+        missing = (installed_closure(top) & lock_names) - image_packages(service)
+        assert not missing, f"the {service} image would lack {sorted(missing)}"
+
+
+def test_the_part_of_a_requirement_the_lock_lacks_is_refused(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("six==1.17.0 \\\n    --hash=sha256:" + "a" * 64 + "\n    # via python-dateutil\n")
+    with pytest.raises(SystemExit, match="requests is not in"):
+        docker_requirements.closure(docker_requirements.parse_lock(lock.read_text()), ["requests"])
+    with pytest.raises(SystemExit, match="only as a dependency"):
+        docker_requirements.closure(docker_requirements.parse_lock(lock.read_text()), ["six"])
 
 
 # --- every import a container runs is in its image -----------------------------------------
@@ -552,7 +580,7 @@ EXTRA_ENTRIES = {"producer": ["meteoflow.kafka"], "alerting": ["elk.templates", 
 
 @pytest.mark.parametrize("service", sorted(MODULE_OF))
 def test_every_import_of_a_service_is_in_its_image(service):
-    SERVICE_REQUIREMENTS, normalize = docker_requirements.SERVICE_REQUIREMENTS, docker_requirements.normalize
+    normalize = docker_requirements.normalize
     dockerfile = _dockerfile_for(service)
     entries = [MODULE_OF[service] + ".__main__", *EXTRA_ENTRIES.get(service, [])]
     files, third = import_closure(entries, [DOCKER_DIR / "healthcheck.py"])
@@ -560,7 +588,7 @@ def test_every_import_of_a_service_is_in_its_image(service):
     missing_source = sorted({f.relative_to(REPO_ROOT).parts[0] for f in files} - copied)
     assert not missing_source, f"{dockerfile.name} does not copy {missing_source}, which {service} imports"
 
-    installed = installed_closure(SERVICE_REQUIREMENTS[service])
+    installed = image_packages(service)
     dists = importlib.metadata.packages_distributions()
     missing = {}
     for top in sorted(third):
