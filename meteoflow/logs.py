@@ -24,9 +24,13 @@ from typing import Any
 from meteoflow.settings import Settings
 
 # Anything that looks like a secret in a URL or message is masked before it is written.
+# The OpenWeatherMap key appears as a query parameter (appid=KEY) and, in a logged dict or JSON
+# body, as 'appid': 'KEY' or "appid": "KEY" (also JSON-escaped inside a string: \"appid\": \"KEY\").
+# Slack webhooks carry their token in the path: /services/ (incoming webhooks), /workflows/ and
+# /triggers/ (Workflow Builder).
 _SECRET_PATTERNS = [
-    (re.compile(r"(appid=)[^&\s\"']+", re.I), r"\1***"),
-    (re.compile(r"(hooks\.slack\.com/services/)[^\s\"']+", re.I), r"\1***"),
+    (re.compile(r"(\bappid\\?[\"']?\s*[:=]\s*\\?[\"']?)[^&\s\"'\\,;}]+", re.I), r"\1***"),
+    (re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s\"'\\]+", re.I), r"\1***"),
     (re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"), r"\1***\2"),
 ]
 

@@ -2,6 +2,8 @@ import json
 import logging
 import time
 
+import pytest
+
 from meteoflow.logs import EcsJsonFormatter, KafkaLogHandler, mask_secrets
 from meteoflow.settings import load_settings
 
@@ -22,6 +24,40 @@ def test_mask_secrets_covers_webhooks_and_passwords():
     webhook = "https://hooks.slack.com/services/" + "T000/B000/XXXX"  # a fake, split so it reads as one
     text = mask_secrets(f"post {webhook} to mongodb://u:pw@h:1/")
     assert "XXXX" not in text and "pw@" not in text
+
+
+KEY = "0123456789abcdef" * 2  # a fake OpenWeatherMap key
+
+
+@pytest.mark.parametrize("text", [
+    f"GET https://api.openweathermap.org/data/2.5/weather?q=x&appid={KEY}&units=metric",  # query form
+    f"GET /weather?appid={KEY}",  # query form, last parameter
+    str({"q": "Dakar", "appid": KEY}),  # Python dict repr: 'appid': '...'
+    repr({"params": {"appid": KEY, "units": "metric"}}),  # nested repr
+    json.dumps({"q": "Dakar", "appid": KEY}),  # JSON: "appid": "..."
+    json.dumps({"q": "Dakar", "appid": KEY}, separators=(",", ":")),  # compact JSON
+    json.dumps(json.dumps({"appid": KEY})),  # JSON inside a JSON string: \"appid\": \"...\"
+    f"params={{'APPID': '{KEY}'}}",  # any case
+])
+def test_mask_secrets_hides_the_owm_key_in_every_form(text):
+    masked = mask_secrets(text)
+    assert KEY not in masked and "***" in masked
+
+
+def test_masking_keeps_json_valid():
+    doc = json.loads(mask_secrets(json.dumps({"appid": KEY, "q": "Dakar"})))
+    assert doc == {"appid": "***", "q": "Dakar"}
+    inner = json.loads(json.loads(mask_secrets(json.dumps(json.dumps({"appid": KEY, "q": "x"})))))
+    assert inner == {"appid": "***", "q": "x"}
+
+
+@pytest.mark.parametrize("path", ["services/T000/B000/", "workflows/T000/A000/111/", "triggers/T000/111/"])
+def test_mask_secrets_hides_every_kind_of_slack_webhook(path):
+    token = "s3cr3tT0k3n" * 2
+    url = "https://hooks.slack.com/" + path + token  # split so no whole webhook URL sits in the repo
+    for text in (f"post {url} failed", repr({"url": url}), json.dumps({"url": url})):
+        masked = mask_secrets(text)
+        assert token not in masked and "hooks.slack.com/" + path.split("/")[0] + "/***" in masked
 
 
 def test_kafka_handler_never_blocks_when_kafka_is_down():
