@@ -34,6 +34,14 @@ RULE_TITLES = {
 ICONS = {"alert": ":rotating_light:", "reminder": ":hourglass:", "recovery": ":white_check_mark:"}
 
 
+def escape(text: str) -> str:
+    """Text for a Slack mrkdwn field: `&`, `<` and `>` are Slack's control characters (links,
+    mentions such as <!channel> or <@U123>), so every string Meteoflow did not write itself -
+    region names and ids, subjects, summaries holding error text - is entity-encoded, as Slack's
+    formatting reference asks. Our own links are added around escaped text, never from it."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never (in the lookback window)"
@@ -50,7 +58,7 @@ def incident_url(web_app: str, incident_id: str) -> str:
 
 
 def _where_to_look(hint: str | None, where_to_look: str | None, incident_id: str | None = None) -> str:
-    lines = [hint] if hint else []
+    lines = [escape(hint)] if hint else []
     if where_to_look:
         if incident_id:
             lines.append(f"<{incident_url(where_to_look, incident_id)}|Open the incident> "
@@ -71,10 +79,11 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
         headline = f"Still firing: {subject} (since {_when(incident.opened_at)})"
     else:
         headline = f"{subject}"
+    # The header is plain_text (never parsed for links or mentions): it keeps the raw text.
     text = f"{ICONS[notification.kind]} [{incident.severity.upper()}] {headline}"
     fields = [
-        f"*Rule*\n`{incident.rule}`",
-        f"*Region*\n{region}" if region else f"*Subject*\n{incident.subject}",
+        f"*Rule*\n`{escape(incident.rule)}`",
+        f"*Region*\n{escape(region)}" if region else f"*Subject*\n{escape(incident.subject)}",
         f"*Last seen*\n{_when(incident.last_seen)}",
         f"*Lag*\n{_lag(incident.lag_seconds)}",
         f"*Opened*\n{_when(incident.opened_at)}",
@@ -83,14 +92,15 @@ def message(incident: Incident, notification: Notification, where_to_look: str |
     look = _where_to_look(incident.hint, where_to_look, incident.incident_id)
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": incident.summary[:3000]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(incident.summary)[:3000]}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     if look:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Where to look*\n{look}"[:3000]}})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"incident `{incident.incident_id}` · delivery `{notification.delivery_id}`"}]})
-    return {"text": f"{text}: {incident.summary}", "blocks": blocks}
+        {"type": "mrkdwn",
+         "text": f"incident `{escape(incident.incident_id)}` · delivery `{escape(notification.delivery_id)}`"}]})
+    return {"text": escape(f"{text}: {incident.summary}"), "blocks": blocks}
 
 
 DIGEST_MAX_LINES = 25
@@ -111,10 +121,10 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
     text = f"{ICONS[kind]} [{severity}] {verb}{title}: {len(items)} {noun}"
     lines: list[str] = []
     for inc, _note in items[:DIGEST_MAX_LINES]:
-        name = inc.region_name or inc.region_id or inc.subject
+        name = escape(inc.region_name or inc.region_id or inc.subject)
         if where_to_look:  # each line links to its incident's page
             name = f"<{incident_url(where_to_look, inc.incident_id)}|{name}>"
-        detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}" if inc.region_id else inc.summary
+        detail = f"last seen {_when(inc.last_seen)}, lag {_lag(inc.lag_seconds)}" if inc.region_id else escape(inc.summary)
         if kind == "recovery":
             minutes = ((inc.resolved_at or _note.created_at) - inc.opened_at).total_seconds() / 60
             detail = f"after {minutes:.1f} min"
@@ -128,15 +138,15 @@ def digest_message(items: list[tuple[Incident, Notification]], where_to_look: st
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn",
-                                     "text": f"{title} for {len(items)} {noun} (rule `{first_inc.rule}`):"}},
+                                     "text": escape(f"{title} for {len(items)} {noun} (rule `{first_inc.rule}`):")}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
     ]
     if look:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Where to look*\n{look}"[:3000]}})
-    ids = ", ".join(f"`{note.delivery_id}`" for _inc, note in items[:5]) + (" ..." if len(items) > 5 else "")
+    ids = ", ".join(f"`{escape(note.delivery_id)}`" for _inc, note in items[:5]) + (" ..." if len(items) > 5 else "")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"deliveries {ids}"[:3000]}]})
     names = ", ".join(inc.region_name or inc.region_id or inc.subject for inc, _ in items)
-    return {"text": f"{text}: {names}", "blocks": blocks}
+    return {"text": escape(f"{text}: {names}"), "blocks": blocks}
 
 
 @dataclass

@@ -1,10 +1,13 @@
 from datetime import datetime, timezone
 
+import re
+
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 from pydantic import SecretStr
 
 from elk.alerting.engine import Incident
-from elk.alerting.slack import DIGEST_MAX_CHARS, SlackSender, digest_message, incident_url, message, retry_after_seconds
+from elk.alerting.slack import DIGEST_MAX_CHARS, escape, SlackSender, digest_message, incident_url, message, retry_after_seconds
 from tests.fakes.slack_server import SlackServer
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -114,3 +117,66 @@ def test_the_webhook_url_never_appears_in_errors():
     secret = "http://127.0.0.1:9/services/T000/B000/TOPSECRET"
     result = sender(secret, max_attempts=2).send({"text": "hi"})  # nothing listens on port 9
     assert result.outcome == "retry" and "TOPSECRET" not in (result.error or "")
+
+
+# --- user-controlled text never becomes Slack markup (mentions, links) -------------------------
+
+DASHBOARD = "http://127.0.0.1:8080/"
+HOSTILE = ["<!channel>", "<!here|here>", "<@U123>", "<#C123>", "<!subteam^S123>", "<https://evil.example|click>",
+           "a & b", "&lt;!channel&gt;", "x>y<z"]
+# Our own markup: the links to the dashboard and to each incident's page, and nothing else.
+OUR_LINK = re.compile(re.escape("<" + DASHBOARD) + r"[^<>|]*\|[^<>]*>")
+
+
+def mrkdwn_texts(body: dict) -> list[str]:
+    """Every text Slack parses as mrkdwn: the fallback `text`, and each mrkdwn object of the blocks."""
+    texts = [body["text"]]
+    for block in body["blocks"]:
+        for obj in [block.get("text"), *block.get("fields", []), *block.get("elements", [])]:
+            if obj and obj["type"] == "mrkdwn":
+                texts.append(obj["text"])
+    return texts
+
+
+def assert_no_markup_from_users(body: dict) -> None:
+    for text in mrkdwn_texts(body):
+        bare = OUR_LINK.sub("", text)
+        assert "<" not in bare and ">" not in bare, text
+        assert not re.search(r"&(?!amp;|lt;|gt;)", bare), text  # every & is one of our entities
+
+
+def hostile_incident(name: str, rid: str, subject: str, error: str) -> Incident:
+    return incident(incident_id=f"region_silence|{rid}|x", subject=subject, region_id=rid, region_name=name,
+                    summary=f"No observation from {name} ({error})", hint=f"./run.sh logs {subject}", title=None)
+
+
+@pytest.mark.parametrize("evil", HOSTILE)
+def test_hostile_region_names_do_not_ping_or_link(evil):
+    for region in ({"region_name": evil}, {"region_name": None, "region_id": evil}):
+        inc = incident(summary=f"No observation from {evil} (error: {evil})", hint=f"look at {evil}", **region)
+        body = message(inc, inc.notifications[0], DASHBOARD)
+        assert_no_markup_from_users(body)
+        assert escape(evil) in body["blocks"][1]["text"]["text"]  # still shown, as text
+    component = incident(region_id=None, region_name=None, subject=evil, summary=f"{evil} is down: {evil}")
+    assert_no_markup_from_users(message(component, component.notifications[0], DASHBOARD))
+    many = [hostile_incident(f"{evil} {n}", f"r{n}", evil, evil) for n in range(3)]
+    assert_no_markup_from_users(digest_message([(i, i.notifications[0]) for i in many], DASHBOARD))
+
+
+user_text = st.text(alphabet=st.sampled_from("<>&|!@#^:/.*_~`ab \n;") | st.characters(), min_size=1, max_size=60)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(name=user_text, rid=user_text, subject=user_text, error=user_text, digest=st.booleans())
+def test_no_user_text_is_rendered_unescaped(name, rid, subject, error, digest):
+    incidents = [hostile_incident(name, rid, subject, error), hostile_incident(error, subject, name, rid)]
+    if digest:
+        body = digest_message([(i, i.notifications[0]) for i in incidents], DASHBOARD)
+    else:
+        body = message(incidents[0], incidents[0].notifications[0], DASHBOARD)
+    assert_no_markup_from_users(body)
+
+
+def test_escape_follows_slacks_three_entities():
+    assert escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+    assert escape("&lt;") == "&amp;lt;"  # an entity typed by a user stays literal text
