@@ -7,12 +7,13 @@ from environment variables prefixed `METEOFLOW_` (or an untracked `.env` file).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from meteoflow.contracts import DEADLETTER_PAYLOAD_LIMIT, DEADLETTER_PAYLOAD_LIMIT_MAX
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
 
     # --- general -------------------------------------------------------------
     bind_host: str = Field("127.0.0.1", description="Address every native server and service binds to")
+    allow_unauthenticated_bind: bool = Field(
+        False, description="Allow a METEOFLOW_BIND_HOST other than loopback although Elasticsearch (security off), "
+        "Kafka and FerretDB (no authentication), the web app and the forecasting API are open to whoever reaches "
+        "that address: set it only on a trusted network (see docs/security.md)")
     run_dir: Path = Field(REPO_ROOT / ".run", description="Data, logs, pids and checkpoints of a running stack")
     cache_dir: Path = Field(REPO_ROOT / ".cache", description="Downloads (jars, distributions, binaries) reused across runs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level of log lines written")
@@ -212,6 +217,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a host name or IP address without spaces")
         return value
 
+    @model_validator(mode="after")
+    def _no_open_servers_beyond_loopback(self) -> "Settings":
+        # Natively nothing listening on bind_host asks for credentials: beyond loopback, refuse
+        # unless the user says the network is trusted (the only "authentication" there is).
+        if not is_loopback(self.bind_host) and not self.allow_unauthenticated_bind:
+            raise ValueError(
+                f"METEOFLOW_BIND_HOST={self.bind_host!r} is not a loopback address, and the native servers "
+                "listening on it have no authentication: Elasticsearch (security off), Kafka and FerretDB, and the "
+                "web app and forecasting API, would be open to anyone who can reach it. Keep METEOFLOW_BIND_HOST="
+                "127.0.0.1, or set METEOFLOW_ALLOW_UNAUTHENTICATED_BIND=true only on a trusted network "
+                "(docs/security.md)")
+        return self
+
     # --- derived values (computed, not configured twice) ------------------------
     @property
     def kafka_bootstrap(self) -> str:
@@ -259,6 +277,17 @@ class Settings(BaseSettings):
         return "openweathermap" if self.owm_api_key else "simulator"
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 or ::1 literals. Another name is not resolved (a
+    settings load does no DNS): it counts as reachable from elsewhere."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def load_settings(**overrides) -> Settings:
     """Build settings, turning pydantic's errors into one readable message.
 
@@ -289,4 +318,4 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-__all__ = ["Settings", "SettingsError", "load_settings", "REPO_ROOT"]
+__all__ = ["Settings", "SettingsError", "is_loopback", "load_settings", "REPO_ROOT"]

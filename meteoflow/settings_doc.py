@@ -36,7 +36,7 @@ COMPOSE_END = "  # END generated"
 
 # How each setting reaches a container in compose.yaml (anything not listed is forwarded from .env).
 SET_BY_COMPOSE = {
-    "bind_host", "run_dir", "cache_dir", "kafka_bootstrap_servers", "es_url_override", "es_username",
+    "bind_host", "allow_unauthenticated_bind", "run_dir", "cache_dir", "kafka_bootstrap_servers", "es_url_override", "es_username",
     "es_password", "mongo_uri_override", "forecast_api_url_override", "forecast_api_port", "webapp_port",
     # The exporters listen on fixed ports in their containers; the host ports are PUBLISHED ones.
     "metrics_bind_host", "producer_metrics_port", "streaming_metrics_port", "alerting_metrics_port",

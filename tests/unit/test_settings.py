@@ -72,3 +72,35 @@ def test_every_service_refuses_a_bad_setting_with_one_clear_line(module):
     assert result.returncode == 2
     assert "METEOFLOW_ES_PORT='not-a-port'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.5", "my-laptop.lan", "localhost.example"])
+def test_a_bind_host_beyond_loopback_is_refused_without_the_acknowledgement(monkeypatch, host):
+    monkeypatch.setenv("METEOFLOW_BIND_HOST", host)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert message.startswith("invalid settings: ") and f"METEOFLOW_BIND_HOST={host!r}" in message
+    assert "METEOFLOW_ALLOW_UNAUTHENTICATED_BIND=true" in message and "Elasticsearch" in message
+    monkeypatch.setenv("METEOFLOW_ALLOW_UNAUTHENTICATED_BIND", "true")  # the user says the network is trusted
+    assert load_settings().bind_host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "::1", "[::1]"])
+def test_loopback_bind_hosts_need_no_acknowledgement(host):
+    assert load_settings(bind_host=host).allow_unauthenticated_bind is False
+
+
+@pytest.mark.parametrize("module", ["stack", "producer", "webapp", "elk.alerting"])
+def test_every_service_and_the_stack_refuse_an_open_bind_host_before_starting(module):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METEOFLOW_")}
+    env["METEOFLOW_BIND_HOST"] = "0.0.0.0"
+    args = [sys.executable, "-m", module] + (["status"] if module == "stack" else [])
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "METEOFLOW_BIND_HOST='0.0.0.0' is not a loopback address" in result.stderr
+    assert "METEOFLOW_ALLOW_UNAUTHENTICATED_BIND" in result.stderr and "Traceback" not in result.stderr
