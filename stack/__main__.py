@@ -23,6 +23,7 @@ from meteoflow.metrics import METRICS_PORT_SETTINGS
 from meteoflow.settings import SettingsError, load_settings
 from stack import install, spinner
 from stack.logrotate import rotate_logs
+from stack.private import open_private_append, private_dir, write_private
 from stack.process import StackError, Status, pid_alive, tail
 from stack.servers import servers
 from stack.services import SERVICES, services
@@ -58,8 +59,8 @@ def cmd_down(settings, names: list[str]) -> None:
     srv, svc = _select(settings, names)
     for proc in list(reversed(svc)) + list(reversed(srv)):
         if names:
-            proc.held_file.parent.mkdir(parents=True, exist_ok=True)
-            proc.held_file.touch()  # before stopping it: the supervisor must not see an unexpected exit
+            private_dir(proc.held_file.parent)
+            write_private(proc.held_file, "")  # before stopping it: the supervisor must not see an unexpected exit
         else:
             proc.held_file.unlink(missing_ok=True)
         if proc.stop():
@@ -146,13 +147,14 @@ def cmd_run(settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     pid_file = _supervisor_pid_file(settings)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(str(os.getpid()))
-    log_dir = settings.run_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.run_dir, keep_search=True)  # see ManagedProcess.start
+    private_dir(pid_file.parent)
+    write_private(pid_file, str(os.getpid()))
+    log_dir = private_dir(settings.run_dir / "logs")
     rotate_logs(log_dir, settings.log_max_bytes, settings.log_backups)
     # The supervisor's JSON lines go to its own log (and Kafka); the terminal gets plain words.
-    log = setup_logging("supervisor", settings, stream=open(log_dir / "supervisor.log", "a", buffering=1))
+    log = setup_logging("supervisor", settings, stream=open_private_append(log_dir / "supervisor.log", text=True,
+                                                                          buffering=1))
     srv, svc = _select(settings, [])
     try:
         for proc in srv + svc:

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from stack.private import FILE_MODE
+
 
 def backup(path: Path, n: int) -> Path:
     return path.with_name(f"{path.name}.{n}")
@@ -31,6 +33,7 @@ def rotate(path: Path, max_bytes: int, backups: int) -> bool:
                 os.replace(backup(path, n), backup(path, n + 1))
         tmp = path.with_name(f"{path.name}.rotating")  # not *.log: never listed as a log of its own
         shutil.copyfile(path, tmp)
+        tmp.chmod(FILE_MODE)  # copyfile makes it by the umask: a copy of a private log stays private
         os.replace(tmp, backup(path, 1))
     os.truncate(path, 0)
     return True

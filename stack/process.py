@@ -32,6 +32,7 @@ from typing import Callable, TextIO
 
 from meteoflow.processes import pid_alive
 from meteoflow.settings import Settings
+from stack.private import UMASK, open_private_append, private_dir, write_private
 
 
 class StackError(RuntimeError):
@@ -190,12 +191,13 @@ class ManagedProcess:
                 f"stop it or set {env} to a free port for {self.name}"
             )
         self.install()
+        private_dir(self.settings.run_dir, keep_search=True)  # a running Elasticsearch may need to traverse it
         self.configure()
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        for directory in (self.home, self.log_file.parent, self.pid_file.parent):
+            private_dir(directory)
         log(f"starting {self.name}" + (f" on {self.settings.bind_host}:{self.port}" if self.port else ""))
         started = time.monotonic()
-        with open(self.log_file, "ab") as out:
+        with open_private_append(self.log_file) as out:
             self.log_offset = out.tell()
             self.proc = proc = subprocess.Popen(
                 self.command(),
@@ -208,8 +210,9 @@ class ManagedProcess:
                 user=self.run_as_user(),
                 group=self.run_as_user(),
                 extra_groups=[] if self.run_as_user() else None,
+                umask=UMASK,  # what it creates (data, segments, checkpoints) is its owner's only
             )
-        self.pid_file.write_text(str(proc.pid))
+        write_private(self.pid_file, str(proc.pid))
         timeout = self.health_timeout or self.settings.start_timeout_seconds
         if not self._wait_healthy(proc.pid, timeout, proc):
             code = proc.poll()

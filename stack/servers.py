@@ -19,6 +19,7 @@ from pathlib import Path
 
 from meteoflow.settings import Settings
 from stack import install
+from stack.private import private_dir
 from stack.process import ManagedProcess, StackError
 
 ES_USER = "meteoflow"  # Elasticsearch refuses to run as root
@@ -46,7 +47,7 @@ class KafkaServer(ManagedProcess):
         s = self.settings
         if port_clash := {s.kafka_port} & {s.kafka_controller_port}:
             raise StackError(f"METEOFLOW_KAFKA_PORT and METEOFLOW_KAFKA_CONTROLLER_PORT are both {port_clash.pop()}")
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         host = s.bind_host
         retention_ms = s.kafka_retention_hours * 3600 * 1000
         self.config_file.write_text(
@@ -174,7 +175,7 @@ class ElasticsearchServer(ManagedProcess):
         s = self.settings
         conf = self.home / "config"
         for sub in ("data", "logs", "tmp"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(self.home / sub)
         if not conf.exists():
             shutil.copytree(self.distribution / "config", conf)
         (conf / "elasticsearch.yml").write_text(
@@ -241,7 +242,7 @@ class FerretDBServer(ManagedProcess):
         install.ferretdb_binary(self.settings)
 
     def configure(self) -> None:
-        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        private_dir(self.home / "data")
 
     def command(self) -> list[str]:
         s = self.settings

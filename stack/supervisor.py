@@ -28,6 +28,7 @@ from meteoflow.logs import mask_secrets
 from meteoflow.settings import Settings
 from stack.logrotate import rotate_logs
 from stack.policy import Policy, Supervision, describe
+from stack.private import private_dir, write_private
 from stack.process import ManagedProcess, tail
 
 ERROR_MAX_CHARS = 300
@@ -95,7 +96,7 @@ def read_state(settings: Settings) -> SupervisorState | None:
 def write_state(path: Path, state: SupervisorState) -> None:
     """Atomically: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(state.model_dump_json(indent=1))
+    write_private(tmp, state.model_dump_json(indent=1))
     os.replace(tmp, path)
 
 
@@ -198,5 +199,5 @@ class Supervisor:
 
     def write_state(self) -> None:
         path = state_file(self.settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         write_state(path, self.snapshot())
