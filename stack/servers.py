@@ -24,6 +24,12 @@ from stack.process import ManagedProcess, StackError
 
 ES_USER = "meteoflow"  # Elasticsearch refuses to run as root
 
+# Free disk below which the native Elasticsearch stops placing shards (low, high) and, at the
+# flood stage, turns the indices read-only-allow-delete until space is back (it lifts the block
+# itself). Absolute sizes, not the 85/90/95 % defaults: on a large dev disk 15 % free is still
+# hundreds of GB, on a small one the flood stage must come before the disk is full.
+ES_DISK_WATERMARKS = {"low": "2gb", "high": "1gb", "flood_stage": "512mb"}
+
 
 class KafkaServer(ManagedProcess):
     name = "kafka"
@@ -191,8 +197,11 @@ class ElasticsearchServer(ManagedProcess):
                     "xpack.security.enabled: false",
                     f"path.data: {self.home / 'data'}",
                     f"path.logs: {self.home / 'logs'}",
-                    "action.destructive_requires_name: false",
-                    "cluster.routing.allocation.disk.threshold_enabled: false",
+                    # A delete must name its indices: no `*` or `_all` wipes every index at once.
+                    "action.destructive_requires_name: true",
+                    "cluster.routing.allocation.disk.threshold_enabled: true",
+                    *(f"cluster.routing.allocation.disk.watermark.{level}: {size}"
+                      for level, size in ES_DISK_WATERMARKS.items()),
                     "",
                 ]
             )
