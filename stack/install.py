@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from meteoflow.settings import Settings, load_settings
+from stack.pins import ELASTICSEARCH_ZIP_SHA256, FERRETDB_MODULE_SUM, KAFKA_JARS_SHA256, verify_dir, verify_file
 from stack.process import StackError, current_step, step
 
 KAFKA_VERSION = "4.1.1"
@@ -79,11 +80,12 @@ def _maven_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _mvn(settings: Settings, args: list[str], what: str, cwd: Path | None = None) -> None:
+def _mvn(settings: Settings, args: list[str], what: str, cwd: Path | None = None, strict: bool = True) -> None:
+    """`strict`: a download whose .sha1 does not match (or is missing) fails (-C), not a warning."""
     mvn = _need("mvn", "install Maven (apt-get install maven); ./run.sh does this for you")
     repo = settings.cache_dir / "m2"
     _run(
-        [mvn, "-B", f"-Dmaven.repo.local={repo}", *args],
+        [mvn, "-B", *(["--strict-checksums"] if strict else []), f"-Dmaven.repo.local={repo}", *args],
         what,
         env=_maven_env(settings),
         cwd=cwd,
@@ -131,6 +133,7 @@ def kafka_libs(settings: Settings) -> Path:
             ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
             ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
         ], libs, "resolving Kafka")
+        verify_dir(libs, KAFKA_JARS_SHA256.get(KAFKA_VERSION), f"Kafka {KAFKA_VERSION}")
     done.write_text(KAFKA_VERSION)
     return libs
 
@@ -150,8 +153,15 @@ def elasticsearch_home(settings: Settings) -> Path:
             ["dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={target}"],
             "downloading Elasticsearch",
             cwd=target,
+            strict=False,  # Central publishes no checksum for this zip: its SHA-256 pin is checked below
         )
         archive = target / f"elasticsearch-{ELASTICSEARCH_VERSION}.zip"
+        try:
+            verify_file(archive, ELASTICSEARCH_ZIP_SHA256.get(ELASTICSEARCH_VERSION),
+                        f"Elasticsearch {ELASTICSEARCH_VERSION}")
+        except StackError:
+            archive.unlink(missing_ok=True)
+            raise
         shutil.rmtree(home, ignore_errors=True)
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(target)
@@ -268,7 +278,11 @@ def ferretdb_binary(settings: Settings) -> Path:
     with _step(settings, "ferretdb", f"building FerretDB {FERRETDB_VERSION} (Go module proxy, about a minute)"):
         out = _run([go, "mod", "download", "-x", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
                    f"downloading FerretDB {FERRETDB_VERSION}", env=env, capture=True)
-        source = Path(json.loads(out)["Dir"])
+        module = json.loads(out)
+        if module.get("Sum") != FERRETDB_MODULE_SUM.get(FERRETDB_VERSION):
+            raise StackError(f"FerretDB {FERRETDB_VERSION}: module sum {module.get('Sum')} is not the one "
+                             f"stack/pins.py pins ({FERRETDB_MODULE_SUM.get(FERRETDB_VERSION)})")
+        source = Path(module["Dir"])
         build_dir = target / "src"
         shutil.rmtree(build_dir, ignore_errors=True)
         shutil.copytree(source, build_dir)
