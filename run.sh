@@ -27,7 +27,7 @@ step() {
   local name=$1 title=$2 started=$SECONDS code
   shift 2
   local log="$SETUP_LOGS/install-$name.log"
-  mkdir -p "$SETUP_LOGS"
+  (umask 077 && mkdir -p "$SETUP_LOGS" && : >> "$log")  # run files are their owner's only (docs/security.md)
   printf '\033[1m[meteoflow]\033[0m %s ... ' "$title"
   if "$@" > "$log" 2>&1 < /dev/null; then
     printf 'done (%d s)\n' $((SECONDS - started))

@@ -25,7 +25,7 @@ RUN mkdir -p /usr/share/man/man1 \
 # (tests/unit/test_compose.py checks the list against the imports of stack.install).
 COPY meteoflow/__init__.py meteoflow/settings.py meteoflow/processes.py meteoflow/clock.py meteoflow/errors.py /build/src/meteoflow/
 COPY meteoflow/contracts/ /build/src/meteoflow/contracts/
-COPY stack/__init__.py stack/install.py stack/process.py /build/src/stack/
+COPY stack/__init__.py stack/install.py stack/process.py stack/pins.py stack/private.py /build/src/stack/
 RUN cd /build/src && /opt/venv/bin/python -c "import pyspark; \
 from meteoflow.settings import Settings; from stack.install import spark_kafka_jars; \
 jars = spark_kafka_jars(Settings(cache_dir='/opt/meteoflow-cache', run_dir='/tmp/run'), pyspark.__version__); \

@@ -311,7 +311,7 @@ class Step:
             capture: bool = False) -> str:
         """Run `cmd` with stdout and stderr into the log; with `capture`, stdout is returned
         (and logged too) and only stderr goes to the log as it comes."""
-        with open(self.log, "ab") as out:
+        with open_private_append(self.log) as out:
             out.write(f"$ {' '.join(cmd)}\n".encode())
             out.flush()
             result = subprocess.run(
@@ -370,9 +370,9 @@ def step(name: str, title: str, log_dir: Path, display: StepDisplay | None = Non
         yield outer
         return
     display = display or step_display
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(log_dir)
     this = Step(name, title, step_log(log_dir, name))
-    this.log.write_text(f"# {title}\n")
+    write_private(this.log, f"# {title}\n")
     token = _current_step.set(this)
     started = time.monotonic()
     display.begin(this)

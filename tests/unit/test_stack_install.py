@@ -76,13 +76,9 @@ def test_a_tampered_elasticsearch_zip_is_refused_and_removed(settings, commands,
 
 
 def test_a_ferretdb_module_with_another_sum_is_refused(settings, monkeypatch, tmp_path):
-    class Out:
-        returncode = 0
-        stdout = json.dumps({"Dir": str(tmp_path), "Sum": "h1:somethingElse="})
-        stderr = ""
-
+    module = json.dumps({"Dir": str(tmp_path), "Sum": "h1:somethingElse="})
     monkeypatch.setattr(install, "_need", lambda tool, hint: "/usr/bin/go")
-    monkeypatch.setattr(install.subprocess, "run", lambda *a, **kw: Out())
+    monkeypatch.setattr(install, "_run", lambda *a, **kw: module)  # `go mod download -json`
     with pytest.raises(StackError, match="module sum h1:somethingElse= is not the one stack/pins.py pins"):
         install.ferretdb_binary(settings)
 
