@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
+from fastapi.security import APIKeyHeader
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from forecasting_api.engine import ForecastFailed, Forecaster, Outcome
+from forecasting_api.engine import ForecastFailed, Forecaster, Outcome, QueueFull, Ticket
 from forecasting_api.validation import SeriesError, clean_series, describe_errors
 from meteoflow import __version__
 from meteoflow.contracts import (
+    API_KEY_HEADER,
     BatchItem,
     BatchRequest,
     BatchResponse,
@@ -29,7 +33,7 @@ from meteoflow.contracts import (
     PredictRequest,
     PredictResponse,
 )
-from meteoflow.metrics import ForecastingApiMetrics, instrument_app
+from meteoflow.metrics import UNMATCHED_ROUTE, ForecastingApiMetrics, HttpMetrics, instrument_app
 from meteoflow.settings import Settings
 
 log = logging.getLogger("forecasting_api")
@@ -54,11 +58,62 @@ class Health(BaseModel):
     coalesced: int
     failures: int
     in_flight: int
+    max_pending: int
+    rejected: int
+    timeouts: int
+    worker_restarts: int
     cache: dict[str, int]
 
 
-def error_response(status: int, field: str, message: str) -> JSONResponse:
-    return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=status)
+def error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=status, headers=headers)
+
+
+def queue_full_response(exc: QueueFull) -> JSONResponse:
+    return error_response(429, "request", exc.message, headers={"Retry-After": str(exc.retry_after)})
+
+
+# Paths open without the key: the container health check, and the API's description (so /docs loads in
+# a browser, where the key is then typed into "Authorize").
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
+class ApiKeyGuard:
+    """401 unless the request carries the key (X-API-Key, or Authorization: Bearer), compared in
+    constant time. Outermost, so a refused request is never buffered nor routed; /metrics is guarded too.
+    Refusals are counted in the HTTP metrics under the unmatched route."""
+
+    def __init__(self, app, key: str, http: HttpMetrics):
+        self.app = app
+        self.key_digest = _digest(key.encode())
+        self.http = http
+
+    def _presented(self, scope) -> bytes | None:
+        headers = dict(scope.get("headers") or [])
+        if b"x-api-key" in headers:
+            return headers[b"x-api-key"].strip()
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer" and token.strip():
+            return token.strip()
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        presented = self._presented(scope)
+        # Digests: equal lengths, so not even the key's length shows in the comparison's time.
+        if presented is not None and hmac.compare_digest(_digest(presented), self.key_digest):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        message = ("no API key: send it in the X-API-Key header (or Authorization: Bearer)" if presented is None
+                   else "the API key is wrong")
+        response = error_response(401, API_KEY_HEADER, message, headers={"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+        self.http.observe(scope.get("method", "GET"), UNMATCHED_ROUTE, 401, time.perf_counter() - started)
 
 
 class BodyLimit:
@@ -146,16 +201,14 @@ def _log_forecast(request: PredictRequest, response: PredictResponse, started: f
     )
 
 
-async def _forecast_item(forecaster: Forecaster, index: int, raw: dict[str, Any], min_points: int) -> BatchItem:
-    """One batch entry, validated and forecast on its own: its failure is its own error."""
+def _validate_item(index: int, raw: dict[str, Any], min_points: int, max_points: int):
+    """One batch entry validated on its own: (request, series), or its error as a BatchItem."""
     prefix = f"series[{index}]"
     region = raw.get("region_id") if isinstance(raw.get("region_id"), str) else None
     region = region[:64] if region else None
     try:
         request = PredictRequest.model_validate(raw)
-        series = clean_series(request.data, min_points)
-        started = time.perf_counter()
-        outcome = await forecaster.forecast(series, request.horizon_hours)
+        return request, clean_series(request.data, min_points, max_points)
     except ValidationError as exc:
         errors = describe_errors(exc.errors(), prefix=prefix)
         first = errors[0]
@@ -164,6 +217,15 @@ async def _forecast_item(forecaster: Forecaster, index: int, raw: dict[str, Any]
         return BatchItem(index=index, region_id=region, status="error", error=first)
     except SeriesError as exc:
         return BatchItem(index=index, region_id=region, status="error", error=exc.as_item_error(prefix + "."))
+
+
+async def _forecast_item(forecaster: Forecaster, index: int, request: PredictRequest, series, ticket: Ticket,
+                         started: float) -> BatchItem:
+    """One started batch entry: its failure is its own error."""
+    prefix = f"series[{index}]"
+    region = request.region_id
+    try:
+        outcome = await forecaster.outcome(ticket)
     except ForecastFailed as exc:
         return BatchItem(index=index, region_id=region, status="error",
                          error=ItemError(field=f"{prefix}.{exc.field}", message=exc.message))
@@ -177,17 +239,27 @@ async def _forecast_item(forecaster: Forecaster, index: int, raw: dict[str, Any]
 
 
 ERRORS = {
-    413: {"model": ErrorResponse, "description": "Body larger than forecast_max_body_bytes"},
+    413: {"model": ErrorResponse, "description": "Body larger than forecast_max_body_bytes, a series longer than "
+                                                 "forecast_max_points, or a batch over forecast_max_batch_series"},
     422: {"model": ErrorResponse, "description": "Invalid input; each entry names the field"},
+    429: {"model": ErrorResponse, "description": "forecast_max_pending_fits reached: retry after the Retry-After "
+                                                 "header's seconds"},
 }
+AUTH = {401: {"model": ErrorResponse, "description": "No or a wrong API key (when METEOFLOW_FORECAST_API_KEY is set)"}}
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> FastAPI:
+def create_app(settings: Settings, registry: CollectorRegistry | None = None,
+               forecaster: Forecaster | None = None) -> FastAPI:
     """`registry`: where the metrics served on /metrics go (python -m forecasting_api passes
-    meteoflow.metrics.service_registry's; by default a registry of this app alone)."""
-    forecaster = Forecaster(settings)
-    min_points = settings.forecast_min_points
+    meteoflow.metrics.service_registry's; by default a registry of this app alone). `forecaster`:
+    tests pass one with a fake fit or pool."""
+    forecaster = forecaster or Forecaster(settings)
+    min_points, max_points = settings.forecast_min_points, settings.forecast_max_points
+    max_series = settings.forecast_max_batch_series
     metrics = ForecastingApiMetrics(forecaster.stats, registry)
+    api_key = settings.forecast_api_key.get_secret_value() if settings.forecast_api_key else ""
+    # Only documents the key in the OpenAPI (Swagger's "Authorize"); ApiKeyGuard enforces it.
+    secured = [Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))] if api_key else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -207,6 +279,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.state.forecaster = forecaster
     app.add_middleware(BodyLimit, max_bytes=settings.forecast_max_body_bytes)
     instrument_app(app, metrics.http)  # outside BodyLimit: its 413s are counted too
+    if api_key:
+        app.add_middleware(ApiKeyGuard, key=api_key, http=metrics.http)  # outermost: before /metrics and buffering
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,14 +298,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses={**ERRORS, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+        responses={**ERRORS, **AUTH, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
         summary="Forecast one series",
+        dependencies=secured,
     )
     async def predict(body: PredictRequest):
         started = time.perf_counter()
         try:
-            series = clean_series(body.data, min_points)
+            series = clean_series(body.data, min_points, max_points)
             outcome = await forecaster.forecast(series, body.horizon_hours)
+        except QueueFull as exc:
+            log.warning("forecast refused (429): %s", exc.message,
+                        extra={"fields": {"event.action": FORECAST_ACTION, "event.outcome": "failure"}})
+            return queue_full_response(exc)
         except (SeriesError, ForecastFailed) as exc:
             status = getattr(exc, "status", 422)
             log.warning("forecast refused (%d) %s: %s", status, exc.field, exc.message,
@@ -244,12 +323,27 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         _log_forecast(body, response, started)
         return response
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses=ERRORS, summary="Forecast many series")
+    @app.post("/predict/batch", response_model=BatchResponse, responses={**ERRORS, **AUTH},
+              summary="Forecast many series", dependencies=secured)
     async def predict_batch(body: BatchRequest):
         started = time.perf_counter()
-        items = await asyncio.gather(
-            *(_forecast_item(forecaster, index, raw, min_points) for index, raw in enumerate(body.series))
-        )
+        if len(body.series) > max_series:
+            return error_response(413, "series", f"{len(body.series)} series; the limit is {max_series} per batch "
+                                                 "(forecast_max_batch_series)")
+        checked = [_validate_item(index, raw, min_points, max_points) for index, raw in enumerate(body.series)]
+        valid = [(index, c) for index, c in enumerate(checked) if not isinstance(c, BatchItem)]
+        try:
+            # All or nothing: a batch is admitted whole, so it never half-runs when the queue is full.
+            tickets = forecaster.start([(series, request.horizon_hours) for _, (request, series) in valid])
+        except QueueFull as exc:
+            log.warning("batch refused (429): %s", exc.message,
+                        extra={"fields": {"event.action": FORECAST_BATCH_ACTION, "event.outcome": "failure"}})
+            return queue_full_response(exc)
+        forecasts = await asyncio.gather(*(
+            _forecast_item(forecaster, index, request, series, ticket, started)
+            for (index, (request, series)), ticket in zip(valid, tickets)))
+        by_index = {item.index: item for item in forecasts}
+        items = [by_index.get(index, item) for index, item in enumerate(checked)]
         ok = sum(item.status == "ok" for item in items)
         metrics.forecasts.labels("ok").inc(ok)
         metrics.forecasts.labels("error").inc(len(items) - ok)
@@ -263,11 +357,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         )
         return BatchResponse(results=list(items))
 
-    @app.get("/health", response_model=Health, summary="Liveness, version and cache figures")
+    @app.get("/health", response_model=Health, summary="Liveness, version, queue and cache figures (no API key)")
     async def health():
         return Health(status="ok", version=VERSION, **forecaster.stats())
 
     return app
 
 
-__all__ = ["create_app", "ErrorResponse", "BodyLimit"]
+__all__ = ["create_app", "ErrorResponse", "BodyLimit", "ApiKeyGuard", "API_KEY_HEADER"]

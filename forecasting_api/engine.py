@@ -1,24 +1,26 @@
-"""Runs fits in a pool of worker processes, with the cache and in-flight de-duplication in front.
+"""Runs fits in a pool of killable worker processes, with the cache, in-flight de-duplication and
+the bound on pending work in front.
 
 Prophet's fitting is CPU-bound Python + a Stan subprocess, so parallelism across cores needs
-processes. The pool uses `spawn` so workers never inherit the server's threads or locks.
+processes; a fit past forecast_timeout_seconds is cancelled by killing its worker
+(forecasting_api.workers), so it cannot keep a core busy for a caller that has given up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
+import math
 import os
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from forecasting_api.cache import LruCache, cache_key
 from forecasting_api.model import ModelConfig, forecast, worker_init
 from forecasting_api.validation import CleanSeries
+from forecasting_api.workers import CallTimedOut, WorkerPool, WorkerUnavailable
 from meteoflow.settings import Settings
 
 log = logging.getLogger("forecasting_api")
@@ -34,123 +36,163 @@ class ForecastFailed(Exception):
         self.field = field
 
 
+class QueueFull(Exception):
+    """Starting these fits would exceed forecast_max_pending_fits: answered 429 with Retry-After."""
+
+    def __init__(self, pending: int, needed: int, limit: int, retry_after: int):
+        super().__init__(f"{pending} fits are pending and this request needs {needed} more; the limit is {limit} "
+                         f"(forecast_max_pending_fits); retry in {retry_after} s")
+        self.message = str(self)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Outcome:
     result: dict[str, Any]  # the worker's dict (ok=True)
     cached: bool
 
 
-def _warm() -> int:
-    return os.getpid()
+@dataclass(frozen=True)
+class Ticket:
+    """One series' forecast once started: already known (cached) or a fit to wait for."""
+
+    outcome: Outcome | None = None
+    future: Future | None = None
 
 
 class Forecaster:
-    def __init__(self, settings: Settings):
+    """`fit` runs in the workers (forecasting_api.model.forecast; tests pass a fake)."""
+
+    def __init__(self, settings: Settings, fit: Callable[..., dict[str, Any]] = forecast,
+                 initializer: Callable[[], None] | None = worker_init, pool: Any = None):
         self.workers = settings.forecast_workers or os.cpu_count() or 1
         self.timeout = settings.forecast_timeout_seconds
+        self.max_pending = settings.forecast_max_pending_fits
         self.config = ModelConfig(interval_width=settings.forecast_interval_width, seed=settings.forecast_seed)
         self.cache = LruCache(settings.forecast_cache_size)
-        self._pool: ProcessPoolExecutor | None = None
+        self._fit = fit
+        self._initializer = initializer
+        self._pool = pool  # started lazily (or by warm_up), so building the app costs nothing
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self.fits = 0
         self.coalesced = 0
         self.failures = 0
+        self.rejected = 0
+        self._fit_seconds = 1.0  # moving average of a fit's duration, for Retry-After
 
     # --- pool -------------------------------------------------------------------
-    def _get_pool(self) -> ProcessPoolExecutor:
+    def _get_pool(self):
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=worker_init,
-                )
+                self._pool = WorkerPool(self.workers, self.timeout, self._initializer)
             return self._pool
-
-    def _discard_pool(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._pool is broken:
-                self._pool = None
-        broken.shutdown(wait=False, cancel_futures=True)
 
     async def warm_up(self) -> None:
         """Start every worker (and import Prophet there) before the first request arrives."""
         pool = self._get_pool()
-        await asyncio.gather(*(asyncio.wrap_future(pool.submit(_warm)) for _ in range(self.workers)))
+        await asyncio.to_thread(pool.wait_ready)
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
     # --- forecasting ----------------------------------------------------------------
-    def _start_fit(self, key: str, series: CleanSeries, horizon_hours: int) -> tuple[Future | None, dict | None]:
-        """(the running fit for this key, None), started if nobody did yet; or (None, cached result)
-        when a fit finished between this request's first cache look and now."""
+    def start(self, jobs: Sequence[tuple[CleanSeries, int]]) -> list[Ticket]:
+        """Start the fits of `jobs` (series, horizon) at once, or none of them: QueueFull when
+        the fits not cached nor already running would take pending fits past the limit."""
+        keys = [cache_key(series, horizon, self.config) for series, horizon in jobs]
         pool = self._get_pool()
         with self._lock:
-            running = self._inflight.get(key)
-            if running is not None:
-                self.coalesced += 1
-                return running, None
             # _finish stores in the cache before it un-lists the fit, so under this lock one of the two is seen.
-            finished = self.cache.get(key, count_miss=False)
-            if finished is not None:
-                return None, finished
-            future = pool.submit(forecast, series.epoch_seconds, series.values, horizon_hours, self.config)
-            self._inflight[key] = future
-            self.fits += 1
-        future.add_done_callback(lambda done: self._finish(key, done))
-        return future, None
+            known = {key: self.cache.get(key) for key in set(keys) if key not in self._inflight}
+            needed = sum(1 for value in known.values() if value is None)
+            if needed and len(self._inflight) + needed > self.max_pending:
+                self.rejected += 1
+                raise QueueFull(len(self._inflight), needed, self.max_pending, self._retry_after())
+            tickets, started = [], []
+            for key, (series, horizon) in zip(keys, jobs):
+                running = self._inflight.get(key)
+                if running is not None:
+                    if not any(key == k for k, _ in started):
+                        self.coalesced += 1
+                    tickets.append(Ticket(future=running))
+                elif known.get(key) is not None:
+                    tickets.append(Ticket(outcome=Outcome(known[key], cached=True)))
+                else:
+                    future = pool.submit(self._fit, series.epoch_seconds, series.values, horizon, self.config)
+                    self._inflight[key] = future
+                    started.append((key, future))
+                    self.fits += 1
+                    tickets.append(Ticket(future=future))
+        for key, future in started:
+            future.add_done_callback(lambda done, key=key: self._finish(key, done))
+        return tickets
+
+    def _retry_after(self) -> int:
+        """Seconds until about a batch's worth of pending fits is done (at least 1)."""
+        return max(1, math.ceil(len(self._inflight) / self.workers * self._fit_seconds))
 
     def _finish(self, key: str, done: Future) -> None:
-        # Runs in the pool's manager thread: store first, then un-list, so a new request finds one or the other.
-        if not done.cancelled() and done.exception() is None and done.result().get("ok"):
+        # Runs in a pool thread: store first, then un-list, so a new request finds one or the other.
+        ok = not done.cancelled() and done.exception() is None and done.result().get("ok")
+        if ok:
             self.cache.put(key, done.result())
         with self._lock:
+            if ok:
+                self._fit_seconds = 0.8 * self._fit_seconds + 0.2 * float(done.result().get("fit_seconds", 1.0))
             if self._inflight.get(key) is done:
                 del self._inflight[key]
 
-    async def forecast(self, series: CleanSeries, horizon_hours: int) -> Outcome:
-        key = cache_key(series, horizon_hours, self.config)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return Outcome(hit, cached=True)
-        # forecast_timeout_seconds bounds one fit; fits queued ahead of this one (a big batch) extend the wait.
-        timeout = self.timeout * (1 + len(self._inflight) // self.workers)
+    async def outcome(self, ticket: Ticket) -> Outcome:
+        """The forecast of a started ticket, or ForecastFailed."""
+        if ticket.outcome is not None:
+            return ticket.outcome
         try:
-            future, finished = self._start_fit(key, series, horizon_hours)
-            if finished is not None:
-                return Outcome(finished, cached=True)
-            # shield: a waiter that times out must not cancel a fit other requests share.
-            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
-        except asyncio.TimeoutError:
-            self.failures += 1
+            # shield: a waiter that is cancelled must not cancel a fit other requests share.
+            result = await asyncio.shield(asyncio.wrap_future(ticket.future))
+        except CallTimedOut:
+            self._failed()
             raise ForecastFailed(
-                f"no forecast after {timeout:g} s (forecast_timeout_seconds={self.timeout:g} per fit)", status=504
+                f"the fit ran past forecast_timeout_seconds={self.timeout:g} s and was cancelled", status=504
             ) from None
-        except BrokenProcessPool:
-            self.failures += 1
-            pool = self._pool
-            if pool is not None:
-                self._discard_pool(pool)
-            log.error("a forecast worker died; the pool is restarted")
-            raise ForecastFailed("a forecast worker died; retry the request", status=503) from None
+        except (WorkerUnavailable, asyncio.CancelledError) as exc:
+            self._failed()
+            detail = str(exc) if isinstance(exc, WorkerUnavailable) else "the service is stopping"
+            raise ForecastFailed(f"{detail}; retry the request", status=503) from None
+        except RuntimeError as exc:
+            self._failed()
+            raise ForecastFailed(f"the model could not be fitted: {exc}"[:500], status=422) from None
         if not result.get("ok"):
-            self.failures += 1
+            self._failed()
             raise ForecastFailed(result.get("message", "the model failed"), status=422)
         return Outcome(result, cached=False)
+
+    def _failed(self) -> None:
+        with self._lock:
+            self.failures += 1
+
+    async def forecast(self, series: CleanSeries, horizon_hours: int) -> Outcome:
+        """One series (QueueFull, ForecastFailed)."""
+        (ticket,) = self.start([(series, horizon_hours)])
+        return await self.outcome(ticket)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             inflight = len(self._inflight)
+            pool = self._pool
+        pool_stats = getattr(pool, "stats", None)
         return {
             "workers": self.workers,
             "fits": self.fits,
             "coalesced": self.coalesced,
             "failures": self.failures,
             "in_flight": inflight,
+            "max_pending": self.max_pending,
+            "rejected": self.rejected,
+            "timeouts": getattr(pool_stats, "timeouts", 0),
+            "worker_restarts": getattr(pool_stats, "restarts", 0),
             "cache": self.cache.stats(),
         }

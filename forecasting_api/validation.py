@@ -32,10 +32,11 @@ TEMP_MIN, TEMP_MAX = _temperature_bounds()
 class SeriesError(ValueError):
     """A series that cannot be forecast; `field` names the offending input (e.g. data[3].ds)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, status: int = 422):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.status = status  # 413 for a series over a size limit
 
     def as_item_error(self, prefix: str = "") -> ItemError:
         return ItemError(field=prefix + self.field, message=self.message)
@@ -94,12 +95,16 @@ def parse_temperature(value: Any, field: str) -> float:
     return number
 
 
-def clean_series(points: Sequence[SeriesPoint], min_points: int) -> CleanSeries:
+def clean_series(points: Sequence[SeriesPoint], min_points: int, max_points: int | None = None) -> CleanSeries:
     """Validate and normalize the points of one request.
 
     Equal consecutive timestamps are merged by their mean (and counted); a timestamp earlier
-    than the previous one is an error naming the first offending index.
+    than the previous one is an error naming the first offending index. More than `max_points`
+    points (before merging: each is parsed) is a 413.
     """
+    if max_points is not None and len(points) > max_points:
+        raise SeriesError("data", f"{len(points)} points; the limit is {max_points} per series "
+                                  "(forecast_max_points)", status=413)
     stamps: list[int] = []
     sums: list[float] = []
     counts: list[int] = []

@@ -480,6 +480,11 @@ class _ForecasterCollector:
             ("fits", "Prophet fits started", s["fits"]),
             ("fits_coalesced", "Requests that joined a fit already running for the same input", s["coalesced"]),
             ("fit_failures", "Fits that failed or timed out", s["failures"]),
+            ("fit_timeouts", "Fits cancelled at forecast_timeout_seconds (their worker killed and replaced)",
+             s.get("timeouts", 0)),
+            ("worker_restarts", "Worker processes replaced (after a timeout, or found dead)", s.get("worker_restarts", 0)),
+            ("rejected", "Requests answered 429: they needed more fits than forecast_max_pending_fits left",
+             s.get("rejected", 0)),
             ("cache_hits", "Forecasts answered from the cache", cache.get("hits", 0)),
             ("cache_misses", "Cache look-ups that found nothing", cache.get("misses", 0)),
             ("cache_evictions", "Cached forecasts evicted (least recently used)", cache.get("evictions", 0)),
@@ -488,7 +493,9 @@ class _ForecasterCollector:
             family.add_metric([], value)
             yield family
         for name, doc, value in (
-            ("fits_in_flight", "Fits running now", s["in_flight"]),
+            ("fits_in_flight", "Fits queued or running now", s["in_flight"]),
+            ("fits_max_in_flight", "forecast_max_pending_fits: more fits in flight are refused with 429",
+             s.get("max_pending", 0)),
             ("cache_entries", "Forecasts in the cache", cache.get("size", 0)),
             ("workers", "Fit worker processes", s["workers"]),
         ):

@@ -134,9 +134,27 @@ class Settings(BaseSettings):
     forecast_horizon_hours: int = Field(24, ge=1, le=168)
     forecast_min_points: int = Field(24, ge=2)
     forecast_cache_size: int = Field(256, ge=0)
-    forecast_max_body_bytes: int = Field(5_000_000, ge=1024)
-    forecast_timeout_seconds: float = Field(60.0, gt=0)
-    forecast_workers: int = Field(0, ge=0, description="Parallel fits in a batch (0: one per core)")
+    forecast_max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest request body (413 beyond)")
+    forecast_max_points: int = Field(
+        2400, ge=2, description="Most points in one series (413 for /predict, an item error in a batch): 100 days "
+        "hourly. Weekly seasonality needs 14 days; the streaming job sends forecast_history_days*24+1 at most; "
+        "a fit of 2,160 points takes ~0.2 s (17,520: ~2 s)",
+    )
+    forecast_max_batch_series: int = Field(500, ge=1, description="Most series in one /predict/batch (413 beyond); "
+                                           "the streaming job splits its calls by it")
+    forecast_max_pending_fits: int = Field(
+        1000, ge=1, description="Most fits queued or running at once; a request that needs more is answered 429 "
+        "with Retry-After (at least forecast_max_batch_series)",
+    )
+    forecast_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest fit, from its start in a worker: a fit past it is cancelled (its worker "
+        "process is killed and replaced) and answered 504; also the streaming job's HTTP timeout",
+    )
+    forecast_workers: int = Field(0, ge=0, description="Worker processes running fits in parallel (0: one per core)")
+    forecast_api_key: SecretStr | None = Field(
+        None, description="When set, every endpoint of the forecasting API but /health requires it (header "
+        "X-API-Key or Authorization: Bearer); the streaming job sends it (secret)",
+    )
     forecast_interval_width: float = Field(
         0.95, gt=0, lt=1,
         description="Prophet's nominal band width; its iid-noise bands undercover autocorrelated hourly "
@@ -195,6 +213,22 @@ class Settings(BaseSettings):
     webapp_port: Port = _port(8080, "Web app and its API")
     webapp_refresh_seconds: float = Field(5.0, gt=0, le=3600, description="How often the web app polls its API for new data")
     webapp_dist_dir: Path | None = Field(None, description="Built React app served by the web app (default: webapp/frontend/dist)")
+
+    @model_validator(mode="after")
+    def _forecast_limits_fit_together(self) -> "Settings":
+        if self.forecast_max_pending_fits < self.forecast_max_batch_series:
+            raise ValueError(
+                f"forecast_max_pending_fits ({self.forecast_max_pending_fits}) must be at least "
+                f"forecast_max_batch_series ({self.forecast_max_batch_series}): a full batch could never be started")
+        # The window [last - days, last] floored to hours holds days*24+1 hourly points.
+        if self.forecast_max_points < self.forecast_history_days * 24 + 1:
+            raise ValueError(
+                f"forecast_max_points ({self.forecast_max_points}) must be at least forecast_history_days*24+1 "
+                f"({self.forecast_history_days * 24 + 1}): the streaming job sends that many points per region")
+        if self.forecast_max_points < self.forecast_min_points:
+            raise ValueError(f"forecast_max_points ({self.forecast_max_points}) is below forecast_min_points "
+                             f"({self.forecast_min_points})")
+        return self
 
     @field_validator("topic_observations", "topic_deadletter", "topic_logs")
     @classmethod

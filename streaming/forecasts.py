@@ -23,16 +23,13 @@ from pymongo.database import Database
 from meteoflow.clock import utc_now
 from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
-    FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt, ForecastDocument, ForecastRunSummary,
-    ForecastState, ObservationPoint, PredictRequest, bson_millis, valid_documents,
+    API_KEY_HEADER, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt, ForecastDocument,
+    ForecastRunSummary, ForecastState, ObservationPoint, PredictRequest, bson_millis, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.records import hourly_series
 from streaming.sinks import upsert_all
-
-MAX_SERIES_PER_CALL = 500  # BatchRequest's limit
-
 
 @dataclass(frozen=True)
 class RegionHistory:
@@ -135,12 +132,16 @@ class ForecastClient:
     def __init__(self, settings: Settings, session: requests.Session | None = None):
         self.url = settings.forecast_api_url.rstrip("/") + "/predict/batch"
         self.timeout = settings.forecast_timeout_seconds
+        self.max_series = settings.forecast_max_batch_series  # the API's limit per call (413 beyond)
         self.session = session or requests.Session()
+        # Sent with every call, never logged: an error names the URL and the status, not the headers.
+        self.headers = ({API_KEY_HEADER: settings.forecast_api_key.get_secret_value()}
+                        if settings.forecast_api_key else {})
 
     def predict_batch(self, series: list[dict[str, Any]]) -> BatchResponse:
         results = []
-        for start in range(0, len(series), MAX_SERIES_PER_CALL):
-            chunk = series[start:start + MAX_SERIES_PER_CALL]
+        for start in range(0, len(series), self.max_series):
+            chunk = series[start:start + self.max_series]
             response = self._post(chunk)
             for item in response.results:
                 results.append(item.model_copy(update={"index": item.index + start}))
@@ -148,11 +149,14 @@ class ForecastClient:
 
     def _post(self, series: list[dict[str, Any]]) -> BatchResponse:
         try:
-            resp = self.session.post(self.url, json={"series": series}, timeout=self.timeout)
+            resp = self.session.post(self.url, json={"series": series}, headers=self.headers, timeout=self.timeout)
         except requests.Timeout:
             raise ForecastUnavailable(f"no answer from {self.url} within {self.timeout:g} s") from None
         except requests.RequestException as exc:
             raise ForecastUnavailable(f"cannot reach {self.url}: {type(exc).__name__}") from None
+        if resp.status_code == 429:  # the API's queue is full: the regions stay marked for the retry timer
+            raise ForecastUnavailable(f"{self.url} is busy (HTTP 429, Retry-After {resp.headers.get('Retry-After')} s): "
+                                      f"{resp.text[:200]}")
         if resp.status_code != 200:
             raise ForecastUnavailable(f"{self.url} answered HTTP {resp.status_code}: {resp.text[:200]}")
         try:

@@ -46,8 +46,8 @@ from meteoflow.contracts.alerting import (  # noqa: F401
     SilenceRequest, AckRequest,
 )
 from meteoflow.contracts.forecasting import (  # noqa: F401
-    SeriesPoint, PredictRequest, Prediction, ModelFacts, PredictResponse, BatchRequest, ItemError, BatchItem,
-    BatchResponse,
+    API_KEY_HEADER, SeriesPoint, PredictRequest, Prediction, ModelFacts, PredictResponse, BatchRequest, ItemError,
+    BatchItem, BatchResponse,
 )
 from meteoflow.contracts.web import (  # noqa: F401
     Number, WebBody, Freshness, Thresholds, ErrorBody, FieldError, ValidationErrorBody, AppHealth, ConfigResponse, ObservationBody,

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# The header carrying METEOFLOW_FORECAST_API_KEY (Authorization: Bearer <key> is accepted too).
+API_KEY_HEADER = "X-API-Key"
+
+
 class SeriesPoint(BaseModel):
     ds: str = Field(description="timestamp, ISO 8601 (UTC assumed when no offset is given)")
     y: float = Field(description="temperature, deg C")
@@ -46,8 +50,9 @@ class PredictResponse(BaseModel):
 
 class BatchRequest(BaseModel):
     # Items stay raw here and are validated one by one with PredictRequest, so one bad
-    # series gets its own error while the others are still forecast.
-    series: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+    # series gets its own error while the others are still forecast. How many a batch may hold
+    # is the setting forecast_max_batch_series (413 beyond), checked by the API.
+    series: list[dict[str, Any]] = Field(min_length=1)
 
 
 class ItemError(BaseModel):

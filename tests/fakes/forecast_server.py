@@ -3,7 +3,8 @@ POST /predict/batch with a BatchRequest, answering a BatchResponse, and GET /hea
 
 It predicts a daily-cycle persistence (each future hour = the mean of the history at the same
 hour of day), which is enough for the streaming job's tests. `mode` switches it to fail
-("fail": HTTP 500) or to hang ("hang": no answer until switched back or stopped).
+("fail": HTTP 500), to hang ("hang": no answer until switched back or stopped) or to be busy
+("busy": HTTP 429 with Retry-After). With `api_key`, a POST without it in X-API-Key is a 401.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from meteoflow.contracts import (
-    BatchItem, BatchRequest, BatchResponse, ItemError, ModelFacts, Prediction, PredictRequest, PredictResponse,
+    API_KEY_HEADER, BatchItem, BatchRequest, BatchResponse, ItemError, ModelFacts, Prediction, PredictRequest, PredictResponse,
 )
 from meteoflow.errors import field_errors
 
@@ -66,10 +67,12 @@ def answer(body: dict[str, Any], min_points: int) -> BatchResponse:
 
 
 class FakeForecastServer:
-    def __init__(self, host: str = "127.0.0.1", min_points: int = 24):
-        self.mode = "ok"  # "ok" | "fail" | "hang"
+    def __init__(self, host: str = "127.0.0.1", min_points: int = 24, api_key: str | None = None):
+        self.mode = "ok"  # "ok" | "fail" | "hang" | "busy"
         self.min_points = min_points
+        self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # of each POST
         self._release = threading.Event()
         server = self
 
@@ -77,9 +80,11 @@ class FakeForecastServer:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-            def _send(self, status: int, payload: Any) -> None:
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload, default=str).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -96,6 +101,12 @@ class FakeForecastServer:
                     return self._send(404, {"detail": "not found"})
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
+                server.headers.append(dict(self.headers.items()))
+                if server.api_key is not None and self.headers.get(API_KEY_HEADER) != server.api_key:
+                    return self._send(401, {"detail": [{"field": API_KEY_HEADER, "message": "wrong API key"}]})
+                if server.mode == "busy":
+                    return self._send(429, {"detail": [{"field": "request", "message": "queue full"}]},
+                                      headers={"Retry-After": "7"})
                 if server.mode == "hang":
                     server._release.wait(120)
                     return

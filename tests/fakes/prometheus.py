@@ -35,8 +35,8 @@ def from_registry(registry: CollectorRegistry) -> Scrape:
     return Scrape(generate_latest(registry).decode())
 
 
-def scrape(url: str, timeout: float = 5.0) -> Scrape:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def scrape(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Scrape:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as resp:
         assert resp.status == 200, f"{url} answered {resp.status}"
         assert resp.headers["Content-Type"].startswith("text/plain"), resp.headers["Content-Type"]
         return Scrape(resp.read().decode())

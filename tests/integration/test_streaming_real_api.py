@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
+from pydantic import SecretStr
 
 from meteoflow.contracts import FORECAST_STATE, FORECASTS
 from meteoflow.kafka import make_producer
@@ -23,6 +25,7 @@ from tests.fakes.prometheus import scrape
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger("test-streaming-real-api")
+API_KEY = "integration-forecast-key"  # the API runs with a key: the streaming job must send it
 
 
 def free_port(host: str) -> int:
@@ -37,7 +40,8 @@ def forecasting_api(isolated, tmp_path):
         pytest.skip("the forecasting API has no entry point yet")
     port = free_port(isolated.bind_host)
     env = dict(os.environ, METEOFLOW_FORECAST_API_PORT=str(port), METEOFLOW_TOPIC_LOGS=isolated.topic_logs,
-               METEOFLOW_KAFKA_PORT=str(isolated.kafka_port), METEOFLOW_RUN_DIR=str(isolated.run_dir))
+               METEOFLOW_KAFKA_PORT=str(isolated.kafka_port), METEOFLOW_RUN_DIR=str(isolated.run_dir),
+               METEOFLOW_FORECAST_API_KEY=API_KEY)
     with open(tmp_path / "forecasting_api.log", "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "forecasting_api"], cwd=REPO_ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -64,9 +68,9 @@ def forecasting_api(isolated, tmp_path):
             proc.wait(10)
 
 
-def test_forecasts_from_the_real_api_follow_the_last_observation(isolated, spark, forecasting_api):
+def test_forecasts_from_the_real_api_follow_the_last_observation(isolated, spark, forecasting_api, tmp_path):
     settings = isolated.model_copy(update=dict(forecast_api_url_override=forecasting_api, forecast_horizon_hours=12,
-                                               forecast_timeout_seconds=120))
+                                               forecast_timeout_seconds=120, forecast_api_key=SecretStr(API_KEY)))
     observations = simulated_observations(regions=2, hours=72, per_hour=1)
     producer = make_producer(settings, client_id="test-streaming")
     for obs in observations:
@@ -93,12 +97,19 @@ def test_forecasts_from_the_real_api_follow_the_last_observation(isolated, spark
                 assert f["yhat_lower"] <= f["yhat"] <= f["yhat_upper"]
                 assert 10 < f["yhat"] < 40  # the simulated daily cycle is 21..31 C
         # The API's own /metrics (the real process, its service registry) saw those forecasts.
-        scraped = scrape(f"{forecasting_api}/metrics")
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # the key guards /metrics too
+            scrape(f"{forecasting_api}/metrics")
+        scraped = scrape(f"{forecasting_api}/metrics", headers={"Authorization": f"Bearer {API_KEY}"})
         assert scraped.value("meteoflow_build_info", service="forecasting_api") == 1.0
         assert scraped.value("meteoflow_forecasting_api_http_requests_total", method="POST", route="/predict/batch",
                              status="200") >= 1
         assert scraped.value("meteoflow_forecasting_api_forecasts_total", outcome="ok") >= 2
         assert scraped.value("meteoflow_forecasting_api_fits_total") >= 2
+        assert scraped.value("meteoflow_forecasting_api_worker_restarts_total") == 0
+        # The key is never logged, by the API (its output and its log file) or by the streaming job.
+        logs = [tmp_path / "forecasting_api.log", *(isolated.run_dir / "logs").glob("*.log*")]
+        assert logs[0].read_text() and not [p for p in logs if p.is_file() and API_KEY in p.read_text(errors="replace")]
+        assert not [line for line in lines if API_KEY in str(line)]
     finally:
         client.drop_database(settings.mongo_db)
         client.close()

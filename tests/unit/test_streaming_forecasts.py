@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pydantic import SecretStr
 
 from meteoflow.contracts import (
     BatchItem, BatchResponse, ForecastAttempt, ForecastDocument, ForecastState, ItemError, ModelFacts,
@@ -117,3 +118,29 @@ def test_client_reports_an_unreachable_api():
     client = ForecastClient(load_settings(METEOFLOW_FORECAST_API_URL="http://127.0.0.1:9", forecast_timeout_seconds=2))
     with pytest.raises(ForecastUnavailable, match="cannot reach http://127.0.0.1:9/predict/batch"):
         client.predict_batch([{"region_id": "a"}])
+
+
+def test_client_sends_the_api_key_and_splits_calls_by_the_batch_limit():
+    key = "streaming-test-key"
+    with FakeForecastServer(api_key=key) as server:
+        settings = load_settings(METEOFLOW_FORECAST_API_URL=server.url, forecast_api_key=key,
+                                 forecast_max_batch_series=1, forecast_timeout_seconds=5)
+        planned, _ = plan_requests([history("a", 30), history("b", 30)], 6, 24)
+        response = ForecastClient(settings).predict_batch([body for _, body in planned])
+        assert [(r.index, r.region_id, r.status) for r in response.results] == [(0, "a", "ok"), (1, "b", "ok")]
+        assert [len(r["series"]) for r in server.requests] == [1, 1]  # forecast_max_batch_series per call
+        assert all(h.get("X-API-Key") == key for h in server.headers)
+        # Without the key the API refuses, and the error does not show the key.
+        with pytest.raises(ForecastUnavailable, match="HTTP 401"):
+            client_for(server).predict_batch([body for _, body in planned])
+        with pytest.raises(ForecastUnavailable) as refused:
+            ForecastClient(settings.model_copy(update=dict(forecast_api_key=SecretStr("a-wrong-key")))).predict_batch(
+                [body for _, body in planned])
+        assert "a-wrong-key" not in str(refused.value) and key not in str(refused.value)
+
+
+def test_client_reports_a_busy_api_with_its_retry_after(fake_api):
+    fake_api.set_mode("busy")
+    planned, _ = plan_requests([history("a", 30)], 6, 24)
+    with pytest.raises(ForecastUnavailable, match=r"busy \(HTTP 429, Retry-After 7 s\)"):
+        client_for(fake_api).predict_batch([body for _, body in planned])
