@@ -16,7 +16,7 @@ from pydantic import SecretStr
 import forecasting_api.app as app_module
 from forecasting_api.app import create_app
 from forecasting_api.engine import Forecaster
-from forecasting_api.synthetic import as_points, daily_cycle
+from tests.fakes.temperature_series import as_points, daily_cycle
 from forecasting_api.workers import CallTimedOut, WorkerPool, WorkerUnavailable
 from meteoflow.settings import SettingsError, load_settings
 from tests.faults.harness import wait_until
