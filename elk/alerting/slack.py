@@ -54,7 +54,9 @@ def _lag(value: float | None) -> str:
 
 def incident_url(web_app: str, incident_id: str) -> str:
     """The web app's page of one incident. Ids hold `|` and `:`, which would end a Slack link: encoded."""
-    return f"{web_app.split('#', 1)[0]}#/incidents/{quote(incident_id, safe='')}"
+    # errors="surrogatepass": an id made from JSON text may hold a lone surrogate ("\\ud800"),
+    # which UTF-8 cannot encode; it must still give a link, never raise out of a notification.
+    return f"{web_app.split('#', 1)[0]}#/incidents/{quote(incident_id, safe='', errors='surrogatepass')}"
 
 
 def _where_to_look(hint: str | None, where_to_look: str | None, incident_id: str | None = None) -> str:

@@ -19,7 +19,7 @@ from elk.health.signals import (
     store_staleness_samples,
 )
 from elk.templates import install_templates
-from meteoflow.contracts import MetricSample, SupervisedProcess, SupervisorState
+from meteoflow.contracts import ForecastState, MetricSample, SupervisedProcess, SupervisorState
 from tests.browser.conftest import webapp_settings
 from tests.browser.seeding import Seeder, utcnow
 
@@ -59,7 +59,8 @@ def sampling_round(now: datetime, t0: datetime) -> list[MetricSample]:
     processes["producer"] = SupervisedProcess(state="held", since=t0 - timedelta(minutes=1), last_exit_code=-15)
     kafka_newest = now - timedelta(seconds=10)
     stores = {"elasticsearch": now - timedelta(seconds=9), "mongodb": t0 - timedelta(minutes=8)}
-    forecasts = [{"_id": r, "region_id": r, "status": "ok", "last_success_at": t0 - timedelta(minutes=m)}
+    forecasts = [ForecastState(_id=r, region_id=r, needs_forecast=False, last_observed_at=t0 - timedelta(minutes=m),
+                               status="ok", last_success_at=t0 - timedelta(minutes=m))
                  for r, m in (("dakar", 6), ("thies", 14), ("kaolack", 31))]
     return (service_samples(now, SupervisorState(pid=4242, processes=processes))
             + store_staleness_samples(now, kafka_newest, stores)

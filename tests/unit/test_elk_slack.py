@@ -180,3 +180,9 @@ def test_no_user_text_is_rendered_unescaped(name, rid, subject, error, digest):
 def test_escape_follows_slacks_three_entities():
     assert escape("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
     assert escape("&lt;") == "&amp;lt;"  # an entity typed by a user stays literal text
+
+
+def test_an_incident_id_with_a_lone_surrogate_still_links():
+    """Found by test_no_user_text_is_rendered_unescaped: quote() raised UnicodeEncodeError."""
+    url = incident_url("http://127.0.0.1:8080/", "region_silence|\ud800|1")
+    assert url == "http://127.0.0.1:8080/#/incidents/region_silence%7C%ED%A0%80%7C1"
