@@ -116,6 +116,8 @@ def service(monkeypatch):
         return {}
 
     monkeypatch.setattr(alerting_service, "apply_retention", fake_apply)
+    # No health sampler: it would open real clients to the default ports and run() would wait for it.
+    monkeypatch.setattr(svc, "start_health_sampler", lambda stop: None)
     svc.clock_, svc.retention_runs = clock, runs
     return svc
 
