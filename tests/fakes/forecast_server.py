@@ -22,6 +22,7 @@ from meteoflow.contracts import (
     API_KEY_HEADER, BatchItem, BatchRequest, BatchResponse, ItemError, ModelFacts, Prediction, PredictRequest, PredictResponse,
 )
 from meteoflow.errors import field_errors
+from tests.fakes.local_http import serve_thread
 
 
 def persistence_forecast(req: PredictRequest) -> PredictResponse:
@@ -119,7 +120,7 @@ class FakeForecastServer:
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = serve_thread(self.httpd)
 
     @property
     def url(self) -> str:

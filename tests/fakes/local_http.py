@@ -7,11 +7,21 @@ import threading
 from http.server import ThreadingHTTPServer
 
 
+# serve_forever polls for shutdown() every 0.5 s by default: each stop would cost up to that.
+POLL_INTERVAL = 0.02
+
+
+def serve_thread(server, name: str | None = None) -> threading.Thread:
+    """A daemon thread (not started) serving `server` until its shutdown(), which then returns promptly."""
+    return threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name=name,
+                            daemon=True)
+
+
 class LocalHttpServer:
     def __init__(self, path: str):
         self.path = path
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = serve_thread(self._server)
 
     def _handler(self):
         raise NotImplementedError

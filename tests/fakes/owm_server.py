@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.local_http import serve_thread
+
 ONECALL = "/data/3.0/onecall"
 TIMEMACHINE = "/data/3.0/onecall/timemachine"
 CURRENT = "/data/2.5/weather"
@@ -188,7 +190,7 @@ class FakeOwm:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-owm", daemon=True).start()
+        serve_thread(self._server, name="fake-owm").start()
         return self
 
     def stop(self) -> None:

@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from meteoflow.settings import REPO_ROOT, load_settings
 from tests.docker_scripts import DOCKER_DIR, load_script
+from tests.fakes.local_http import serve_thread
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
@@ -315,7 +315,7 @@ def es_setup_calls(prefix: str = "mf") -> dict[str, dict]:
     """{path: JSON body} of what docker/es-setup.sh sends, against a recording server."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingES)
     server.calls = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = serve_thread(server)
     thread.start()
     try:
         env = {"PATH": "/usr/bin:/bin", "ES_URL": f"http://127.0.0.1:{server.server_port}",
