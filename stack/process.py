@@ -94,6 +94,7 @@ class ManagedProcess:
     name: str = "process"
     port_setting: str | None = None  # the Settings field of the main port, for messages
     health_timeout: float | None = None  # default: settings.start_timeout_seconds
+    health_poll_seconds = 0.5  # between health probes while starting (tests' small processes use less)
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -232,7 +233,7 @@ class ManagedProcess:
                 return False
             if self._safe_healthy():
                 return True
-            time.sleep(0.5)
+            time.sleep(self.health_poll_seconds)
         return False
 
     def stop(self, timeout: float = 30.0, sig: int = signal.SIGTERM) -> bool:

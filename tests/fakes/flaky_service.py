@@ -31,6 +31,7 @@ class FlakyService(Service):
     name = "flaky"
     module = "flaky"
     min_uptime_seconds = 0.3
+    health_poll_seconds = 0.05
 
     def command(self):
         return [sys.executable, "-c", _CODE, str(self.settings.run_dir / "fixed")]

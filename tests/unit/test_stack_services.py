@@ -7,7 +7,7 @@ from stack.process import StackError
 from stack.services import SERVICES, Service, services
 
 
-def _service(tmp_path, code: str) -> Service:
+def _service(tmp_path, code: str, min_uptime_seconds: float = Service.min_uptime_seconds) -> Service:
     class Probe(Service):
         name = "probe"
         module = "probe"
@@ -15,11 +15,14 @@ def _service(tmp_path, code: str) -> Service:
         def command(self):
             return [sys.executable, "-c", code]
 
+    Probe.min_uptime_seconds = min_uptime_seconds
+    Probe.health_poll_seconds = 0.05
     return Probe(load_settings(run_dir=tmp_path))
 
 
 def test_a_service_that_dies_at_start_is_an_error_with_its_log(tmp_path):
-    svc = _service(tmp_path, "import sys, time; time.sleep(1); print('bad setting X'); sys.exit(4)")
+    # Dies after it was seen running, well within the uptime that would make it healthy.
+    svc = _service(tmp_path, "import sys, time; time.sleep(0.3); print('bad setting X'); sys.exit(4)")
     with pytest.raises(StackError) as err:
         svc.start(log=lambda _: None)
     assert "exited with code 4" in str(err.value) and "bad setting X" in str(err.value)
@@ -27,7 +30,7 @@ def test_a_service_that_dies_at_start_is_an_error_with_its_log(tmp_path):
 
 
 def test_a_service_that_stays_up_is_healthy_and_stops(tmp_path):
-    svc = _service(tmp_path, "import time; time.sleep(60)")
+    svc = _service(tmp_path, "import time; time.sleep(60)", min_uptime_seconds=0.3)  # healthy sooner
     assert svc.start(log=lambda _: None) == "started"
     assert svc.status().state == "up"
     assert svc.start(log=lambda _: None) == "reused"

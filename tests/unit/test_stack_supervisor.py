@@ -169,7 +169,7 @@ def test_a_failing_process_is_restarted_into_a_crash_loop_then_recovers(tmp_path
     loop = threading.Thread(target=supervisor.run, kwargs={"interval": 0.1}, daemon=True)
     loop.start()
     try:
-        [loop_event] = wait_until(lambda: events.of(SERVICE_CRASH_LOOP_ACTION), 90, "the crash-loop event")
+        [loop_event] = wait_until(lambda: events.of(SERVICE_CRASH_LOOP_ACTION), 90, "the crash-loop event", every=0.05)
         fields = loop_event["meteoflow.supervisor"]
         assert (loop_event["service.name"], loop_event["log.level"]) == ("supervisor", "error")
         assert (fields["service"], fields["exit_code"], fields["state"], fields["exits_in_window"]) == (
@@ -178,13 +178,13 @@ def test_a_failing_process_is_restarted_into_a_crash_loop_then_recovers(tmp_path
         assert any(line.startswith("CRASH-LOOP: flaky exited 3 times") for line in said)
 
         state = wait_until(lambda: (s := read_state(settings)) and s.processes["flaky"].restarts >= 2 and s,
-                           30, "restarts in the state file")
+                           30, "restarts in the state file", every=0.05)
         assert state.processes["flaky"].state == "crash-loop"
         assert "exit 3: ValueError: bad record 42" in status_table([flaky.status()], state, True)
 
         (tmp_path / "fixed").touch()  # the cause is fixed: it recovers by itself
-        wait_until(lambda: events.of(SERVICE_RECOVERED_ACTION), 60, "the recovered event")
-        wait_until(lambda: read_state(settings).processes["flaky"].state == "up", 10, "state up")
+        wait_until(lambda: events.of(SERVICE_RECOVERED_ACTION), 60, "the recovered event", every=0.05)
+        wait_until(lambda: read_state(settings).processes["flaky"].state == "up", 10, "state up", every=0.05)
         assert flaky.status().state == "up"
         assert len(events.of(SERVICE_CRASH_LOOP_ACTION)) == 1  # said loudly once per episode
     finally:
