@@ -1,6 +1,7 @@
 """The React app's own unit tests (Vitest: units, times, chart geometry), and its API types
 generated from the checked-in OpenAPI schema, run from pytest so CI runs them too. Needs
-node_modules, which `./run.sh test` installs via webapp.build."""
+node_modules, which `./run.sh test` installs via webapp.build: a build, and about 10 s of node,
+so they live here rather than in tests/unit (offline, no build). No server needed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from webapp.build import FRONTEND
 from webapp.openapi import CHECK_SCRIPT
+
+pytestmark = pytest.mark.integration
 
 
 def npm_run(script: str, tool: str) -> subprocess.CompletedProcess:
