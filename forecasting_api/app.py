@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -22,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from forecasting_api.engine import ForecastFailed, Forecaster, Outcome, QueueFull, Ticket
 from forecasting_api.validation import SeriesError, clean_series, describe_errors
 from meteoflow import __version__
+from meteoflow.auth import SecretKey, bearer_token
 from meteoflow.contracts import (
     API_KEY_HEADER,
     BatchItem,
@@ -78,10 +77,6 @@ def queue_full_response(exc: QueueFull) -> JSONResponse:
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 
 
-def _digest(value: bytes) -> bytes:
-    return hashlib.sha256(value).digest()
-
-
 class ApiKeyGuard:
     """401 unless the request carries the key (X-API-Key, or Authorization: Bearer), compared in
     constant time. Outermost, so a refused request is never buffered nor routed; /metrics is guarded too.
@@ -89,24 +84,20 @@ class ApiKeyGuard:
 
     def __init__(self, app, key: str, http: HttpMetrics):
         self.app = app
-        self.key_digest = _digest(key.encode())
+        self.key = SecretKey(key)
         self.http = http
 
     def _presented(self, scope) -> bytes | None:
         headers = dict(scope.get("headers") or [])
         if b"x-api-key" in headers:
             return headers[b"x-api-key"].strip()
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer" and token.strip():
-            return token.strip()
-        return None
+        return bearer_token(headers.get(b"authorization"))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
             return await self.app(scope, receive, send)
         presented = self._presented(scope)
-        # Digests: equal lengths, so not even the key's length shows in the comparison's time.
-        if presented is not None and hmac.compare_digest(_digest(presented), self.key_digest):
+        if self.key.matches(presented):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         message = ("no API key: send it in the X-API-Key header (or Authorization: Bearer)" if presented is None

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-import forecasting_api.app as app_module
+import meteoflow.auth
 from forecasting_api.app import create_app
 from forecasting_api.engine import Forecaster
 from tests.fakes.temperature_series import as_points, daily_cycle
@@ -247,7 +247,7 @@ def test_the_key_is_compared_in_constant_time_and_never_logged(keyed, monkeypatc
         compared.append((a, b))
         return a == b
 
-    monkeypatch.setattr(app_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(meteoflow.auth.hmac, "compare_digest", spy)  # the shared check (meteoflow.auth)
     caplog.set_level(logging.DEBUG)
     assert keyed.post("/predict", json=body(seed=5), headers={"X-API-Key": KEY}).status_code == 200
     assert keyed.post("/predict", json=body(seed=5), headers={"X-API-Key": "guess"}).status_code == 401
