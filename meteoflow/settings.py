@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     webapp_port: Port = _port(8080, "Web app and its API")
     webapp_refresh_seconds: float = Field(5.0, gt=0, le=3600, description="How often the web app polls its API for new data")
     webapp_dist_dir: Path | None = Field(None, description="Built React app served by the web app (default: webapp/frontend/dist)")
+    webapp_write_token: SecretStr | None = Field(
+        None, description="When set, the web app's writes (create or expire a silence, acknowledge an incident) "
+        "require it as Authorization: Bearer; reads stay open (secret)",
+    )
 
     @model_validator(mode="after")
     def _forecast_limits_fit_together(self) -> "Settings":

@@ -7,11 +7,13 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Callable
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
+from meteoflow.auth import bearer_token
 from meteoflow.errors import field_errors
 from meteoflow.contracts import ErrorBody, ValidationErrorBody, plausible_utc
 from meteoflow.freshness import Thresholds
@@ -25,6 +27,9 @@ INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorBody, "description": "Invalid request: the refused fields, where and why"}}
 STORE_DOWN: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "MongoDB or Elasticsearch is unavailable"}}
+
+WRITE_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "The server has a write token and the request lacks it, or it is wrong"}}
 
 
 def not_found(what: str) -> dict[int | str, dict[str, Any]]:
@@ -55,13 +60,19 @@ def get_limits(request: Request) -> Thresholds:
 Attempt = Callable[[Callable[[], Any], Any], tuple[Any, str | None]]
 
 
-def attempt_read(fn: Callable[[], Any], default: Any) -> tuple[Any, str | None]:
+def unavailable(source: str, exc: BaseException) -> str:
+    """What a client is told of a failed read: the source and the kind of failure, never the
+    exception's text (it can carry URLs, hosts, index names or a server's error body): that goes to the log."""
+    return f"{source} is unavailable ({type(exc).__name__})"
+
+
+def attempt_read(fn: Callable[[], Any], default: Any, source: str = "Elasticsearch") -> tuple[Any, str | None]:
     """Run one read of a page; a failing source becomes a message, not a 500."""
     try:
         return fn(), None
-    except Exception as exc:  # noqa: BLE001 - reported to the UI and the log
-        log.warning("status read failed: %s", exc)
-        return default, f"{type(exc).__name__}: {exc}"[:300]
+    except Exception as exc:  # noqa: BLE001 - the full text to the log, a summary to the UI
+        log.warning("%s read failed: %s", source, exc)
+        return default, unavailable(source, exc)
 
 
 def get_attempt(request: Request) -> Attempt:
@@ -76,11 +87,34 @@ def get_attempt(request: Request) -> Attempt:
     return attempt
 
 
+# Declared so the OpenAPI schema (and /api/docs' Authorize button) shows how writes authenticate;
+# require_writer reads the header itself, with the same parser as the forecasting API's key check.
+WRITE_TOKEN = HTTPBearer(auto_error=False, scheme_name="WriteToken",
+                         description="METEOFLOW_WEBAPP_WRITE_TOKEN: required by the writes when the server sets it")
+
+
+def require_writer(request: Request,
+                   _: Annotated[HTTPAuthorizationCredentials | None, Security(WRITE_TOKEN)] = None) -> None:
+    """401 unless the server has no write token or the request carries it (constant-time compare)."""
+    key = request.app.state.write_key
+    if key is None:
+        return
+    presented = bearer_token(request.headers.get("authorization"))
+    if key.matches(presented):
+        return
+    log.warning("write refused: %s %s (%s)", request.method, request.url.path,
+                "no token" if presented is None else "wrong token")
+    message = ("this write needs the web app's write token: send it as Authorization: Bearer <token>"
+               if presented is None else "the write token is wrong")
+    raise HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
 LimitsDep = Annotated[Thresholds, Depends(get_limits)]
 AttemptDep = Annotated[Attempt, Depends(get_attempt)]
+WRITER = [Depends(require_writer)]  # a write route's `dependencies`
 
 
 # --- the 422s a route raises itself, in the shape of FastAPI's own ---------------------------------

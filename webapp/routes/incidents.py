@@ -11,7 +11,9 @@ from fastapi import APIRouter, HTTPException, Path as PathParam, Query
 
 from meteoflow.contracts import AckRequest, AckResponse, Acknowledgement, ErrorBody, IncidentResponse, IncidentsResponse
 from webapp import views
-from webapp.routes.common import INVALID, STORE_DOWN, ClockDep, StoreDep, invalid, not_found, query_time
+from webapp.routes.common import (
+    INVALID, STORE_DOWN, WRITE_REFUSED, WRITER, ClockDep, StoreDep, invalid, not_found, query_time,
+)
 from webapp.store import Store
 
 log = logging.getLogger("webapp")
@@ -65,8 +67,8 @@ def incident(store: StoreDep, clock: ClockDep,
     return {"generated_at": views.iso(clock()), "incident": views.incident_body(source, ack)}
 
 
-@router.post("/api/incidents/{incident_id}/ack", status_code=201, response_model=AckResponse,
-             responses={**not_found("incident"),
+@router.post("/api/incidents/{incident_id}/ack", status_code=201, response_model=AckResponse, dependencies=WRITER,
+             responses={**WRITE_REFUSED, **not_found("incident"),
                         409: {"model": ErrorBody, "description": "Resolved, or acknowledged already"},
                         **INVALID, **STORE_DOWN},
              summary="Acknowledge a firing incident: no more reminders")

@@ -15,7 +15,9 @@ from meteoflow.contracts import (
     ALERT_RULES, SILENCE_MAX_SECONDS, Silence, SilenceRequest, SilenceResponse, SilencesResponse,
 )
 from webapp import views
-from webapp.routes.common import INVALID, STORE_DOWN, ClockDep, StoreDep, as_request_error, invalid, not_found
+from webapp.routes.common import (
+    INVALID, STORE_DOWN, WRITE_REFUSED, WRITER, ClockDep, StoreDep, as_request_error, invalid, not_found,
+)
 
 log = logging.getLogger("webapp")
 
@@ -38,7 +40,8 @@ def silences(store: StoreDep, clock: ClockDep) -> dict[str, Any]:
     }
 
 
-@router.post("/api/silences", status_code=201, response_model=SilenceResponse, responses={**INVALID, **STORE_DOWN},
+@router.post("/api/silences", status_code=201, response_model=SilenceResponse, dependencies=WRITER,
+             responses={**WRITE_REFUSED, **INVALID, **STORE_DOWN},
              summary="Create a silence: the incidents it matches are recorded, not sent")
 def create_silence(body: SilenceRequest, store: StoreDep, clock: ClockDep) -> dict[str, Any]:
     now = clock()
@@ -66,8 +69,9 @@ def create_silence(body: SilenceRequest, store: StoreDep, clock: ClockDep) -> di
     return {"silence": views.silence_body(silence, now)}
 
 
-@router.delete("/api/silences/{silence_id}", response_model=SilenceResponse,
-               responses={**not_found("silence"), **INVALID, **STORE_DOWN}, summary="Expire a silence now")
+@router.delete("/api/silences/{silence_id}", response_model=SilenceResponse, dependencies=WRITER,
+               responses={**WRITE_REFUSED, **not_found("silence"), **INVALID, **STORE_DOWN},
+               summary="Expire a silence now")
 def expire_silence(store: StoreDep, clock: ClockDep,
                    silence_id: str = PathParam(..., pattern=SILENCE_ID_PATTERN)) -> dict[str, Any]:
     now = clock()

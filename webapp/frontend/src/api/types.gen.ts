@@ -1257,6 +1257,15 @@ export interface operations {
                     "application/json": components["schemas"]["AckResponse"];
                 };
             };
+            /** @description The server has a write token and the request lacks it, or it is wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Unknown incident */
             404: {
                 headers: {
@@ -1346,6 +1355,15 @@ export interface operations {
                     "application/json": components["schemas"]["SilenceResponse"];
                 };
             };
+            /** @description The server has a write token and the request lacks it, or it is wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Invalid request: the refused fields, where and why */
             422: {
                 headers: {
@@ -1384,6 +1402,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SilenceResponse"];
+                };
+            };
+            /** @description The server has a write token and the request lacks it, or it is wrong */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description Unknown silence */
