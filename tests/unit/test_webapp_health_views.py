@@ -210,7 +210,7 @@ def test_the_route_reports_elasticsearch_failing_once_and_does_not_ask_twice():
     store = FakeStore(fail=ConnectionError("refused"))
     r = api(store).get("/api/health")
     assert r.status_code == 200
-    assert r.json()["state"] == "unavailable" and r.json()["errors"] == {"metrics": "ConnectionError: refused"}
+    assert r.json()["state"] == "unavailable" and r.json()["errors"] == {"metrics": "Elasticsearch is unavailable (ConnectionError)"}
     assert [c[0] for c in store.calls] == ["latest"]
 
 

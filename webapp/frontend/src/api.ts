@@ -105,11 +105,38 @@ export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> 
   return request<T>(url, { signal });
 }
 
-/** POST / DELETE with a JSON body; a refusal is an ApiError (a 422 names its fields). */
+// The server's write token (METEOFLOW_WEBAPP_WRITE_TOKEN), when it has one: typed in by the user after a 401,
+// kept for this tab only (sessionStorage) and sent with every write.
+const WRITE_TOKEN_KEY = "meteoflow.writeToken";
+/** Dispatched on window when a write is answered 401: the page asks for the token. */
+export const UNAUTHORIZED_EVENT = "meteoflow:unauthorized";
+
+export function writeToken(): string {
+  try {
+    return sessionStorage.getItem(WRITE_TOKEN_KEY) ?? "";
+  } catch {
+    return ""; // storage disabled: no token kept
+  }
+}
+
+export function setWriteToken(token: string): void {
+  try {
+    if (token) sessionStorage.setItem(WRITE_TOKEN_KEY, token);
+    else sessionStorage.removeItem(WRITE_TOKEN_KEY);
+  } catch {
+    /* storage disabled */
+  }
+}
+
+/** POST / DELETE with a JSON body; a refusal is an ApiError (a 422 names its fields, a 401 asks for the token). */
 export async function sendJson<T>(method: "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
-  return request<T>(url, {
-    method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  const token = writeToken();
+  const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  try {
+    return await request<T>(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+    throw err;
+  }
 }

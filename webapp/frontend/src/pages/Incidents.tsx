@@ -3,7 +3,7 @@ import type {
   Acknowledgement, Incident, IncidentNotification, IncidentResponse, IncidentsResponse, RegionsResponse, Silence,
   SilencesResponse,
 } from "../api";
-import { ApiError, getJson, sendJson } from "../api";
+import { ApiError, UNAUTHORIZED_EVENT, getJson, sendJson, setWriteToken, writeToken } from "../api";
 import { Empty, ErrorBanner, Loading } from "../components/common";
 import { Field, FormStatus, useAuthor } from "../components/forms";
 import { localDate, localTime } from "../format";
@@ -439,6 +439,41 @@ function RegionSuggestions() {
   );
 }
 
+/** Shown once the server refused a write (401) or a token is kept: the write token, for this tab only. */
+function WriteToken() {
+  const [asked, setAsked] = useState(() => writeToken() !== "");
+  const [token, setToken] = useState(writeToken);
+  const [saved, setSaved] = useState<string | null>(null);
+  useEffect(() => {
+    const ask = () => {
+      setAsked(true);
+      setSaved(null);
+    };
+    window.addEventListener(UNAUTHORIZED_EVENT, ask);
+    return () => window.removeEventListener(UNAUTHORIZED_EVENT, ask);
+  }, []);
+  if (!asked) return null;
+
+  function save(e: React.FormEvent) {
+    e.preventDefault();
+    setWriteToken(token.trim());
+    setSaved(token.trim() ? "Token kept for this tab: try again." : "Token forgotten.");
+  }
+
+  return (
+    <form className="card inline-form" onSubmit={save} aria-label="Write token" data-testid="write-token">
+      <p>This server needs its write token to create or expire silences and to acknowledge incidents.</p>
+      <div className="form-grid">
+        <Field id="write-token" label="Write token" hint="Kept in this tab only; sent with each change.">
+          {(props) => <input {...props} type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />}
+        </Field>
+      </div>
+      <button type="submit" className="btn btn-primary">Use this token</button>
+      <FormStatus error={null} done={saved} />
+    </form>
+  );
+}
+
 export function IncidentsPage({ refreshMs }: { refreshMs: number }) {
   const silences = usePolling<SilencesResponse>("/api/silences", refreshMs);
   return (
@@ -450,6 +485,7 @@ export function IncidentsPage({ refreshMs }: { refreshMs: number }) {
         <p className="lede">What the alerting service opened, what it sent to Slack, and what was silenced or acknowledged.</p>
       </div>
       <RegionSuggestions />
+      <WriteToken />
       <History refreshMs={refreshMs} rules={silences.data?.rules ?? []} />
       <Silences data={silences.data} error={silences.error} refreshMs={refreshMs} onChanged={silences.refresh} />
     </section>
@@ -480,6 +516,7 @@ export function IncidentPage({ incidentId, refreshMs }: { incidentId: string; re
         error && <ErrorBanner message={error} retrySeconds={refreshMs / 1000} stale={!!data} />
       )}
       {loading && !data && <Loading what="the incident" />}
+      <WriteToken />
       {incident && (
         <div className="two-col">
           <div className="card" data-testid="incident-detail" data-incident-id={incident.id}>
