@@ -324,6 +324,10 @@ def page(browser, tmp_path):
     pg.on("console", lambda msg: print(f"[browser console] {msg.type}: {msg.text}"))
     pg.on("pageerror", lambda err: print(f"[browser page error] {err}"))
     pg.on("requestfailed", lambda req: print(f"[browser request failed] {req.url}: {req.failure}"))
+    # The app must work under the server's Content-Security-Policy: a blocked script, style or
+    # request is reported on the console (and as a securitypolicyviolation event), and fails the test.
+    violations: list[str] = []
+    pg.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     yield pg
     try:
         pg.screenshot(path=str(tmp_path / "last.png"))
@@ -331,6 +335,7 @@ def page(browser, tmp_path):
     except Exception as exc:  # noqa: BLE001 - diagnostics only
         print(f"[browser] no last screen: {exc}")
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture(scope="session")

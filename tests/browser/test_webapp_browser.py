@@ -25,7 +25,7 @@ def test_overview_lists_every_region_with_a_number(page, live_app, images_dir, b
     open_page(page, live_app, "/")
     cards = page.locator("[data-testid=region-card]")
     cards.first.wait_for()
-    page.wait_for_function(f"document.querySelectorAll('[data-testid=region-card]').length >= {len(live_app.region_ids)}")
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=region-card]').length >= {len(live_app.region_ids)}")
     shown = {cards.nth(i).get_attribute("data-region-id"): cards.nth(i) for i in range(cards.count())}
     assert set(live_app.region_ids) <= set(shown)
     for region_id in live_app.region_ids:
@@ -54,7 +54,7 @@ def test_units_toggle_converts_and_is_remembered(page, live_app):
     assert temp.inner_text().endswith("°C")
     page.get_by_role("button", name="°F").click()
     assert page.get_by_role("button", name="°F").get_attribute("aria-pressed") == "true"
-    page.wait_for_function("document.querySelector('[data-testid=region-temp]').textContent.endsWith('°F')")
+    page.wait_for_function("() => document.querySelector('[data-testid=region-temp]').textContent.endsWith('°F')")
     page.reload()
     page.locator("[data-testid=region-temp]").first.wait_for()
     assert page.locator("[data-testid=region-temp]").first.inner_text().endswith("°F")
@@ -86,7 +86,7 @@ def test_status_page_shows_each_regions_last_seen_time(page, live_app, images_di
     open_page(page, live_app, "/status")
     rows = page.locator("[data-testid=status-row]")
     rows.first.wait_for()
-    page.wait_for_function(f"document.querySelectorAll('[data-testid=status-row]').length >= {len(live_app.region_ids)}")
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=status-row]').length >= {len(live_app.region_ids)}")
     seen = {rows.nth(i).get_attribute("data-region-id"): rows.nth(i) for i in range(rows.count())}
     for region_id in live_app.region_ids:
         cell = seen[region_id].locator("[data-testid=last-seen]")
@@ -112,7 +112,7 @@ def test_badge_turns_late_when_a_regions_data_stops_without_a_reload(page, live_
     live_app.stop_region(live_app.stale_region)
     limits = live_app.api("/api/config")["thresholds"]
     page.wait_for_function(
-        f"document.querySelector(\"[data-region-id='{live_app.stale_region}'] [data-testid=freshness-badge]\")"
+        f"() => document.querySelector(\"[data-region-id='{live_app.stale_region}'] [data-testid=freshness-badge]\")"
         ".dataset.freshness === 'late'",
         timeout=(limits["late_after_seconds"] + 120) * 1000,
         polling=250,

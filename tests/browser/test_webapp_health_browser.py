@@ -95,7 +95,7 @@ def health_app(stack, tmp_path, start_webapp):
 
 def test_services_panel_lag_charts_and_store_staleness_render(page, browser, health_app, images_dir):
     page.goto(f"{health_app}/#/status")
-    page.wait_for_function("document.querySelectorAll('[data-testid=service]').length === 9")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=service]').length === 9")
     services = page.locator("[data-testid=service]")
     shown = {services.nth(i).get_attribute("data-service"): services.nth(i) for i in range(9)}
     assert shown["kafka"].get_attribute("data-state") == "up"
@@ -131,7 +131,7 @@ def test_services_panel_lag_charts_and_store_staleness_render(page, browser, hea
 
     # A wider window: fewer, wider buckets over 2 h, picked with the keyboard.
     page.locator("[data-testid=lag-window]").select_option("120")
-    page.wait_for_function("document.querySelector('[data-consumer=shipper] title')?.textContent.includes('120 minutes')")
+    page.wait_for_function("() => document.querySelector('[data-consumer=shipper] title')?.textContent.includes('120 minutes')")
 
     phone = browser.new_context(viewport={"width": 375, "height": 812}, device_scale_factor=2, is_mobile=True)
     try:

@@ -71,7 +71,7 @@ def test_create_a_silence_and_acknowledge_an_incident(page, incidents_app, image
     page.get_by_role("link", name="Incidents", exact=True).wait_for()
     assert page.get_by_role("link", name="Incidents", exact=True).get_attribute("aria-current") == "page"
     items = page.locator("[data-testid=incident]")
-    page.wait_for_function("document.querySelectorAll('[data-testid=incident]').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=incident]').length === 3")
     assert [items.nth(i).get_attribute("data-incident-id") for i in range(3)] == [ids["dakar"], ids["ziguinchor"], ids["thies"]]
     ziguinchor = page.locator(f"[data-incident-id='{ids['ziguinchor']}'] [data-testid=notification]")
     assert [ziguinchor.nth(i).get_attribute("data-status") for i in range(2)] == ["silenced", "silenced"]
