@@ -18,8 +18,14 @@ from meteoflow.settings import REPO_ROOT, load_settings
 from tests.unit.test_webapp_openapi import INCIDENT, NOW, SILENCE, FakeSilences, FakeStore
 from webapp.app import APP_CSP, DOCS_CSP, create_app
 
-SECRET = "s3cr3t-Pa55"
-LEAKY_URL = f"https://elastic:{SECRET}@es.internal.example:9200/meteoflow-logs"
+SECRET = "s3cr3t-Pa55"  # a made-up password, to see where it goes
+
+
+def url_with_password(scheme: str, user: str, host: str) -> str:
+    return f"{scheme}://{user}:{SECRET}@{host}"
+
+
+LEAKY_URL = url_with_password("https", "elastic", "es.internal.example:9200/meteoflow-logs")
 TOKEN = "write-token-0123456789"
 
 
@@ -90,7 +96,7 @@ class EsDown(FakeStore):
 
 class MongoDown(FakeStore):
     def region_ids(self):
-        raise ServerSelectionTimeoutError(f"mongodb://meteoflow:{SECRET}@db.internal:27017: timed out")
+        raise ServerSelectionTimeoutError(f"{url_with_password('mongodb', 'meteoflow', 'db.internal:27017')}: timed out")
 
 
 def test_degraded_reads_name_the_store_and_the_failure_never_its_text(dist, caplog):
