@@ -39,9 +39,15 @@ def test_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(test_settings: Settings):
-    """Kafka, Elasticsearch and FerretDB, started (or reused when healthy) for the session."""
+    """Kafka, Elasticsearch and FerretDB, started (or reused when healthy) for the session.
+    Everything the stack runs is installed first, as ./run.sh does: tests that start the
+    streaming job as a process (browser pipeline, faults) need the Spark connector and Java."""
+    from stack.install import install_all
     from stack.servers import servers
+    from stack.spark import install_spark_prerequisites
 
+    install_all(test_settings)
+    install_spark_prerequisites(test_settings)  # exports JAVA_HOME for the job processes tests start
     started = []
     try:
         for server in servers(test_settings):
