@@ -23,7 +23,8 @@ from meteoflow.contracts.common import (  # noqa: F401
 from meteoflow.contracts.storage import (  # noqa: F401
     OBSERVATIONS, HOURLY_STATS, FORECASTS, FORECAST_STATE, doc_id, kafka_doc_id, bson_millis, InvalidDocument,
     MALFORMED_DOCUMENT_ACTION, MongoDocument, iter_valid, valid_documents, ObservationDocument, ObservationPoint,
-    HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt,
+    HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt, FORECAST_RUNS, FORECAST_SKILL,
+    ForecastModel, BASELINE_MODELS, SkillWindow, LeadHours, ForecastRunPoint, ForecastRun, ForecastSkill,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,

@@ -31,6 +31,8 @@ OBSERVATIONS = "observations"  # ObservationDocument
 HOURLY_STATS = "hourly_stats"  # HourlyStats
 FORECASTS = "forecasts"  # ForecastDocument
 FORECAST_STATE = "forecast_state"  # ForecastState
+FORECAST_RUNS = "forecast_runs"  # ForecastRun: every run kept (retention), not only the latest
+FORECAST_SKILL = "forecast_skill"  # ForecastSkill: served forecast vs baselines, per region/lead/window
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -75,8 +77,7 @@ class MongoDocument(BaseModel):
 
     def to_document(self) -> dict[str, Any]:
         """The document to store: datetimes stay datetimes (BSON dates), cut to milliseconds."""
-        return {k: bson_millis(v) if isinstance(v, datetime) else v
-                for k, v in self.model_dump(by_alias=True).items()}
+        return _bson_ready(self.model_dump(by_alias=True))
 
     @classmethod
     def from_document(cls, doc: Any):
@@ -98,6 +99,17 @@ class MongoDocument(BaseModel):
     def projection(cls) -> dict[str, int]:
         """A find() projection of exactly the model's fields."""
         return {(f.alias or name): 1 for name, f in cls.model_fields.items()}
+
+
+def _bson_ready(value: Any) -> Any:
+    # Nested too (a ForecastRun's points), so every stored date reads back equal.
+    if isinstance(value, datetime):
+        return bson_millis(value)
+    if isinstance(value, dict):
+        return {k: _bson_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bson_ready(v) for v in value]
+    return value
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -180,6 +192,12 @@ class HourlyStats(MongoDocument):
 
 
 # --- forecasts --------------------------------------------------------------------------
+# What produced a served forecast. The baselines are served, clearly labelled, while a region has
+# too little history for the model, or when its tracked skill says they do better.
+ForecastModel = Literal["prophet", "persistence", "climatology", "blend"]
+BASELINE_MODELS: tuple[str, ...] = ("persistence", "climatology")
+
+
 class ForecastDocument(MongoDocument):
     """One forecast point of a region's latest model run: _id "<region_id>|<target_time>".
 
@@ -196,18 +214,81 @@ class ForecastDocument(MongoDocument):
     yhat_upper: Finite
     model_run_at: UtcTime
     horizon_hours: int | None = Field(None, ge=1)  # None: written before it was recorded
+    model: ForecastModel | None = None  # which forecast is served; None: written before it was recorded
 
     @classmethod
     def from_prediction(cls, region_id: str, prediction: Prediction, model_run_at: datetime,
-                        horizon_hours: int) -> "ForecastDocument":
+                        horizon_hours: int, model: ForecastModel = "prophet") -> "ForecastDocument":
         target = prediction.timestamp
         target = (target if target.tzinfo else target.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
         return cls(_id=doc_id(region_id, target), region_id=region_id, target_time=target,
                    yhat=prediction.temperature, yhat_lower=prediction.lower, yhat_upper=prediction.upper,
-                   model_run_at=model_run_at, horizon_hours=horizon_hours)
+                   model_run_at=model_run_at, horizon_hours=horizon_hours, model=model)
 
 
 ForecastStatus = Literal["ok", "skipped", "error", "failed"]
+
+SkillWindow = Literal["24h", "7d"]
+LeadHours = Annotated[int, Field(ge=1, le=240)]
+
+
+class ForecastRunPoint(BaseModel):
+    """One point of a kept forecast run."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    target_time: UtcTime
+    yhat: Finite
+    yhat_lower: Finite
+    yhat_upper: Finite
+
+
+class ForecastRun(MongoDocument):
+    """One forecast run of one region, kept for `forecast_runs_retention_days`: _id "<region_id>|<run_at>".
+
+    `forecasts` keeps only each region's latest run (cheap to read); this keeps them all, so past
+    forecasts can be drawn against what happened and skill can be measured."""
+
+    COLLECTION: ClassVar[str] = FORECAST_RUNS
+
+    region_id: RegionId
+    run_at: UtcTime  # model_run_at of the run
+    origin: UtcTime  # the region's last observation the run was made from
+    model: ForecastModel
+    horizon_hours: int = Field(ge=1)
+    band_level: float = Field(gt=0, lt=1)  # nominal coverage of [yhat_lower, yhat_upper], e.g. 0.95
+    points: list[ForecastRunPoint]
+
+    @staticmethod
+    def make_id(region_id: str, run_at: datetime) -> str:
+        return doc_id(region_id, run_at)
+
+
+class ForecastSkill(MongoDocument):
+    """How the served forecast did against the baselines, for one region, lead time and rolling
+    window: _id "<region_id>|<window>|<lead_hours>". Maintained incrementally as observations
+    arrive (never by a query over all history). MAE and bias in deg C; bias = mean(forecast - observed);
+    coverage = share of observations inside the served band."""
+
+    COLLECTION: ClassVar[str] = FORECAST_SKILL
+
+    region_id: RegionId
+    window: SkillWindow
+    lead_hours: LeadHours
+    count: int = Field(ge=0)  # forecast/observation pairs in the window
+    model_mae: Finite | None
+    model_bias: Finite | None
+    persistence_mae: Finite | None
+    persistence_bias: Finite | None
+    climatology_mae: Finite | None  # same hour yesterday
+    climatology_bias: Finite | None
+    coverage: float | None = Field(ge=0, le=1)
+    band_level: float = Field(gt=0, lt=1)
+    updated_at: UtcTime
+
+    @staticmethod
+    def make_id(region_id: str, window: str, lead_hours: int) -> str:
+        return f"{region_id}|{window}|{lead_hours}"
 
 
 class ForecastState(MongoDocument):

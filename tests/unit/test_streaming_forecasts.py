@@ -50,7 +50,7 @@ def test_forecast_documents_keep_only_times_after_the_last_observation_and_repor
     assert [d.target_time for d in docs] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
     assert docs[0].to_document() == dict(
         _id="a|2026-03-01T13:00:00Z", region_id="a", target_time=T0 + timedelta(hours=1), yhat=25.0, yhat_lower=23.0,
-        yhat_upper=27.0, model_run_at=run_at, horizon_hours=2)
+        yhat_upper=27.0, model_run_at=run_at, horizon_hours=2, model="prophet")
 
 
 def test_a_prediction_is_renamed_once_into_the_stored_forecast():
