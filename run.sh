@@ -137,10 +137,13 @@ case "$cmd" in
     system_deps
     python_env
     failed=()
+    rm -rf "${METEOFLOW_RUN_DIR:-$ROOT/.run}/bench-results"  # the scoreboard shows this run only
     for bench in benchmarks/*_bench.py; do
       say "running $bench"
       "$PY" "$bench" "$@" || failed+=("$bench")
     done
+    say "the goals, each next to the previous design measured in the same run:"
+    "$PY" benchmarks/goals.py || true
     [ ${#failed[@]} -eq 0 ] || die "benchmarks that failed: ${failed[*]}"
     ;;
   -h|--help|help)
