@@ -27,7 +27,7 @@ from meteoflow.contracts.storage import (  # noqa: F401
     ForecastModel, BASELINE_MODELS, SkillWindow, LeadHours, ForecastRunPoint, ForecastRun, ForecastSkill,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
-    DEFAULT_MAX_AHEAD, Source, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
+    DEFAULT_MAX_AHEAD, Source, MAX_PRECIPITATION_1H, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
     InvalidRecord, EARLIEST_TIME, LATEST_TIME, Observation, OBSERVATION_FIELDS, REQUIRED_FIELDS, describe_exception,
     rejection_reason, loads_json, parse_json_object, validate_observation, parse_utc,
 )

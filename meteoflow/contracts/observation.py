@@ -28,7 +28,11 @@ from meteoflow.errors import describe_errors
 
 DEFAULT_MAX_AHEAD = timedelta(hours=1)
 
-Source = Literal["openweathermap", "simulator", "replay"]
+# noaa_isd: NOAA ISD-Lite files imported by `python -m producer import --source isd`.
+Source = Literal["openweathermap", "simulator", "replay", "noaa_isd"]
+
+# Precipitation over the last hour, mm (the wettest hour ever measured had about 305 mm).
+MAX_PRECIPITATION_1H = 500.0
 
 
 def _plain_text(value: str) -> str:
@@ -108,6 +112,12 @@ class Observation(BaseModel):
     wind_speed: float = Field(ge=0, le=120)
     wind_deg: float | None = Field(None, ge=0, le=360)
     wind_gust: float | None = Field(None, ge=0, le=150)
+    # Precipitation over the hour before observed_at, mm. OpenWeatherMap leaves `rain`/`snow` out when
+    # nothing fell, so its absence is stored as 0 with precipitation_reported=False; None = unknown
+    # (a station that did not measure it, or a record written before these fields existed).
+    rain_1h: float | None = Field(None, ge=0, le=MAX_PRECIPITATION_1H)
+    snow_1h: float | None = Field(None, ge=0, le=MAX_PRECIPITATION_1H)
+    precipitation_reported: bool | None = None  # True: the source sent the amounts; False: 0 by default
     weather_main: Text | None = Field(None, max_length=64)
     weather_description: Text | None = Field(None, max_length=256)
     weather_icon: Text | None = Field(None, max_length=8)

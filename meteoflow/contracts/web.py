@@ -97,6 +97,11 @@ class ObservationBody(WebBody):
     wind_speed: Number
     wind_deg: Number | None
     wind_gust: Number | None
+    rain_1h: Number | None = Field(description="Rain over the hour before observed_at, mm (None: unknown)")
+    snow_1h: Number | None = Field(description="Snow (water equivalent) over that hour, mm (None: unknown)")
+    precipitation_reported: bool | None = Field(
+        description="True: the source sent the amounts; False: it sent none and 0 is assumed (OpenWeatherMap "
+        "leaves rain/snow out when nothing fell); None: not known")
     weather_main: str | None
     weather_description: str | None
     weather_icon: str | None

@@ -4,6 +4,8 @@ Three shapes are understood, all with `units=metric`:
 - One Call 3.0 `/data/3.0/onecall`: {"timezone_offset", "current": {dt, temp, ..., weather: [...]}}
 - One Call 3.0 `/data/3.0/onecall/timemachine`: {"timezone_offset", "data": [{dt, temp, ...}]}
 - Current Weather 2.5 `/data/2.5/weather`: {"dt", "main": {...}, "wind": {...}, "sys": {...}, "timezone"}
+Precipitation: OpenWeatherMap sends `rain: {"1h": mm}` / `snow: {"1h": mm}` only when something
+fell; absent, both are 0 and `precipitation_reported` is False (see contracts.Observation).
 The result has no `batch_id`/`produced_at`/`source`: the run stamps those. Values are passed
 through as sent; range checks belong to the shared schema, so a bad value is dead-lettered
 with the schema's reason instead of being "fixed" here.
@@ -57,6 +59,21 @@ def _weather(entry: dict, where: str) -> dict[str, Any]:
     }
 
 
+def _precipitation(entry: dict, where: str) -> dict[str, Any]:
+    """rain_1h/snow_1h from `rain`/`snow` ({"1h": mm}; a bare number is read as mm/h, which
+    older timemachine answers sent). Absent = 0 with precipitation_reported False."""
+    amounts = {}
+    for kind in ("rain", "snow"):
+        value = entry.get(kind)
+        if isinstance(value, dict):
+            value = value.get("1h", 0.0)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise MappingError(f"{where}.{kind}: expected {{'1h': mm}} or a number, got {str(value)[:40]!r}")
+        amounts[f"{kind}_1h"] = 0.0 if value is None else value
+    reported = entry.get("rain") is not None or entry.get("snow") is not None
+    return {**amounts, "precipitation_reported": reported}
+
+
 def _onecall_point(region: Region, point: Any, offset: Any, where: str) -> dict[str, Any]:
     """One point of One Call 3.0 (`current` or an item of timemachine `data`)."""
     record = region_fields(region)
@@ -76,6 +93,7 @@ def _onecall_point(region: Region, point: Any, offset: Any, where: str) -> dict[
         sunrise=_opt_utc(point.get("sunrise"), f"{where}.sunrise"),
         sunset=_opt_utc(point.get("sunset"), f"{where}.sunset"),
         timezone_offset=offset,
+        **_precipitation(point, where),
         **_weather(point, where),
     )
     return record
@@ -119,6 +137,7 @@ def map_current(region: Region, body: Any) -> dict[str, Any]:
         sunrise=_opt_utc(sys.get("sunrise"), "response.sys.sunrise"),
         sunset=_opt_utc(sys.get("sunset"), "response.sys.sunset"),
         timezone_offset=body.get("timezone"),
+        **_precipitation(body, "response"),
         **_weather(body, "response"),
     )
     return record

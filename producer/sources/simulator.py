@@ -8,6 +8,14 @@ Humidity comes from a dew point (moisture changes slowly, relative humidity swin
 temperature, as in real air), pressure and wind follow the same anomalies, clouds drive
 the weather description, the UV index and the diurnal range.
 
+Precipitation follows West Africa's wet season: showers come mostly from June to October
+(peaking in August-September), convective ones in the afternoon and evening, in spells when the
+slow "rain" anomaly is high; southern regions get more than the Sahel (about 1,200 mm a year in
+Ziguinchor, 500 in Dakar, 200 in Saint-Louis); the dry season has almost none. Whether an hour
+rains and how much come from a generator seeded by (seed, region, hour), judged at the start of
+the hour: every observation within an hour reports the same amount, and the other draws are
+unchanged.
+
 Each region has its own `random.Random` seeded from (seed, region id): the same seed and
 the same sequence of times give the same records, whatever other regions are simulated.
 
@@ -138,8 +146,10 @@ def feels_like(temp: float, humidity: float, wind_speed: float) -> float:
     return temp
 
 
-def _sky(cloud_fraction: float, raining: bool, heavy: bool, misty: bool) -> tuple[str, str, str]:
+def _sky(cloud_fraction: float, raining: bool, heavy: bool, misty: bool, snowing: bool = False) -> tuple[str, str, str]:
     """(main, description, icon code without d/n), OpenWeatherMap's vocabulary."""
+    if snowing:
+        return ("Snow", "snow", "13") if heavy else ("Snow", "light snow", "13")
     if raining:
         return ("Rain", "moderate rain", "10") if heavy else ("Rain", "light rain", "10")
     if misty:
@@ -159,12 +169,34 @@ def _logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+CONVECTIVE_PEAK_HOUR = 18.0  # showers: late afternoon and evening, local solar time
+MODERATE_RAIN_MM = 2.5  # OpenWeatherMap's "moderate rain" starts at 2.5 mm/h
+
+
+def rain_scale(region: Region) -> float:
+    """How wet a region's rainy season is: the south of the Sahel gets far more than its north."""
+    return min(1.8, max(0.4, (18.5 - abs(region.lat)) / 3.8))
+
+
+def shower(rng: random.Random, wet: float, solar: float, rain_anomaly: float, scale: float) -> float:
+    """Precipitation (mm) over one hour; 0 for most hours. `wet` is the season (0..1), `solar`
+    the local solar hour, `rain_anomaly` the slow unit-variance anomaly that makes wet spells."""
+    from_peak = (solar - CONVECTIVE_PEAK_HOUR + 12.0) % 24.0 - 12.0
+    convective = math.exp(-(from_peak / 3.0) ** 2)
+    chance = 1.3 * wet * (0.015 + 0.22 * convective) * scale * _logistic(1.5 * rain_anomaly + 0.5)
+    chance += 0.002 * _logistic(3.0 * (rain_anomaly - 2.0))  # the rare out-of-season shower
+    if rng.random() >= chance:
+        return 0.0
+    return round(min(120.0, (0.3 + rng.expovariate(1.0 / (2.5 + 4.0 * convective))) * scale), 1)
+
+
 # --- one region --------------------------------------------------------------------------
 class RegionSimulator:
     """The weather of one region over time. Times passed to `observe` must not go backwards."""
 
     def __init__(self, region: Region, seed: int):
         self.region = region
+        self.seed = seed
         self.climate = climate_for(region)
         self.rng = random.Random(f"meteoflow-simulator:{seed}:{region.id}")
         self._knot: int | None = None
@@ -188,6 +220,11 @@ class RegionSimulator:
         w = hours / KNOT_HOURS - knot
         return {name: (1 - w) * a + w * b for name, a, b in zip(_LATENTS, self._prev, self._next)}
 
+    def _wet_season(self, when: datetime) -> float:
+        """0 (dry season) .. 1 (height of the rains: August in the northern tropics)."""
+        wet_peak = 230.0 if self.region.lat >= 0 else 45.0
+        return self.climate.monsoon * max(0.0, math.cos(2 * math.pi * (_day_of_year(when) - wet_peak) / 365.25)) ** 2
+
     def observe(self, when: datetime) -> dict[str, Any]:
         """Observation fields (without batch_id, produced_at) at `when` (aware)."""
         when = when.astimezone(timezone.utc)
@@ -198,16 +235,22 @@ class RegionSimulator:
         z = self._anomalies(when)
         doy = _day_of_year(when)
         season = math.cos(2 * math.pi * (doy - c.hottest_day) / 365.25)
-        wet_peak = 230.0 if region.lat >= 0 else 45.0  # the rains: August in the northern tropics
-        wet = c.monsoon * max(0.0, math.cos(2 * math.pi * (doy - wet_peak) / 365.25)) ** 2
+        wet = self._wet_season(when)
         hour = solar_hour(when, region.lon)
         diurnal = math.cos(2 * math.pi * (hour - PEAK_SOLAR_HOUR) / 24.0)
 
+        # Keyed by the hour (not drawn from self.rng): one amount per hour, whatever the step.
+        # Judged at the start of the hour (same 12 h knot as `when`, so no state moves).
+        hour_start = when.replace(minute=0, second=0, microsecond=0)
+        hour_rng = random.Random(f"meteoflow-rain:{self.seed}:{region.id}:{int(hour_start.timestamp()) // 3600}")
+        precipitation = shower(hour_rng, self._wet_season(hour_start), solar_hour(hour_start, region.lon), self._anomalies(hour_start)["rain"],
+                               rain_scale(region))
+        raining = precipitation > 0
+        heavy = precipitation >= MODERATE_RAIN_MM
         clouds = round(100 * _logistic(1.6 * (z["clouds"] + 2.4 * wet - 1.1)))
+        if raining:  # rain falls from a thick overcast
+            clouds = max(clouds, 85 + min(15, round(2 * precipitation)))
         cloud_fraction = clouds / 100  # rounded first, so the description matches the published percent
-        # Rain needs a thick overcast and, outside the wet season, a rare wet anomaly.
-        raining = cloud_fraction > 0.8 and z["rain"] + 1.5 * wet > 1.5
-        heavy = raining and z["rain"] + 1.5 * wet > 2.3
 
         daily_mean = c.annual_mean + c.seasonal_amplitude * season + 1.8 * z["temp"] - 1.5 * wet
         temp = daily_mean + c.diurnal_half_range * (1 - 0.45 * cloud_fraction) * diurnal
@@ -235,7 +278,8 @@ class RegionSimulator:
             visibility = 4000.0 if heavy else 7000.0
         elif misty:
             visibility = 2500.0
-        main, description, icon = _sky(cloud_fraction, raining, heavy, misty)
+        snowing = raining and temp <= 0.5
+        main, description, icon = _sky(cloud_fraction, raining, heavy, misty, snowing)
         sunrise, sunset = sunrise_sunset(when, region.lat, region.lon)
 
         record = region_fields(region)
@@ -252,6 +296,9 @@ class RegionSimulator:
             wind_speed=round(wind_speed, 2),
             wind_deg=round(wind_deg),
             wind_gust=round(wind_gust, 2),
+            rain_1h=0.0 if snowing else precipitation,
+            snow_1h=precipitation if snowing else 0.0,
+            precipitation_reported=True,
             weather_main=main,
             weather_description=description,
             weather_icon=icon + ("d" if sin_elevation > 0 else "n"),

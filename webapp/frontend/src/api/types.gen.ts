@@ -612,6 +612,21 @@ export interface components {
             wind_deg: number | null;
             /** Wind Gust */
             wind_gust: number | null;
+            /**
+             * Rain 1H
+             * @description Rain over the hour before observed_at, mm (None: unknown)
+             */
+            rain_1h: number | null;
+            /**
+             * Snow 1H
+             * @description Snow (water equivalent) over that hour, mm (None: unknown)
+             */
+            snow_1h: number | null;
+            /**
+             * Precipitation Reported
+             * @description True: the source sent the amounts; False: it sent none and 0 is assumed (OpenWeatherMap leaves rain/snow out when nothing fell); None: not known
+             */
+            precipitation_reported: boolean | null;
             /** Weather Main */
             weather_main: string | null;
             /** Weather Description */
