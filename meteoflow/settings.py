@@ -177,7 +177,18 @@ class Settings(BaseSettings):
     owm_max_retry_after_seconds: float = Field(
         120.0, ge=0, description="Longest 429 Retry-After the producer waits; longer fails the region for this run"
     )
-    owm_backfill_hours: int = Field(0, ge=0, le=120, description="One Call timemachine hours to back-fill at start")
+    owm_backfill_hours: int = Field(
+        48, ge=0, le=24 * 30, description="With One Call 3.0: hours of history back-filled through the timemachine "
+        "importer on the producer's first start (resumable, within the request budget; 0: none)")
+    owm_calls_per_minute: int | None = Field(
+        None, ge=1, description="Request budget of the API key, shared by the producer and the importers (calls a "
+        "minute, spread evenly: one every 60/N s). Default: the plan's limit, 60 (free Current Weather and One Call)")
+    owm_calls_per_day: int | None = Field(
+        None, ge=1, description="Request budget of the API key per UTC day, shared by the producer and the importers. "
+        "Default: the plan's limit: One Call 3.0's free 1,000, Current Weather's free 1,000,000 a month (33,333)")
+    import_max_distance_km: float = Field(
+        50.0, gt=0, description="`python -m producer import --source isd`: a station farther than this from every "
+        "region is not imported")
     replay_file: Path | None = None
     simulator_seed: int = 42
     simulator_speed: float = Field(
@@ -307,6 +318,12 @@ class Settings(BaseSettings):
         if self.effective_source == "simulator":
             return self.simulator_interval_seconds
         return self.producer_interval_seconds
+
+    def owm_budget(self, api: Literal["onecall", "current"] | None = None) -> tuple[int, int]:
+        """(calls a minute, calls a UTC day) of the API key for one product (default: owm_api): the
+        settings, else the free plan's limits (One Call 3.0 and Current Weather are billed apart)."""
+        per_day_default = 1_000 if (api or self.owm_api) == "onecall" else 33_333
+        return self.owm_calls_per_minute or 60, self.owm_calls_per_day or per_day_default
 
     @property
     def effective_source(self) -> str:

@@ -1,4 +1,5 @@
-"""`python -m producer`: scheduled weather batches to Kafka.
+"""`python -m producer`: scheduled weather batches to Kafka (`python -m producer import ...`:
+history, see producer/import_cli.py).
 
 Flags override settings (METEOFLOW_* environment variables or .env). Bad flags, settings
 or files end with one line on stderr and exit code 2; a rejected API key with exit code 1.
@@ -115,13 +116,20 @@ def describe_source(settings: Settings, once: bool) -> str:
         return f"source simulator ({why}; seed {settings.simulator_seed}; {pace})"
     if source == "openweathermap":
         api = "One Call 3.0" if settings.owm_api == "onecall" else "Current Weather 2.5"
-        extra = f", back-fill {settings.owm_backfill_hours} h" if settings.owm_api == "onecall" and \
-            settings.owm_backfill_hours else ""
+        per_minute, per_day = settings.owm_budget()
+        extra = f", budget {per_minute}/min and {per_day:,}/day"
+        if settings.owm_api == "onecall" and settings.owm_backfill_hours and not once:
+            extra += f", first-start back-fill {settings.owm_backfill_hours} h (timemachine)"
         return f"source openweathermap ({api}{extra}) at {settings.owm_base_url}"
     return f"source replay from {settings.replay_file}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["import"]:
+        from producer import import_cli
+
+        return import_cli.main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         settings = settings_from_args(args, load_settings())
@@ -145,8 +153,12 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
     log.info("producer starting: %s; %d regions from %s; %s; topic %s on %s", describe_source(settings, once),
              len(regions), settings.regions_file or DEFAULT_REGIONS_FILE, interval, settings.topic_observations,
              settings.kafka_bootstrap)
-    if settings.effective_source == "openweathermap" and settings.owm_api == "current" and settings.owm_backfill_hours:
-        log.warning("METEOFLOW_OWM_BACKFILL_HOURS needs METEOFLOW_OWM_API=onecall (timemachine); no back-fill")
+    backfill_hours = first_start_backfill_hours(settings, once)
+    if settings.effective_source == "openweathermap":
+        from producer.budget import budget_problems
+
+        for problem in budget_problems(settings, len(regions), backfill_hours):
+            log.warning("request budget: %s", problem)
     try:
         source = make_source(settings, live_only=once)
     except (FatalSourceError, ReplayFileError) as exc:
@@ -174,6 +186,7 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
         exporter.close()
         return EXIT_FATAL
     code = 0
+    backfill = start_first_backfill(settings, regions, publisher, stop, log) if backfill_hours else None
     try:
         runs = Producer(settings, regions, source, publisher, log, metrics=metrics).run_forever(
             stop, max_runs=1 if once else None)
@@ -182,9 +195,52 @@ def serve(settings: Settings, regions, once: bool = False) -> int:
         log.error("producer stopped: %s", exc)
         code = EXIT_FATAL
     finally:
+        if backfill is not None:
+            stop.set()  # the back-fill stops after its current chunk, its progress kept for the next start
+            backfill.join(timeout=120)
         source.close()
         publisher.close()
         exporter.close()
         for handler in logging.getLogger().handlers:
             handler.flush()
     return code
+
+
+# --- first start with One Call 3.0: the last hours through the timemachine importer -------------
+FIRST_START_JOB = "first-start-openweathermap"
+
+
+def first_start_backfill_hours(settings: Settings, once: bool) -> int:
+    """Hours the first start back-fills: with One Call 3.0 only (Current Weather 2.5 has no history)."""
+    if once or settings.effective_source != "openweathermap" or settings.owm_api != "onecall":
+        return 0
+    return settings.owm_backfill_hours
+
+
+def start_first_backfill(settings: Settings, regions, publisher, stop: threading.Event, log) -> threading.Thread:
+    """Back-fill beside the schedule (the live runs are not held up), in its own thread and HTTP
+    session, within the same request budget. Done once: a finished job is not repeated at the next
+    start; a stopped one resumes."""
+    from producer.budget import RequestBudget
+    from producer.importer import HistoryImportError, TimemachineHistory, run_import
+    from producer.sources.base import FatalSourceError
+    from producer.sources.openweathermap import OwmClient
+
+    def work():
+        client = OwmClient(settings, budget=RequestBudget.for_settings(settings, api="onecall"))
+        try:
+            history = TimemachineHistory(client, regions, settings.owm_backfill_hours)
+            outcome = run_import(settings, history, publisher, stop=stop, job=FIRST_START_JOB, logger=log)
+            if outcome.state == "finished":
+                log.info("first-start back-fill done: %d record(s) over %d h", outcome.progress.records,
+                         settings.owm_backfill_hours)
+        except (HistoryImportError, FatalSourceError) as exc:
+            log.error("first-start back-fill stopped: %s", exc)
+        except Exception:  # noqa: BLE001 - the live schedule goes on without its history
+            log.exception("first-start back-fill failed")
+        finally:
+            client.session.close()
+
+    thread = threading.Thread(target=work, name="first-start-backfill", daemon=True)
+    thread.start()
+    return thread

@@ -17,6 +17,7 @@ from meteoflow.errors import describe_errors
 # --- log events other services rely on (field "event.action" of a pipeline.logs line) ---
 STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under "meteoflow.streaming"
 PRODUCER_RUN_ACTION = "producer-run"  # one per scheduled run; fields under "meteoflow.producer"
+BACKFILL_ACTION = "producer-backfill"  # progress of an import / first-start back-fill; "meteoflow.backfill"
 DEADLETTER_ACTION = "dead-letter"  # one per rejected record; fields under "meteoflow.deadletter"
 # The supervisor of ./run.sh (service.name "supervisor"); fields under "meteoflow.supervisor" (SupervisorEvent).
 SERVICE_EXITED_ACTION = "service-exited"  # each unexpected exit of a server or service
@@ -143,6 +144,35 @@ class ProducerRunEvent(LogEvent):
     regions_failed_count: Count  # distinct regions in regions_failed
     dead_letters: Count
     duration_s: float = Field(ge=0, allow_inf_nan=False)
+
+
+BackfillState = Literal["running", "finished", "paused", "failed"]
+
+
+class BackfillEvent(LogEvent):
+    """Progress of a history import (`python -m producer import`, or the producer's first-start
+    back-fill): logged when it starts, at most every few seconds while it runs, and when it ends.
+    A reader shows "back-fill running" while a job's latest event is `running` and recent.
+    paused: stopped before the end, resumable (the request budget is spent for today, or a stop
+    was asked); failed: stopped by an error (the progress file keeps what was done)."""
+
+    ACTION: ClassVar[str] = BACKFILL_ACTION
+    FIELD: ClassVar[str] = "meteoflow.backfill"
+
+    job: str  # stable across resumptions: "<source>-<hash of what is imported>"
+    source: str  # Observation.source of the records
+    state: BackfillState
+    done: Count  # units (hours for the APIs and the simulator, lines for files) done so far
+    total: Count
+    records: Count  # observations Kafka acknowledged, over every resumption
+    failed: Count  # units left to retry (failed requests) or rejected (dead-lettered lines)
+    first: UtcTime | None = None  # the time range being imported
+    last: UtcTime | None = None
+    message: str | None = None  # why it paused or failed
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
 
 # --- supervisor events (pipeline.logs, read back by the alerting service) ------------------

@@ -7,6 +7,8 @@ leaves this module. Errors:
 - 5xx, timeouts, connection errors: retried with exponential backoff, then a per-region failure.
 - 429: waits Retry-After (seconds or HTTP date) up to a cap, then retries.
 - other 4xx (404 ...), malformed JSON, unexpected shape: a per-region failure.
+- the key's request budget (producer/budget.py) spent for today: `OwmBudgetError`, a per-region
+  failure without a request (the importers stop on it, their progress kept).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from meteoflow.clock import utc_now
 from meteoflow.logs import mask_secrets
 from meteoflow.contracts import describe_exception
 from meteoflow.settings import Settings
+from producer.budget import BudgetExhausted, RequestBudget
 from producer.regions import Region
 from producer.sources.base import FatalSourceError, RegionFailure, Source, SourceResult
-from producer.sources.owm_mapping import MappingError, map_current, map_onecall, map_timemachine
+from producer.sources.owm_mapping import MappingError, map_current, map_onecall
 
 log = logging.getLogger("producer.openweathermap")
 
@@ -80,9 +83,17 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
+class OwmBudgetError(OwmRequestError):
+    """The key's request budget allows no call now (see producer/budget.py)."""
+
+
 class OwmClient:
+    """`budget`: every request (retries too: each is billed) takes a call from it first;
+    `reserve`: calls it must leave today (an importer leaves the schedule's)."""
+
     def __init__(self, settings: Settings, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, budget: RequestBudget | None = None,
+                 reserve: Callable[[], int] = lambda: 0):
         if settings.owm_api_key is None or not settings.owm_api_key.get_secret_value():
             raise FatalSourceError("no OpenWeatherMap API key: set METEOFLOW_OWM_API_KEY (or use --source simulator)")
         self._key = settings.owm_api_key.get_secret_value()
@@ -94,6 +105,8 @@ class OwmClient:
         self.max_retry_after = settings.owm_max_retry_after_seconds
         self.session = session or requests.Session()
         self.sleep = sleep
+        self.budget = budget
+        self.reserve = reserve
 
     def scrub(self, text: str) -> str:
         """Mask the key wherever it could appear (URL parameter or bare)."""
@@ -116,6 +129,11 @@ class OwmClient:
         problem = ""
         for attempt in range(attempts):
             delay = self.backoff * (2 ** attempt)
+            if self.budget is not None:
+                try:
+                    self.budget.acquire(self.reserve())
+                except BudgetExhausted as exc:
+                    raise OwmBudgetError(str(exc)) from None
             try:
                 resp = self.session.get(self.base_url + path, params=query, timeout=self.timeout)
             except requests.Timeout:
@@ -164,59 +182,50 @@ class OwmClient:
         return self.scrub(str(text or resp.reason or "no message"))[:300]
 
 
+def collect(client: OwmClient, result: SourceResult, region: Region, request: Callable[[], Any],
+            mapper: Callable[[Region, Any], list[dict[str, Any]]], context: str = "",
+            reraise: tuple[type[Exception], ...] = ()) -> None:
+    """One request for one region: its records into `result`, or its failure (one region costs only
+    itself). `reraise`: request errors the caller handles itself (an importer stops on the budget)."""
+    try:
+        body = request()
+    except reraise:
+        raise
+    except OwmRequestError as exc:
+        result.failures.append(RegionFailure(region.id, context + exc.reason, exc.payload))
+        return
+    try:
+        result.records.extend(mapper(region, body))
+    except Exception as exc:  # noqa: BLE001 - one response can cost only its own region
+        reason = str(exc) if isinstance(exc, MappingError) else describe_exception(exc)
+        payload = client.scrub(json.dumps(body, default=str))[:_MAX_PAYLOAD_CHARS]
+        result.failures.append(RegionFailure(region.id, f"{context}unexpected response: {reason}", payload))
+
+
 class OpenWeatherMapSource(Source):
+    """The current conditions of every region, each run. History (the first start's back-fill,
+    bulk imports) comes from the timemachine importer (producer/importer.py)."""
+
     name = "openweathermap"
 
     def __init__(self, settings: Settings, client: OwmClient | None = None):
-        self.client = client or OwmClient(settings)
+        self.client = client or OwmClient(settings, budget=RequestBudget.for_settings(settings))
         self.api = settings.owm_api
-        # timemachine is a One Call 3.0 endpoint: the free 2.5 API has no history.
-        self.backfill_hours = settings.owm_backfill_hours if self.api == "onecall" else 0
-        self._backfilled = False
         self.default_interval = settings.producer_interval_seconds
 
     def fetch(self, regions: list[Region], now: datetime) -> SourceResult:
         result = SourceResult()
-        if not self._backfilled and self.backfill_hours:
-            self._backfill(regions, now, result)
-        self._backfilled = True
         for region in regions:
             if self.api == "onecall":
-                self._collect(result, region, lambda r=region: self.client.onecall(r.lat, r.lon),
-                              lambda r, body: [map_onecall(r, body)])
+                collect(self.client, result, region, lambda r=region: self.client.onecall(r.lat, r.lon),
+                        lambda r, body: [map_onecall(r, body)])
             else:
-                self._collect(result, region, lambda r=region: self.client.current(r.lat, r.lon),
-                              lambda r, body: [map_current(r, body)])
+                collect(self.client, result, region, lambda r=region: self.client.current(r.lat, r.lon),
+                        lambda r, body: [map_current(r, body)])
         return result
-
-    def _backfill(self, regions: list[Region], now: datetime, result: SourceResult) -> None:
-        base = int(now.timestamp())
-        history = SourceResult()
-        for region in regions:
-            for hours_ago in range(self.backfill_hours, 0, -1):
-                when = base - hours_ago * 3600
-                self._collect(history, region, lambda r=region, w=when: self.client.timemachine(r.lat, r.lon, w),
-                              map_timemachine,
-                              context=f"back-fill {datetime.fromtimestamp(when, timezone.utc):%Y-%m-%dT%H:%MZ}: ")
-        result.backfill.extend(history.records)
-        result.failures.extend(history.failures)
-
-    def _collect(self, result: SourceResult, region: Region, request: Callable[[], Any],
-                 mapper: Callable[[Region, Any], list[dict[str, Any]]], context: str = "") -> None:
-        try:
-            body = request()
-        except OwmRequestError as exc:
-            result.failures.append(RegionFailure(region.id, context + exc.reason, exc.payload))
-            return
-        try:
-            result.records.extend(mapper(region, body))
-        except Exception as exc:  # noqa: BLE001 - one response can cost only its own region
-            reason = str(exc) if isinstance(exc, MappingError) else describe_exception(exc)
-            payload = self.client.scrub(json.dumps(body, default=str))[:_MAX_PAYLOAD_CHARS]
-            result.failures.append(RegionFailure(region.id, f"{context}unexpected response: {reason}", payload))
 
     def close(self) -> None:
         self.client.session.close()
 
 
-__all__ = ["OwmClient", "OwmAuthError", "OwmRequestError", "OpenWeatherMapSource", "retry_after_seconds"]
+__all__ = ["OwmClient", "OwmAuthError", "OwmRequestError", "OwmBudgetError", "collect", "OpenWeatherMapSource", "retry_after_seconds"]

@@ -170,17 +170,11 @@ def test_json_of_the_wrong_shape_is_a_region_failure_naming_the_field(owm):
     assert result.failures[0].payload  # kept for the dead letter
 
 
-def test_onecall_backfills_the_last_hours_once_at_start(owm):
+def test_the_source_fetches_only_current_conditions_history_is_the_importers(owm):
     source, _ = make_source(owm, owm_backfill_hours=3)
     first = source.fetch([DAKAR, KOLDA], NOW)
-    assert owm.count(TIMEMACHINE_PATH) == 6 and owm.count(ONECALL_PATH) == 2
-    history = sorted(r["observed_at"] for r in first.backfill if r["region_id"] == "dakar")
-    base = int(NOW.timestamp())
-    expected = [datetime.fromtimestamp(base - h * 3600, timezone.utc) for h in (3, 2, 1)]
-    assert history == expected  # history apart, published as a back-fill batch
-    assert [r["region_id"] for r in first.records] == ["dakar", "kolda"]  # the current conditions
-    source.fetch([DAKAR, KOLDA], NOW)
-    assert owm.count(TIMEMACHINE_PATH) == 6  # not again on the next run
+    assert owm.count(TIMEMACHINE_PATH) == 0 and owm.count(ONECALL_PATH) == 2  # see test_producer_import.py
+    assert first.backfill == [] and [r["region_id"] for r in first.records] == ["dakar", "kolda"]
 
 
 def test_connection_refused_is_a_region_failure(owm):
