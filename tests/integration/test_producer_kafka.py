@@ -56,6 +56,9 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
         METEOFLOW_TOPIC_LOGS=settings.topic_logs,
         METEOFLOW_PRODUCER_METRICS_PORT=str(settings.producer_metrics_port),  # the test stack's, not a demo's
         PYTHONUNBUFFERED="1",
+        # The stand-in OpenWeatherMap has no limit: calls are not spread over seconds in tests.
+        METEOFLOW_OWM_CALLS_PER_MINUTE="60000",
+        METEOFLOW_RUN_DIR=str(settings.run_dir),
     )
     env.update(extra)
     return env
@@ -77,13 +80,14 @@ def assert_one_batch_per_region(messages, region_ids: set[str], source: str) -> 
     return batch_ids.pop()
 
 
-def test_a_run_publishes_healthy_regions_and_lists_failed_ones(isolated, caplog):
+def test_a_run_publishes_healthy_regions_and_lists_failed_ones(isolated, caplog, tmp_path):
     matam, kolda = BY_ID["matam"], BY_ID["kolda"]
     with FakeOwm(api_key=KEY) as owm:
         owm.always(Reply.status(404), lat=matam.lat, lon=matam.lon)
         owm.script(Reply.malformed(), lat=kolda.lat, lon=kolda.lon)
         settings = isolated.model_copy(update=dict(owm_api_key=SecretStr(KEY), owm_base_url=owm.url, owm_api="onecall",
-                                                   owm_timeout_seconds=2.0, owm_backoff_seconds=0.05))
+                                                   owm_timeout_seconds=2.0, owm_backoff_seconds=0.05,
+                                                   run_dir=tmp_path, owm_calls_per_minute=60_000))
         publisher = KafkaPublisher(settings)
         try:
             summary = Producer(settings, REGIONS, OpenWeatherMapSource(settings), publisher).run_once()
