@@ -158,13 +158,14 @@ def run(settings: Settings, history, restart: bool = False, progress_bar: bool =
         log.info("signal %s: stopping after the current chunk", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
         publisher = KafkaPublisher(settings)
     except Exception as exc:  # noqa: BLE001 - e.g. NoBrokersAvailable: say where we looked
         log.error("import cannot reach Kafka at %s: %s: %s", settings.kafka_bootstrap, type(exc).__name__, exc)
         return EXIT_FATAL
+    # Installed once connected: until then nothing is half done, and a signal ends the process at once.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
         outcome = run_import(settings, history, publisher, restart=restart, stop=stop, progress_bar=progress_bar,
                              logger=log)
