@@ -30,14 +30,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see python -m producer --help)")
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
-    return value
+def positive_number(unit: str):
+    """An argparse type: a number greater than 0, in `unit`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number of {unit}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+        return value
+    return parse
+
+
+_positive_seconds = positive_number("seconds")
 
 
 def _existing_file(text: str) -> Path:

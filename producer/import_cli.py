@@ -19,7 +19,7 @@ from pathlib import Path
 
 from meteoflow.contracts import parse_utc
 from meteoflow.settings import Settings, SettingsError, load_settings
-from producer.cli import EXIT_FATAL, EXIT_USAGE, UsageError, _existing_file, _Parser
+from producer.cli import EXIT_FATAL, EXIT_USAGE, UsageError, _existing_file, _Parser, positive_number
 from producer.regions import Region, RegionsError, load_regions
 
 EXIT_PAUSED = 3
@@ -41,16 +41,6 @@ def _utc_time(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an ISO 8601 time with a zone, e.g. 2026-01-01T00:00Z; got {text!r}") \
             from None
-
-
-def _positive_km(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of km, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="station coordinates: NOAA's isd-history.csv or a CSV with station,lat,lon")
     parser.add_argument("--station", action="append", default=[], metavar="USAF-WBAN=LAT,LON",
                         help="one station's coordinates (repeatable; over --stations)")
-    parser.add_argument("--max-distance-km", type=_positive_km, metavar="KM",
+    parser.add_argument("--max-distance-km", type=positive_number("km"), metavar="KM",
                         help="a station farther than this from every region is refused (default: "
                              "METEOFLOW_IMPORT_MAX_DISTANCE_KM = 50)")
     parser.add_argument("--restart", action="store_true", help="forget this import's progress and start over")

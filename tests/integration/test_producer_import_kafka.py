@@ -4,12 +4,10 @@ import is not sent twice."""
 
 from __future__ import annotations
 
+import gzip
 import json
-import signal
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
@@ -19,7 +17,7 @@ from meteoflow.settings import REPO_ROOT, Settings
 from producer.regions import load_regions
 from producer.sources.isd import format_line
 from tests.fakes.owm_server import FakeOwm
-from tests.integration.test_producer_kafka import read_topic, subprocess_env
+from tests.integration.test_producer_kafka import read_topic, run_until_then_sigterm, subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +63,6 @@ def test_isd_lite_files_go_through_kafka_for_the_nearest_region(settings, tmp_pa
     base = dict(year=2024, month=8, day=15, hour=0, air_temperature=275, dew_point=240, sea_level_pressure=10105,
                 wind_direction=240, wind_speed=46, sky_cover=7, precipitation_1h=12, precipitation_6h=-9999)
     path = tmp_path / "616410-99999-2024.gz"
-    import gzip
     with gzip.open(path, "wt") as handle:
         handle.write("\n".join(format_line({**base, "hour": h}) for h in range(24)) + "\nnot a line\n")
     done = run_import_cli(settings, "--source", "isd", "--station", "616410-99999=14.74,-17.49", str(path))
@@ -90,30 +87,17 @@ def test_timemachine_import_within_the_budget_through_kafka(settings):
 
 
 def test_first_start_with_one_call_backfills_beside_the_schedule(settings):
+    def backfilled_and_ran(lines):
+        finished = any(d.get("event.action") == BACKFILL_ACTION and d["meteoflow.backfill"]["state"] == "finished"
+                       for d in lines)
+        return finished and any(d.get("event.action") == PRODUCER_RUN_ACTION for d in lines)
+
     with FakeOwm(api_key=KEY) as owm:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "producer", "--source", "openweathermap", "--interval", "3600"],
-            env=subprocess_env(settings, METEOFLOW_OWM_API_KEY=KEY, METEOFLOW_OWM_BASE_URL=owm.url,
-                               METEOFLOW_OWM_API="onecall", METEOFLOW_OWM_BACKFILL_HOURS="3"),
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines: list[dict] = []
-        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout), daemon=True)
-        reader.start()
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                done = [d for d in list(lines) if d.get("event.action") == BACKFILL_ACTION
-                        and d["meteoflow.backfill"]["state"] == "finished"]
-                runs = [d for d in list(lines) if d.get("event.action") == PRODUCER_RUN_ACTION]
-                if done and runs:
-                    break
-                time.sleep(0.2)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        reader.join(timeout=5)
+        lines = run_until_then_sigterm(
+            settings, ["--source", "openweathermap", "--interval", "3600"], backfilled_and_ran, timeout_s=90,
+            METEOFLOW_OWM_API_KEY=KEY, METEOFLOW_OWM_BASE_URL=owm.url, METEOFLOW_OWM_API="onecall",
+            METEOFLOW_OWM_BACKFILL_HOURS="3")
+    assert backfilled_and_ran(lines)
     warnings = [d["message"] for d in lines if "request budget" in d.get("message", "")]
     assert warnings == []  # 14 regions hourly + 42 calls fit in 1,000 a day
     observations = [validate_observation(m.value)

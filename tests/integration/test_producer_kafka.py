@@ -158,26 +158,32 @@ def test_cli_with_a_rejected_key_stops_at_once(isolated):
     assert KEY not in done.stdout + done.stderr
 
 
-def test_sigterm_stops_between_runs_after_finishing_the_current_one(isolated):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "--source", "simulator", "--interval", "0.3"],
-        env=subprocess_env(isolated, METEOFLOW_SIMULATOR_BACKFILL_HOURS="0"), cwd=REPO_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_until_then_sigterm(settings: Settings, args: list[str], done, timeout_s: float = 60, **env: str) -> list[dict]:
+    """`python -m producer ARGS` until `done(lines)` holds for its JSON log lines (or the timeout),
+    then SIGTERM; asserts a clean exit and returns every line."""
+    proc = subprocess.Popen([sys.executable, "-m", "producer", *args], env=subprocess_env(settings, **env),
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[dict] = []
     reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(1 for doc in list(lines) if doc.get("event.action") == PRODUCER_RUN_ACTION) >= 2:
-                break
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not done(list(lines)):
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
     reader.join(timeout=5)
+    return lines
+
+
+def test_sigterm_stops_between_runs_after_finishing_the_current_one(isolated):
+    lines = run_until_then_sigterm(
+        isolated, ["--source", "simulator", "--interval", "0.3"],
+        lambda lines: sum(1 for doc in lines if doc.get("event.action") == PRODUCER_RUN_ACTION) >= 2,
+        METEOFLOW_SIMULATOR_BACKFILL_HOURS="0")
     runs = [ProducerRunEvent.from_log_line(doc).event for doc in lines
             if doc.get("event.action") == PRODUCER_RUN_ACTION]
     assert len(runs) >= 2
