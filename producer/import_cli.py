@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "progress is kept in <run_dir>/imports/<job>.json and the same command resumes a stopped import.")
     parser.add_argument("--source", required=True, choices=["openweathermap", "isd", "simulator"],
                         help="openweathermap: One Call 3.0 timemachine, one call per region and hour, within the "
-                             "key's request budget; isd: NOAA ISD-Lite files; simulator: the offline simulator")
+                             "key's request budget; isd: NOAA ISD-Lite files or Global Hourly CSVs; simulator: the offline simulator")
     span = parser.add_mutually_exclusive_group()
     span.add_argument("--days", type=_positive_int, help="history to import, ending at --end (openweathermap, simulator)")
     span.add_argument("--hours", type=_positive_int, help="same, in hours")
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "METEOFLOW_REGIONS_FILE, else the 14 regions of Senegal)")
     parser.add_argument("--seed", type=int, help="simulator seed (default: METEOFLOW_SIMULATOR_SEED)")
     parser.add_argument("files", nargs="*", type=_existing_file, metavar="ISD_FILE",
-                        help="ISD-Lite files (USAF-WBAN-YEAR, gzipped or not) for --source isd")
+                        help="for --source isd: ISD-Lite files (USAF-WBAN-YEAR, gzipped or not) or Global Hourly "
+                             "CSVs (*.csv)")
     parser.add_argument("--stations", type=_existing_file, metavar="CSV",
                         help="station coordinates: NOAA's isd-history.csv or a CSV with station,lat,lon")
     parser.add_argument("--station", action="append", default=[], metavar="USAF-WBAN=LAT,LON",
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def isd_files(args: argparse.Namespace, settings: Settings, regions: list[Region]) -> list[tuple[Path, Region]]:
-    from producer.sources.isd import load_stations, nearest_region, parse_station_arg, station_of_file
+    from producer.sources.isd import (
+        global_hourly_station, is_global_hourly, load_stations, nearest_region, parse_station_arg, station_of_file,
+    )
 
     if not args.files:
         raise UsageError("--source isd needs ISD-Lite files (e.g. 616410-99999-2024.gz)")
@@ -88,6 +91,9 @@ def isd_files(args: argparse.Namespace, settings: Settings, regions: list[Region
         limit = args.max_distance_km or settings.import_max_distance_km
         mapped = []
         for path in args.files:
+            if is_global_hourly(path):  # the rows carry the station's coordinates
+                mapped.append((path, nearest_region(global_hourly_station(path), regions, limit)))
+                continue
             ident = station_of_file(path)
             if ident not in stations:
                 raise ValueError(f"{path}: no coordinates for station {ident}: give --stations isd-history.csv or "

@@ -234,7 +234,8 @@ class TimemachineHistory(HourlyHistory):
 
 
 class IsdHistory(History):
-    """NOAA ISD-Lite files, each mapped to the region nearest its station; 500 lines a chunk."""
+    """NOAA ISD-Lite files or Global Hourly CSVs, each mapped to the region nearest its station; 500
+    rows a chunk."""
 
     name = "noaa_isd"
 
@@ -246,23 +247,23 @@ class IsdHistory(History):
         return {"files": [[str(p.resolve()), p.stat().st_size, r.id] for p, r in self.files]}
 
     def start(self, progress: Progress, now: datetime) -> None:
-        from producer.sources.isd import read_lines
+        from producer.sources.isd import count_rows
 
-        progress.total = sum(len(read_lines(path)) for path, _ in self.files)
+        progress.total = sum(count_rows(path) for path, _ in self.files)
 
     def chunks(self, progress: Progress) -> Iterator[Chunk]:
-        from producer.sources.isd import IsdLineError, IsdSkip, observation_fields, parse_line, read_lines
+        from producer.sources.isd import IsdLineError, IsdSkip, file_rows, observation_fields
 
         skip = progress.done
         chunk = Chunk(units=0)
         for path, region in self.files:
-            for number, line in enumerate(read_lines(path), start=1):
+            for number, line, parse in file_rows(path):
                 if skip:
                     skip -= 1
                     continue
                 chunk.units += 1
                 try:
-                    chunk.records.append(observation_fields(parse_line(line), region))
+                    chunk.records.append(observation_fields(parse(), region))
                 except IsdLineError as exc:  # dead-lettered with the line
                     chunk.failures.append(RegionFailure(region.id, f"{path.name} line {number}: {exc}", payload=line))
                 except IsdSkip:

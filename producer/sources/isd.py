@@ -23,6 +23,14 @@ stated length of 2 and 6 and with the files; the columns above are the files'.)
 A record becomes an observation when temperature, dew point (for the humidity), sea-level
 pressure and wind speed are present; the others are skipped and counted, not dead-lettered.
 
+NOAA's Global Hourly CSV (the same Integrated Surface Data, one row per report, `*.csv`) is read
+too: columns STATION, DATE (UTC, `2024-08-15T18:00:00`), LATITUDE, LONGITUDE, TMP and DEW
+(`+0275,1`: deg C x10 and a quality code; +9999 missing), SLP (`10105,1`: hPa x10; 99999),
+WND (`240,1,N,0046,1`: direction, quality, type, speed m/s x10, quality; 999/9999 missing) and,
+when present, AA1 (`01,0052,9,1`: hours, depth mm x10, condition, quality). A value whose
+quality code says erroneous or suspect (2, 3, 6, 7) counts as missing. The station's
+coordinates are in each row.
+
 Stations come from NOAA's station history (`isd-history.csv`: USAF, WBAN, STATION NAME, ...,
 LAT, LON, ...), from a small CSV `station,lat,lon`, or from `--station USAF-WBAN=LAT,LON`; each
 is mapped to the nearest region within a distance limit.
@@ -38,7 +46,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from functools import partial
+from typing import Any, Callable, Iterator
 
 from producer.regions import Region
 from producer.sources.base import region_fields
@@ -249,9 +258,91 @@ def nearest_region(station: Station, regions: list[Region], max_km: float) -> Re
     return best
 
 
-def iter_lines(paths: list[Path], start: dict[str, int]) -> Iterator[tuple[Path, int, str]]:
-    """(file, 0-based line number, line) of every file, from the line `start[str(file)]` on."""
-    for path in paths:
-        for number, line in enumerate(read_lines(path)):
-            if number >= start.get(str(path), 0):
-                yield path, number, line
+# --- Global Hourly CSV ----------------------------------------------------------------------------
+GLOBAL_HOURLY_REQUIRED = ("STATION", "DATE", "LATITUDE", "LONGITUDE", "TMP", "DEW", "SLP", "WND")
+_BAD_QUALITY = {"2", "3", "6", "7"}  # ISD quality codes: suspect or erroneous
+
+
+def is_global_hourly(path: Path) -> bool:
+    return path.name.removesuffix(".gz").endswith(".csv")
+
+
+def _element(row: dict[str, str], column: str, parts: int) -> list[str]:
+    text = (row.get(column) or "").strip()
+    values = text.split(",")
+    if len(values) != parts:
+        raise IsdLineError(column, f"expected {parts} comma-separated parts, got {text[:40]!r}")
+    return values
+
+
+def _scaled(column: str, text: str, quality: str, missing: set[str], scale: float = 10) -> float | None:
+    if text.lstrip("+") in missing or quality in _BAD_QUALITY:
+        return None
+    if not _INTEGER.match(text.lstrip("+")):
+        raise IsdLineError(column, f"not an integer: {text[:20]!r}")
+    return int(text.lstrip("+")) / scale
+
+
+def parse_global_hourly(header: list[str], line: str) -> IsdRecord:
+    """One data row of a Global Hourly CSV, or IsdLineError naming its column."""
+    values = next(csv.reader([line]), [])
+    if len(values) != len(header):
+        raise IsdLineError("line", f"{len(values)} columns, the header has {len(header)}")
+    row = dict(zip(header, values))
+    try:
+        when = datetime.fromisoformat(row["DATE"].strip())
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise IsdLineError("DATE", f"not a time: {row['DATE'][:30]!r}") from None
+    temp, temp_q = _element(row, "TMP", 2)
+    dew, dew_q = _element(row, "DEW", 2)
+    slp, slp_q = _element(row, "SLP", 2)
+    wdir, wdir_q, _, wspd, wspd_q = _element(row, "WND", 5)
+    rain = None
+    if (row.get("AA1") or "").strip():
+        hours, depth, _, depth_q = _element(row, "AA1", 4)
+        amount = _scaled("AA1", depth, depth_q, {"9999"})
+        rain = amount if hours == "01" else None  # only a 1-hour period is rain_1h
+    direction = _scaled("WND", wdir, wdir_q, {"999"}, scale=1)
+    record = IsdRecord(
+        observed_at=when, air_temperature=_scaled("TMP", temp, temp_q, {"9999"}),
+        dew_point=_scaled("DEW", dew, dew_q, {"9999"}), sea_level_pressure=_scaled("SLP", slp, slp_q, {"99999"}),
+        wind_direction=None if direction is None else int(direction), wind_speed=_scaled("WND", wspd, wspd_q, {"9999"}),
+        sky_cover=None, precipitation_1h=rain, precipitation_6h=None)
+    for name in ("air_temperature", "dew_point", "sea_level_pressure", "wind_direction", "wind_speed",
+                 "precipitation_1h"):
+        low, high = _BOUNDS[name]
+        value = getattr(record, name)
+        if value is not None and not low <= value * (1 if name == "wind_direction" else 10) <= high:
+            raise IsdLineError(name, f"{value} is outside the plausible range")
+    return record
+
+
+def global_hourly_station(path: Path) -> Station:
+    """The station of a Global Hourly CSV, from its first data row."""
+    lines = read_lines(path)
+    if len(lines) < 2:
+        raise ValueError(f"{path}: no data rows")
+    header = next(csv.reader([lines[0]]))
+    missing = [c for c in GLOBAL_HOURLY_REQUIRED if c not in header]
+    if missing:
+        raise ValueError(f"{path}: not a Global Hourly CSV (no column {', '.join(missing)})")
+    row = dict(zip(header, next(csv.reader([lines[1]]))))
+    return Station(row["STATION"], _coordinate(row["LATITUDE"], -90, 90, "LATITUDE"),
+                   _coordinate(row["LONGITUDE"], -180, 180, "LONGITUDE"))
+
+
+def file_rows(path: Path) -> Iterator[tuple[int, str, Callable[[], IsdRecord]]]:
+    """(line number, text, parse) of every data row of an ISD-Lite file or a Global Hourly CSV."""
+    lines = read_lines(path)
+    if is_global_hourly(path):
+        header = next(csv.reader(lines[:1]), [])
+        for number, line in enumerate(lines[1:], start=2):
+            yield number, line, partial(parse_global_hourly, header, line)
+    else:
+        for number, line in enumerate(lines, start=1):
+            yield number, line, partial(parse_line, line)
+
+
+def count_rows(path: Path) -> int:
+    return sum(1 for _ in file_rows(path))

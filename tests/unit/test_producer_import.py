@@ -189,6 +189,20 @@ def test_isd_lines_become_observations_bad_ones_dead_letters_incomplete_ones_ski
     assert "616410-99999-2024 line 3: hour" in letter.reason and all(b.source == "noaa_isd" for b in publisher.batches)
 
 
+def test_a_global_hourly_csv_goes_to_the_region_nearest_its_coordinates(tmp_path, capsys, monkeypatch):
+    from tests.unit.test_producer_isd import GH_HEADER, GH_ROW
+
+    path = tmp_path / "61641099999.csv"
+    path.write_text(GH_HEADER + "\n" + GH_ROW + "\n" + GH_ROW.replace("T18:", "T19:") + "\n")
+    publisher = ListPublisher()
+    outcome = run_import(load_settings(run_dir=tmp_path), IsdHistory([(path, DAKAR)]), publisher)
+    assert outcome.state == "finished" and [o.rain_1h for o in publisher.observations] == [5.2, 5.2]
+    far = tmp_path / "65500099999.csv"
+    far.write_text(GH_HEADER + "\n" + GH_ROW.replace('"14.7397","-17.49"', '"12.64","-8.0"') + "\n")
+    assert import_main(["--source", "isd", str(far)]) == 2
+    assert "limit is 50 km" in capsys.readouterr().err
+
+
 # --- the command line -----------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, message", [
     (["--source", "simulator"], "needs --days N or --hours N"),

@@ -133,3 +133,41 @@ def test_a_station_maps_to_the_nearest_region_within_the_limit():
     assert nearest_region(Station("zig", 12.55, -16.27), regions, 50).id == "ziguinchor"
     with pytest.raises(ValueError, match=r"station bamako .* km from the nearest region .* limit is 50 km"):
         nearest_region(Station("bamako", 12.64, -8.0), regions, 50)
+
+
+# --- Global Hourly CSV --------------------------------------------------------------------------
+GH_HEADER = '"STATION","DATE","SOURCE","LATITUDE","LONGITUDE","ELEVATION","NAME","REPORT_TYPE","CALL_SIGN",' \
+            '"QUALITY_CONTROL","WND","CIG","VIS","TMP","DEW","SLP","AA1"'
+GH_ROW = '"61641099999","2024-08-15T18:00:00","4","14.7397","-17.49","24.0","DAKAR YOFF, SG","FM-12","99999",' \
+         '"V020","240,1,N,0046,1","99999,9,9,N","010000,1,N,1","+0275,1","+0240,1","10105,1","01,0052,9,1"'
+
+
+def test_a_global_hourly_row_is_read_like_an_isd_lite_line(tmp_path):
+    from producer.sources.isd import file_rows, global_hourly_station
+
+    path = tmp_path / "61641099999.csv"
+    missing = GH_ROW.replace('"+0275,1"', '"+9999,9"').replace('"10105,1"', '"10105,7"')
+    path.write_text("\n".join([GH_HEADER, GH_ROW, missing, GH_ROW.replace('"240,1,N', '"24x,1,N')]) + "\n")
+    assert global_hourly_station(path) == Station("61641099999", 14.7397, -17.49)
+    rows = list(file_rows(path))
+    record = rows[0][2]()
+    assert (record.air_temperature, record.dew_point, record.sea_level_pressure) == (27.5, 24.0, 1010.5)
+    assert (record.wind_direction, record.wind_speed, record.precipitation_1h) == (240, 4.6, 5.2)
+    assert record.observed_at == datetime(2024, 8, 15, 18, tzinfo=timezone.utc)
+    second = rows[1][2]()
+    assert second.air_temperature is None and second.sea_level_pressure is None  # missing; erroneous quality
+    with pytest.raises(IsdLineError) as info:
+        rows[2][2]()
+    assert info.value.column == "WND" and rows[2][0] == 4
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=120))
+def test_any_global_hourly_row_parses_or_names_a_column(line):
+    from producer.sources.isd import parse_global_hourly
+
+    header = next(iter([GH_HEADER.replace('"', "").split(",")]))
+    try:
+        parse_global_hourly(header, line)
+    except IsdLineError as exc:
+        assert exc.column in set(header) | set(COLUMN_NAMES) | {"line"}
