@@ -161,6 +161,9 @@ class Settings(BaseSettings):
         "temperatures, so the default is wide (measured ~85% empirical coverage at 24 h)",
     )
     forecast_seed: int = Field(0, ge=0, description="Seed of the band's Monte Carlo draws (same input, same band)")
+    forecast_runs_retention_days: float = Field(
+        30.0, ge=1, description="How long every forecast run is kept in forecast_runs (past forecasts drawn against "
+        "what happened; skill scores runs up to a day old); the latest run per region stays in forecasts")
 
     # --- producer -------------------------------------------------------------
     producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, get_args
 
 import requests
 from pydantic import ValidationError
@@ -23,13 +23,16 @@ from pymongo.database import Database
 from meteoflow.clock import utc_now
 from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
-    API_KEY_HEADER, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt, ForecastDocument,
-    ForecastRunSummary, ForecastState, ObservationPoint, PredictRequest, bson_millis, valid_documents,
+    API_KEY_HEADER, FORECAST_RUNS, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt,
+    ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastState, ModelFacts,
+    ObservationPoint, PredictRequest, bson_millis, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
-from streaming.records import hourly_series
+from streaming.baselines import baseline_forecast, climatology_value
+from streaming.records import hour_floor, hourly_means, hourly_series
 from streaming.sinks import upsert_all
+from streaming.skill import SkillTracker
 
 @dataclass(frozen=True)
 class RegionHistory:
@@ -99,11 +102,66 @@ def forecast_documents(
             errors[hist.region_id] = f"{err.field}: {err.message}" if err else "forecast failed"
         else:
             ok.append(hist.region_id)
+            model = served_model(item.forecast.model)
             for pred in item.forecast.predictions:
-                doc = ForecastDocument.from_prediction(hist.region_id, pred, model_run_at, horizon_hours)
+                doc = ForecastDocument.from_prediction(hist.region_id, pred, model_run_at, horizon_hours, model)
                 if doc.target_time > hist.last_observed_at:
                     docs.append(doc)
     return docs, ok, errors
+
+
+def served_model(facts: ModelFacts) -> ForecastModel:
+    """Which forecast the API served, when its ModelFacts say (`model` or `served_model`); else Prophet."""
+    for name in ("model", "served_model"):
+        value = getattr(facts, name, None)
+        if value in get_args(ForecastModel):
+            return value
+    return "prophet"
+
+
+def baseline_documents(histories: Iterable[RegionHistory], regions: Iterable[str], model_run_at: datetime,
+                       horizon_hours: int, band_level: float) -> tuple[list[ForecastDocument], list[str]]:
+    """Baseline forecasts (labelled persistence/climatology) of `regions`, which have too little history
+    for the model; a region without any observation gets none. Returns the documents and the regions served."""
+    wanted = set(regions)
+    docs, served = [], []
+    for hist in histories:
+        if hist.region_id not in wanted:
+            continue
+        baseline = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level)
+        if baseline is None:
+            continue
+        model, predictions = baseline
+        served.append(hist.region_id)
+        docs += [ForecastDocument.from_prediction(hist.region_id, p, model_run_at, horizon_hours, model)
+                 for p in predictions if p.timestamp > hist.last_observed_at]
+    return docs, served
+
+
+def forecast_runs(docs: Iterable[ForecastDocument], histories: Iterable[RegionHistory],
+                  band_level: float) -> list[ForecastRun]:
+    """One kept run per region of `docs` (one refresh), with the baselines' forecasts of its targets,
+    known at run time: the origin hour's value (persistence) and the same hour yesterday (climatology)."""
+    by_region: dict[str, list[ForecastDocument]] = {}
+    for doc in docs:
+        by_region.setdefault(doc.region_id, []).append(doc)
+    hist_of = {hist.region_id: hist for hist in histories}
+    runs = []
+    for region_id, points in sorted(by_region.items()):
+        hist = hist_of[region_id]
+        hourly = hourly_means(hist.points)
+        origin_hour = hour_floor(hist.last_observed_at)
+        points.sort(key=lambda d: d.target_time)
+        first = points[0]
+        runs.append(ForecastRun(
+            _id=ForecastRun.make_id(region_id, first.model_run_at), region_id=region_id, run_at=first.model_run_at,
+            origin=hist.last_observed_at, model=first.model or "prophet", horizon_hours=first.horizon_hours or len(points),
+            band_level=band_level, persistence=hourly.get(origin_hour),
+            points=[ForecastRunPoint(target_time=d.target_time, yhat=d.yhat, yhat_lower=d.yhat_lower,
+                                     yhat_upper=d.yhat_upper,
+                                     climatology=climatology_value(hourly, d.target_time, origin_hour))
+                    for d in points]))
+    return runs
 
 
 def histories_from_documents(
@@ -184,6 +242,7 @@ class ForecastRefresher:
         self.metrics = metrics or StreamingMetrics()
         self._lock = threading.Lock()
         self._backoff_until = 0.0
+        self.skill = SkillTracker(db, clock)
 
     def mark(self, latest: dict[str, datetime]) -> None:
         if not latest:
@@ -197,40 +256,63 @@ class ForecastRefresher:
     def refresh(self, force: bool = False) -> ForecastOutcome:
         """Forecast every marked region. After a failure the API is left alone for
         forecast_retry_seconds (batches then only leave their regions marked, instead of each
-        waiting out a timeout); the retry timer calls with force=True."""
+        waiting out a timeout); the retry timer calls with force=True. Then the skill of the kept
+        runs is brought up to date with the hours observed since (streaming/skill.py)."""
         with self._lock:
-            pending = {s.id: s.last_observed_at for s in valid_documents(
-                ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
-            outcome = ForecastOutcome()
-            if not pending:
-                return outcome
-            if not force and time.monotonic() < self._backoff_until:
-                outcome.deferred = len(pending)
-                return outcome
-            histories = self._histories(pending)
-            planned, outcome.skipped = plan_requests(
-                histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
-            now = bson_millis(self.clock())
-            if planned:
-                try:
-                    response = self.client.predict_batch([body for _, body in planned])
-                except ForecastUnavailable as exc:
-                    outcome.failed = {hist.region_id: str(exc) for hist, _ in planned}
-                    self._backoff_until = time.monotonic() + self.settings.forecast_retry_seconds
-                else:
-                    self._backoff_until = 0.0
-                    docs, outcome.ok, outcome.errors = forecast_documents(
-                        planned, response, now, self.settings.forecast_horizon_hours)
-                    # A region's forecasts are its latest run: the old run goes (its targets may now lie
-                    # before the newest observations), the new one is inserted. A crash in between leaves
-                    # the region marked, so the run is redone.
-                    if outcome.ok:
-                        self.db[FORECASTS].delete_many({"region_id": {"$in": outcome.ok}})
-                    upsert_all(self.db[FORECASTS], docs)
-                    outcome.forecasts_written = len(docs)
-            self._write_state(outcome, pending, now)
-            self.metrics.forecast_outcome(outcome)
+            outcome = self._refresh(force)
+            self.skill.update()
             return outcome
+
+    def _refresh(self, force: bool) -> ForecastOutcome:
+        pending = {s.id: s.last_observed_at for s in valid_documents(
+            ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
+        outcome = ForecastOutcome()
+        if not pending:
+            return outcome
+        if not force and time.monotonic() < self._backoff_until:
+            outcome.deferred = len(pending)
+            return outcome
+        histories = self._histories(pending)
+        planned, outcome.skipped = plan_requests(
+            histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
+        now = bson_millis(self.clock())
+        # Too little history for the model: a baseline forecast, labelled as such, rather than none.
+        baseline_docs, baseline_ok = baseline_documents(
+            histories, outcome.skipped, now, self.settings.forecast_horizon_hours,
+            self.settings.forecast_interval_width)
+        for region in baseline_ok:
+            del outcome.skipped[region]
+        docs: list[ForecastDocument] = []
+        if planned:
+            try:
+                response = self.client.predict_batch([body for _, body in planned])
+            except ForecastUnavailable as exc:
+                outcome.failed = {hist.region_id: str(exc) for hist, _ in planned}
+                self._backoff_until = time.monotonic() + self.settings.forecast_retry_seconds
+            else:
+                self._backoff_until = 0.0
+                docs, outcome.ok, outcome.errors = forecast_documents(
+                    planned, response, now, self.settings.forecast_horizon_hours)
+        outcome.ok += baseline_ok
+        docs += baseline_docs
+        self._write_forecasts(outcome.ok, docs, histories, now)
+        outcome.forecasts_written = len(docs)
+        self._write_state(outcome, pending, now)
+        self.metrics.forecast_outcome(outcome)
+        return outcome
+
+    def _write_forecasts(self, regions: list[str], docs: list[ForecastDocument], histories: list[RegionHistory],
+                         now: datetime) -> None:
+        """Each run is kept in forecast_runs (older than the retention go); a region's forecasts are its
+        latest run: the old run goes (its targets may now lie before the newest observations), the new
+        one is inserted. A crash in between leaves the region marked, so the run is redone (same ids)."""
+        if not regions:
+            return
+        upsert_all(self.db[FORECAST_RUNS], forecast_runs(docs, histories, self.settings.forecast_interval_width))
+        self.db[FORECAST_RUNS].delete_many(
+            {"run_at": {"$lt": now - timedelta(days=self.settings.forecast_runs_retention_days)}})
+        self.db[FORECASTS].delete_many({"region_id": {"$in": regions}})
+        upsert_all(self.db[FORECASTS], docs)
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)

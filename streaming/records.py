@@ -85,17 +85,19 @@ def hourly_stats(
             for (region_id, hour), values in sorted(temps.items()) if values]
 
 
-def hourly_series(points: Iterable[tuple[datetime, float]]) -> list[SeriesPoint]:
-    """Average the observations of each hour into one point per hour, oldest first."""
+def hourly_means(points: Iterable[tuple[datetime, float]]) -> dict[datetime, float]:
+    """The mean of the observations of each hour, keyed by the hour's start, oldest first."""
     sums: dict[datetime, list[float]] = {}
     for when, temp in points:
         acc = sums.setdefault(hour_floor(when), [0.0, 0])
         acc[0] += temp
         acc[1] += 1
-    return [
-        SeriesPoint(ds=hour.strftime("%Y-%m-%dT%H:%M:%SZ"), y=round(total / count, 4))
-        for hour, (total, count) in sorted(sums.items())
-    ]
+    return {hour: round(total / count, 4) for hour, (total, count) in sorted(sums.items())}
+
+
+def hourly_series(points: Iterable[tuple[datetime, float]]) -> list[SeriesPoint]:
+    """Average the observations of each hour into one point per hour, oldest first."""
+    return [SeriesPoint(ds=hour.strftime("%Y-%m-%dT%H:%M:%SZ"), y=y) for hour, y in hourly_means(points).items()]
 
 
 def latest_per_region(observations: Iterable[Observation]) -> dict[str, datetime]:

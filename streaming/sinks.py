@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DEADLETTER_ACTION, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, MongoDocument, Observation,
+    DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, MongoDocument, Observation,
     ObservationPoint, valid_documents,
 )
 from meteoflow.settings import Settings
@@ -34,6 +34,15 @@ def ensure_indexes(db: Database) -> None:
     db[FORECASTS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                unique=True, name="region_target_time")
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
+    # Forecast history and skill (streaming/skill.py): the skill step reads the stats written since
+    # its cursor and the runs by origin; retention deletes by run_at; the web app reads runs by region.
+    db[HOURLY_STATS].create_index([("computed_at", ASCENDING)], name="computed_at")
+    db[FORECAST_RUNS].create_index([("region_id", ASCENDING), ("run_at", ASCENDING)], name="region_run_at")
+    db[FORECAST_RUNS].create_index([("region_id", ASCENDING), ("origin", ASCENDING)], name="region_origin")
+    db[FORECAST_RUNS].create_index([("run_at", ASCENDING)], name="run_at")
+    db[FORECAST_SKILL_BUCKETS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
+                                            name="region_target_time")
+    db[FORECAST_SKILL].create_index([("region_id", ASCENDING), ("window", ASCENDING)], name="region_window")
 
 
 def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] = frozenset()) -> int:

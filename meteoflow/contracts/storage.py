@@ -33,6 +33,8 @@ FORECASTS = "forecasts"  # ForecastDocument
 FORECAST_STATE = "forecast_state"  # ForecastState
 FORECAST_RUNS = "forecast_runs"  # ForecastRun: every run kept (retention), not only the latest
 FORECAST_SKILL = "forecast_skill"  # ForecastSkill: served forecast vs baselines, per region/lead/window
+FORECAST_SKILL_BUCKETS = "forecast_skill_buckets"  # ForecastSkillBucket: one scored pair per region/lead/hour
+FORECAST_SKILL_CURSOR = "forecast_skill_cursor"  # SkillCursor: how far hourly_stats were scored
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -241,6 +243,8 @@ class ForecastRunPoint(BaseModel):
     yhat: Finite
     yhat_lower: Finite
     yhat_upper: Finite
+    # Same hour yesterday's observed hourly mean (the climatology baseline), when known at run time.
+    climatology: Finite | None = None
 
 
 class ForecastRun(MongoDocument):
@@ -258,10 +262,51 @@ class ForecastRun(MongoDocument):
     horizon_hours: int = Field(ge=1)
     band_level: float = Field(gt=0, lt=1)  # nominal coverage of [yhat_lower, yhat_upper], e.g. 0.95
     points: list[ForecastRunPoint]
+    # The origin hour's observed mean: the persistence baseline's forecast for every target.
+    persistence: Finite | None = None
 
     @staticmethod
     def make_id(region_id: str, run_at: datetime) -> str:
         return doc_id(region_id, run_at)
+
+
+class ForecastSkillBucket(MongoDocument):
+    """One scored forecast/observation pair: region, lead time and target hour, _id
+    "<region_id>|<lead_hours>|<target_time>". The forecast scored is the newest kept run whose
+    origin hour lies `lead_hours` before the target (the one served at that lead), so each bucket
+    holds at most one pair and a replayed observation or run rewrites the same bucket, never adds
+    one. The rolling windows of `forecast_skill` are sums over at most 168 of them per region/lead."""
+
+    COLLECTION: ClassVar[str] = FORECAST_SKILL_BUCKETS
+
+    region_id: RegionId
+    lead_hours: LeadHours
+    target_time: UtcTime  # start of the observed hour
+    run_at: UtcTime  # the ForecastRun scored
+    model: ForecastModel
+    observed: Finite  # hourly mean of the target hour (hourly_stats)
+    yhat: Finite
+    yhat_lower: Finite
+    yhat_upper: Finite
+    band_level: float = Field(gt=0, lt=1)
+    persistence: Finite | None  # the baselines' forecasts for the same target (None: unknown at run time)
+    climatology: Finite | None
+    updated_at: UtcTime
+
+    @staticmethod
+    def make_id(region_id: str, lead_hours: int, target_time: datetime) -> str:
+        return doc_id(f"{region_id}|{lead_hours}", target_time)
+
+
+class SkillCursor(MongoDocument):
+    """How far the skill step has scored hourly statistics: _id "hourly_stats". The stats of one
+    batch share one computed_at, so the next step re-reads those at `computed_through` (in case a
+    batch was read half-written) and goes on when more are there than `seen_at_through`."""
+
+    COLLECTION: ClassVar[str] = FORECAST_SKILL_CURSOR
+
+    computed_through: UtcTime
+    seen_at_through: int = Field(ge=0)
 
 
 class ForecastSkill(MongoDocument):

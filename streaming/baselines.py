@@ -1,0 +1,70 @@
+"""The two baseline forecasts, served (clearly labelled) while a region has too little history for
+the model, and the yardsticks its skill is measured against. Pure functions of a region's hourly
+means; no I/O.
+
+- persistence: every target gets the origin hour's value (the last observed one);
+- climatology: every target gets the value of the same hour on the latest observed day
+  (same hour yesterday for leads up to 24 h).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import datetime, timedelta
+
+from meteoflow.contracts import ForecastModel, Prediction
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(hours=24)
+# Spread of the hour-to-hour change assumed while the history is too short to measure it (two
+# changes at least): typical of hourly temperatures away from sunrise and sunset.
+ASSUMED_HOURLY_SIGMA = 1.0
+MIN_SIGMA = 0.1  # a flat history must not give a zero-width band
+
+
+def same_hour_before(target: datetime, origin_hour: datetime) -> datetime:
+    """The latest hour at or before the origin with the target's time of day (target - 24 h for leads <= 24 h)."""
+    days = max(1, math.ceil((target - origin_hour) / DAY))
+    return target - days * DAY
+
+
+def climatology_value(hourly: dict[datetime, float], target: datetime, origin_hour: datetime) -> float | None:
+    return hourly.get(same_hour_before(target, origin_hour))
+
+
+def _sigma(diffs: list[float], fallback: float) -> float:
+    if len(diffs) < 2:
+        return fallback
+    return max(MIN_SIGMA, math.sqrt(math.fsum(d * d for d in diffs) / len(diffs)))
+
+
+def _z(band_level: float) -> float:
+    return statistics.NormalDist().inv_cdf(0.5 + band_level / 2)
+
+
+def baseline_forecast(hourly: dict[datetime, float], horizon_hours: int,
+                      band_level: float) -> tuple[ForecastModel, list[Prediction]] | None:
+    """The baseline forecast of the hours after the last one of `hourly`: climatology when every
+    target has its same hour on an observed day, else persistence; None without any history.
+
+    The band: persistence errors grow like a random walk, z * sigma_1h * sqrt(lead), sigma_1h the
+    RMS of the observed hour-to-hour changes; climatology's is z * the RMS of the observed
+    day-to-day changes (either assumed from ASSUMED_HOURLY_SIGMA while fewer than two were seen)."""
+    if not hourly:
+        return None
+    origin_hour = max(hourly)
+    last = hourly[origin_hour]
+    targets = [origin_hour + step * HOUR for step in range(1, horizon_hours + 1)]
+    same_hour = [climatology_value(hourly, t, origin_hour) for t in targets]
+    z = _z(band_level)
+    if all(v is not None for v in same_hour):
+        sigma = _sigma([v - hourly[h - DAY] for h, v in hourly.items() if h - DAY in hourly],
+                       ASSUMED_HOURLY_SIGMA * math.sqrt(24))
+        return "climatology", [Prediction(timestamp=t, temperature=v, lower=v - z * sigma, upper=v + z * sigma)
+                               for t, v in zip(targets, same_hour)]
+    sigma = _sigma([v - hourly[h - HOUR] for h, v in hourly.items() if h - HOUR in hourly], ASSUMED_HOURLY_SIGMA)
+    return "persistence", [
+        Prediction(timestamp=t, temperature=last, lower=last - z * sigma * math.sqrt(step),
+                   upper=last + z * sigma * math.sqrt(step))
+        for step, t in enumerate(targets, start=1)]

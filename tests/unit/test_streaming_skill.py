@@ -1,0 +1,184 @@
+"""Forecast history, baseline forecasts and skill as pure functions on plain lists (streaming/baselines.py,
+streaming/skill.py, the run building of streaming/forecasts.py)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from meteoflow.contracts import (
+    ForecastDocument, ForecastRun, ForecastRunPoint, ForecastSkillBucket, HourlyStats, ModelFacts, Prediction,
+)
+from streaming.baselines import baseline_forecast, same_hour_before
+from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_model
+from streaming.skill import advance, lead_of, score, skill_windows
+
+H = timedelta(hours=1)
+T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)  # origin hour of the first run
+NOW = datetime(2026, 3, 3, tzinfo=timezone.utc)
+
+
+def run(origin: datetime, yhats: list[float], region: str = "dakar", run_at: datetime | None = None,
+        persistence: float | None = 20.0, climatology: float | None = None, half_band: float = 1.0,
+        model: str = "prophet") -> ForecastRun:
+    run_at = run_at or origin + timedelta(minutes=1)
+    base = origin.replace(minute=0, second=0, microsecond=0)
+    return ForecastRun(
+        _id=ForecastRun.make_id(region, run_at), region_id=region, run_at=run_at, origin=origin, model=model,
+        horizon_hours=len(yhats), band_level=0.9, persistence=persistence,
+        points=[ForecastRunPoint(target_time=base + (i + 1) * H, yhat=y, yhat_lower=y - half_band,
+                                 yhat_upper=y + half_band, climatology=climatology)
+                for i, y in enumerate(yhats)])
+
+
+def stat(hour: datetime, mean: float, region: str = "dakar", computed_at: datetime = NOW) -> HourlyStats:
+    return HourlyStats.build(region, hour, [mean], computed_at)
+
+
+# --- pairing ----------------------------------------------------------------------------------
+def test_a_run_pairs_each_observed_target_with_its_lead_from_the_origin_hour():
+    r = run(T0 + timedelta(minutes=20), [21.0, 22.0, 23.0])  # origin 12:20: targets 13:00, 14:00, 15:00
+    assert [lead_of(r, p.target_time) for p in r.points] == [1, 2, 3]
+    buckets = score([stat(T0 + H, 20.5), stat(T0 + 3 * H, 24.0), stat(T0 - H, 19.0)], [r], NOW)
+    assert [(b.lead_hours, b.target_time, b.observed, b.yhat) for b in buckets] == [
+        (1, T0 + H, 20.5, 21.0), (3, T0 + 3 * H, 24.0, 23.0)]  # 14:00 not observed yet, 11:00 not forecast
+    assert buckets[0].id == "dakar|1|2026-03-01T13:00:00Z" and buckets[0].run_at == r.run_at
+
+
+def test_the_newest_run_at_a_lead_is_the_one_scored_and_leads_past_24_hours_are_not():
+    old = run(T0, [30.0], run_at=T0 + timedelta(minutes=1))
+    rerun = run(T0 + timedelta(minutes=30), [21.0], run_at=T0 + timedelta(minutes=31))  # same origin hour
+    earlier = run(T0 - H, [0.0, 25.0])  # lead 2 for 13:00
+    far = run(T0 - 30 * H, [0.0] * 31)  # 13:00 at lead 31
+    buckets = score([stat(T0 + H, 20.0)], [old, rerun, earlier, far], NOW)
+    assert [(b.lead_hours, b.yhat, b.run_at) for b in buckets] == [(1, 21.0, rerun.run_at), (2, 25.0, earlier.run_at)]
+
+
+def test_other_regions_observations_are_never_paired():
+    buckets = score([stat(T0 + H, 20.0, region="thies")], [run(T0, [21.0])], NOW)
+    assert buckets == []
+
+
+# --- windows ----------------------------------------------------------------------------------
+def test_windows_sum_errors_of_the_model_and_both_baselines_and_the_band_coverage():
+    # Four hours observed at lead 1: model errors +1, -1, +3, 0; persistence 20 vs observed; band +-1.
+    observed = [20.0, 22.0, 18.0, 21.0]
+    yhats = [21.0, 21.0, 21.0, 21.0]
+    runs = [run(T0 + i * H, [yhats[i]], climatology=observed[i] + 0.5) for i in range(4)]
+    stats = [stat(T0 + (i + 1) * H, observed[i]) for i in range(4)]
+    skills = {(s.window, s.lead_hours): s for s in skill_windows(score(stats, runs, NOW), NOW)}
+    assert len(skills) == 2 * 24
+    s = skills[("24h", 1)]
+    assert s.count == 4 and s.model_mae == pytest.approx(5 / 4) and s.model_bias == pytest.approx(3 / 4)
+    assert s.persistence_mae == pytest.approx((0 + 2 + 2 + 1) / 4) and s.persistence_bias == pytest.approx(-1 / 4)
+    assert s.climatology_mae == pytest.approx(0.5) and s.climatology_bias == pytest.approx(0.5)
+    assert s.coverage == pytest.approx(3 / 4) and s.band_level == 0.9  # 18.0 is outside [20, 22]
+    assert skills[("7d", 1)].count == 4
+    empty = skills[("24h", 2)]
+    assert (empty.count, empty.model_mae, empty.coverage, empty.climatology_mae) == (0, None, None, None)
+
+
+def test_windows_end_at_the_regions_newest_scored_hour_and_drop_what_is_older():
+    runs = [run(T0 + h * H, [20.0]) for h in (0, 30, 200)]  # targets 13:00, +30 h, +200 h
+    stats = [stat(T0 + (h + 1) * H, 21.0) for h in (0, 30, 200)]
+    skills = {(s.window, s.lead_hours): s for s in skill_windows(score(stats, runs, NOW), NOW)}
+    assert skills[("24h", 1)].count == 1  # only the newest hour is within 24 h of itself
+    assert skills[("7d", 1)].count == 1  # 200 h later: the first two are more than 168 h before
+
+
+def test_a_baseline_missing_at_run_time_leaves_its_figures_out_not_zero():
+    r = run(T0, [21.0], persistence=None, climatology=None)
+    s = {(x.window, x.lead_hours): x for x in skill_windows(score([stat(T0 + H, 20.0)], [r], NOW), NOW)}[("24h", 1)]
+    assert (s.count, s.model_mae, s.persistence_mae, s.climatology_mae) == (1, 1.0, None, None)
+
+
+# --- replay idempotence and the cursor ----------------------------------------------------------
+def test_a_replayed_observation_or_run_rewrites_the_same_bucket_and_counts_once():
+    r = run(T0, [21.0, 22.0])
+    first = score([stat(T0 + H, 20.0)], [r], NOW)
+    # The replay: the same stats and run again, plus a stored copy of the first bucket.
+    again = score([stat(T0 + H, 20.0), stat(T0 + H, 20.0)], [r, r], NOW)
+    assert [b.to_document() for b in again] == [b.to_document() for b in first]
+    stored = {b.id: b for b in first}
+    stored.update({b.id: b for b in again})  # upserts by _id
+    assert skill_windows(stored.values(), NOW)[0].count == 1
+
+
+def test_the_cursor_moves_on_new_stats_and_rereads_a_half_read_batch():
+    batch1 = [stat(T0 + H, 20.0, computed_at=NOW), stat(T0 + 2 * H, 20.0, computed_at=NOW)]
+    assert advance(None, []) is None
+    cursor = advance(None, batch1[:1])  # read while batch 1 was half-written
+    assert (cursor.computed_through, cursor.seen_at_through) == (NOW, 1)
+    cursor = advance(cursor, batch1)  # the rest of it: new
+    assert cursor is not None and cursor.seen_at_through == 2
+    assert advance(cursor, batch1) is None  # nothing new since
+    later = stat(T0 + 3 * H, 20.0, computed_at=NOW + timedelta(seconds=5))
+    assert advance(cursor, batch1 + [later]).computed_through == NOW + timedelta(seconds=5)
+
+
+# --- baseline forecasts -----------------------------------------------------------------------
+def hourly(hours: int, last: datetime = T0) -> dict[datetime, float]:
+    return {last - h * H: 20.0 + (h % 24) / 2 for h in reversed(range(hours))}
+
+
+def test_with_less_than_a_day_persistence_is_served_with_a_band_growing_like_a_random_walk():
+    model, preds = baseline_forecast(hourly(5), horizon_hours=4, band_level=0.95)
+    assert model == "persistence"
+    assert [p.timestamp for p in preds] == [T0 + i * H for i in (1, 2, 3, 4)]
+    assert {p.temperature for p in preds} == {20.0}  # the last observed hour's value
+    widths = [p.upper - p.lower for p in preds]
+    assert widths[3] == pytest.approx(2 * widths[0])  # sqrt(4) x sqrt(1)
+    assert all(p.lower < p.temperature < p.upper for p in preds)
+
+
+def test_with_a_day_of_history_same_hour_yesterday_is_served():
+    history = hourly(30)
+    model, preds = baseline_forecast(history, horizon_hours=6, band_level=0.9)
+    assert model == "climatology"
+    assert [p.temperature for p in preds] == [history[p.timestamp - timedelta(hours=24)] for p in preds]
+    assert same_hour_before(T0 + 30 * H, T0) == T0 - 18 * H  # lead 30 (18:00): 18:00 of the day before the origin
+
+
+def test_no_history_no_baseline_and_one_point_gets_the_assumed_spread():
+    assert baseline_forecast({}, 6, 0.95) is None
+    model, preds = baseline_forecast({T0: 25.0}, 1, 0.95)
+    assert model == "persistence" and preds[0].upper - preds[0].lower == pytest.approx(2 * 1.959964, rel=1e-4)
+
+
+def test_baseline_documents_label_the_model_and_runs_keep_the_baselines_of_each_target():
+    points = [(T0 - h * H + timedelta(minutes=10), 20.0 + h) for h in range(30)]  # 30 hours, last 12:10
+    hist = RegionHistory("dakar", 14.7, -17.4, T0 + timedelta(minutes=10), points)
+    short = RegionHistory("thies", 14.8, -16.9, T0, [(T0, 25.0)])
+    empty = RegionHistory("louga", 15.6, -16.2, T0, [])
+    docs, served = baseline_documents([hist, short, empty], ["dakar", "thies", "louga"], NOW, 3, 0.95)
+    assert served == ["dakar", "thies"]
+    assert {(d.region_id, d.model) for d in docs} == {("dakar", "climatology"), ("thies", "persistence")}
+    runs = {r.region_id: r for r in forecast_runs(docs, [hist, short, empty], band_level=0.95)}
+    dakar = runs["dakar"]
+    assert (dakar.model, dakar.run_at, dakar.origin, dakar.persistence) == ("climatology", NOW, hist.last_observed_at, 20.0)
+    assert [p.climatology for p in dakar.points] == [43.0, 42.0, 41.0]  # 13:00 yesterday was 23 h before 12:00
+    assert [p.yhat for p in dakar.points] == [43.0, 42.0, 41.0]
+    assert runs["thies"].points[0].climatology is None and runs["thies"].persistence == 25.0
+
+
+def test_a_prophet_run_keeps_every_point_with_the_served_model():
+    hist = RegionHistory("dakar", 14.7, -17.4, T0, [(T0 - h * H, 20.0) for h in range(30)])
+    docs = [ForecastDocument.from_prediction("dakar", Prediction(timestamp=T0 + i * H, temperature=21.0, lower=20.0,
+                                                                 upper=22.0), NOW, 2) for i in (2, 1)]
+    (kept,) = forecast_runs(docs, [hist], band_level=0.8)
+    assert kept.id == "dakar|2026-03-03T00:00:00Z" and kept.model == "prophet" and kept.horizon_hours == 2
+    assert [p.target_time for p in kept.points] == [T0 + H, T0 + 2 * H] and kept.band_level == 0.8
+
+
+def test_the_served_model_is_read_from_the_facts_when_the_api_says_it():
+    facts = ModelFacts(points_used=30, fit_seconds=0.1, seasonalities=["daily"])
+    assert served_model(facts) == "prophet"
+
+    class Told(ModelFacts):
+        served_model: str = "climatology"
+
+    assert served_model(Told(points_used=30, fit_seconds=0.1, seasonalities=[])) == "climatology"
+    assert served_model(Told(points_used=30, fit_seconds=0.1, seasonalities=[], served_model="magic")) == "prophet"
+
+
+def test_a_bucket_id_names_region_lead_and_hour():
+    assert ForecastSkillBucket.make_id("dakar", 3, T0) == "dakar|3|2026-03-01T12:00:00Z"
