@@ -248,7 +248,8 @@ class ForecastRunPoint(BaseModel):
 
 
 class ForecastRun(MongoDocument):
-    """One forecast run of one region, kept for `forecast_runs_retention_days`: _id "<region_id>|<run_at>".
+    """One forecast run of one region, kept for `forecast_runs_retention_days`: _id "<region_id>|<run_at>"
+    (run_at to the millisecond, e.g. "dakar|2026-12-02T06:00:00.123Z").
 
     `forecasts` keeps only each region's latest run (cheap to read); this keeps them all, so past
     forecasts can be drawn against what happened and skill can be measured."""
@@ -267,7 +268,10 @@ class ForecastRun(MongoDocument):
 
     @staticmethod
     def make_id(region_id: str, run_at: datetime) -> str:
-        return doc_id(region_id, run_at)
+        # To the millisecond (as stored): two runs of a region within one second (a batch and the retry
+        # timer) are two runs, not one overwriting the other.
+        when = bson_millis(run_at.astimezone(timezone.utc))
+        return f"{region_id}|{when.strftime('%Y-%m-%dT%H:%M:%S')}.{when.microsecond // 1000:03d}Z"
 
 
 class ForecastSkillBucket(MongoDocument):

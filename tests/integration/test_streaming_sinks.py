@@ -8,7 +8,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
-    FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, doc_id,
+    FORECAST_RUNS, FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, doc_id,
 )
 from kafka.errors import KafkaError
 
@@ -83,11 +83,13 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         api.set_mode("fail")
         outcome = refresher.refresh()
         assert sorted(outcome.failed) == ["dakar", "saint-louis", "thies"] and "HTTP 500" in outcome.failed["dakar"]
-        assert list(outcome.skipped) == ["kaolack"]
-        assert db[FORECASTS].count_documents({}) == 0
+        # Too little history for the model: a persistence forecast, labelled, served even while the API is down.
+        assert outcome.ok == ["kaolack"] and not outcome.skipped
+        assert {f["model"] for f in db[FORECASTS].find()} == {"persistence"}
+        assert db[FORECASTS].count_documents({"region_id": "kaolack"}) == 6
         state = {s.id: s for s in map(ForecastState.from_document, db[FORECAST_STATE].find())}
         assert state["dakar"].needs_forecast is True and state["dakar"].status == "failed"
-        assert state["kaolack"].needs_forecast is False and "only 3 hourly points" in state["kaolack"].reason
+        assert state["kaolack"].needs_forecast is False and state["kaolack"].status == "ok"
 
         # In back-off: a batch does not wait on the API again, the regions stay marked for the timer.
         assert refresher.refresh().deferred == 3 and len(api.requests) == 1
@@ -97,8 +99,8 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         assert sorted(outcome.ok) == ["dakar", "saint-louis", "thies"] and not outcome.skipped
         assert len(api.requests) == 2  # one call per refresh, all regions together
     last = max(o.observed_at for o in obs)
-    stored = list(db[FORECASTS].find())
-    assert len(stored) == 3 * 6
+    stored = list(db[FORECASTS].find({"region_id": {"$ne": "kaolack"}}))
+    assert len(stored) == 3 * 6 and {f["model"] for f in stored} == {"prophet"}
     for f in map(ForecastDocument.from_document, stored):
         assert f.target_time > last and f.yhat_lower <= f.yhat <= f.yhat_upper and f.horizon_hours == 6
     state = ForecastState.from_document(db[FORECAST_STATE].find_one({"_id": "dakar"}))
@@ -115,7 +117,8 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
         assert refresher.refresh().ok == ["dakar"]
     dakar = list(db[FORECASTS].find({"region_id": "dakar"}))
     assert len(dakar) == 6 and all(f["target_time"] > last + timedelta(hours=3) for f in dakar)
-    assert db[FORECASTS].count_documents({}) == 3 * 6
+    assert db[FORECASTS].count_documents({}) == 4 * 6
+    assert db[FORECAST_RUNS].count_documents({}) == 5  # kaolack's, the three of the catch-up, dakar's new one
 
 
 def test_dead_letters_reach_the_topic(isolated):

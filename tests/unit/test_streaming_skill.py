@@ -165,7 +165,7 @@ def test_a_prophet_run_keeps_every_point_with_the_served_model():
     docs = [ForecastDocument.from_prediction("dakar", Prediction(timestamp=T0 + i * H, temperature=21.0, lower=20.0,
                                                                  upper=22.0), NOW, 2) for i in (2, 1)]
     (kept,) = forecast_runs(docs, [hist], band_level=0.8)
-    assert kept.id == "dakar|2026-03-03T00:00:00Z" and kept.model == "prophet" and kept.horizon_hours == 2
+    assert kept.id == "dakar|2026-03-03T00:00:00.000Z" and kept.model == "prophet" and kept.horizon_hours == 2
     assert [p.target_time for p in kept.points] == [T0 + H, T0 + 2 * H] and kept.band_level == 0.8
 
 
