@@ -409,9 +409,15 @@ HEALTH_GAUGES: tuple[tuple[str, str, str, str, str], ...] = (
     ("service", "service", "uptime_seconds", "service_uptime_seconds", "Time in the current up state"),
     ("service", "service", "restarts", "service_restarts", "Restarts by the supervisor of ./run.sh since it started"),
     ("forecast_age", "region", "age_seconds", "forecast_age_seconds", "Age of a region's last successful forecast run"),
+    ("forecast_skill", "region", "model_mae", "forecast_mae_celsius",
+     "MAE of a region's served forecast over the last 24 h, lead times 1-24 h together"),
+    ("forecast_skill", "region", "persistence_mae", "forecast_persistence_mae_celsius",
+     "MAE of the persistence baseline over the same forecast/observation pairs"),
+    ("forecast_skill", "region", "coverage", "forecast_band_coverage_ratio",
+     "Share of the last 24 h's observations inside the served band"),
 )
 HEALTH_SOURCES = ("kafka:streaming", "kafka:shipper", "kafka:newest", "mongodb:newest", "elasticsearch:newest",
-                  "supervisor", "mongodb:forecasts", "elasticsearch:write")
+                  "supervisor", "mongodb:forecasts", "mongodb:skill", "elasticsearch:write")
 
 
 class HealthMetrics(MetricSet):

@@ -49,6 +49,7 @@ class HealthFacts:
     stores: dict[str, MetricSample] = field(default_factory=dict)  # kafka, mongodb, elasticsearch
     services: dict[str, MetricSample] = field(default_factory=dict)  # each supervised server or service
     forecasts: dict[str, MetricSample] = field(default_factory=dict)  # region_id -> forecast age
+    skill: dict[str, MetricSample] = field(default_factory=dict)  # region_id -> 24 h forecast skill
 
 
 def health_facts(samples: list[MetricSample], now: datetime, max_age_seconds: float) -> HealthFacts:
@@ -69,6 +70,8 @@ def health_facts(samples: list[MetricSample], now: datetime, max_age_seconds: fl
             facts.services[subject] = series[0]
         elif kind == "forecast_age":
             facts.forecasts[subject] = series[0]
+        elif kind == "forecast_skill":
+            facts.skill[subject] = series[0]
     return facts
 
 
@@ -385,6 +388,8 @@ def _health_conditions(rules: AlertRules, facts: Facts, interval_seconds: float,
                 value=sample.age_seconds, threshold=limit,
             ))
 
+    found += _forecast_degraded(rules, facts)
+
     rule = rules.elasticsearch_unavailable
     if rule.enabled and facts.elasticsearch_error is not None:
         found.append(Condition(
@@ -394,6 +399,42 @@ def _health_conditions(rules: AlertRules, facts: Facts, interval_seconds: float,
                     "the rules on shipped data (region silence, lag, dead letters) are blind; what is still "
                     "watched comes from Kafka, MongoDB and the supervisor",
             hint="./run.sh status and ./run.sh logs elasticsearch show why.",
+        ))
+    return found
+
+
+def _forecast_degraded(rules: AlertRules, facts: Facts) -> list[Condition]:
+    rule = rules.forecast_degraded
+    if not rule.enabled:
+        return []
+    found = []
+    for region_id, sample in sorted(facts.health.skill.items()):
+        if (sample.skill_pairs or 0) < rule.min_pairs:
+            continue  # too few pairs to judge (a new region, or one back from an outage)
+        worse = (sample.model_mae is not None and sample.persistence_mae is not None
+                 and sample.model_mae > sample.persistence_mae * (1 + rule.mae_margin))
+        undercovered = sample.coverage is not None and sample.coverage < rule.min_coverage
+        if not (worse or undercovered):
+            continue
+        region = facts.regions.get(region_id)
+        name = (region.region_name if region else None) or region_id
+        why = []
+        if worse:
+            why.append(f"its MAE {sample.model_mae:.2f} °C is above persistence's {sample.persistence_mae:.2f} °C")
+        if undercovered:
+            nominal = f", nominal {sample.band_level:.0%}" if sample.band_level is not None else ""
+            why.append(f"its band held {sample.coverage:.0%} of the observations "
+                       f"(threshold {rule.min_coverage:.0%}{nominal})")
+        found.append(Condition(
+            rule="forecast_degraded", subject=region_id, severity=rule.severity,
+            title=f"Forecast of {name} degraded",
+            summary=f"Its forecasts of the last 24 h ({sample.skill_pairs} forecast/observation pairs, leads "
+                    "1-24 h) did worse than they should: " + "; ".join(why),
+            hint="The Forecast quality page and the forecast_skill collection show it by lead time against "
+                 "persistence and same-hour-yesterday; forecast_runs keeps the runs themselves.",
+            region_id=region_id, region_name=region.region_name if region else None, last_seen=sample.timestamp,
+            value=sample.model_mae if worse else sample.coverage,
+            threshold=(sample.persistence_mae * (1 + rule.mae_margin)) if worse else rule.min_coverage,
         ))
     return found
 

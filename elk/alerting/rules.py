@@ -109,6 +109,16 @@ class ForecastStale(RuleBase):
     min_stale_seconds: float = Field(600.0, ge=0)
 
 
+class ForecastDegraded(RuleBase):
+    """A region's served forecast, over the last 24 h (every lead time 1-24 h together, from the
+    streaming job's forecast_skill): its MAE above persistence's, or its band holding too few of
+    the observations."""
+
+    min_pairs: int = Field(24, ge=1)  # fewer forecast/observation pairs say too little to judge
+    mae_margin: float = Field(0.0, ge=0)  # fires when MAE > persistence's MAE x (1 + margin)
+    min_coverage: float = Field(0.8, ge=0, le=1)  # fires when the band holds a smaller share than this
+
+
 class ElasticsearchUnavailable(RuleBase):
     """The alerting service cannot read or write Elasticsearch: it says so, from its own memory."""
 
@@ -126,6 +136,7 @@ RULE_MODELS: dict[str, type[RuleBase]] = {
     "service_down": ServiceDown,
     "store_behind": StoreBehind,
     "forecast_stale": ForecastStale,
+    "forecast_degraded": ForecastDegraded,
     "elasticsearch_unavailable": ElasticsearchUnavailable,
 }
 
@@ -177,6 +188,7 @@ class AlertRules(BaseModel):
     service_down: ServiceDown = ServiceDown()
     store_behind: StoreBehind = StoreBehind()
     forecast_stale: ForecastStale = ForecastStale()
+    forecast_degraded: ForecastDegraded = ForecastDegraded()
     elasticsearch_unavailable: ElasticsearchUnavailable = ElasticsearchUnavailable()
     inhibit: list[Inhibition] = []
 

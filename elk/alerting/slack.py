@@ -29,6 +29,7 @@ RULE_TITLES = {
     "consumer_lag": "Consumer behind Kafka",
     "store_behind": "Store behind Kafka",
     "forecast_stale": "Forecast stale",
+    "forecast_degraded": "Forecast degraded",
     "elasticsearch_unavailable": "Elasticsearch unavailable",
 }
 ICONS = {"alert": ":rotating_light:", "reminder": ":hourglass:", "recovery": ":white_check_mark:"}

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from elk.alerting.engine import HealthFacts, health_facts
 from elk.health.signals import (
-    consumer_lag_sample, forecast_age_samples, service_samples, store_staleness_samples,
+    consumer_lag_sample, forecast_age_samples, forecast_skill_samples, service_samples, store_staleness_samples,
 )
 from elk.health.sources import (
     ElasticsearchHealthSource, KafkaHealthSource, MongoHealthSource, read_supervisor_state, supervisor_state_file,
@@ -116,6 +116,7 @@ class HealthSampler:
 
         samples += self._samples("supervisor", services)
         samples += self._samples("mongodb:forecasts", lambda: forecast_age_samples(now, self.mongo.forecast_states()))
+        samples += self._samples("mongodb:skill", lambda: forecast_skill_samples(now, self.mongo.forecast_skills()))
         return samples
 
     def write(self, samples: list[MetricSample]) -> int:

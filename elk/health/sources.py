@@ -14,7 +14,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from elk.health.signals import ConsumerReading, PartitionReading, committed_offsets, next_to_process, unprocessed
-from meteoflow.contracts import FORECAST_STATE, OBSERVATIONS, ForecastState, SupervisorState, valid_documents
+from meteoflow.contracts import (
+    FORECAST_SKILL, FORECAST_STATE, OBSERVATIONS, ForecastSkill, ForecastState, SupervisorState, valid_documents,
+)
 from meteoflow.settings import Settings
 
 CLIENT_ID = "meteoflow-health"
@@ -154,6 +156,11 @@ class MongoHealthSource:
     def forecast_states(self) -> list[ForecastState]:
         """Every region's state (one small document each); a malformed one is skipped and logged."""
         return valid_documents(ForecastState, self.db[FORECAST_STATE].find())
+
+    def forecast_skills(self) -> list[ForecastSkill]:
+        """The 24 h window of every region and lead (24 small documents per region, maintained by the
+        streaming job as observations arrive)."""
+        return valid_documents(ForecastSkill, self.db[FORECAST_SKILL].find({"window": "24h"}))
 
 
 class ElasticsearchHealthSource:

@@ -14,7 +14,7 @@ from meteoflow.contracts.common import Comment, Author, IncidentId, RuleName, Su
 # (elk/alerting/silences.py). Acknowledgements live in their own index, `_id` = incident_id,
 # never on the incident documents: the alerting service rewrites those whole.
 ALERT_RULES = ("region_silence", "arrival_lag", "streaming_stalled", "deadletter_spike", "crash_loop", "consumer_lag",
-               "service_down", "store_behind", "forecast_stale", "elasticsearch_unavailable")
+               "service_down", "store_behind", "forecast_stale", "forecast_degraded", "elasticsearch_unavailable")
 """The rules of the alerting service (elk/alerting/rules.py RULE_MODELS; a unit test keeps them
 equal), so the web app can refuse a silence for a rule that does not exist."""
 SILENCE_MAX_SECONDS = 30 * 24 * 3600  # longer than a month is not a silence but a disabled rule

@@ -235,7 +235,7 @@ class Heartbeat(BaseModel):
 
 
 # --- health signals (index <prefix>-metrics, one document per sample) ---------------------
-METRIC_KINDS = ("consumer_lag", "store_staleness", "service", "forecast_age")
+METRIC_KINDS = ("consumer_lag", "store_staleness", "service", "forecast_age", "forecast_skill")
 
 
 class MetricSample(BaseModel):
@@ -249,7 +249,7 @@ class MetricSample(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     timestamp: datetime = Field(alias="@timestamp")
-    kind: Literal["consumer_lag", "store_staleness", "service", "forecast_age"]
+    kind: Literal["consumer_lag", "store_staleness", "service", "forecast_age", "forecast_skill"]
     subject: str
     # consumer_lag
     lag_records: int | None = None  # records on the consumer's topics it has not processed yet
@@ -270,6 +270,12 @@ class MetricSample(BaseModel):
     # forecast_age
     model_run_at: datetime | None = None  # the region's last successful forecast run
     forecast_status: str | None = None  # ok, skipped, error, failed (forecast_state.status)
+    # forecast_skill (a region's forecast_skill over the 24 h window, all lead times 1-24 h together)
+    skill_pairs: int | None = None  # forecast/observation pairs scored
+    model_mae: float | None = None  # of the served forecast, deg C
+    persistence_mae: float | None = None  # of the persistence baseline over the same pairs
+    coverage: float | None = None  # share of observations inside the served band (0..1)
+    band_level: float | None = None  # the band's nominal coverage
 
     def to_document(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

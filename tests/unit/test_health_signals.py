@@ -203,6 +203,9 @@ class FakeMongo:
     def forecast_states(self):
         return [state("dakar", status="ok", last_success_at=NOW)]
 
+    def forecast_skills(self):
+        return []  # no forecast scored yet: no forecast_skill sample
+
 
 class FakeEs:
     def __init__(self, fail_write: bool = False):

@@ -271,7 +271,7 @@ def test_metric_names_follow_prometheus_conventions():
     for name in exposed_names():
         assert re.fullmatch(r"meteoflow_[a-z_]+", name), name
     units = ("_seconds", "_total", "_records", "_info", "_up", "_restarts", "_entries", "_workers", "_in_flight",
-             "_firing", "_pending", "_started")
+             "_firing", "_pending", "_started", "_celsius", "_ratio")
     for name in exposed_names():
         assert name.endswith(units), f"{name}: say the unit in the name"
 
