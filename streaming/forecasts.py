@@ -63,6 +63,9 @@ class ForecastOutcome:
                                   failure=next(iter(self.failed.values()), None))
 
 
+RETENTION_EVERY_SECONDS = 3600.0
+
+
 class ForecastUnavailable(RuntimeError):
     """The forecasting API could not answer (down, timeout, 5xx, malformed body)."""
 
@@ -242,6 +245,7 @@ class ForecastRefresher:
         self.metrics = metrics or StreamingMetrics()
         self._lock = threading.Lock()
         self._backoff_until = 0.0
+        self._retention_due = 0.0  # monotonic time of the next retention pass over forecast_runs
         self.skill = SkillTracker(db, clock)
 
     def mark(self, latest: dict[str, datetime]) -> None:
@@ -259,19 +263,20 @@ class ForecastRefresher:
         waiting out a timeout); the retry timer calls with force=True. Then the skill of the kept
         runs is brought up to date with the hours observed since (streaming/skill.py)."""
         with self._lock:
-            outcome = self._refresh(force)
-            self.skill.update()
+            outcome, histories, runs = self._refresh(force)
+            # The hours just read include the new observations: score the kept runs against them.
+            self.skill.update({h.region_id: hourly_means(h.points) for h in histories if h.points}, runs)
             return outcome
 
-    def _refresh(self, force: bool) -> ForecastOutcome:
+    def _refresh(self, force: bool) -> tuple[ForecastOutcome, list[RegionHistory], list[ForecastRun]]:
         pending = {s.id: s.last_observed_at for s in valid_documents(
             ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
         outcome = ForecastOutcome()
         if not pending:
-            return outcome
+            return outcome, [], []
         if not force and time.monotonic() < self._backoff_until:
             outcome.deferred = len(pending)
-            return outcome
+            return outcome, [], []
         histories = self._histories(pending)
         planned, outcome.skipped = plan_requests(
             histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
@@ -295,24 +300,30 @@ class ForecastRefresher:
                     planned, response, now, self.settings.forecast_horizon_hours)
         outcome.ok += baseline_ok
         docs += baseline_docs
-        self._write_forecasts(outcome.ok, docs, histories, now)
+        runs = self._write_forecasts(outcome.ok, docs, histories, now)
         outcome.forecasts_written = len(docs)
         self._write_state(outcome, pending, now)
         self.metrics.forecast_outcome(outcome)
-        return outcome
+        return outcome, histories, runs
 
     def _write_forecasts(self, regions: list[str], docs: list[ForecastDocument], histories: list[RegionHistory],
-                         now: datetime) -> None:
+                         now: datetime) -> list[ForecastRun]:
         """Each run is kept in forecast_runs (older than the retention go); a region's forecasts are its
         latest run: the old run goes (its targets may now lie before the newest observations), the new
-        one is inserted. A crash in between leaves the region marked, so the run is redone (same ids)."""
+        one is inserted. A crash in between leaves the region marked, so the run is redone. Returns the runs."""
         if not regions:
-            return
-        upsert_all(self.db[FORECAST_RUNS], forecast_runs(docs, histories, self.settings.forecast_interval_width))
-        self.db[FORECAST_RUNS].delete_many(
-            {"run_at": {"$lt": now - timedelta(days=self.settings.forecast_runs_retention_days)}})
+            return []
+        runs = forecast_runs(docs, histories, self.settings.forecast_interval_width)
+        upsert_all(self.db[FORECAST_RUNS], runs)
+        if time.monotonic() >= self._retention_due:
+            # At most once per RETENTION_EVERY_SECONDS: deleting by run_at is an index range in MongoDB but
+            # a pass over the whole collection in FerretDB (SQLite), which keeps every run of the retention.
+            self.db[FORECAST_RUNS].delete_many(
+                {"run_at": {"$lt": now - timedelta(days=self.settings.forecast_runs_retention_days)}})
+            self._retention_due = time.monotonic() + RETENTION_EVERY_SECONDS
         self.db[FORECASTS].delete_many({"region_id": {"$in": regions}})
         upsert_all(self.db[FORECASTS], docs)
+        return runs
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)

@@ -34,11 +34,9 @@ def ensure_indexes(db: Database) -> None:
     db[FORECASTS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                unique=True, name="region_target_time")
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
-    # Forecast history and skill (streaming/skill.py): the skill step reads the stats written since
-    # its cursor and the runs by origin; retention deletes by run_at; the web app reads runs by region.
-    db[HOURLY_STATS].create_index([("computed_at", ASCENDING)], name="computed_at")
+    # Forecast history and skill (streaming/skill.py): retention deletes runs by run_at; the web app
+    # reads a region's runs by time; the skill step reads a region's recent buckets.
     db[FORECAST_RUNS].create_index([("region_id", ASCENDING), ("run_at", ASCENDING)], name="region_run_at")
-    db[FORECAST_RUNS].create_index([("region_id", ASCENDING), ("origin", ASCENDING)], name="region_origin")
     db[FORECAST_RUNS].create_index([("run_at", ASCENDING)], name="run_at")
     db[FORECAST_SKILL_BUCKETS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                             name="region_target_time")

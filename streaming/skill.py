@@ -2,15 +2,18 @@
 (persistence, climatology) against what was observed, per region and lead time (1-24 h), over
 rolling 24 h and 7 d windows.
 
-Incremental, never a query over all history. Each step reads only the hourly statistics written
-since the last step (a cursor on their computed_at), the kept runs that target those hours
-(forecast_runs, by region and origin), and scores one bucket per (region, lead, target hour) in
-forecast_skill_buckets. A region's windows are then recomputed from its buckets of the last
-7 days (at most 168 per lead) into forecast_skill. Buckets are keyed by region, lead and target
-hour, so a replayed observation or run rewrites the same bucket and is never counted twice.
+Incremental, never a query over all history. The forecast refresher calls `SkillTracker.update`
+after each refresh with the hourly means it has just read for the regions it refreshed (their
+new observations included) and the runs it has just made. Each region's runs that may still be
+observed at a lead of 1-24 h are kept in one small document (forecast_skill_targets), so no
+search through forecast_runs is needed. Every observed hour that one of them targeted becomes
+one bucket (forecast_skill_buckets, _id region|hour) holding the observed mean and, for each lead,
+the newest run's forecast at that lead; a replay rewrites the same bucket. The region's windows
+are then recomputed from its buckets of the last 7 days (at most 168) into forecast_skill.
 
 The windows end at the region's newest scored hour (data time, not the wall clock), so a replay
-of recorded days is scored as it was lived.
+of recorded days is scored as it was lived. An hour's late observation is rescored while runs
+that targeted it are still kept (24 h after their origin).
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
+from pymongo import ReplaceOne
 from pymongo.database import Database
 
 from meteoflow.clock import utc_now
 from meteoflow.contracts import (
-    FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_CURSOR, HOURLY_STATS, ForecastRun,
-    ForecastSkill, ForecastSkillBucket, HourlyStats, SkillCursor, valid_documents,
+    FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastRun, ForecastSkill,
+    ForecastSkillBucket, ForecastTargets, doc_id, valid_documents,
 )
 from streaming.records import HOUR, hour_floor
 from streaming.sinks import upsert_all
@@ -33,7 +37,6 @@ from streaming.sinks import upsert_all
 MAX_LEAD_HOURS = 24
 WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 LONGEST_WINDOW = max(WINDOWS.values())
-CURSOR_ID = "hourly_stats"
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -45,24 +48,46 @@ def lead_of(run: ForecastRun, target: datetime) -> int | None:
     return delta // HOUR
 
 
-def score(stats: Iterable[HourlyStats], runs: Iterable[ForecastRun], now: datetime) -> list[ForecastSkillBucket]:
-    """One bucket per (region, lead, observed hour) that a run forecast at that lead: the pair of the
-    newest such run (the one served at that lead) with the hour's observed mean."""
-    observed = {(s.region_id, s.hour): s.temp_mean for s in stats}
-    chosen: dict[tuple[str, int, datetime], tuple[ForecastRun, Any]] = {}
+def newer(a: ForecastRun, b: ForecastRun) -> bool:
+    return (a.run_at, a.id) > (b.run_at, b.id)
+
+
+def recent_runs(kept: Iterable[ForecastRun], new: Iterable[ForecastRun]) -> list[ForecastRun]:
+    """The newest run of each origin hour, for the last MAX_LEAD_HOURS origin hours before the newest
+    one: the only runs whose targets can still be observed at a lead of 1-24 h. Oldest first."""
+    by_origin: dict[datetime, ForecastRun] = {}
+    for run in [*kept, *new]:
+        origin = hour_floor(run.origin)
+        if origin not in by_origin or newer(run, by_origin[origin]):
+            by_origin[origin] = run
+    if not by_origin:
+        return []
+    newest = max(by_origin)
+    return [by_origin[o] for o in sorted(by_origin) if newest - o < MAX_LEAD_HOURS * HOUR]
+
+
+def score(region_id: str, observed: dict[datetime, float], runs: Iterable[ForecastRun],
+          now: datetime) -> list[ForecastSkillBucket]:
+    """One bucket per observed hour that a run targeted at a lead of 1-24 h, holding each lead's
+    newest run's forecast of it."""
+    chosen: dict[datetime, dict[int, tuple[ForecastRun, ForecastLeadPair]]] = {}
     for run in runs:
         for point in run.points:
             lead = lead_of(run, point.target_time)
-            if lead is None or not 1 <= lead <= MAX_LEAD_HOURS or (run.region_id, point.target_time) not in observed:
+            if lead is None or not 1 <= lead <= MAX_LEAD_HOURS or point.target_time not in observed:
                 continue
-            key = (run.region_id, lead, point.target_time)
-            if key not in chosen or (run.run_at, run.id) > (chosen[key][0].run_at, chosen[key][0].id):
-                chosen[key] = (run, point)
-    return [ForecastSkillBucket(
-        _id=ForecastSkillBucket.make_id(region, lead, target), region_id=region, lead_hours=lead, target_time=target,
-        run_at=run.run_at, model=run.model, observed=observed[(region, target)], yhat=p.yhat, yhat_lower=p.yhat_lower,
-        yhat_upper=p.yhat_upper, band_level=run.band_level, persistence=run.persistence, climatology=p.climatology,
-        updated_at=now) for (region, lead, target), (run, p) in sorted(chosen.items())]
+            leads = chosen.setdefault(point.target_time, {})
+            if lead in leads and not newer(run, leads[lead][0]):
+                continue
+            leads[lead] = (run, ForecastLeadPair(
+                lead_hours=lead, run_at=run.run_at, model=run.model, yhat=point.yhat, yhat_lower=point.yhat_lower,
+                yhat_upper=point.yhat_upper, band_level=run.band_level, persistence=run.persistence,
+                climatology=point.climatology))
+    return [ForecastSkillBucket(_id=doc_id(region_id, target), region_id=region_id, target_time=target,
+                                observed=observed[target], leads=[pair for _, pair in sorted(leads.values(),
+                                                                                             key=lambda x: x[1].lead_hours)],
+                                updated_at=now)
+            for target, leads in sorted(chosen.items())]
 
 
 @dataclass(frozen=True)
@@ -77,18 +102,18 @@ def error_stats(errors: list[float]) -> ErrorStats:
     return ErrorStats(math.fsum(abs(e) for e in errors) / len(errors), math.fsum(errors) / len(errors))
 
 
-def window_skill(region_id: str, window: str, lead: int, buckets: list[ForecastSkillBucket], band_level: float,
-                 now: datetime) -> ForecastSkill:
-    """The skill of the buckets of one region, lead and window (all of them are counted)."""
-    model = error_stats([b.yhat - b.observed for b in buckets])
-    persistence = error_stats([b.persistence - b.observed for b in buckets if b.persistence is not None])
-    climatology = error_stats([b.climatology - b.observed for b in buckets if b.climatology is not None])
-    inside = sum(b.yhat_lower <= b.observed <= b.yhat_upper for b in buckets)
+def window_skill(region_id: str, window: str, lead: int, pairs: list[tuple[float, ForecastLeadPair]],
+                 band_level: float, now: datetime) -> ForecastSkill:
+    """The skill of (observed, forecast) pairs of one region, lead and window."""
+    model = error_stats([p.yhat - obs for obs, p in pairs])
+    persistence = error_stats([p.persistence - obs for obs, p in pairs if p.persistence is not None])
+    climatology = error_stats([p.climatology - obs for obs, p in pairs if p.climatology is not None])
+    inside = sum(p.yhat_lower <= obs <= p.yhat_upper for obs, p in pairs)
     return ForecastSkill(
         _id=ForecastSkill.make_id(region_id, window, lead), region_id=region_id, window=window, lead_hours=lead,
-        count=len(buckets), model_mae=model.mae, model_bias=model.bias, persistence_mae=persistence.mae,
+        count=len(pairs), model_mae=model.mae, model_bias=model.bias, persistence_mae=persistence.mae,
         persistence_bias=persistence.bias, climatology_mae=climatology.mae, climatology_bias=climatology.bias,
-        coverage=inside / len(buckets) if buckets else None, band_level=band_level, updated_at=now)
+        coverage=inside / len(pairs) if pairs else None, band_level=band_level, updated_at=now)
 
 
 def skill_windows(buckets: Iterable[ForecastSkillBucket], now: datetime) -> list[ForecastSkill]:
@@ -99,90 +124,71 @@ def skill_windows(buckets: Iterable[ForecastSkillBucket], now: datetime) -> list
         by_region.setdefault(bucket.region_id, []).append(bucket)
     found = []
     for region_id, region_buckets in sorted(by_region.items()):
-        newest = max(region_buckets, key=lambda b: (b.target_time, b.run_at))
-        anchor = newest.target_time
-        by_lead: dict[int, list[ForecastSkillBucket]] = {}
-        for bucket in region_buckets:
-            by_lead.setdefault(bucket.lead_hours, []).append(bucket)
+        anchor = max(b.target_time for b in region_buckets)
+        band_level = max((p for b in region_buckets for p in b.leads), key=lambda p: p.run_at).band_level
         for window, span in WINDOWS.items():
-            for lead in range(1, MAX_LEAD_HOURS + 1):
-                inside = [b for b in by_lead.get(lead, []) if anchor - span < b.target_time <= anchor]
-                found.append(window_skill(region_id, window, lead, inside, newest.band_level, now))
+            by_lead: dict[int, list[tuple[float, ForecastLeadPair]]] = {}
+            for b in region_buckets:
+                if anchor - span < b.target_time <= anchor:
+                    for pair in b.leads:
+                        by_lead.setdefault(pair.lead_hours, []).append((b.observed, pair))
+            found += [window_skill(region_id, window, lead, by_lead.get(lead, []), band_level, now)
+                      for lead in range(1, MAX_LEAD_HOURS + 1)]
     return found
-
-
-def advance(cursor: SkillCursor | None, stats: list[HourlyStats]) -> SkillCursor | None:
-    """The cursor after reading `stats` (those computed at or after the cursor), or None when they
-    hold nothing new: the stats of one batch share one computed_at, so the cursor's own instant is
-    read again and counts as new only when more are there than last time."""
-    if not stats:
-        return None
-    through = max(s.computed_at for s in stats)
-    seen = sum(s.computed_at == through for s in stats)
-    if cursor is not None and through == cursor.computed_through and seen <= cursor.seen_at_through:
-        return None
-    return SkillCursor(_id=CURSOR_ID, computed_through=through, seen_at_through=seen)
 
 
 # --- MongoDB side ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SkillUpdate:
-    stats_read: int = 0
     buckets_scored: int = 0
     regions: tuple[str, ...] = ()
 
 
 class SkillTracker:
-    """Called by the forecast refresher after each refresh; a no-op (one indexed query) when no
-    hourly statistics were written since the last call. MongoDB errors propagate, as the refresher's."""
+    """Called by the forecast refresher, under its lock, after each refresh. Reads only small
+    collections (one targets document per region, 7 days of buckets). MongoDB errors propagate,
+    as the refresher's do."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime] = utc_now):
         self.db = db
         self.clock = clock
 
-    def _cursor(self) -> SkillCursor | None:
-        found = valid_documents(SkillCursor, self.db[FORECAST_SKILL_CURSOR].find({"_id": CURSOR_ID}))
-        return found[0] if found else None
-
-    def _oldest_run_at(self) -> datetime | None:
-        doc = next(iter(self.db[FORECAST_RUNS].find({"run_at": {"$type": "date"}}, {"run_at": 1})
-                        .sort("run_at", 1).limit(1)), None)
-        return None if doc is None else doc["run_at"]
-
-    def update(self) -> SkillUpdate:
-        cursor = self._cursor()
-        # A stat older than every kept run cannot be the observation of one of its targets (runs forecast
-        # the hours after their newest observation), so the first step starts at the oldest run.
-        since = cursor.computed_through if cursor else self._oldest_run_at()
-        if since is None:
+    def update(self, observed: dict[str, dict[datetime, float]], runs: list[ForecastRun]) -> SkillUpdate:
+        """`observed`: the hourly means just read per region (their recent history); `runs`: the runs
+        just made."""
+        regions = sorted(set(observed) | {r.region_id for r in runs})
+        if not regions:
             return SkillUpdate()
-        stats = valid_documents(HourlyStats, self.db[HOURLY_STATS].find({"computed_at": {"$gte": since}}))
-        moved = advance(cursor, stats)
-        if moved is None:
-            return SkillUpdate(stats_read=len(stats))
         now = self.clock()
-        hours = [s.hour for s in stats]
-        regions = sorted({s.region_id for s in stats})
-        runs = valid_documents(ForecastRun, self.db[FORECAST_RUNS].find(
-            {"region_id": {"$in": regions},
-             "origin": {"$gte": min(hours) - MAX_LEAD_HOURS * HOUR, "$lt": max(hours)}}))
-        buckets = score(stats, runs, now)
-        upsert_all(self.db[FORECAST_SKILL_BUCKETS], buckets, ignore=frozenset({"updated_at"}))
+        kept = {t.id: t for t in valid_documents(ForecastTargets, self.db[FORECAST_SKILL_TARGETS].find(
+            {"_id": {"$in": regions}}))}
+        new_by_region: dict[str, list[ForecastRun]] = {}
+        for run in runs:
+            new_by_region.setdefault(run.region_id, []).append(run)
+        buckets, writes = [], []
+        for region in regions:
+            before = kept[region].runs if region in kept else []
+            recent = recent_runs(before, new_by_region.get(region, []))
+            if region in new_by_region:
+                writes.append(ReplaceOne({"_id": region}, ForecastTargets(
+                    _id=region, region_id=region, runs=recent).to_document(), upsert=True))
+            buckets += score(region, observed.get(region, {}), recent, now)
+        if writes:
+            self.db[FORECAST_SKILL_TARGETS].bulk_write(writes, ordered=False)
+        if not buckets:
+            return SkillUpdate()
         scored = sorted({b.region_id for b in buckets})
-        if buckets:
+        # Nothing new (a refresh without a new hour, a replay): the windows stand as they are.
+        if upsert_all(self.db[FORECAST_SKILL_BUCKETS], buckets, ignore=frozenset({"updated_at"})):
             self._recompute_windows(scored, min(b.target_time for b in buckets), now)
-        self.db[FORECAST_SKILL_CURSOR].replace_one({"_id": CURSOR_ID}, moved.to_document(), upsert=True)
-        return SkillUpdate(stats_read=len(stats), buckets_scored=len(buckets), regions=tuple(scored))
+        return SkillUpdate(buckets_scored=len(buckets), regions=tuple(scored))
 
     def _recompute_windows(self, regions: list[str], oldest_scored: datetime, now: datetime) -> None:
         # Each region's newest bucket is at or after the oldest hour scored now, so this holds its windows.
         kept = valid_documents(ForecastSkillBucket, self.db[FORECAST_SKILL_BUCKETS].find(
             {"region_id": {"$in": regions}, "target_time": {"$gt": oldest_scored - LONGEST_WINDOW}}))
-        skills = skill_windows(kept, now)
-        upsert_all(self.db[FORECAST_SKILL], skills, ignore=frozenset({"updated_at"}))
-        newest = {}
-        for b in kept:
-            newest[b.region_id] = max(newest.get(b.region_id, b.target_time), b.target_time)
-        # Buckets past every window are not needed any more (the index on region_id, target_time serves this).
+        upsert_all(self.db[FORECAST_SKILL], skill_windows(kept, now), ignore=frozenset({"updated_at"}))
+        newest = min(max(b.target_time for b in kept if b.region_id == r) for r in regions)
+        # Buckets past every window are not needed any more.
         self.db[FORECAST_SKILL_BUCKETS].delete_many(
-            {"region_id": {"$in": regions}, "target_time": {"$lte": min(newest.values()) - LONGEST_WINDOW}})
+            {"region_id": {"$in": regions}, "target_time": {"$lte": newest - LONGEST_WINDOW}})

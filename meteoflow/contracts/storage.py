@@ -33,8 +33,8 @@ FORECASTS = "forecasts"  # ForecastDocument
 FORECAST_STATE = "forecast_state"  # ForecastState
 FORECAST_RUNS = "forecast_runs"  # ForecastRun: every run kept (retention), not only the latest
 FORECAST_SKILL = "forecast_skill"  # ForecastSkill: served forecast vs baselines, per region/lead/window
-FORECAST_SKILL_BUCKETS = "forecast_skill_buckets"  # ForecastSkillBucket: one scored pair per region/lead/hour
-FORECAST_SKILL_CURSOR = "forecast_skill_cursor"  # SkillCursor: how far hourly_stats were scored
+FORECAST_SKILL_BUCKETS = "forecast_skill_buckets"  # ForecastSkillBucket: one observed hour per region, every lead
+FORECAST_SKILL_TARGETS = "forecast_skill_targets"  # ForecastTargets: the runs still awaiting observations
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -274,43 +274,47 @@ class ForecastRun(MongoDocument):
         return f"{region_id}|{when.strftime('%Y-%m-%dT%H:%M:%S')}.{when.microsecond // 1000:03d}Z"
 
 
-class ForecastSkillBucket(MongoDocument):
-    """One scored forecast/observation pair: region, lead time and target hour, _id
-    "<region_id>|<lead_hours>|<target_time>". The forecast scored is the newest kept run whose
-    origin hour lies `lead_hours` before the target (the one served at that lead), so each bucket
-    holds at most one pair and a replayed observation or run rewrites the same bucket, never adds
-    one. The rolling windows of `forecast_skill` are sums over at most 168 of them per region/lead."""
+class ForecastLeadPair(BaseModel):
+    """What was forecast for one target hour at one lead time: the newest kept run whose origin hour
+    lies `lead_hours` before the target (the forecast served at that lead)."""
 
-    COLLECTION: ClassVar[str] = FORECAST_SKILL_BUCKETS
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    region_id: RegionId
     lead_hours: LeadHours
-    target_time: UtcTime  # start of the observed hour
-    run_at: UtcTime  # the ForecastRun scored
+    run_at: UtcTime
     model: ForecastModel
-    observed: Finite  # hourly mean of the target hour (hourly_stats)
     yhat: Finite
     yhat_lower: Finite
     yhat_upper: Finite
     band_level: float = Field(gt=0, lt=1)
-    persistence: Finite | None  # the baselines' forecasts for the same target (None: unknown at run time)
+    persistence: Finite | None  # the baselines' forecasts of the same target (None: unknown at run time)
     climatology: Finite | None
+
+
+class ForecastSkillBucket(MongoDocument):
+    """One observed hour of one region and what each lead time had forecast for it: _id
+    "<region_id>|<target_time>". A replayed observation or run rewrites the same bucket (and the
+    same lead in it), so nothing is counted twice. The rolling windows of `forecast_skill` are
+    sums over at most 168 of them per region; kept 7 days."""
+
+    COLLECTION: ClassVar[str] = FORECAST_SKILL_BUCKETS
+
+    region_id: RegionId
+    target_time: UtcTime  # start of the observed hour
+    observed: Finite  # the hour's mean temperature
+    leads: list[ForecastLeadPair]
     updated_at: UtcTime
 
-    @staticmethod
-    def make_id(region_id: str, lead_hours: int, target_time: datetime) -> str:
-        return doc_id(f"{region_id}|{lead_hours}", target_time)
 
+class ForecastTargets(MongoDocument):
+    """The runs of one region whose targets may still be observed at a lead of 1-24 h: the newest
+    run of each of its last 24 origin hours, _id = region_id. Small on purpose: the skill step reads
+    it instead of searching forecast_runs, which keeps every run."""
 
-class SkillCursor(MongoDocument):
-    """How far the skill step has scored hourly statistics: _id "hourly_stats". The stats of one
-    batch share one computed_at, so the next step re-reads those at `computed_through` (in case a
-    batch was read half-written) and goes on when more are there than `seen_at_through`."""
+    COLLECTION: ClassVar[str] = FORECAST_SKILL_TARGETS
 
-    COLLECTION: ClassVar[str] = FORECAST_SKILL_CURSOR
-
-    computed_through: UtcTime
-    seen_at_through: int = Field(ge=0)
+    region_id: RegionId
+    runs: list[ForecastRun]
 
 
 class ForecastSkill(MongoDocument):

@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from meteoflow.contracts import (
-    FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_CURSOR, FORECASTS, HOURLY_STATS, ForecastRun,
-    ForecastSkill, HourlyStats, valid_documents,
+    FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, FORECASTS, HOURLY_STATS, ForecastRun,
+    ForecastSkill, ForecastSkillBucket, ForecastTargets, HourlyStats, valid_documents,
 )
 from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
@@ -100,11 +100,13 @@ def test_runs_are_kept_and_the_hours_observed_after_them_are_scored_once(db, iso
             else:
                 assert got.climatology_mae == pytest.approx(abs(point.climatology - truth))
         assert found[(region, "24h", 4)].count == 0  # 4 h ahead of the first run: not observed yet
-    assert db[FORECAST_SKILL_BUCKETS].count_documents({}) == 3 * 3
+    buckets = valid_documents(ForecastSkillBucket, db[FORECAST_SKILL_BUCKETS].find())
+    assert len(buckets) == 3 * 3 and all(len(b.leads) == 1 for b in buckets)  # 3 hours of 3 regions, 1 run each
+    targets = {t.id: t for t in valid_documents(ForecastTargets, db[FORECAST_SKILL_TARGETS].find())}
+    assert [r.id for r in targets["dakar"].runs] == [runs["dakar"].id, ForecastRun.make_id("dakar", now)]
 
-    # A replay: the same observations written again, and the skill step made to start over.
+    # A replay: the same observations written again and refreshed again.
     store(db, later)
-    db[FORECAST_SKILL_CURSOR].delete_many({})
     at[0] = now + HOUR
     refresher.mark(latest_per_region(later))
     refresher.refresh()

@@ -5,12 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from meteoflow.contracts import (
-    ForecastDocument, ForecastRun, ForecastRunPoint, ForecastSkillBucket, HourlyStats, ModelFacts, Prediction,
-)
+from meteoflow.contracts import ForecastDocument, ForecastRun, ForecastRunPoint, ModelFacts, Prediction
 from streaming.baselines import baseline_forecast, same_hour_before
 from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_model
-from streaming.skill import advance, lead_of, score, skill_windows
+from streaming.records import hour_floor
+from streaming.skill import lead_of, recent_runs, score, skill_windows
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)  # origin hour of the first run
@@ -30,18 +29,14 @@ def run(origin: datetime, yhats: list[float], region: str = "dakar", run_at: dat
                 for i, y in enumerate(yhats)])
 
 
-def stat(hour: datetime, mean: float, region: str = "dakar", computed_at: datetime = NOW) -> HourlyStats:
-    return HourlyStats.build(region, hour, [mean], computed_at)
-
-
 # --- pairing ----------------------------------------------------------------------------------
 def test_a_run_pairs_each_observed_target_with_its_lead_from_the_origin_hour():
     r = run(T0 + timedelta(minutes=20), [21.0, 22.0, 23.0])  # origin 12:20: targets 13:00, 14:00, 15:00
     assert [lead_of(r, p.target_time) for p in r.points] == [1, 2, 3]
-    buckets = score([stat(T0 + H, 20.5), stat(T0 + 3 * H, 24.0), stat(T0 - H, 19.0)], [r], NOW)
-    assert [(b.lead_hours, b.target_time, b.observed, b.yhat) for b in buckets] == [
-        (1, T0 + H, 20.5, 21.0), (3, T0 + 3 * H, 24.0, 23.0)]  # 14:00 not observed yet, 11:00 not forecast
-    assert buckets[0].id == "dakar|1|2026-03-01T13:00:00Z" and buckets[0].run_at == r.run_at
+    buckets = score("dakar", {T0 + H: 20.5, T0 + 3 * H: 24.0, T0 - H: 19.0}, [r], NOW)
+    assert [(b.target_time, b.observed, [(p.lead_hours, p.yhat) for p in b.leads]) for b in buckets] == [
+        (T0 + H, 20.5, [(1, 21.0)]), (T0 + 3 * H, 24.0, [(3, 23.0)])]  # 14:00 not observed yet, 11:00 not forecast
+    assert buckets[0].id == "dakar|2026-03-01T13:00:00Z" and buckets[0].leads[0].run_at == r.run_at
 
 
 def test_the_newest_run_at_a_lead_is_the_one_scored_and_leads_past_24_hours_are_not():
@@ -49,23 +44,26 @@ def test_the_newest_run_at_a_lead_is_the_one_scored_and_leads_past_24_hours_are_
     rerun = run(T0 + timedelta(minutes=30), [21.0], run_at=T0 + timedelta(minutes=31))  # same origin hour
     earlier = run(T0 - H, [0.0, 25.0])  # lead 2 for 13:00
     far = run(T0 - 30 * H, [0.0] * 31)  # 13:00 at lead 31
-    buckets = score([stat(T0 + H, 20.0)], [old, rerun, earlier, far], NOW)
-    assert [(b.lead_hours, b.yhat, b.run_at) for b in buckets] == [(1, 21.0, rerun.run_at), (2, 25.0, earlier.run_at)]
+    (bucket,) = score("dakar", {T0 + H: 20.0}, [rerun, old, earlier, far], NOW)
+    assert [(p.lead_hours, p.yhat, p.run_at) for p in bucket.leads] == [(1, 21.0, rerun.run_at), (2, 25.0, earlier.run_at)]
 
 
-def test_other_regions_observations_are_never_paired():
-    buckets = score([stat(T0 + H, 20.0, region="thies")], [run(T0, [21.0])], NOW)
-    assert buckets == []
+def test_only_the_newest_run_of_each_of_the_last_24_origin_hours_is_kept_for_pairing():
+    runs = [run(T0 - h * H, [20.0]) for h in range(30)]
+    rerun = run(T0 + timedelta(minutes=5), [21.0], run_at=T0 + timedelta(minutes=6))
+    kept = recent_runs(runs[5:], runs[:5] + [rerun])
+    assert [hour_floor(r.origin) for r in kept] == [T0 - h * H for h in reversed(range(24))]
+    assert kept[-1] is rerun  # the newer of the two runs of 12:00
+    assert recent_runs([], []) == []
 
 
 # --- windows ----------------------------------------------------------------------------------
 def test_windows_sum_errors_of_the_model_and_both_baselines_and_the_band_coverage():
     # Four hours observed at lead 1: model errors +1, -1, +3, 0; persistence 20 vs observed; band +-1.
     observed = [20.0, 22.0, 18.0, 21.0]
-    yhats = [21.0, 21.0, 21.0, 21.0]
-    runs = [run(T0 + i * H, [yhats[i]], climatology=observed[i] + 0.5) for i in range(4)]
-    stats = [stat(T0 + (i + 1) * H, observed[i]) for i in range(4)]
-    skills = {(s.window, s.lead_hours): s for s in skill_windows(score(stats, runs, NOW), NOW)}
+    runs = [run(T0 + i * H, [21.0], climatology=observed[i] + 0.5) for i in range(4)]
+    buckets = score("dakar", {T0 + (i + 1) * H: observed[i] for i in range(4)}, runs, NOW)
+    skills = {(s.window, s.lead_hours): s for s in skill_windows(buckets, NOW)}
     assert len(skills) == 2 * 24
     s = skills[("24h", 1)]
     assert s.count == 4 and s.model_mae == pytest.approx(5 / 4) and s.model_bias == pytest.approx(3 / 4)
@@ -79,40 +77,32 @@ def test_windows_sum_errors_of_the_model_and_both_baselines_and_the_band_coverag
 
 def test_windows_end_at_the_regions_newest_scored_hour_and_drop_what_is_older():
     runs = [run(T0 + h * H, [20.0]) for h in (0, 30, 200)]  # targets 13:00, +30 h, +200 h
-    stats = [stat(T0 + (h + 1) * H, 21.0) for h in (0, 30, 200)]
-    skills = {(s.window, s.lead_hours): s for s in skill_windows(score(stats, runs, NOW), NOW)}
+    buckets = score("dakar", {T0 + (h + 1) * H: 21.0 for h in (0, 30, 200)}, runs, NOW)
+    skills = {(s.window, s.lead_hours): s for s in skill_windows(buckets, NOW)}
     assert skills[("24h", 1)].count == 1  # only the newest hour is within 24 h of itself
     assert skills[("7d", 1)].count == 1  # 200 h later: the first two are more than 168 h before
 
 
 def test_a_baseline_missing_at_run_time_leaves_its_figures_out_not_zero():
     r = run(T0, [21.0], persistence=None, climatology=None)
-    s = {(x.window, x.lead_hours): x for x in skill_windows(score([stat(T0 + H, 20.0)], [r], NOW), NOW)}[("24h", 1)]
+    s = {(x.window, x.lead_hours): x for x in skill_windows(score("dakar", {T0 + H: 20.0}, [r], NOW), NOW)}[("24h", 1)]
     assert (s.count, s.model_mae, s.persistence_mae, s.climatology_mae) == (1, 1.0, None, None)
 
 
-# --- replay idempotence and the cursor ----------------------------------------------------------
+# --- replay idempotence -----------------------------------------------------------------------
 def test_a_replayed_observation_or_run_rewrites_the_same_bucket_and_counts_once():
     r = run(T0, [21.0, 22.0])
-    first = score([stat(T0 + H, 20.0)], [r], NOW)
-    # The replay: the same stats and run again, plus a stored copy of the first bucket.
-    again = score([stat(T0 + H, 20.0), stat(T0 + H, 20.0)], [r, r], NOW)
+    first = score("dakar", {T0 + H: 20.0}, [r], NOW)
+    again = score("dakar", {T0 + H: 20.0}, recent_runs([r], [r]), NOW)  # the run kept, then made again
     assert [b.to_document() for b in again] == [b.to_document() for b in first]
     stored = {b.id: b for b in first}
     stored.update({b.id: b for b in again})  # upserts by _id
     assert skill_windows(stored.values(), NOW)[0].count == 1
-
-
-def test_the_cursor_moves_on_new_stats_and_rereads_a_half_read_batch():
-    batch1 = [stat(T0 + H, 20.0, computed_at=NOW), stat(T0 + 2 * H, 20.0, computed_at=NOW)]
-    assert advance(None, []) is None
-    cursor = advance(None, batch1[:1])  # read while batch 1 was half-written
-    assert (cursor.computed_through, cursor.seen_at_through) == (NOW, 1)
-    cursor = advance(cursor, batch1)  # the rest of it: new
-    assert cursor is not None and cursor.seen_at_through == 2
-    assert advance(cursor, batch1) is None  # nothing new since
-    later = stat(T0 + 3 * H, 20.0, computed_at=NOW + timedelta(seconds=5))
-    assert advance(cursor, batch1 + [later]).computed_through == NOW + timedelta(seconds=5)
+    # A second observation in the same hour changes its mean: the same bucket, rescored.
+    (rescored,) = score("dakar", {T0 + H: 21.0}, [r], NOW)
+    stored[rescored.id] = rescored
+    windows = skill_windows(stored.values(), NOW)
+    assert (windows[0].count, windows[0].model_mae) == (1, 0.0)
 
 
 # --- baseline forecasts -----------------------------------------------------------------------
@@ -178,7 +168,3 @@ def test_the_served_model_is_read_from_the_facts_when_the_api_says_it():
 
     assert served_model(Told(points_used=30, fit_seconds=0.1, seasonalities=[])) == "climatology"
     assert served_model(Told(points_used=30, fit_seconds=0.1, seasonalities=[], served_model="magic")) == "prophet"
-
-
-def test_a_bucket_id_names_region_lead_and_hour():
-    assert ForecastSkillBucket.make_id("dakar", 3, T0) == "dakar|3|2026-03-01T12:00:00Z"
