@@ -31,7 +31,7 @@ from tests.fakes.prometheus import from_registry, scrape
 pytestmark = pytest.mark.integration
 log = logging.getLogger("test-streaming-job")
 FORECAST_FIELDS = {"_id", "region_id", "target_time", "yhat", "yhat_lower", "yhat_upper", "model_run_at",
-                   "horizon_hours"}
+                   "horizon_hours", "model"}
 
 
 @pytest.fixture
