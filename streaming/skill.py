@@ -19,6 +19,7 @@ that targeted it are still kept (24 h after their origin).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -37,6 +38,7 @@ from streaming.sinks import upsert_all
 MAX_LEAD_HOURS = 24
 WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 LONGEST_WINDOW = max(WINDOWS.values())
+PRUNE_EVERY_SECONDS = 600.0
 
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -53,8 +55,9 @@ def newer(a: ForecastRun, b: ForecastRun) -> bool:
 
 
 def recent_runs(kept: Iterable[ForecastRun], new: Iterable[ForecastRun]) -> list[ForecastRun]:
-    """The newest run of each origin hour, for the last MAX_LEAD_HOURS origin hours before the newest
-    one: the only runs whose targets can still be observed at a lead of 1-24 h. Oldest first."""
+    """The newest run of each origin hour, for the newest origin hour and the MAX_LEAD_HOURS before it:
+    the only runs whose targets can still be observed at a lead of 1-24 h (the oldest one's lead-24
+    target is the newest origin hour, being observed now). Oldest first."""
     by_origin: dict[datetime, ForecastRun] = {}
     for run in [*kept, *new]:
         origin = hour_floor(run.origin)
@@ -63,7 +66,7 @@ def recent_runs(kept: Iterable[ForecastRun], new: Iterable[ForecastRun]) -> list
     if not by_origin:
         return []
     newest = max(by_origin)
-    return [by_origin[o] for o in sorted(by_origin) if newest - o < MAX_LEAD_HOURS * HOUR]
+    return [by_origin[o] for o in sorted(by_origin) if newest - o <= MAX_LEAD_HOURS * HOUR]
 
 
 def score(region_id: str, observed: dict[datetime, float], runs: Iterable[ForecastRun],
@@ -152,6 +155,7 @@ class SkillTracker:
     def __init__(self, db: Database, clock: Callable[[], datetime] = utc_now):
         self.db = db
         self.clock = clock
+        self._prune_due = 0.0  # monotonic time of the next pass deleting old buckets
 
     def update(self, observed: dict[str, dict[datetime, float]], runs: list[ForecastRun]) -> SkillUpdate:
         """`observed`: the hourly means just read per region (their recent history); `runs`: the runs
@@ -187,8 +191,14 @@ class SkillTracker:
         # Each region's newest bucket is at or after the oldest hour scored now, so this holds its windows.
         kept = valid_documents(ForecastSkillBucket, self.db[FORECAST_SKILL_BUCKETS].find(
             {"region_id": {"$in": regions}, "target_time": {"$gt": oldest_scored - LONGEST_WINDOW}}))
-        upsert_all(self.db[FORECAST_SKILL], skill_windows(kept, now), ignore=frozenset({"updated_at"}))
-        newest = min(max(b.target_time for b in kept if b.region_id == r) for r in regions)
-        # Buckets past every window are not needed any more.
-        self.db[FORECAST_SKILL_BUCKETS].delete_many(
-            {"region_id": {"$in": regions}, "target_time": {"$lte": newest - LONGEST_WINDOW}})
+        # Replaced whole, as a region's forecasts are: a new hour changes most of its 48 documents, and
+        # FerretDB (SQLite) updates one document at a time (~20 ms each) where a bulk insert is one write.
+        skills = skill_windows(kept, now)
+        self.db[FORECAST_SKILL].delete_many({"region_id": {"$in": regions}})
+        self.db[FORECAST_SKILL].insert_many([s.to_document() for s in skills], ordered=False)
+        if time.monotonic() >= self._prune_due:
+            # Buckets past every window are not needed any more; the windows skip them anyway, so this
+            # pass (over the whole collection in FerretDB) runs at most every PRUNE_EVERY_SECONDS.
+            newest = min(max(b.target_time for b in kept if b.region_id == r) for r in regions)
+            self.db[FORECAST_SKILL_BUCKETS].delete_many({"target_time": {"$lte": newest - LONGEST_WINDOW}})
+            self._prune_due = time.monotonic() + PRUNE_EVERY_SECONDS

@@ -308,7 +308,7 @@ class ForecastSkillBucket(MongoDocument):
 
 class ForecastTargets(MongoDocument):
     """The runs of one region whose targets may still be observed at a lead of 1-24 h: the newest
-    run of each of its last 24 origin hours, _id = region_id. Small on purpose: the skill step reads
+    run of each of its last 25 origin hours (the newest and the 24 before it), _id = region_id. Small on purpose: the skill step reads
     it instead of searching forecast_runs, which keeps every run."""
 
     COLLECTION: ClassVar[str] = FORECAST_SKILL_TARGETS

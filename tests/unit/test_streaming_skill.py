@@ -48,11 +48,12 @@ def test_the_newest_run_at_a_lead_is_the_one_scored_and_leads_past_24_hours_are_
     assert [(p.lead_hours, p.yhat, p.run_at) for p in bucket.leads] == [(1, 21.0, rerun.run_at), (2, 25.0, earlier.run_at)]
 
 
-def test_only_the_newest_run_of_each_of_the_last_24_origin_hours_is_kept_for_pairing():
+def test_only_the_newest_run_of_each_origin_hour_a_lead_of_24_hours_still_reaches_is_kept():
     runs = [run(T0 - h * H, [20.0]) for h in range(30)]
     rerun = run(T0 + timedelta(minutes=5), [21.0], run_at=T0 + timedelta(minutes=6))
     kept = recent_runs(runs[5:], runs[:5] + [rerun])
-    assert [hour_floor(r.origin) for r in kept] == [T0 - h * H for h in reversed(range(24))]
+    # 12:00 and the 24 origin hours before it: the oldest one's lead-24 target is 12:00 itself.
+    assert [hour_floor(r.origin) for r in kept] == [T0 - h * H for h in reversed(range(25))]
     assert kept[-1] is rerun  # the newer of the two runs of 12:00
     assert recent_runs([], []) == []
 
