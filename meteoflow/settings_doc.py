@@ -44,7 +44,7 @@ SET_BY_COMPOSE = {
 NATIVE_ONLY = {
     # The native stack's own servers and processes; in Docker the official images run them.
     "java_home", "start_timeout_seconds", "kafka_port", "kafka_controller_port", "kafka_heap",
-    "es_port", "es_transport_port", "es_heap", "mongo_port",
+    "es_port", "es_transport_port", "es_heap", "mongo_port", "store_backend", "postgres_port",
     "supervisor_backoff_initial_seconds", "supervisor_backoff_max_seconds", "supervisor_crash_loop_exits",
     "supervisor_crash_loop_window_seconds", "supervisor_healthy_after_seconds", "log_max_bytes", "log_backups",
     # The Python shipper does not run in Docker: Logstash ships Kafka to Elasticsearch.

@@ -2,7 +2,8 @@
 
 Maven Central (through the machine's `mvn`) brings the Kafka jars and the
 Elasticsearch integ-test-zip; the Go module proxy (through `go`) brings FerretDB's
-source, which is built here. Everything lands under `<cache_dir>`, which the repo
+source, which is built here; Debian's archive (through `apt-get download`, no root
+needed) brings PostgreSQL's packages, unpacked here with `dpkg-deb -x`, not installed. Everything lands under `<cache_dir>`, which the repo
 ignores, and is reused when present. Each install is one step (stack.process.step):
 one line on the terminal, the tools' own output in `<run_dir>/logs/install-<step>.log`,
 whose tail is printed when the step fails.
@@ -20,7 +21,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from meteoflow.settings import Settings, load_settings
-from stack.pins import ELASTICSEARCH_ZIP_SHA256, FERRETDB_MODULE_SUM, KAFKA_JARS_SHA256, verify_dir, verify_file
+from stack.pins import (
+    ELASTICSEARCH_ZIP_SHA256,
+    FERRETDB_MODULE_SUM,
+    KAFKA_JARS_SHA256,
+    POSTGRESQL_ARCH,
+    POSTGRESQL_DEBS,
+    POSTGRESQL_MAJOR,
+    deb_file_name,
+    verify_dir,
+    verify_file,
+)
 from stack.process import StackError, current_step, step
 
 KAFKA_VERSION = "4.1.1"
@@ -294,6 +305,62 @@ def ferretdb_binary(settings: Settings) -> Path:
     return binary
 
 
+def postgresql_root(settings: Settings) -> Path:
+    """PostgreSQL from Debian's packages (stack/pins.py), unpacked under the cache: the tree a
+    package install would lay under /, here under `<cache>/postgresql/<version>/root`.
+    PostgreSQL is relocatable (it finds its share/ and lib/ from its binary's place); the
+    libraries beside it are found through `postgresql_env`."""
+    version = POSTGRESQL_DEBS[f"postgresql-{POSTGRESQL_MAJOR}"][0]
+    target = settings.cache_dir / "postgresql" / version
+    root = target / "root"
+    done = target / ".complete"
+    if done.exists():
+        return root
+    apt_get = _need("apt-get", "PostgreSQL comes from Debian's packages: run on Debian 12, or use "
+                               "METEOFLOW_STORE_BACKEND=sqlite")
+    dpkg = _need("dpkg", "PostgreSQL's Debian packages are unpacked with dpkg-deb")
+    dpkg_deb = _need("dpkg-deb", "PostgreSQL's Debian packages are unpacked with dpkg-deb")
+    debs = target / "debs"
+    with _step(settings, "postgresql", f"installing PostgreSQL {version} (Debian packages)"):
+        arch = _run([dpkg, "--print-architecture"], "checking the architecture",
+                    capture=True).strip()
+        if arch != POSTGRESQL_ARCH:
+            raise StackError(f"PostgreSQL: stack/pins.py pins Debian's {POSTGRESQL_ARCH} packages, this machine is "
+                             f"{arch}; use METEOFLOW_STORE_BACKEND=sqlite")
+        shutil.rmtree(debs, ignore_errors=True)
+        debs.mkdir(parents=True)
+        debs.chmod(0o755)  # apt's unprivileged downloader (_apt) writes here when we are root
+        try:
+            _run([apt_get, "download", *(f"{name}={ver}" for name, (ver, _sha) in POSTGRESQL_DEBS.items())],
+                 "downloading PostgreSQL", cwd=debs)
+        except StackError as exc:
+            raise StackError(f"{exc}. Debian serves only the current version of a package: if `apt-get update` "
+                             "does not help, a security update replaced a version stack/pins.py pins (see there "
+                             "how to refresh them), or use METEOFLOW_STORE_BACKEND=sqlite") from None
+        shutil.rmtree(root, ignore_errors=True)
+        for name, (ver, sha) in POSTGRESQL_DEBS.items():
+            deb = debs / deb_file_name(name, ver)
+            verify_file(deb, sha, f"PostgreSQL package {name}")  # before anything of it is unpacked
+        for name, (ver, _sha) in POSTGRESQL_DEBS.items():
+            _run([dpkg_deb, "-x", str(debs / deb_file_name(name, ver)), str(root)], f"unpacking {name}")
+        shutil.rmtree(debs)
+    done.write_text(version)
+    return root
+
+
+def postgresql_bin(settings: Settings) -> Path:
+    return postgresql_root(settings) / "usr" / "lib" / "postgresql" / POSTGRESQL_MAJOR / "bin"
+
+
+def postgresql_env(settings: Settings) -> dict[str, str]:
+    """The environment PostgreSQL's programs run with: the unpacked libraries first."""
+    root = postgresql_root(settings)
+    libs = [str(root / "usr" / "lib" / "x86_64-linux-gnu"), str(root / "lib" / "x86_64-linux-gnu")]
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(libs + [p for p in [env.get("LD_LIBRARY_PATH")] if p])
+    return env
+
+
 def install_all(settings: Settings) -> None:
     """Everything the stack runs, fetched or built before anything starts (a no-op once cached):
     the steps print one line each here rather than in the middle of a server's start."""
@@ -303,6 +370,8 @@ def install_all(settings: Settings) -> None:
     kafka_libs(settings)
     elasticsearch_home(settings)
     ferretdb_binary(settings)
+    if settings.store_backend == "postgresql":
+        postgresql_root(settings)
     spark_kafka_jars(settings, pyspark.__version__)
 
 

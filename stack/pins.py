@@ -4,8 +4,9 @@ Maven Central serves a .sha1 beside each jar, which Maven checks (strictly: `-C`
 registry that was tampered with serves a matching .sha1 too. These pins come from the
 artifacts as first downloaded (the Kafka jars' SHA-1s cross-checked against Central's
 .sha1 files; the Elasticsearch zip, for which Central publishes no checksum at all,
-downloaded twice on different days with the same digest). A new version means new pins:
-`python -m stack.pins PATH...` prints the SHA-256 of files to paste here.
+downloaded twice on different days with the same digest; the Debian packages as
+`apt-get download` fetched them, which also checks them against Debian's signed index). A new
+version means new pins: `python -m stack.pins PATH...` prints the SHA-256 of files to paste here.
 """
 
 from __future__ import annotations
@@ -77,6 +78,34 @@ KAFKA_JARS_SHA256 = {
 FERRETDB_MODULE_SUM = {
     "v1.24.2": "h1:trrUU0LbmusMbyubhPS1IELncvrIwKrsRT2LW1UUWCw=",
 }
+
+
+# PostgreSQL for FerretDB's postgresql backend: Debian 12 (bookworm, amd64) packages, by package
+# name: (version, SHA-256 of its .deb). The server and the libraries it links that a minimal
+# Debian may lack; the base system's (libc, zlib, zstd, lz4, pam, systemd...) are not fetched.
+# Debian's pool serves only the current version of each: after a security update, `apt-get
+# update`, `apt-get download NAME` each package again and pin the new version and digest here.
+POSTGRESQL_MAJOR = "15"
+POSTGRESQL_DEBS = {
+    "postgresql-15": ("15.20-0+deb12u1", "8566850f295c2cb5034ff5dd5b40caf97eea81b75a841c8d1f691c05ab8815db"),
+    "libpq5": ("15.20-0+deb12u1", "ac8a72cc33453f75ac605b4f6b8f9febae303b9d9a61255a042a87a7f69ac5c7"),
+    "libicu72": ("72.1-3+deb12u1", "f7f6f99c6d7b025914df2447fc93e11d22c44c0c8bdd8b6f36691c9e7ddcef88"),
+    "libxml2": ("2.9.14+dfsg-1.3~deb12u6", "4460e39dda10a815881374217cde08474747cfa018358cd8612c14b390eff53b"),
+    "libssl3": ("3.0.22-1~deb12u2", "cb4784740daa9b3b0eaea2b444bbefa686794afbbf3d678d238c1fd9875f2efd"),
+    "libldap-2.5-0": ("2.5.13+dfsg-5", "4b6c30f6554149c594628d945edc6003f0eea8d0cc1341638c0e71375db147ed"),
+    "libsasl2-2": ("2.1.28+dfsg-10+deb12u1", "d6f20408e2be92ebd9f5e3b1c1935b075efb3f03abb5f48f7b991a0ad3e2d6a5"),
+    "libgssapi-krb5-2": ("1.20.1-2+deb12u5", "d8b87aea91b956b416c01a28c44ff6228315ae3b73de40acddac3dc5043607d2"),
+    "libkrb5-3": ("1.20.1-2+deb12u5", "c90801be09701af221b54dd502a59cb378b7284ff31e480738baca317d2f7653"),
+    "libk5crypto3": ("1.20.1-2+deb12u5", "7b6e47d15c5c9cdcd456137533d8308aeba608a54cec73b28bd59bfc4b54cf06"),
+    "libkrb5support0": ("1.20.1-2+deb12u5", "8b9c05f2d8d461a10d657b118f572af5bf8fd6c8f93dcef81e852c5ab0f428ab"),
+    "libkeyutils1": ("1.6.3-2", "cfac89e6a7a54ff3c6a4f843310e25efeddaa771baeae470bd98bd588c373563"),
+}
+POSTGRESQL_ARCH = "amd64"
+
+
+def deb_file_name(package: str, version: str, arch: str = POSTGRESQL_ARCH) -> str:
+    """The file `apt-get download` writes: an epoch's ':' is escaped as '%3a'."""
+    return f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
 def sha256(path: Path) -> str:

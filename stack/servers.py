@@ -1,4 +1,5 @@
-"""The four real servers, started natively: Kafka (KRaft), Elasticsearch, FerretDB.
+"""The real servers, started natively: Kafka (KRaft), Elasticsearch, FerretDB, and the
+PostgreSQL under FerretDB when METEOFLOW_STORE_BACKEND=postgresql.
 
 Spark is not a server here: pyspark runs in local mode inside the streaming job
 (see `stack.spark`). Each class says how to install, configure, run and probe one
@@ -11,18 +12,21 @@ import base64
 import json
 import os
 import pwd
+import secrets
 import shutil
+import signal
 import subprocess
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
 from meteoflow.settings import Settings
 from stack import install
-from stack.private import private_dir
-from stack.process import ManagedProcess, StackError
+from stack.private import UMASK, private_dir, write_private
+from stack.process import ManagedProcess, StackError, port_in_use
 
-ES_USER = "meteoflow"  # Elasticsearch refuses to run as root
+SERVER_USER = "meteoflow"  # Elasticsearch and PostgreSQL refuse to run as root: they run as this user then
 
 # Free disk below which the native Elasticsearch stops placing shards (low, high) and, at the
 # flood stage, turns the indices read-only-allow-delete until space is back (it lifts the block
@@ -148,18 +152,37 @@ class KafkaServer(ManagedProcess):
         ensure_topics(self.settings)
 
 
-def _ensure_es_user() -> tuple[int, int]:
+def _ensure_server_user() -> tuple[int, int]:
     try:
-        entry = pwd.getpwnam(ES_USER)
+        entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
         if os.geteuid() != 0:
-            raise StackError(f"Elasticsearch cannot run as root and user {ES_USER!r} does not exist") from None
+            raise StackError(f"Elasticsearch and PostgreSQL cannot run as root, and user {SERVER_USER!r} "
+                             "does not exist") from None
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
             check=True,
         )
-        entry = pwd.getpwnam(ES_USER)
+        entry = pwd.getpwnam(SERVER_USER)
     return entry.pw_uid, entry.pw_gid
+
+
+def _hand_over(home: Path) -> None:
+    """Give `home` to the server's own user (created if missing) and let that user reach it:
+    every parent gets the others-search bit (traverse, never list)."""
+    uid, gid = _ensure_server_user()
+    for root, _dirs, files in os.walk(home):
+        os.chown(root, uid, gid)
+        for name in files:
+            os.chown(os.path.join(root, name), uid, gid)
+    for parent in [home.parent, *home.parent.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def _run_as_own_user() -> str | None:
+    return SERVER_USER if os.geteuid() == 0 else None
 
 
 class ElasticsearchServer(ManagedProcess):
@@ -175,7 +198,7 @@ class ElasticsearchServer(ManagedProcess):
 
     def run_as_user(self) -> str | None:
         # Elasticsearch refuses root; when we are root, run it as a dedicated system user.
-        return ES_USER if os.geteuid() == 0 else None
+        return _run_as_own_user()
 
     def configure(self) -> None:
         s = self.settings
@@ -207,16 +230,7 @@ class ElasticsearchServer(ManagedProcess):
             )
         )
         if self.run_as_user():
-            uid, gid = _ensure_es_user()
-            for root, dirs, files in os.walk(self.home):
-                os.chown(root, uid, gid)
-                for name in files:
-                    os.chown(os.path.join(root, name), uid, gid)
-            # The user must be able to reach the run directory.
-            for parent in [self.home.parent, *self.home.parent.parents]:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    parent.chmod(mode | 0o001)
+            _hand_over(self.home)
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
@@ -243,6 +257,93 @@ class ElasticsearchServer(ManagedProcess):
         install_templates(self.settings)
 
 
+PG_ROLE = "meteoflow"  # the PostgreSQL role FerretDB connects as (initdb's superuser)
+PG_DATABASE = "ferretdb"  # FerretDB maps each MongoDB database to a schema of this one
+
+
+class PostgreSQLServer(ManagedProcess):
+    """PostgreSQL from Debian's packages (stack.install.postgresql_root), for FerretDB's
+    postgresql backend. Loopback TCP only (no Unix socket), password (SCRAM) authentication:
+    a superuser reachable without one could run programs as the server's user (COPY ... PROGRAM)."""
+
+    name = "postgresql"
+    port_setting = "postgres_port"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / "password"
+
+    def _bin(self, program: str) -> str:
+        return str(install.postgresql_bin(self.settings) / program)
+
+    def install(self) -> None:
+        install.postgresql_root(self.settings)
+
+    def run_as_user(self) -> str | None:
+        return _run_as_own_user()  # PostgreSQL refuses root as well
+
+    def environment(self) -> dict[str, str]:
+        env = install.postgresql_env(self.settings)
+        env["METEOFLOW_RUN_DIR"] = str(self.settings.run_dir)
+        return env
+
+    def _as_server_user(self, cmd: list[str], what: str, stdin: str | None = None) -> None:
+        user = self.run_as_user()
+        result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.environment(),
+                                user=user, group=user, extra_groups=[] if user else None, umask=UMASK)
+        if result.returncode != 0:
+            raise StackError(f"PostgreSQL: {what} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}")
+
+    def configure(self) -> None:
+        private_dir(self.home)
+        if not (self.data_dir / "PG_VERSION").exists():
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # an interrupted initdb: initdb wants it empty
+            write_private(self.password_file, secrets.token_urlsafe(32))
+            if self.run_as_user():
+                _hand_over(self.home)
+            # UTF8 with the C locale, as FerretDB requires; no OS locale needed.
+            self._as_server_user([self._bin("initdb"), "-D", str(self.data_dir), "-U", PG_ROLE,
+                                  f"--pwfile={self.password_file}", "--auth=scram-sha-256", "-E", "UTF8",
+                                  "--locale=C"], "initdb")
+            # Single-user mode: the database exists before the server first listens.
+            self._as_server_user([self._bin("postgres"), "--single", "-D", str(self.data_dir), "-c", "jit=off",
+                                  "-c", "exit_on_error=on", "postgres"], f"creating database {PG_DATABASE}",
+                                 stdin=f"CREATE DATABASE {PG_DATABASE};\n")
+        if self.run_as_user():
+            _hand_over(self.home)
+
+    def command(self) -> list[str]:
+        s = self.settings
+        return [
+            self._bin("postgres"),
+            "-D", str(self.data_dir),
+            "-c", f"listen_addresses={s.bind_host}",
+            "-c", f"port={s.postgres_port}",
+            "-c", "unix_socket_directories=",
+            "-c", "jit=off",  # the JIT's LLVM is not unpacked
+            "-c", "max_connections=100",  # FerretDB's pool holds at most 50
+        ]
+
+    def healthy(self) -> bool:
+        # postmaster.pid's 8th line turns "ready" once it accepts connections (what pg_ctl -w waits for).
+        lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        return len(lines) >= 8 and lines[7].strip() == "ready" and port_in_use(self.settings.bind_host, self.port)
+
+    def stop(self, timeout: float = 30.0, sig: int = signal.SIGINT) -> bool:
+        # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for FerretDB's pooled clients to leave.
+        return super().stop(timeout, sig)
+
+    def url(self) -> str:
+        """FerretDB's --postgresql-url, password included: passed in its environment, not its command line."""
+        password = urllib.parse.quote(self.password_file.read_text().strip(), safe="")
+        s = self.settings
+        return f"postgres://{PG_ROLE}:{password}@{s.bind_host}:{s.postgres_port}/{PG_DATABASE}"
+
+
 class FerretDBServer(ManagedProcess):
     name = "ferretdb"
     port_setting = "mongo_port"
@@ -253,12 +354,19 @@ class FerretDBServer(ManagedProcess):
     def configure(self) -> None:
         private_dir(self.home / "data")
 
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        if self.settings.store_backend == "postgresql":
+            env["FERRETDB_POSTGRESQL_URL"] = PostgreSQLServer(self.settings).url()
+        return env
+
     def command(self) -> list[str]:
         s = self.settings
+        backend = (["--handler=sqlite", f"--sqlite-url=file:{self.home / 'data'}/"] if s.store_backend == "sqlite"
+                   else ["--handler=postgresql"])  # its URL: FERRETDB_POSTGRESQL_URL, see environment()
         return [
             str(install.ferretdb_binary(s)),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{self.home / 'data'}/",
+            *backend,
             f"--listen-addr={s.bind_host}:{s.mongo_port}",
             f"--state-dir={self.home}",
             "--debug-addr=-",
@@ -280,16 +388,28 @@ class FerretDBServer(ManagedProcess):
             client.close()
 
 
+# Start order: PostgreSQL before the FerretDB that stores in it.
 SERVERS: dict[str, type[ManagedProcess]] = {
     "kafka": KafkaServer,
     "elasticsearch": ElasticsearchServer,
+    "postgresql": PostgreSQLServer,
     "ferretdb": FerretDBServer,
 }
 
 
+def wanted_servers(settings: Settings) -> list[str]:
+    """The servers this configuration runs: PostgreSQL only for the postgresql store backend."""
+    return [n for n in SERVERS if n != "postgresql" or settings.store_backend == "postgresql"]
+
+
 def servers(settings: Settings, names: list[str] | None = None) -> list[ManagedProcess]:
-    chosen = names or list(SERVERS)
-    unknown = [n for n in chosen if n not in SERVERS]
+    """The named servers; by default the wanted ones, and any other this run directory still runs
+    (a PostgreSQL started before the backend was switched), so status and down see it too."""
+    unknown = [n for n in names or [] if n not in SERVERS]
     if unknown:
         raise StackError(f"unknown server(s) {unknown}; known: {', '.join(SERVERS)}")
-    return [SERVERS[n](settings) for n in chosen]
+    if names:
+        return [SERVERS[n](settings) for n in names]
+    wanted = wanted_servers(settings)
+    every = [SERVERS[n](settings) for n in SERVERS]
+    return [s for s in every if s.name in wanted or s.recorded_pid() is not None]

@@ -20,6 +20,7 @@ TEST_OVERRIDES = dict(
     es_port=9200 + PORT_OFFSET,
     es_transport_port=9300 + PORT_OFFSET,
     mongo_port=27017 + PORT_OFFSET,
+    postgres_port=5432 + PORT_OFFSET,
     forecast_api_port=8000 + PORT_OFFSET,
     webapp_port=8080 + PORT_OFFSET,
     producer_metrics_port=9191 + PORT_OFFSET,
