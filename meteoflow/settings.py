@@ -253,6 +253,15 @@ class Settings(BaseSettings):
                              f"({self.forecast_min_points})")
         return self
 
+    @model_validator(mode="after")
+    def _database_visible_on_postgresql(self) -> "Settings":
+        # FerretDB 1.24 lists its PostgreSQL schemas with NOT LIKE 'pg_%', where '_' matches any
+        # character: a database named pg... would look empty after FerretDB restarts.
+        if self.store_backend == "postgresql" and self.mongo_db.startswith("pg"):
+            raise ValueError(f"METEOFLOW_MONGO_DB={self.mongo_db!r} starts with 'pg': FerretDB on PostgreSQL "
+                             "loses sight of such a database when it restarts; choose another name")
+        return self
+
     @field_validator("topic_observations", "topic_deadletter", "topic_logs")
     @classmethod
     def _topic_name(cls, value: str) -> str:

@@ -33,7 +33,7 @@ def postgresql_store(stack):
 
 
 def test_ferretdb_stores_in_postgresql_and_reads_back_after_its_restart(postgresql_store):
-    settings = postgresql_store.model_copy(update={"mongo_db": f"pg{uuid.uuid4().hex[:10]}"})
+    settings = postgresql_store.model_copy(update={"mongo_db": f"store{uuid.uuid4().hex[:10]}"})
     client = make_mongo_client(settings)
     try:
         col = client[settings.mongo_db]["observations"]

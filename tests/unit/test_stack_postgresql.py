@@ -151,3 +151,9 @@ def test_postgresql_listens_on_loopback_tcp_only_and_is_healthy_once_ready(setti
     assert not pg.healthy()
     (pg.data_dir / "postmaster.pid").write_text("\n".join(pid_lines + ["ready     "]) + "\n")
     assert pg.healthy()
+
+
+def test_a_database_name_ferretdb_on_postgresql_would_lose_is_refused():
+    with pytest.raises(SettingsError, match="METEOFLOW_MONGO_DB='pgdata' starts with 'pg'"):
+        load_settings(store_backend="postgresql", mongo_db="pgdata")
+    assert load_settings(store_backend="sqlite", mongo_db="pgdata").mongo_db == "pgdata"
