@@ -25,7 +25,7 @@ from pymongo import UpdateOne  # noqa: E402
 
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from meteoflow.settings import REPO_ROOT, load_settings  # noqa: E402
-from stack.servers import FerretDBServer  # noqa: E402
+from stack.servers import servers, store_servers  # noqa: E402
 from streaming.records import observation_documents  # noqa: E402
 from streaming.sinks import upsert_all  # noqa: E402
 from tests.fakes.observations import simulated_observations  # noqa: E402
@@ -53,9 +53,10 @@ def main(argv=None) -> None:
     if args.quick:
         args.docs = 300
     # Its own FerretDB (started through the stack, like every benchmark), so it needs nothing running.
-    settings = load_settings(run_dir=REPO_ROOT / ".run" / "bench-writes", mongo_port=args.mongo_port)
-    server = FerretDBServer(settings)
-    started = server.start() == "started"
+    settings = load_settings(run_dir=REPO_ROOT / ".run" / "bench-writes", mongo_port=args.mongo_port,
+                             postgres_port=args.mongo_port - 27017 + 5432)
+    store = servers(settings, store_servers(settings))  # FerretDB, after its PostgreSQL on that backend
+    started = [server for server in store if server.start() == "started"]
     client = make_mongo_client(settings)
     name = f"bench-writes-{uuid.uuid4().hex[:8]}"
     db = client[name]
@@ -81,7 +82,7 @@ def main(argv=None) -> None:
     finally:
         client.drop_database(name)
         client.close()
-        if started:
+        for server in reversed(started):
             server.stop()
 
 

@@ -107,9 +107,10 @@ class Settings(BaseSettings):
     mongo_uri_override: SecretStr | None = Field(None, alias="METEOFLOW_MONGO_URI", description="Use an external MongoDB")
     mongo_db: str = Field("meteoflow", pattern=r"^[A-Za-z0-9_-]{1,63}$", description="MongoDB database of the pipeline")
     store_backend: Literal["sqlite", "postgresql"] = Field(
-        "sqlite", description="Where the native FerretDB keeps its data: sqlite (files under <run_dir>/ferretdb) or "
-        "postgresql (a PostgreSQL server from Debian's packages, started by the stack). Each keeps its own data: "
-        "switching starts from an empty store (BENCHMARKS.md compares them)")
+        "postgresql", description="Where the native FerretDB keeps its data: postgresql (a PostgreSQL server from "
+        "Debian's packages, started by the stack; 4x faster than SQLite on this pipeline's workload, BENCHMARKS.md) "
+        "or sqlite (files under <run_dir>/ferretdb, no PostgreSQL). Each keeps its own data: switching starts "
+        "from an empty store")
     postgres_port: Port = _port(5432, "PostgreSQL under FerretDB (METEOFLOW_STORE_BACKEND=postgresql)")
 
     # --- records (every stage that reads them) ---------------------------------

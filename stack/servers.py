@@ -357,7 +357,12 @@ class FerretDBServer(ManagedProcess):
     def environment(self) -> dict[str, str]:
         env = super().environment()
         if self.settings.store_backend == "postgresql":
-            env["FERRETDB_POSTGRESQL_URL"] = PostgreSQLServer(self.settings).url()
+            postgresql = PostgreSQLServer(self.settings)
+            if not postgresql.password_file.exists():
+                raise StackError(f"FerretDB stores in PostgreSQL (METEOFLOW_STORE_BACKEND=postgresql), but none was "
+                                 f"set up in {postgresql.home}: start it first (./run.sh up postgresql), or set "
+                                 "METEOFLOW_STORE_BACKEND=sqlite")
+            env["FERRETDB_POSTGRESQL_URL"] = postgresql.url()
         return env
 
     def command(self) -> list[str]:
@@ -400,6 +405,11 @@ SERVERS: dict[str, type[ManagedProcess]] = {
 def wanted_servers(settings: Settings) -> list[str]:
     """The servers this configuration runs: PostgreSQL only for the postgresql store backend."""
     return [n for n in SERVERS if n != "postgresql" or settings.store_backend == "postgresql"]
+
+
+def store_servers(settings: Settings) -> list[str]:
+    """The servers of the MongoDB-wire store, in start order: FerretDB, after its PostgreSQL if any."""
+    return ["postgresql", "ferretdb"] if settings.store_backend == "postgresql" else ["ferretdb"]
 
 
 def servers(settings: Settings, names: list[str] | None = None) -> list[ManagedProcess]:

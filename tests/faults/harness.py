@@ -32,7 +32,7 @@ from producer.regions import Region, load_regions
 from producer.run import Batch, KafkaPublisher
 from producer.sources.simulator import RegionSimulator
 from stack.process import ManagedProcess
-from stack.servers import servers
+from stack.servers import servers, store_servers
 from stack.services import SERVICES, Service
 
 log = logging.getLogger("harness")
@@ -95,7 +95,9 @@ class Pipeline:
 
     def __init__(self, settings: Settings, server_names: list[str], service_names: list[str]):
         self.settings = settings
-        self.servers: dict[str, ManagedProcess] = {s.name: s for s in servers(settings, server_names)}
+        # "ferretdb" means the whole store: with the postgresql backend, its PostgreSQL first.
+        names = [m for n in server_names for m in (store_servers(settings) if n == "ferretdb" else [n])]
+        self.servers: dict[str, ManagedProcess] = {s.name: s for s in servers(settings, names)}
         self.services: dict[str, Service] = {n: service(settings, n) for n in service_names}
         self._supervised: set[str] = set()
         self.restarts: dict[str, int] = {}

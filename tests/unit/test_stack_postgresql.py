@@ -157,3 +157,10 @@ def test_a_database_name_ferretdb_on_postgresql_would_lose_is_refused():
     with pytest.raises(SettingsError, match="METEOFLOW_MONGO_DB='pgdata' starts with 'pg'"):
         load_settings(store_backend="postgresql", mongo_db="pgdata")
     assert load_settings(store_backend="sqlite", mongo_db="pgdata").mongo_db == "pgdata"
+
+
+def test_ferretdb_on_postgresql_without_one_set_up_says_what_to_do(settings, monkeypatch):
+    monkeypatch.setattr(install, "ferretdb_binary", lambda s: Path("/cache/ferretdb"))
+    with pytest.raises(StackError, match=r"none was set up in .*: start it first \(./run.sh up postgresql\), or set "
+                                         "METEOFLOW_STORE_BACKEND=sqlite"):
+        servers.FerretDBServer(settings).environment()
