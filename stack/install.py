@@ -330,9 +330,16 @@ def postgresql_root(settings: Settings) -> Path:
         shutil.rmtree(debs, ignore_errors=True)
         debs.mkdir(parents=True)
         debs.chmod(0o755)  # apt's unprivileged downloader (_apt) writes here when we are root
+        download = [apt_get, "download", *(f"{name}={ver}" for name, (ver, _sha) in POSTGRESQL_DEBS.items())]
         try:
-            _run([apt_get, "download", *(f"{name}={ver}" for name, (ver, _sha) in POSTGRESQL_DEBS.items())],
-                 "downloading PostgreSQL", cwd=debs)
+            try:
+                _run(download, "downloading PostgreSQL", cwd=debs)
+            except StackError:
+                if os.geteuid() != 0:
+                    raise
+                # A fresh machine's package lists may be missing or predate the pinned versions.
+                _run([apt_get, "update", "-qq"], "updating Debian's package lists")
+                _run(download, "downloading PostgreSQL", cwd=debs)
         except StackError as exc:
             raise StackError(f"{exc}. Debian serves only the current version of a package: if `apt-get update` "
                              "does not help, a security update replaced a version stack/pins.py pins (see there "
