@@ -21,7 +21,7 @@ def private_dir(path: Path, keep_search: bool = False) -> Path:
     """Create `path` (and missing parents, each 0700) or tighten it to 0700. With `keep_search`
     (the run directory only) an others-search bit already there is kept: Elasticsearch run as
     its own user when we are root must traverse it to its home, never list it
-    (`stack.servers.ElasticsearchServer.configure` grants that bit)."""
+    (`stack.servers._hand_over` grants that bit, for PostgreSQL as well)."""
     missing = [p for p in [path, *path.parents] if not p.exists()]
     for p in reversed(missing):
         p.mkdir(mode=DIR_MODE, exist_ok=True)
