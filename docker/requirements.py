@@ -23,7 +23,7 @@ from pathlib import Path
 SHARED = ["pydantic", "pydantic-settings", "kafka-python", "pymongo", "elasticsearch", "PyYAML", "prometheus-client"]
 
 SERVICE_REQUIREMENTS: dict[str, list[str]] = {
-    "producer": SHARED + ["requests", "schedule"],
+    "producer": SHARED + ["requests", "schedule", "rich"],
     "streaming": SHARED + ["pyspark", "pandas", "requests"],
     "forecasting_api": SHARED + ["prophet", "pandas", "fastapi", "uvicorn", "requests"],
     "webapp": SHARED + ["fastapi", "uvicorn", "requests"],
