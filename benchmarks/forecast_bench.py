@@ -50,9 +50,9 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def start_server(host: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(host: str, port: int, workers: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, METEOFLOW_BIND_HOST=host, METEOFLOW_FORECAST_API_PORT=str(port),
-               METEOFLOW_FORECAST_WORKERS=str(workers), METEOFLOW_LOG_LEVEL="WARNING")
+               METEOFLOW_FORECAST_WORKERS=str(workers), METEOFLOW_LOG_LEVEL="WARNING", **(extra_env or {}))
     errors = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server can never block on it
     server = subprocess.Popen([sys.executable, "-m", "forecasting_api"], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=errors)

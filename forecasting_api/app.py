@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -59,6 +59,8 @@ class Health(BaseModel):
     in_flight: int
     max_pending: int
     rejected: int
+    warm_started: int = 0
+    warm_regions: int = 0
     timeouts: int
     worker_restarts: int
     cache: dict[str, int]
@@ -170,6 +172,10 @@ def _response(outcome: Outcome, region_id: str | None, duplicates_merged: int) -
             fit_seconds=result["fit_seconds"],
             seasonalities=result["seasonalities"],
             cached=outcome.cached,
+            model=result.get("model"),
+            interval_width=result.get("interval_width"),
+            band=result.get("band"),
+            warm_started=bool(result.get("warm_started")) and not outcome.cached,
         ),
     )
 
@@ -187,6 +193,8 @@ def _log_forecast(request: PredictRequest, response: PredictResponse, started: f
                 "horizon_hours": request.horizon_hours,
                 "cached": response.model.cached,
                 "fit_seconds": response.model.fit_seconds,
+                "model": response.model.model,
+                "warm_started": response.model.warm_started,
             },
         }},
     )
@@ -264,7 +272,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     app = FastAPI(
         title="Meteoflow forecasting API",
         version=VERSION,
-        description="Prophet forecasts of hourly temperature per region, with an uncertainty band.",
+        description="Forecasts of hourly temperature per region, built around Prophet, with a calibrated band.",
         lifespan=lifespan,
     )
     app.state.forecaster = forecaster
@@ -297,7 +305,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         started = time.perf_counter()
         try:
             series = clean_series(body.data, min_points, max_points)
-            outcome = await forecaster.forecast(series, body.horizon_hours)
+            outcome = await forecaster.forecast(series, body.horizon_hours, body.region_id)
         except QueueFull as exc:
             log.warning("forecast refused (429): %s", exc.message,
                         extra={"fields": {"event.action": FORECAST_ACTION, "event.outcome": "failure"}})
@@ -312,7 +320,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         metrics.forecasts.labels("ok").inc()
         response = _response(outcome, body.region_id, series.duplicates_merged)
         _log_forecast(body, response, started)
-        return response
+        return Response(response.model_dump_json(), media_type="application/json")  # as the batch's
 
     @app.post("/predict/batch", response_model=BatchResponse, responses={**ERRORS, **AUTH},
               summary="Forecast many series", dependencies=secured)
@@ -325,7 +333,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         valid = [(index, c) for index, c in enumerate(checked) if not isinstance(c, BatchItem)]
         try:
             # All or nothing: a batch is admitted whole, so it never half-runs when the queue is full.
-            tickets = forecaster.start([(series, request.horizon_hours) for _, (request, series) in valid])
+            tickets = forecaster.start([(series, request.horizon_hours, request.region_id)
+                                        for _, (request, series) in valid])
         except QueueFull as exc:
             log.warning("batch refused (429): %s", exc.message,
                         extra={"fields": {"event.action": FORECAST_BATCH_ACTION, "event.outcome": "failure"}})
@@ -346,7 +355,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                 "meteoflow.forecast_batch": {"series": len(items), "ok": ok, "errors": len(items) - ok},
             }},
         )
-        return BatchResponse(results=list(items))
+        # Serialized here in one pass: returned as a model, FastAPI would validate it again first (most of a
+        # cached batch's time). response_model still documents the body.
+        return Response(BatchResponse(results=list(items)).model_dump_json(), media_type="application/json")
 
     @app.get("/health", response_model=Health, summary="Liveness, version, queue and cache figures (no API key)")
     async def health():

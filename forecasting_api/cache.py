@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from array import array
 from collections import OrderedDict
 from typing import Any, Hashable
 
@@ -16,15 +17,15 @@ def cache_key(series: CleanSeries, horizon_hours: int, config: ModelConfig) -> s
     """Hash of the normalized series, the horizon and every model setting.
 
     Region id and coordinates are not part of it: they do not change the fit, so two
-    requests with the same numbers share one model run. Floats are hashed by repr, which
-    round-trips exactly, so 20.1 and 20.100000000000001 are different inputs.
+    requests with the same numbers share one model run (the region's warm start only changes
+    where the optimizer starts, not where it ends). Values are hashed by their exact bits
+    (packed int64 seconds and float64), so 20.1 and 20.100000000000001 are different inputs.
     """
-    material = json.dumps(
-        [list(series.epoch_seconds), [repr(v) for v in series.values], horizon_hours, config.key()],
-        separators=(",", ":"),
-        sort_keys=True,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+    digest = hashlib.sha256()
+    digest.update(json.dumps([horizon_hours, config.key(), len(series.epoch_seconds)], sort_keys=True).encode())
+    digest.update(array("q", series.epoch_seconds).tobytes())
+    digest.update(array("d", series.values).tobytes())
+    return digest.hexdigest()
 
 
 class LruCache:

@@ -4,6 +4,10 @@ the bound on pending work in front.
 Prophet's fitting is CPU-bound Python + a Stan subprocess, so parallelism across cores needs
 processes; a fit past forecast_timeout_seconds is cancelled by killing its worker
 (forecasting_api.workers), so it cannot keep a core busy for a caller that has given up.
+
+Warm start: the parameters of each region's last fit are kept here, in the server process (an LRU
+of forecast_warm_start_regions regions, a few hundred floats each), sent with the region's next fit
+and replaced by what that fit returns. Workers keep no state, so killing one loses nothing.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ class Forecaster:
         self.workers = settings.forecast_workers or os.cpu_count() or 1
         self.timeout = settings.forecast_timeout_seconds
         self.max_pending = settings.forecast_max_pending_fits
-        self.config = ModelConfig(interval_width=settings.forecast_interval_width, seed=settings.forecast_seed)
+        self.config = ModelConfig(interval_width=settings.forecast_interval_width, seed=settings.forecast_seed,
+                                  method=settings.forecast_method)
         self.cache = LruCache(settings.forecast_cache_size)
+        self.warm = LruCache(settings.forecast_warm_start_regions)  # region_id -> its last fit's parameters
         self._fit = fit
         self._initializer = initializer
         self._pool = pool  # started lazily (or by warm_up), so building the app costs nothing
@@ -79,6 +85,7 @@ class Forecaster:
         self.coalesced = 0
         self.failures = 0
         self.rejected = 0
+        self.warm_started = 0
         self._fit_seconds = 1.0  # moving average of a fit's duration, for Retry-After
 
     # --- pool -------------------------------------------------------------------
@@ -100,10 +107,10 @@ class Forecaster:
             pool.close()
 
     # --- forecasting ----------------------------------------------------------------
-    def start(self, jobs: Sequence[tuple[CleanSeries, int]]) -> list[Ticket]:
-        """Start the fits of `jobs` (series, horizon) at once, or none of them: QueueFull when
+    def start(self, jobs: Sequence[tuple[CleanSeries, int, str | None]]) -> list[Ticket]:
+        """Start the fits of `jobs` (series, horizon, region_id) at once, or none of them: QueueFull when
         the fits not cached nor already running would take pending fits past the limit."""
-        keys = [cache_key(series, horizon, self.config) for series, horizon in jobs]
+        keys = [cache_key(series, horizon, self.config) for series, horizon, _ in jobs]
         pool = self._get_pool()
         with self._lock:
             # _finish stores in the cache before it un-lists the fit, so under this lock one of the two is seen.
@@ -113,33 +120,40 @@ class Forecaster:
                 self.rejected += 1
                 raise QueueFull(len(self._inflight), needed, self.max_pending, self._retry_after())
             tickets, started = [], []
-            for key, (series, horizon) in zip(keys, jobs):
+            for key, (series, horizon, region) in zip(keys, jobs):
                 running = self._inflight.get(key)
                 if running is not None:
-                    if not any(key == k for k, _ in started):
+                    if not any(key == k for k, _, _ in started):
                         self.coalesced += 1
                     tickets.append(Ticket(future=running))
                 elif known.get(key) is not None:
                     tickets.append(Ticket(outcome=Outcome(known[key], cached=True)))
                 else:
-                    future = pool.submit(self._fit, series.epoch_seconds, series.values, horizon, self.config)
+                    warm = self.warm.get(region, count_miss=False) if region else None
+                    extra = (warm,) if warm else ()  # the fake fits of the tests take no warm start
+                    self.warm_started += bool(warm)
+                    future = pool.submit(self._fit, series.epoch_seconds, series.values, horizon, self.config, *extra)
                     self._inflight[key] = future
-                    started.append((key, future))
+                    started.append((key, future, region))
                     self.fits += 1
                     tickets.append(Ticket(future=future))
-        for key, future in started:
-            future.add_done_callback(lambda done, key=key: self._finish(key, done))
+        for key, future, region in started:
+            future.add_done_callback(lambda done, key=key, region=region: self._finish(key, done, region))
         return tickets
 
     def _retry_after(self) -> int:
         """Seconds until about a batch's worth of pending fits is done (at least 1)."""
         return max(1, math.ceil(len(self._inflight) / self.workers * self._fit_seconds))
 
-    def _finish(self, key: str, done: Future) -> None:
+    def _finish(self, key: str, done: Future, region: str | None) -> None:
         # Runs in a pool thread: store first, then un-list, so a new request finds one or the other.
         ok = not done.cancelled() and done.exception() is None and done.result().get("ok")
         if ok:
-            self.cache.put(key, done.result())
+            result = done.result()
+            params = result.pop("warm", None)  # the region's, not the answer's: never cached nor served
+            if region and params:
+                self.warm.put(region, params)
+            self.cache.put(key, result)
         with self._lock:
             if ok:
                 self._fit_seconds = 0.8 * self._fit_seconds + 0.2 * float(done.result().get("fit_seconds", 1.0))
@@ -174,9 +188,9 @@ class Forecaster:
         with self._lock:
             self.failures += 1
 
-    async def forecast(self, series: CleanSeries, horizon_hours: int) -> Outcome:
+    async def forecast(self, series: CleanSeries, horizon_hours: int, region_id: str | None = None) -> Outcome:
         """One series (QueueFull, ForecastFailed)."""
-        (ticket,) = self.start([(series, horizon_hours)])
+        (ticket,) = self.start([(series, horizon_hours, region_id)])
         return await self.outcome(ticket)
 
     def stats(self) -> dict[str, Any]:
@@ -192,6 +206,8 @@ class Forecaster:
             "in_flight": inflight,
             "max_pending": self.max_pending,
             "rejected": self.rejected,
+            "warm_started": self.warm_started,
+            "warm_regions": len(self.warm),
             "timeouts": getattr(pool_stats, "timeouts", 0),
             "worker_restarts": getattr(pool_stats, "restarts", 0),
             "cache": self.cache.stats(),

@@ -163,10 +163,17 @@ class Settings(BaseSettings):
     )
     forecast_interval_width: float = Field(
         0.95, gt=0, lt=1,
-        description="Prophet's nominal band width; its iid-noise bands undercover autocorrelated hourly "
-        "temperatures, so the default is wide (measured ~85% empirical coverage at 24 h)",
+        description="Nominal level of the served band. The blend's band is split conformal, calibrated on real "
+        "observed temperatures (forecasting_api/calibration.json; measured coverage in BENCHMARKS.md)",
     )
-    forecast_seed: int = Field(0, ge=0, description="Seed of the band's Monte Carlo draws (same input, same band)")
+    forecast_seed: int = Field(0, ge=0, description="Seed of the optimizer and of the prophet method's Monte Carlo "
+                               "band draws (same input, same forecast)")
+    forecast_method: Literal["blend", "prophet"] = Field(
+        "blend", description="blend: Prophet level-corrected and blended with the baselines, conformal band; "
+        "prophet: the previous design (Prophet alone, its Monte Carlo band), kept as the benchmarks' baseline")
+    forecast_warm_start_regions: int = Field(
+        1000, ge=0, description="Regions whose last fit's parameters are kept (LRU) to warm-start their next fit "
+        "(0: every fit starts cold)")
     forecast_runs_retention_days: float = Field(
         30.0, ge=1, description="How long every forecast run is kept in forecast_runs (past forecasts drawn against "
         "what happened; skill scores runs up to a day old); the latest run per region stays in forecasts")

@@ -34,12 +34,26 @@ class Prediction(BaseModel):
     upper: float
 
 
+# What produced a served forecast. The baselines are served, clearly labelled, while a region has
+# too little history for the model, or when its tracked skill says they do better.
+ForecastModel = Literal["prophet", "persistence", "climatology", "blend"]
+
+
 class ModelFacts(BaseModel):
     points_used: int
     duplicates_merged: int = 0
     fit_seconds: float
     seasonalities: list[str]
     cached: bool = False
+    # Optional, so bodies of earlier versions still parse: None means "not reported".
+    model: ForecastModel | None = Field(
+        None, description="what produced the temperatures: blend (Prophet level-corrected and blended with the "
+        "baselines), climatology (same hour yesterday, while the history is under 2 days), or prophet (alone)")
+    interval_width: float | None = Field(None, description="nominal level of the lower..upper band, e.g. 0.95")
+    band: Literal["conformal", "prophet"] | None = Field(
+        None, description="how the band was made: conformal (calibrated on real data, scaled by the series' own "
+        "recent day-to-day error) or prophet (its Monte Carlo draws)")
+    warm_started: bool = Field(False, description="the fit started from this region's previous parameters")
 
 
 class PredictResponse(BaseModel):

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, Mappin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from meteoflow.contracts.common import UtcTime
-from meteoflow.contracts.forecasting import Prediction
+from meteoflow.contracts.forecasting import ForecastModel, Prediction
 from meteoflow.contracts.observation import (
     Latitude, Longitude, Observation, RegionId, describe_exception,
 )
@@ -194,9 +194,6 @@ class HourlyStats(MongoDocument):
 
 
 # --- forecasts --------------------------------------------------------------------------
-# What produced a served forecast. The baselines are served, clearly labelled, while a region has
-# too little history for the model, or when its tracked skill says they do better.
-ForecastModel = Literal["prophet", "persistence", "climatology", "blend"]
 BASELINE_MODELS: tuple[str, ...] = ("persistence", "climatology")
 
 

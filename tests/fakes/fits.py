@@ -27,6 +27,13 @@ def instant(epoch_seconds, values, horizon_hours, config) -> dict:
     }
 
 
+def warm_echo(epoch_seconds, values, horizon_hours, config, warm=None) -> dict:
+    """`instant`, plus the warm-start protocol of forecasting_api.model.forecast: it returns its
+    parameters under "warm" (here: the series' last timestamp) and says whether it got any."""
+    result = instant(epoch_seconds, values, horizon_hours, config)
+    return {**result, "warm": {"last": [epoch_seconds[-1]], "received": warm}, "warm_started": warm is not None}
+
+
 def no_init() -> None:
     """A worker initializer that imports nothing (no Prophet)."""
 

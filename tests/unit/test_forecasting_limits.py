@@ -258,3 +258,24 @@ def test_the_key_is_compared_in_constant_time_and_never_logged(keyed, monkeypatc
     with pytest.raises(SettingsError) as refused:
         load_settings(forecast_api_key=KEY, forecast_max_pending_fits=1)
     assert KEY not in str(refused.value)
+
+
+# --- warm-start memory ---------------------------------------------------------------------------------
+def test_warm_start_parameters_are_kept_per_region_in_a_bounded_lru(test_settings):
+    settings = test_settings.model_copy(update=dict(forecast_workers=1, forecast_warm_start_regions=2))
+    forecaster = Forecaster(settings, fit=fits.warm_echo, initializer=fits.no_init)
+    with TestClient(create_app(settings, forecaster=forecaster)) as client:
+        def ask(region: str | None, seed: int) -> dict:
+            response = client.post("/predict", json={**body(seed=seed), "region_id": region})
+            assert response.status_code == 200, response.text
+            return response.json()["model"]
+
+        assert ask("a", 1)["warm_started"] is False  # nothing kept yet
+        assert ask("a", 2)["warm_started"] is True  # the first fit's parameters
+        kept = forecaster.warm.get("a")  # the second fit's parameters; it was sent the first's, which got none
+        assert kept["received"] is not None and kept["received"]["received"] is None
+        ask("b", 3)
+        ask("c", 4)  # a third region: the least recently used ("a") is forgotten
+        assert client.get("/health").json()["warm_regions"] == 2
+        assert ask("a", 5)["warm_started"] is False
+        assert ask(None, 6)["warm_started"] is False  # without a region id there is nothing to start from
