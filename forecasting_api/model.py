@@ -187,7 +187,7 @@ def _prophet(seasonalities: list[str], points: int, config: ModelConfig, **optio
         daily_seasonality=options.pop("daily", "daily" in seasonalities),
         weekly_seasonality="weekly" in seasonalities,
         yearly_seasonality="yearly" in seasonalities,
-        n_changepoints=changepoints_for(points),
+        n_changepoints=options.pop("n_changepoints", changepoints_for(points)),
         changepoint_prior_scale=config.changepoint_prior_scale,
         interval_width=config.interval_width,
         mcmc_samples=0,
@@ -291,7 +291,9 @@ def prophet_level_corrected(epoch_seconds, values, future_epochs, seasonalities,
 
     history = _frame(epoch_seconds).assign(y=list(values))
     daily = calibration.daily_fourier_order if "daily" in seasonalities else False
-    model = _prophet(seasonalities, len(values), config, growth="flat", uncertainty_samples=0, daily=daily)
+    # No changepoints: a flat trend has no slope to change, and their matrix was most of the data sent to Stan.
+    model = _prophet(seasonalities, len(values), config, growth="flat", uncertainty_samples=0, daily=daily,
+                     n_changepoints=0)
     init = _usable_init(warm)
     if init is not None:
         model.fit(history, seed=config.seed, init=init)
