@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, get_args
+from typing import Any, Callable, Iterable
 
 import requests
 from pydantic import ValidationError
@@ -114,12 +114,8 @@ def forecast_documents(
 
 
 def served_model(facts: ModelFacts) -> ForecastModel:
-    """Which forecast the API served, when its ModelFacts say (`model` or `served_model`); else Prophet."""
-    for name in ("model", "served_model"):
-        value = getattr(facts, name, None)
-        if value in get_args(ForecastModel):
-            return value
-    return "prophet"
+    """Which forecast the API served; an API of an earlier version does not say, and served Prophet."""
+    return facts.model or "prophet"
 
 
 def baseline_documents(histories: Iterable[RegionHistory], regions: Iterable[str], model_run_at: datetime,
