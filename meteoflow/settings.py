@@ -127,6 +127,25 @@ class Settings(BaseSettings):
     # --- Spark / streaming job ------------------------------------------------
     spark_master: str = Field("local[2]", description="Spark master URL; point it at a cluster if you have one")
     spark_driver_memory: str = "1g"
+    spark_executor_memory: str = Field(
+        "512m", pattern=r"^[0-9]+[kmgt]?$", description="Heap of each executor on a Spark cluster (two apps must fit "
+        "in one worker's METEOFLOW_SPARK_WORKER_MEMORY to share the cluster)")
+    spark_cores_max: int = Field(0, ge=0, description="Most cores one application takes from a Spark cluster "
+                                 "(0: all it offers); set it when several jobs share the cluster")
+    spark_cluster_workers: int = Field(
+        0, ge=0, le=16, description="./run.sh starts a Spark standalone master and this many workers (0: none, the "
+        "job runs Spark in local mode); the job uses them unless METEOFLOW_SPARK_MASTER is set")
+    spark_cluster_port: Port = _port(7077, "Spark standalone master (spark://)")
+    spark_cluster_webui_port: Port = _port(
+        8470, "Spark master's web UI; worker N's web UI is this port + N")
+    spark_worker_cores: int = Field(1, ge=1, le=64, description="Cores each Spark worker offers")
+    spark_worker_memory: str = Field("1g", pattern=r"^[0-9]+[kmgt]?$", description="Memory each Spark worker offers")
+    streaming_executor_writes: Literal["auto", "on", "off"] = Field(
+        "auto", description="Validate and write each micro-batch on the Spark executors, partition by partition, "
+        "instead of collecting it to the driver (auto: on when METEOFLOW_SPARK_MASTER is not local)")
+    streaming_executor_partitions: int = Field(
+        0, ge=0, description="With executor writes, repartition each micro-batch by Kafka key into this many "
+                             "partitions (0: keep one per Kafka partition, no shuffle)")
     streaming_starting_offsets: Literal["earliest", "latest"] = "earliest"
     streaming_max_offsets_per_trigger: int = Field(20000, ge=1)
     streaming_trigger_seconds: float = Field(5.0, gt=0)
@@ -331,6 +350,18 @@ class Settings(BaseSettings):
                                   "acks"]) -> str:
         """Elasticsearch index (or data stream) name for one kind of document."""
         return f"{self.es_index_prefix}-{kind}"
+
+    @property
+    def spark_cluster_url(self) -> str:
+        """The standalone master ./run.sh starts when METEOFLOW_SPARK_CLUSTER_WORKERS > 0."""
+        return f"spark://{self.bind_host}:{self.spark_cluster_port}"
+
+    @property
+    def executor_writes(self) -> bool:
+        """Whether micro-batches are validated and written on the executors (streaming/partitions.py)."""
+        if self.streaming_executor_writes == "auto":
+            return not self.spark_master.startswith("local")
+        return self.streaming_executor_writes == "on"
 
     @property
     def record_limits(self) -> RecordLimits:

@@ -73,6 +73,9 @@ class _Stopwatch:
 class BatchProcessor:
     """The foreachBatch function, plus `process` which does the work on plain records."""
 
+    # On a cluster: streaming.partitions.ExecutorWrites, which validates and writes on the executors.
+    executor_writes = None
+
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
                  deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits(),
                  metrics: StreamingMetrics | None = None):
@@ -87,9 +90,14 @@ class BatchProcessor:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         durations: dict[str, float] = {}
         watch = _Stopwatch(durations)
-        records = [KafkaRecord.of(row) for row in batch.collect()]  # kafka_stream selected KAFKA_COLUMNS
-        watch.lap("collect")
-        report = self.process(records, batch_id, durations)
+        # --- executor writes (streaming/partitions.py): nothing collected whole to the driver -------
+        if self.executor_writes is not None:
+            report = self.executor_writes.process(batch, batch_id, self, durations)
+        # --- otherwise the batch is collected and processed here ------------------------------------
+        else:
+            records = [KafkaRecord.of(row) for row in batch.collect()]  # kafka_stream selected KAFKA_COLUMNS
+            watch.lap("collect")
+            report = self.process(records, batch_id, durations)
         watch.total()
         self.metrics.batch_done(report, utc_now())
         self.reporter.batch_done(report)
@@ -245,6 +253,11 @@ class StreamingJob:
         self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
                                         self.deadletters, self.reporter, settings.record_limits, self.metrics)
+        # --- executor writes: on a cluster (or METEOFLOW_STREAMING_EXECUTOR_WRITES=on) -------------
+        if settings.executor_writes:
+            from streaming.partitions import ExecutorWrites  # it imports this module: loaded on demand
+
+            self.processor.executor_writes = ExecutorWrites(settings, settings.record_limits)
         self.listener = ProgressListener(self.reporter)
         self.timer: RetryTimer | None = None
         self.query: StreamingQuery | None = None

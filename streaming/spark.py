@@ -1,4 +1,4 @@
-"""The job's SparkSession: local mode by default, with the installed Kafka connector.
+"""The job's SparkSession: local mode by default (or a cluster: METEOFLOW_SPARK_MASTER), with the installed Kafka connector.
 
 The connector (matching the installed pyspark, Scala 2.13 build) is installed beforehand into
 `<cache_dir>/spark-kafka/<version>/jars`: natively by the stack (`stack.install.spark_kafka_jars`,
@@ -56,6 +56,13 @@ def spark_session(settings: Settings, app_name: str = "meteoflow", extra_conf: d
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.local.dir", str(settings.run_dir / "spark" / "tmp"))
     )
+    if not settings.spark_master.startswith("local"):
+        # A cluster: executors get the connector through spark.jars and Meteoflow's code from
+        # streaming.partitions (a zip, addPyFile); they run PYSPARK_PYTHON, so that interpreter
+        # (with the dependencies) must exist at the same path on every worker.
+        builder = builder.config("spark.executor.memory", settings.spark_executor_memory)
+        if settings.spark_cores_max:
+            builder = builder.config("spark.cores.max", str(settings.spark_cores_max))
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
