@@ -1,8 +1,9 @@
 """The real servers, started natively: Kafka (KRaft), Elasticsearch, FerretDB, and the
 PostgreSQL under FerretDB when METEOFLOW_STORE_BACKEND=postgresql.
 
-Spark is not a server here: pyspark runs in local mode inside the streaming job
-(see `stack.spark`). Each class says how to install, configure, run and probe one
+Spark is not a server here by default: pyspark runs in local mode inside the streaming job
+(see `stack.spark`); with METEOFLOW_SPARK_CLUSTER_WORKERS > 0 a standalone master and workers
+(stack.spark_cluster) are started after these and the job runs on them. Each class says how to install, configure, run and probe one
 server; `stack.process.ManagedProcess` does the supervising.
 """
 
@@ -25,6 +26,7 @@ from meteoflow.settings import Settings
 from stack import install
 from stack.private import UMASK, private_dir, write_private
 from stack.process import ManagedProcess, StackError, port_in_use
+from stack.spark_cluster import cluster_processes
 
 SERVER_USER = "meteoflow"  # Elasticsearch and PostgreSQL refuse to run as root: they run as this user then
 
@@ -414,12 +416,14 @@ def store_servers(settings: Settings) -> list[str]:
 
 def servers(settings: Settings, names: list[str] | None = None) -> list[ManagedProcess]:
     """The named servers; by default the wanted ones, and any other this run directory still runs
-    (a PostgreSQL started before the backend was switched), so status and down see it too."""
-    unknown = [n for n in names or [] if n not in SERVERS]
+    (a PostgreSQL started before the backend was switched), so status and down see it too; then a
+    Spark master and workers when METEOFLOW_SPARK_CLUSTER_WORKERS > 0 (stack.spark_cluster)."""
+    cluster = {process.name: process for process in cluster_processes(settings)}
+    unknown = [n for n in names or [] if n not in SERVERS and n not in cluster]
     if unknown:
-        raise StackError(f"unknown server(s) {unknown}; known: {', '.join(SERVERS)}")
+        raise StackError(f"unknown server(s) {unknown}; known: {', '.join([*SERVERS, *cluster])}")
     if names:
-        return [SERVERS[n](settings) for n in names]
+        return [cluster[n] if n in cluster else SERVERS[n](settings) for n in names]
     wanted = wanted_servers(settings)
     every = [SERVERS[n](settings) for n in SERVERS]
-    return [s for s in every if s.name in wanted or s.recorded_pid() is not None]
+    return [s for s in every if s.name in wanted or s.recorded_pid() is not None] + list(cluster.values())

@@ -64,6 +64,8 @@ class StreamingService(Service):
     def environment(self) -> dict[str, str]:
         env = super().environment()
         env["JAVA_HOME"] = str(java_home(self.settings))  # the JDK the stack checked (17+)
+        if self.settings.spark_cluster_workers and "spark_master" not in self.settings.model_fields_set:
+            env["METEOFLOW_SPARK_MASTER"] = self.settings.spark_cluster_url  # the cluster ./run.sh started
         return env
 
 
