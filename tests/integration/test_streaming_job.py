@@ -163,6 +163,8 @@ def test_a_failing_batch_is_not_committed_and_is_replayed(settings, spark, db):
     job = StreamingJob(settings, spark, log)
     # The dead-letter producer refuses the record (too large for it): the batch must fail, not drop it.
     job.deadletters._producer = make_producer(settings, "test-refusing", max_request_size=64)
+    if job.processor.executor_writes is not None:  # on a cluster the executors' producers publish them
+        job.processor.executor_writes.producer_options = {"max_request_size": 64}
     with pytest.raises(Exception):
         job.run_until_idle()
     assert run_until_idle(settings, spark, log)[0].dead_letters == 1  # the same batch, replayed
