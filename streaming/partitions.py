@@ -97,10 +97,11 @@ class _ExecutorSinks:
     deadletters: DeadLetterSink
 
 
-# One MongoDB client and dead-letter producer per executor Python process (Spark reuses its Python
-# workers across tasks), keyed by where they write.
+# One MongoDB client per server and one set of sinks per destination in each executor Python process
+# (Spark reuses its Python workers across tasks and batches).
+_CLIENTS: dict[str, Any] = {}
 _SINKS: dict[tuple, _ExecutorSinks] = {}
-_LOGGING_READY = False
+_LOGGING_TO: tuple | None = None
 
 
 def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSinks:
@@ -110,7 +111,9 @@ def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSin
         from meteoflow.kafka import make_producer
         from meteoflow.mongo import database, make_mongo_client
 
-        db = database(settings, make_mongo_client(settings))
+        if settings.mongo_uri not in _CLIENTS:
+            _CLIENTS[settings.mongo_uri] = make_mongo_client(settings)
+        db = database(settings, _CLIENTS[settings.mongo_uri])
         # Built here only when a caller asks for other producer options (tests make it refuse records).
         producer = make_producer(settings, client_id="streaming-deadletter",
                                  max_block_ms=DEADLETTER_SEND_TIMEOUT_SECONDS * 1000,
@@ -122,14 +125,17 @@ def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSin
 
 def _executor_logging(settings: Settings) -> None:
     """Executor log lines (a dead letter's reason) go where the driver's go: JSON to stderr (the
-    executor's log) and to the pipeline.logs topic. Once per executor Python process; never in a
-    driver, whose logging its service set up (local mode runs tasks in forked workers, not in it)."""
-    global _LOGGING_READY
-    if not _LOGGING_READY:
+    executor's log) and to the pipeline.logs topic. Set up once per executor Python process and
+    destination (these processes are Spark's Python workers, never the driver's own process)."""
+    global _LOGGING_TO
+    destination = (settings.kafka_bootstrap, settings.topic_logs, settings.log_level)
+    if _LOGGING_TO != destination:
         from meteoflow.logs import setup_logging
 
+        for handler in logging.getLogger().handlers:
+            handler.close()  # the previous destination's Kafka handler: its client and thread
         setup_logging(SERVICE, settings, stream=sys.stderr)
-        _LOGGING_READY = True
+        _LOGGING_TO = destination
 
 
 def _flush_logs() -> None:
@@ -155,9 +161,8 @@ class PartitionWriter:
         summary.durations_ms = laps.durations
         summary.executor = f"{socket.gethostname()}:{os.getpid()}"
         if records:
-            log.info("partition of %d records: %d stored, %d dead letters, %d hourly stats",
-                     len(records), summary.stored, summary.dead_letters, summary.stats_upserted,
-                     extra={"fields": {"meteoflow.partition": {"rows": len(records), "executor": summary.executor}}})
+            log.info("partition of %d records: %d stored, %d dead letters, %d hourly stats (executor %s)",
+                     len(records), summary.stored, summary.dead_letters, summary.stats_upserted, summary.executor)
         _flush_logs()
         yield summary
 

@@ -9,12 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from meteoflow.contracts import RecordLimits
-from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import load_settings
 from streaming.partitions import PartitionSummary, PartitionWriter, code_zip
 from streaming.job import _Stopwatch
-from tests.fakes.observations import simulated_observations
-from tests.unit.test_streaming_batch import Recorder
+from tests.unit.test_streaming_batch import Recorder, records
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
@@ -28,16 +26,9 @@ def sinks(journal, failing=()):
                               for name in ("observations", "stats", "deadletters")})
 
 
-def partition():
-    obs = simulated_observations(regions=2, hours=1, per_hour=2, end=T0)
-    recs = [KafkaRecord("obs", 1, i, o.key, o.to_message()) for i, o in enumerate(obs)]
-    recs.insert(1, KafkaRecord("obs", 1, 99, b"dakar", b"{broken"))
-    return obs, recs
-
-
 def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_counts():
     journal = []
-    obs, recs = partition()
+    obs, recs = records()
     summary = writer().write(recs, sinks(journal), _Stopwatch({}))
     assert [name for name, _ in journal] == ["deadletters", "observations", "stats"]
     assert [dl.source_offset for dl in journal[0][1]] == [99]
@@ -51,7 +42,7 @@ def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_count
 def test_a_failing_sink_fails_the_partition_so_spark_retries_it(failing):
     journal = []
     with pytest.raises(ConnectionError):
-        writer().write(partition()[1], sinks(journal, {failing}), _Stopwatch({}))
+        writer().write(records()[1], sinks(journal, {failing}), _Stopwatch({}))
     order = ["deadletters", "observations", "stats"]
     assert [name for name, _ in journal] == order[:order.index(failing)]
 
