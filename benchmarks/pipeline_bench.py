@@ -97,7 +97,7 @@ def run_pipeline(settings, spark, regions, args) -> dict:
     total, t_first, t_published = publish_history(settings, regions, args.hours, args.seed, args.chunk)
     wait_until(lambda: db[OBSERVATIONS].count_documents({}) >= total, 3600, f"{total} observations stored", every=0.25)
     t_stored = time.perf_counter()
-    wait_until(lambda: sum(b["input_rows"] or 0 for b in job.reporter.logged) >= total, 3600,
+    wait_until(lambda: sum(b.input_rows or 0 for b in job.reporter.logged) >= total, 3600,
                "every micro-batch (forecasts included) done", every=0.25)
     t_batches = time.perf_counter()
     job.stop()
@@ -119,9 +119,9 @@ def run_pipeline(settings, spark, regions, args) -> dict:
         "produce_to_stored_p50_s": round(percentile(latencies, 50), 2),
         "produce_to_stored_p95_s": round(percentile(latencies, 95), 2),
         "micro_batches": len(batches),
-        "batch_rows": [b["input_rows"] for b in batches],
-        "batch_ms": [b["durations_ms"].get("total") for b in batches],
-        "forecast_ms": [b["durations_ms"].get("forecasts") for b in batches],
+        "batch_rows": [b.input_rows for b in batches],
+        "batch_ms": [b.durations_ms.get("total") for b in batches],
+        "forecast_ms": [b.durations_ms.get("forecasts") for b in batches],
         "regions_with_forecasts": forecast_regions,
     }
 
