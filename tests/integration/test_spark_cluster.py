@@ -40,12 +40,19 @@ def cluster(stack):
         yield cluster
 
 
-def executor_logs(worker) -> str:
-    return "".join(path.read_text(errors="replace") for path in sorted((worker.home / "work").rglob("stderr")))
+def applications(worker) -> set:
+    """The application directories of a worker (one per Spark application it ran executors for)."""
+    return set((worker.home / "work").glob("app-*"))
+
+
+def executor_logs(worker, apps) -> str:
+    return "".join(path.read_text(errors="replace") for app in sorted(apps) for path in sorted(app.rglob("stderr")))
 
 
 def test_exactness_tests_pass_with_the_writes_on_the_executors_of_two_workers(cluster):
     assert len(alive_workers(cluster.settings)) == WORKERS
+    workers = [p for p in cluster.processes if p.name.startswith("spark-worker")]
+    earlier = {w.name: applications(w) for w in workers}  # the run directory outlives a test session
     env = {**os.environ, **APPLICATION_ENV, "METEOFLOW_SPARK_MASTER": cluster.url,
            "METEOFLOW_STREAMING_EXECUTOR_WRITES": "auto"}  # auto: on, since the master is not local
     tests = [f"tests/integration/test_streaming_job.py::{name}" for name in EXACTNESS_TESTS]
@@ -55,7 +62,6 @@ def test_exactness_tests_pass_with_the_writes_on_the_executors_of_two_workers(cl
     assert f"{len(EXACTNESS_TESTS)} passed" in result.stdout
 
     # The partitions were validated and written by executors of both workers, not by the driver.
-    workers = [p for p in cluster.processes if p.name.startswith("spark-worker")]
-    wrote = [w.name for w in workers if "partition of " in executor_logs(w)]
-    assert wrote == [w.name for w in workers]
-    assert "dead-lettered" in "".join(executor_logs(w) for w in workers)
+    logs = {w.name: executor_logs(w, applications(w) - earlier[w.name]) for w in workers}
+    assert [name for name, text in logs.items() if "partition of " in text] == [w.name for w in workers]
+    assert "dead-lettered" in "".join(logs.values())
