@@ -32,6 +32,8 @@ ES_TIMEOUT_SECONDS = 5
 ARRIVAL_BUCKET = "5m"
 MAX_HISTORY_POINTS = 50_000
 MAX_FORECAST_POINTS = 24 * 7 * 4
+MAX_RUNS = 200  # runs offered by the region page's picker
+MAX_SKILL_DOCUMENTS = 1000 * 240  # regions x lead times of one window
 LATEST_CANDIDATES = 10  # newest observations tried for a region's latest, past any malformed one
 
 
@@ -270,3 +272,24 @@ class Store:
             }}}},
         )
         return resp.get("aggregations") or {}
+
+    # --- the weather pages: kept forecast runs and skill (indexed: region_id + run_at, _id, window) ---
+    def forecast_runs(self, region_id: str, start: datetime, end: datetime,
+                      limit: int = MAX_RUNS) -> list[contracts.ForecastRun]:
+        """The region's kept runs made in [start, end], newest first."""
+        cursor = (self.db[contracts.FORECAST_RUNS]
+                  .find({"region_id": region_id, "run_at": {"$gte": start, "$lte": end}})
+                  .sort("run_at", DESCENDING).limit(limit))
+        return contracts.valid_documents(contracts.ForecastRun, cursor)
+
+    def forecast_run(self, region_id: str, run_at: datetime) -> contracts.ForecastRun | None:
+        doc = self.db[contracts.FORECAST_RUNS].find_one({"_id": contracts.ForecastRun.make_id(region_id, run_at)})
+        return next(contracts.iter_valid(contracts.ForecastRun, [doc] if doc else []), None)
+
+    def forecast_skill(self, window: str, region_id: str | None = None) -> list[contracts.ForecastSkill]:
+        """The skill documents of a rolling window: one per region and lead time (a bounded set)."""
+        query: dict[str, Any] = {"window": window}
+        if region_id is not None:
+            query["region_id"] = region_id
+        cursor = self.db[contracts.FORECAST_SKILL].find(query).limit(MAX_SKILL_DOCUMENTS)
+        return contracts.valid_documents(contracts.ForecastSkill, cursor)

@@ -7,13 +7,15 @@ how arrivals are counted, so they are unit-tested without servers.
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from meteoflow.freshness import Thresholds, classify
 from meteoflow.contracts import (
-    OBSERVATION_FIELDS, ForecastDocument, HourlyStats, Logged, ObservationDocument, StreamingBatchEvent, parse_utc,
+    BASELINE_MODELS, OBSERVATION_FIELDS, ForecastDocument, ForecastRun, HourlyStats, Logged, ObservationDocument,
+    StreamingBatchEvent, is_backfill_batch, parse_utc,
 )
 
 # The observation fields the UI shows: all of the contract's but the producer's bookkeeping
@@ -436,3 +438,158 @@ def sort_silences(bodies: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         ended = min(ts(f) for f in ("ends_at", "expired_at") if b[f])
         return (2, -ended)
     return sorted(bodies, key=key)
+
+
+# --- the weather pages: overview cards, past forecast runs, forecast quality -------------------
+NEXT_HOURS = 6  # the overview card's forecast strip
+MATCH_WINDOW = timedelta(minutes=30)  # an observation this close to a target time verifies it
+# A served band holding this much less than its nominal level is degraded (as is a model MAE
+# above persistence's), so a card flags it before anyone opens the quality page.
+COVERAGE_SHORTFALL = 0.10
+PROBLEM_ORDER = {"silent": 0, "late": 1, "degraded": 2}
+
+
+def local_day(when: datetime, offset_seconds: int) -> tuple[datetime, str]:
+    """The UTC start of the local day `when` falls in (at UTC offset `offset_seconds`), and its date."""
+    local = when + timedelta(seconds=offset_seconds)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight - timedelta(seconds=offset_seconds), midnight.date().isoformat()
+
+
+def day_range(latest: ObservationDocument, hourly: Iterable[HourlyStats], now: datetime) -> dict[str, Any]:
+    """High and low of the local day of the latest observation, from that day's hourly stats."""
+    offset = latest.timezone_offset or 0
+    start, day = local_day(latest.observed_at, offset)
+    rows = [h for h in hourly if start <= h.hour <= latest.observed_at]
+    highs = [h.temp_max for h in rows] + [latest.temp]
+    lows = [h.temp_min for h in rows] + [latest.temp]
+    return {"day": day, "is_today": local_day(now, offset)[1] == day, "high": max(highs), "low": min(lows)}
+
+
+def weighted_mean(pairs: Iterable[tuple[float | None, int]]) -> float | None:
+    """Count-weighted mean of the values that are known."""
+    known = [(v, n) for v, n in pairs if v is not None and n > 0]
+    total = sum(n for _, n in known)
+    return round(math.fsum(v * n for v, n in known) / total, 3) if total else None
+
+
+def skill_summary(docs: Iterable[Any]) -> dict[str, Any]:
+    """A set of contracts.ForecastSkill documents (a region's leads, or a lead's regions) summed up:
+    count-weighted MAE and bias of the served forecast and the baselines, coverage, and whether the
+    served forecast is degraded (MAE above persistence's, or its band short of nominal)."""
+    docs = list(docs)
+    pairs = {k: weighted_mean((getattr(d, k), d.count) for d in docs)
+             for k in ("model_mae", "persistence_mae", "climatology_mae", "model_bias", "coverage")}
+    baselines = {b: pairs[f"{b}_mae"] for b in ("persistence", "climatology") if pairs[f"{b}_mae"] is not None}
+    best = min(baselines, key=baselines.get) if baselines else None
+    model = pairs["model_mae"]
+    skill = (round(1 - model / baselines[best], 3) if best and model is not None and baselines[best] > 0 else None)
+    band = max((d.band_level for d in docs), default=None)
+    reason = None
+    if model is not None and pairs["persistence_mae"] is not None and model > pairs["persistence_mae"]:
+        reason = f"MAE {model:.2f} °C, above persistence's {pairs['persistence_mae']:.2f} °C"
+    elif pairs["coverage"] is not None and band is not None and pairs["coverage"] < band - COVERAGE_SHORTFALL:
+        reason = f"band held {pairs['coverage']:.0%} of observations, nominal {band:.0%}"
+    return {**pairs, "count": sum(d.count for d in docs), "best_baseline": best, "skill": skill,
+            "band_level": band, "degraded": reason is not None, "degraded_reason": reason,
+            "updated_at": iso(max((d.updated_at for d in docs), default=None))}
+
+
+def overview_card(summary: dict[str, Any], latest: ObservationDocument | None, hourly: list[HourlyStats],
+                  forecast: list[ForecastDocument], skill: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """One card of the overview: the region's summary, the observation's own age, today's range,
+    the next hours of the served forecast and what is wrong, if anything."""
+    ahead = [d for d in sorted(forecast, key=lambda d: d.target_time)
+             if latest is None or d.target_time > latest.observed_at][:NEXT_HOURS]
+    model = next((d.model for d in forecast if d.model), None)
+    degraded = bool(skill and skill["degraded"])
+    problem = summary["freshness"] if summary["freshness"] != "fresh" else ("degraded" if degraded else None)
+    return {
+        "region": summary,
+        "observed_age_seconds": round(max(0.0, (now - latest.observed_at).total_seconds()), 1) if latest else None,
+        "from_backfill": bool(latest and is_backfill_batch(latest.batch_id)),
+        "today": day_range(latest, hourly, now) if latest else None,
+        "next_hours": (forecast_body(ahead) or {"points": []})["points"],
+        "forecast_model": model,
+        "forecast_is_baseline": model in BASELINE_MODELS,
+        "degraded": degraded,
+        "degraded_reason": skill["degraded_reason"] if degraded else None,
+        "problem": problem,
+    }
+
+
+def sort_cards(cards: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Problems first (silent, late, degraded), then by region name."""
+    return sorted(cards, key=lambda c: (PROBLEM_ORDER.get(c["problem"], 9),
+                                        str(c["region"]["region_name"]).lower(), c["region"]["region_id"]))
+
+
+def backfill_status(cards: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """A back-fill is running while regions whose latest observation was back-filled still receive data."""
+    filling = [c for c in cards if c["from_backfill"] and c["region"]["freshness"] == "fresh"]
+    newest = max((c["region"]["latest"]["observed_at"] for c in filling), default=None)
+    return {"running": bool(filling), "regions": sorted(c["region"]["region_id"] for c in filling),
+            "newest_observed_at": newest}
+
+
+def run_item(run: ForecastRun) -> dict[str, Any]:
+    return {"run_at": iso(run.run_at), "origin": iso(run.origin), "model": run.model,
+            "is_baseline": run.model in BASELINE_MODELS, "horizon_hours": run.horizon_hours,
+            "band_level": run.band_level}
+
+
+def verify_run(run: ForecastRun, observations: list[ObservationDocument]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each point of a past run next to the observation nearest its target (within MATCH_WINDOW),
+    and the run's MAE, bias and band coverage over the points that can be verified."""
+    times = [o.observed_at for o in observations]  # sorted by the store
+    points, errors, inside = [], [], []
+    for p in sorted(run.points, key=lambda p: p.target_time):
+        i = bisect.bisect_left(times, p.target_time)
+        near = min((observations[j] for j in (i - 1, i) if 0 <= j < len(observations)),
+                   key=lambda o: abs(o.observed_at - p.target_time), default=None)
+        observed = near.temp if near is not None and abs(near.observed_at - p.target_time) <= MATCH_WINDOW else None
+        error = round(p.yhat - observed, 3) if observed is not None else None
+        within = p.yhat_lower <= observed <= p.yhat_upper if observed is not None else None
+        if error is not None:
+            errors.append(error)
+            inside.append(within)
+        points.append({"target_time": iso(p.target_time),
+                       "lead_hours": round((p.target_time - run.origin).total_seconds() / 3600, 2),
+                       "yhat": p.yhat, "yhat_lower": p.yhat_lower, "yhat_upper": p.yhat_upper,
+                       "observed": observed, "error": error, "inside_band": within})
+    n = len(errors)
+    return points, {"verified": n,
+                    "mae": round(math.fsum(abs(e) for e in errors) / n, 3) if n else None,
+                    "bias": round(math.fsum(errors) / n, 3) if n else None,
+                    "coverage": round(sum(inside) / n, 3) if n else None}
+
+
+def quality_body(skills: list[Any], names: Mapping[str, str], served: Mapping[str, str | None],
+                 window: str, region_id: str | None, now: datetime) -> dict[str, Any]:
+    """GET /api/forecast-quality from the window's contracts.ForecastSkill documents: per lead time
+    (over every region, or `region_id`'s), and per region, worst skill first."""
+    by_region: dict[str, list[Any]] = {}
+    for s in skills:
+        by_region.setdefault(s.region_id, []).append(s)
+    chosen = by_region.get(region_id, []) if region_id else skills
+    by_lead: dict[int, list[Any]] = {}
+    for s in chosen:
+        by_lead.setdefault(s.lead_hours, []).append(s)
+    leads = []
+    for lead, docs in sorted(by_lead.items()):
+        summary = skill_summary(docs)
+        leads.append({"lead_hours": lead, "count": summary["count"],
+                      **{k: summary[k] for k in ("model_mae", "persistence_mae", "climatology_mae", "model_bias", "coverage")}})
+    regions = []
+    for rid, docs in by_region.items():
+        summary = skill_summary(docs)
+        regions.append({"region_id": rid, "region_name": names.get(rid) or rid, "served_model": served.get(rid),
+                        **{k: summary[k] for k in ("count", "model_mae", "persistence_mae", "climatology_mae",
+                                                   "best_baseline", "skill", "coverage", "band_level", "degraded",
+                                                   "degraded_reason", "updated_at")}})
+    # Worst first: the lowest skill; regions whose skill is unknown last.
+    regions.sort(key=lambda r: (r["skill"] is None, r["skill"] if r["skill"] is not None else 0, r["region_name"]))
+    return {"generated_at": iso(now), "window": window, "region_id": region_id,
+            "band_level": max((s.band_level for s in chosen), default=None),
+            "updated_at": iso(max((s.updated_at for s in chosen), default=None)),
+            "by_lead": leads, "regions": regions}

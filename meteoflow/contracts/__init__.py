@@ -58,5 +58,7 @@ from meteoflow.contracts.web import (  # noqa: F401
     DeadLettersStatus, AlertingStatus, StatusResponse, Sampled, ServiceHealth, LagPoint, ConsumerHealth, StoreStatus,
     StoreHealth, ForecastHealth, HealthWindow, HealthResponse, IncidentNotification, AcknowledgementBody,
     IncidentBody, IncidentsResponse, IncidentResponse, IncidentAcknowledgement, AckResponse, SilenceBody,
-    SilencesResponse, SilenceResponse,
+    SilencesResponse, SilenceResponse, ServedModel, Problem, DayRange, OverviewCard, BackfillStatus,
+    OverviewResponse, ForecastRunItem, ForecastRunsResponse, VerifiedPoint, RunVerification, ForecastRunResponse,
+    LeadSkill, RegionSkill, ForecastQualityResponse,
 )

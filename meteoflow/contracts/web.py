@@ -415,3 +415,134 @@ class SilencesResponse(WebBody):
 
 class SilenceResponse(WebBody):
     silence: SilenceBody
+
+
+# --- the weather pages: overview cards, past forecast runs, forecast quality --------------------
+# (webapp/routes/weather.py, forecasts.py; views.overview_card, run_body, quality_body). Operator
+# details (lag, batch ids) stay on the health pages: these bodies carry weather and forecasts.
+ServedModel = Literal["prophet", "persistence", "climatology", "blend"]  # contracts.ForecastModel
+Problem = Literal["silent", "late", "degraded"]
+
+
+class DayRange(WebBody):
+    """The high and low of the region's local day of its latest observation (from the hourly stats)."""
+
+    day: str = Field(description="Local date of the region, YYYY-MM-DD")
+    is_today: bool = Field(description="The day is the region's current local day (false: the data is older)")
+    high: Number | None
+    low: Number | None
+
+
+class OverviewCard(WebBody):
+    region: RegionSummary
+    observed_age_seconds: float | None = Field(description="Age of the observation itself (now - observed_at)")
+    from_backfill: bool = Field(description="The latest observation came from a back-fill batch (history replayed)")
+    today: DayRange | None
+    next_hours: list[ForecastPoint] = Field(description="The served forecast's next hours after the latest observation")
+    forecast_model: ServedModel | None
+    forecast_is_baseline: bool = Field(description="The served forecast is a baseline (persistence, climatology)")
+    degraded: bool
+    degraded_reason: str | None
+    problem: Problem | None = Field(description="silent, late or degraded (in that order of gravity); null: none")
+
+
+class BackfillStatus(WebBody):
+    running: bool
+    regions: list[str] = Field(description="Regions whose latest observations come from back-fill batches")
+    newest_observed_at: str | None = Field(description="The newest back-filled observation so far")
+
+
+class OverviewResponse(WebBody):
+    generated_at: str
+    thresholds: Thresholds
+    cards: list[OverviewCard] = Field(description="Problems first (silent, late, degraded), then by name")
+    backfill: BackfillStatus
+    errors: Errors
+
+
+class ForecastRunItem(WebBody):
+    """One kept forecast run (contracts.ForecastRun) without its points."""
+
+    run_at: str
+    origin: str
+    model: ServedModel
+    is_baseline: bool
+    horizon_hours: int
+    band_level: Number
+
+
+class ForecastRunsResponse(WebBody):
+    generated_at: str
+    region_id: str
+    window: TimeWindow
+    runs: list[ForecastRunItem] = Field(description="Newest first")
+
+
+class VerifiedPoint(WebBody):
+    """A point of a past run and what happened: the observation nearest its target time (within 30 min)."""
+
+    target_time: str
+    lead_hours: Number
+    yhat: Number
+    yhat_lower: Number
+    yhat_upper: Number
+    observed: Number | None
+    error: Number | None = Field(description="yhat - observed")
+    inside_band: bool | None
+
+
+class RunVerification(WebBody):
+    verified: int = Field(description="Points with an observation to compare with")
+    mae: Number | None
+    bias: Number | None
+    coverage: Number | None = Field(description="Share of the verified points inside the band")
+
+
+class ForecastRunResponse(WebBody):
+    generated_at: str
+    region_id: str
+    run: ForecastRunItem
+    points: list[VerifiedPoint]
+    verification: RunVerification
+    observations: list[ObservationBody] = Field(description="What happened, from before the run's origin to its last point")
+
+
+class LeadSkill(WebBody):
+    """Skill at one lead time, count-weighted over the regions (or one region)."""
+
+    lead_hours: int
+    count: int
+    model_mae: Number | None
+    persistence_mae: Number | None
+    climatology_mae: Number | None
+    model_bias: Number | None
+    coverage: Number | None
+
+
+class RegionSkill(WebBody):
+    """A region's skill over every lead time (count-weighted)."""
+
+    region_id: str
+    region_name: str
+    count: int
+    model_mae: Number | None
+    persistence_mae: Number | None
+    climatology_mae: Number | None
+    best_baseline: Literal["persistence", "climatology"] | None
+    skill: Number | None = Field(description="1 - model MAE / best baseline MAE: > 0 beats the baselines")
+    coverage: Number | None
+    band_level: Number | None
+    served_model: ServedModel | None
+    degraded: bool
+    degraded_reason: str | None
+    updated_at: str | None
+
+
+class ForecastQualityResponse(WebBody):
+    generated_at: str
+    window: Literal["24h", "7d"]
+    region_id: str | None = Field(description="The region by_lead is for; null: every region")
+    band_level: Number | None
+    updated_at: str | None
+    by_lead: list[LeadSkill]
+    regions: list[RegionSkill] = Field(description="Worst first (lowest skill)")

@@ -123,7 +123,8 @@ class Seeder:
         return obs
 
     # --- forecasts -------------------------------------------------------------------
-    def forecast(self, region_id: str, after: datetime, hours: int = 24, run_at: datetime | None = None) -> None:
+    def forecast(self, region_id: str, after: datetime, hours: int = 24, run_at: datetime | None = None,
+                 model: contracts.ForecastModel = "prophet") -> None:
         run_at = run_at or utcnow()
         start = hour_floor(after) + timedelta(hours=1)
         region = next(r for r in self.regions if r[0] == region_id)
@@ -134,8 +135,44 @@ class Seeder:
             spread = 0.8 + 0.12 * h
             prediction = contracts.Prediction(timestamp=when, temperature=yhat, lower=round(yhat - spread, 2),
                                               upper=round(yhat + spread, 2))
-            docs.append(contracts.ForecastDocument.from_prediction(region_id, prediction, run_at, hours))
+            docs.append(contracts.ForecastDocument.from_prediction(region_id, prediction, run_at, hours, model))
         upsert_all(self.db[contracts.FORECASTS], docs)
+
+    def forecast_run(self, region_id: str, origin: datetime, hours: int = 24, bias: float = 0.0,
+                     model: contracts.ForecastModel = "prophet", band_level: float = 0.9) -> contracts.ForecastRun:
+        """A kept run (forecast_runs) made at `origin`: the simulator's weather shifted by `bias`, with a
+        band widening with the lead time, as the streaming job keeps every run."""
+        region = next(r for r in self.regions if r[0] == region_id)
+        start = hour_floor(origin) + timedelta(hours=1)
+        points = []
+        for h in range(hours):
+            when = start + timedelta(hours=h)
+            yhat = round(simulated(region, when, random.Random(h), 0).temp + bias, 2)
+            spread = 0.8 + 0.12 * h
+            points.append(contracts.ForecastRunPoint(target_time=when, yhat=yhat, yhat_lower=round(yhat - spread, 2),
+                                                     yhat_upper=round(yhat + spread, 2)))
+        run = contracts.ForecastRun(_id=contracts.ForecastRun.make_id(region_id, origin), region_id=region_id,
+                                    run_at=origin, origin=origin, model=model, horizon_hours=hours,
+                                    band_level=band_level, points=points)
+        upsert_all(self.db[contracts.FORECAST_RUNS], [run])
+        return run
+
+    def skill(self, region_id: str, window: contracts.SkillWindow = "24h", leads: int = 24, model_mae: float = 1.0,
+              persistence_mae: float = 1.4, climatology_mae: float = 1.2, coverage: float = 0.88,
+              count: int = 20, band_level: float = 0.9) -> list[contracts.ForecastSkill]:
+        """forecast_skill documents of one region and window, the errors growing with the lead time."""
+        now = utcnow()
+        docs = []
+        for lead in range(1, leads + 1):
+            grow = 1 + lead / 24
+            docs.append(contracts.ForecastSkill(
+                _id=contracts.ForecastSkill.make_id(region_id, window, lead), region_id=region_id, window=window,
+                lead_hours=lead, count=count, model_mae=round(model_mae * grow, 3), model_bias=0.1,
+                persistence_mae=round(persistence_mae * (1 + lead / 8), 3), persistence_bias=0.0,
+                climatology_mae=round(climatology_mae * 1.5, 3), climatology_bias=-0.1, coverage=coverage,
+                band_level=band_level, updated_at=now))
+        upsert_all(self.db[contracts.FORECAST_SKILL], docs)
+        return docs
 
     # --- logs, alerts, dead letters ------------------------------------------------------
     def streaming_batches(self, n: int = 12, now: datetime | None = None) -> None:

@@ -6,11 +6,14 @@
     health      GET /api/health
     incidents   GET /api/incidents, GET /api/incidents/{id}, POST /api/incidents/{id}/ack
     silences    GET /api/silences, POST /api/silences, DELETE /api/silences/{id}
+    weather     GET /api/overview
+    forecasts   GET /api/regions/{id}/forecast-runs[/{run_at}], GET /api/forecast-quality
 
 Each route declares its `response_model` (meteoflow.contracts.web) and its error responses, and gets
 the store, settings and clock as dependencies (webapp.routes.common).
 """
 
-from webapp.routes import config, health, incidents, regions, silences, status
+from webapp.routes import config, forecasts, health, incidents, regions, silences, status, weather
 
-ROUTERS = (config.router, regions.router, status.router, health.router, incidents.router, silences.router)
+ROUTERS = (config.router, regions.router, status.router, health.router, incidents.router, silences.router,
+           weather.router, forecasts.router)

@@ -192,6 +192,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The overview's cards: weather now, today's range, the next hours, problems first */
+        get: operations["overview_api_overview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/regions/{region_id}/forecast-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The region's kept forecast runs of the window, newest first */
+        get: operations["forecast_runs_api_regions__region_id__forecast_runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/regions/{region_id}/forecast-runs/{run_at}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One past forecast run against what happened */
+        get: operations["forecast_run_api_regions__region_id__forecast_runs__run_at__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/forecast-quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The served forecast's skill vs persistence and climatology, by lead time and region */
+        get: operations["forecast_quality_api_forecast_quality_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -279,6 +347,21 @@ export interface components {
             /** Frontend Built */
             frontend_built: boolean;
         };
+        /** BackfillStatus */
+        BackfillStatus: {
+            /** Running */
+            running: boolean;
+            /**
+             * Regions
+             * @description Regions whose latest observations come from back-fill batches
+             */
+            regions: string[];
+            /**
+             * Newest Observed At
+             * @description The newest back-filled observation so far
+             */
+            newest_observed_at: string | null;
+        };
         /** ConfigResponse */
         ConfigResponse: {
             /** Refresh Seconds */
@@ -315,6 +398,26 @@ export interface components {
              * @description Max per bucket over the window, oldest first; null: no sample
              */
             series: components["schemas"]["LagPoint"][];
+        };
+        /**
+         * DayRange
+         * @description The high and low of the region's local day of its latest observation (from the hourly stats).
+         */
+        DayRange: {
+            /**
+             * Day
+             * @description Local date of the region, YYYY-MM-DD
+             */
+            day: string;
+            /**
+             * Is Today
+             * @description The day is the region's current local day (false: the data is older)
+             */
+            is_today: boolean;
+            /** High */
+            high: number | null;
+            /** Low */
+            low: number | null;
         };
         /** DeadLetterEntry */
         DeadLetterEntry: {
@@ -399,6 +502,82 @@ export interface components {
             yhat_lower: number | null;
             /** Yhat Upper */
             yhat_upper: number | null;
+        };
+        /** ForecastQualityResponse */
+        ForecastQualityResponse: {
+            /** Generated At */
+            generated_at: string;
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "24h" | "7d";
+            /**
+             * Region Id
+             * @description The region by_lead is for; null: every region
+             */
+            region_id: string | null;
+            /** Band Level */
+            band_level: number | null;
+            /** Updated At */
+            updated_at: string | null;
+            /** By Lead */
+            by_lead: components["schemas"]["LeadSkill"][];
+            /**
+             * Regions
+             * @description Worst first (lowest skill)
+             */
+            regions: components["schemas"]["RegionSkill"][];
+        };
+        /**
+         * ForecastRunItem
+         * @description One kept forecast run (contracts.ForecastRun) without its points.
+         */
+        ForecastRunItem: {
+            /** Run At */
+            run_at: string;
+            /** Origin */
+            origin: string;
+            /**
+             * Model
+             * @enum {string}
+             */
+            model: "prophet" | "persistence" | "climatology" | "blend";
+            /** Is Baseline */
+            is_baseline: boolean;
+            /** Horizon Hours */
+            horizon_hours: number;
+            /** Band Level */
+            band_level: number;
+        };
+        /** ForecastRunResponse */
+        ForecastRunResponse: {
+            /** Generated At */
+            generated_at: string;
+            /** Region Id */
+            region_id: string;
+            run: components["schemas"]["ForecastRunItem"];
+            /** Points */
+            points: components["schemas"]["VerifiedPoint"][];
+            verification: components["schemas"]["RunVerification"];
+            /**
+             * Observations
+             * @description What happened, from before the run's origin to its last point
+             */
+            observations: components["schemas"]["ObservationBody"][];
+        };
+        /** ForecastRunsResponse */
+        ForecastRunsResponse: {
+            /** Generated At */
+            generated_at: string;
+            /** Region Id */
+            region_id: string;
+            window: components["schemas"]["TimeWindow"];
+            /**
+             * Runs
+             * @description Newest first
+             */
+            runs: components["schemas"]["ForecastRunItem"][];
         };
         /** HealthResponse */
         HealthResponse: {
@@ -576,6 +755,26 @@ export interface components {
             lag_seconds: number | null;
         };
         /**
+         * LeadSkill
+         * @description Skill at one lead time, count-weighted over the regions (or one region).
+         */
+        LeadSkill: {
+            /** Lead Hours */
+            lead_hours: number;
+            /** Count */
+            count: number;
+            /** Model Mae */
+            model_mae: number | null;
+            /** Persistence Mae */
+            persistence_mae: number | null;
+            /** Climatology Mae */
+            climatology_mae: number | null;
+            /** Model Bias */
+            model_bias: number | null;
+            /** Coverage */
+            coverage: number | null;
+        };
+        /**
          * ObservationBody
          * @description A stored observation (contracts.Observation) as the UI shows it (views.OBSERVATION_KEYS).
          */
@@ -644,6 +843,61 @@ export interface components {
             /** Batch Id */
             batch_id: string;
         };
+        /** OverviewCard */
+        OverviewCard: {
+            region: components["schemas"]["RegionSummary"];
+            /**
+             * Observed Age Seconds
+             * @description Age of the observation itself (now - observed_at)
+             */
+            observed_age_seconds: number | null;
+            /**
+             * From Backfill
+             * @description The latest observation came from a back-fill batch (history replayed)
+             */
+            from_backfill: boolean;
+            today: components["schemas"]["DayRange"] | null;
+            /**
+             * Next Hours
+             * @description The served forecast's next hours after the latest observation
+             */
+            next_hours: components["schemas"]["ForecastPoint"][];
+            /** Forecast Model */
+            forecast_model: ("prophet" | "persistence" | "climatology" | "blend") | null;
+            /**
+             * Forecast Is Baseline
+             * @description The served forecast is a baseline (persistence, climatology)
+             */
+            forecast_is_baseline: boolean;
+            /** Degraded */
+            degraded: boolean;
+            /** Degraded Reason */
+            degraded_reason: string | null;
+            /**
+             * Problem
+             * @description silent, late or degraded (in that order of gravity); null: none
+             */
+            problem: ("silent" | "late" | "degraded") | null;
+        };
+        /** OverviewResponse */
+        OverviewResponse: {
+            /** Generated At */
+            generated_at: string;
+            thresholds: components["schemas"]["Thresholds"];
+            /**
+             * Cards
+             * @description Problems first (silent, late, degraded), then by name
+             */
+            cards: components["schemas"]["OverviewCard"][];
+            backfill: components["schemas"]["BackfillStatus"];
+            /**
+             * Errors
+             * @description A degraded source's failure by source name; empty when all read
+             */
+            errors: {
+                [key: string]: string;
+            };
+        };
         /** RegionResponse */
         RegionResponse: {
             /** Generated At */
@@ -664,6 +918,43 @@ export interface components {
             errors: {
                 [key: string]: string;
             };
+        };
+        /**
+         * RegionSkill
+         * @description A region's skill over every lead time (count-weighted).
+         */
+        RegionSkill: {
+            /** Region Id */
+            region_id: string;
+            /** Region Name */
+            region_name: string;
+            /** Count */
+            count: number;
+            /** Model Mae */
+            model_mae: number | null;
+            /** Persistence Mae */
+            persistence_mae: number | null;
+            /** Climatology Mae */
+            climatology_mae: number | null;
+            /** Best Baseline */
+            best_baseline: ("persistence" | "climatology") | null;
+            /**
+             * Skill
+             * @description 1 - model MAE / best baseline MAE: > 0 beats the baselines
+             */
+            skill: number | null;
+            /** Coverage */
+            coverage: number | null;
+            /** Band Level */
+            band_level: number | null;
+            /** Served Model */
+            served_model: ("prophet" | "persistence" | "climatology" | "blend") | null;
+            /** Degraded */
+            degraded: boolean;
+            /** Degraded Reason */
+            degraded_reason: string | null;
+            /** Updated At */
+            updated_at: string | null;
         };
         /** RegionSummary */
         RegionSummary: {
@@ -704,6 +995,23 @@ export interface components {
             errors: {
                 [key: string]: string;
             };
+        };
+        /** RunVerification */
+        RunVerification: {
+            /**
+             * Verified
+             * @description Points with an observation to compare with
+             */
+            verified: number;
+            /** Mae */
+            mae: number | null;
+            /** Bias */
+            bias: number | null;
+            /**
+             * Coverage
+             * @description Share of the verified points inside the band
+             */
+            coverage: number | null;
         };
         /** ServiceHealth */
         ServiceHealth: {
@@ -955,6 +1263,31 @@ export interface components {
             detail: string;
             /** Errors */
             errors: components["schemas"]["FieldError"][];
+        };
+        /**
+         * VerifiedPoint
+         * @description A point of a past run and what happened: the observation nearest its target time (within 30 min).
+         */
+        VerifiedPoint: {
+            /** Target Time */
+            target_time: string;
+            /** Lead Hours */
+            lead_hours: number;
+            /** Yhat */
+            yhat: number;
+            /** Yhat Lower */
+            yhat_lower: number;
+            /** Yhat Upper */
+            yhat_upper: number;
+            /** Observed */
+            observed: number | null;
+            /**
+             * Error
+             * @description yhat - observed
+             */
+            error: number | null;
+            /** Inside Band */
+            inside_band: boolean | null;
         };
     };
     responses: never;
@@ -1435,6 +1768,183 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request: the refused fields, where and why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    overview_api_overview_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverviewResponse"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forecast_runs_api_regions__region_id__forecast_runs_get: {
+        parameters: {
+            query?: {
+                /** @description Runs made in the hours before the latest observation (1-720) */
+                hours?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Region id, as in the regions file */
+                region_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastRunsResponse"];
+                };
+            };
+            /** @description Unknown region */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request: the refused fields, where and why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forecast_run_api_regions__region_id__forecast_runs__run_at__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Region id, as in the regions file */
+                region_id: string;
+                /** @description The run's time (run_at of GET .../forecast-runs) */
+                run_at: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastRunResponse"];
+                };
+            };
+            /** @description Unknown region or run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request: the refused fields, where and why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forecast_quality_api_forecast_quality_get: {
+        parameters: {
+            query?: {
+                /** @description Rolling window of the skill */
+                window?: "24h" | "7d";
+                /** @description Lead-time curves of this region (default: every region) */
+                region?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastQualityResponse"];
                 };
             };
             /** @description Invalid request: the refused fields, where and why */
