@@ -115,7 +115,8 @@ def forecast_body(docs: list[ForecastDocument]) -> dict[str, Any] | None:
         return None
     points = [{"target_time": iso(d.target_time), "yhat": d.yhat, "yhat_lower": d.yhat_lower,
                "yhat_upper": d.yhat_upper} for d in sorted(docs, key=lambda d: d.target_time)]
-    return {"model_run_at": iso(max(d.model_run_at for d in docs)), "points": points}
+    return {"model_run_at": iso(max(d.model_run_at for d in docs)), "model": next((d.model for d in docs if d.model), None),
+            "points": points}
 
 
 def streaming_batch(logged: Logged[StreamingBatchEvent]) -> dict[str, Any]:

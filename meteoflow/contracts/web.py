@@ -153,6 +153,8 @@ class ForecastPoint(WebBody):
 
 class ForecastBody(WebBody):
     model_run_at: str | None
+    model: Literal["prophet", "persistence", "climatology", "blend"] | None = Field(
+        description="Which forecast is served (a baseline while the model lacks history or skill); null: not recorded")
     points: list[ForecastPoint]
 
 

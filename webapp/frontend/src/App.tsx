@@ -4,6 +4,7 @@ import { getJson } from "./api";
 import { useHashRoute, useUnits } from "./hooks";
 import { Overview } from "./pages/Overview";
 import { IncidentPage, IncidentsPage } from "./pages/Incidents";
+import { QualityPage } from "./pages/Quality";
 import { RegionPage } from "./pages/Region";
 import { StatusPage } from "./pages/Status";
 import { Empty } from "./components/common";
@@ -38,6 +39,7 @@ export function App() {
 
   const nav = [
     { href: "#/", label: "Overview", active: route.page === "overview" || route.page === "region" },
+    { href: "#/quality", label: "Forecast quality", active: route.page === "quality" },
     { href: "#/status", label: "Pipeline health", active: route.page === "status" },
     { href: "#/incidents", label: "Incidents", active: route.page === "incidents" || route.page === "incident" },
   ];
@@ -84,6 +86,7 @@ export function App() {
       <main id="main" className="container">
         {route.page === "overview" && <Overview units={units} refreshMs={refreshMs} />}
         {route.page === "region" && <RegionPage key={route.regionId} regionId={route.regionId} units={units} refreshMs={refreshMs} />}
+        {route.page === "quality" && <QualityPage units={units} refreshMs={refreshMs} />}
         {route.page === "status" && <StatusPage refreshMs={refreshMs} />}
         {route.page === "incidents" && <IncidentsPage refreshMs={refreshMs} />}
         {route.page === "incident" && <IncidentPage key={route.incidentId} incidentId={route.incidentId} refreshMs={refreshMs} />}

@@ -140,3 +140,16 @@ export async function sendJson<T>(method: "POST" | "DELETE", url: string, body?:
     throw err;
   }
 }
+
+// The weather pages: overview cards, kept forecast runs, forecast quality
+export type ServedModel = Schemas["ForecastRunItem"]["model"];
+export type OverviewCard = Schemas["OverviewCard"];
+export type OverviewResponse = Schemas["OverviewResponse"];
+export type BackfillStatus = Schemas["BackfillStatus"];
+export type ForecastRunItem = Schemas["ForecastRunItem"];
+export type ForecastRunsResponse = Schemas["ForecastRunsResponse"];
+export type VerifiedPoint = Schemas["VerifiedPoint"];
+export type ForecastRunResponse = Schemas["ForecastRunResponse"];
+export type LeadSkill = Schemas["LeadSkill"];
+export type RegionSkill = Schemas["RegionSkill"];
+export type ForecastQualityResponse = Schemas["ForecastQualityResponse"];

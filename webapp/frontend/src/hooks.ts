@@ -56,6 +56,7 @@ export type Route =
   | { page: "overview" }
   | { page: "region"; regionId: string }
   | { page: "status" }
+  | { page: "quality" }
   | { page: "incidents" }
   | { page: "incident"; incidentId: string }
   | { page: "missing"; path: string };
@@ -72,6 +73,7 @@ export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
   if (path === "/" || path === "") return { page: "overview" };
   if (path === "/status") return { page: "status" };
+  if (path === "/quality") return { page: "quality" };
   if (path === "/incidents") return { page: "incidents" };
   const m = path.match(/^\/region\/([^/]+)$/);
   if (m && decoded(m[1]) !== null) return { page: "region", regionId: decoded(m[1])! };

@@ -472,6 +472,11 @@ export interface components {
         ForecastBody: {
             /** Model Run At */
             model_run_at: string | null;
+            /**
+             * Model
+             * @description Which forecast is served (a baseline while the model lacks history or skill); null: not recorded
+             */
+            model: ("prophet" | "persistence" | "climatology" | "blend") | null;
             /** Points */
             points: components["schemas"]["ForecastPoint"][];
         };

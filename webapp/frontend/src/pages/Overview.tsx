@@ -1,23 +1,72 @@
-import type { RegionsResponse, RegionSummary } from "../api";
+import type { BackfillStatus, OverviewCard, OverviewResponse } from "../api";
 import { Empty, ErrorBanner, FreshnessBadge, Loading, SourceErrors } from "../components/common";
+import { RegionMap } from "../components/RegionMap";
 import type { Units } from "../format";
-import { ago, compass, formatTemp, formatWind, localTime } from "../format";
+import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
 import { WeatherIcon } from "../icons";
+import { modelLabel, observationState } from "../weather";
 
-function RegionCard({ region, units }: { region: RegionSummary; units: Units }) {
+const PROBLEM_TEXT = { silent: "Silent: no data arriving", late: "Late: data overdue", degraded: "Forecast degraded" } as const;
+
+function ForecastStrip({ card, units }: { card: OverviewCard; units: Units }) {
+  const offset = card.region.latest?.timezone_offset ?? 0;
+  if (card.next_hours.length === 0) return <p className="strip-empty muted">No forecast yet</p>;
+  return (
+    <div className="strip-wrap">
+      <div className="strip-head">
+        <span>Next {card.next_hours.length} hours</span>
+        {card.forecast_is_baseline && (
+          <span className="baseline-tag" data-testid="baseline-tag" title={modelLabel(card.forecast_model) ?? undefined}>
+            baseline forecast
+          </span>
+        )}
+      </div>
+      <ol className="forecast-strip" aria-label={`Forecast for the next ${card.next_hours.length} hours`} data-testid="forecast-strip">
+        {card.next_hours.map((p) => (
+          <li key={p.target_time}>
+            <span className="strip-time">{localTime(p.target_time, offset)}</span>
+            <span className="strip-temp">{formatTemp(p.yhat, units)}</span>
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
+
+function RegionCard({ card, units, silentAfter }: { card: OverviewCard; units: Units; silentAfter: number }) {
+  const region = card.region;
   const o = region.latest;
   const description = o?.weather_description ?? o?.weather_main ?? "no observation yet";
+  const state = observationState(card.observed_age_seconds, silentAfter);
+  const offset = o?.timezone_offset ?? 0;
   return (
-    <article className={`card region-card fresh-${region.freshness}`} data-testid="region-card" data-region-id={region.region_id}>
+    <article
+      className={`card region-card fresh-${region.freshness}${card.problem ? ` problem-${card.problem}` : ""}${state === "old" ? " obs-old" : ""}`}
+      data-testid="region-card" data-region-id={region.region_id} data-problem={card.problem ?? ""} data-observation={state}
+    >
       <header className="card-head">
         <h2>
           <a href={`#/region/${encodeURIComponent(region.region_id)}`} className="stretched">
             {region.region_name}
           </a>
         </h2>
-        <FreshnessBadge freshness={region.freshness} ageSeconds={region.age_seconds} />
+        {state === "old" && region.freshness === "fresh" ? (
+          <span className="badge badge-old" data-testid="freshness-badge" data-freshness={region.freshness}
+                title="Arriving now, but the observation itself is old (history being replayed)">
+            <span className="badge-dot" aria-hidden="true" />
+            {card.from_backfill ? "Back-filled" : "Old data"}
+          </span>
+        ) : (
+          <FreshnessBadge freshness={region.freshness} ageSeconds={region.age_seconds} />
+        )}
       </header>
+      {card.problem && (
+        <p className={`problem problem-${card.problem}`} data-testid="card-problem">
+          {PROBLEM_TEXT[card.problem]}
+          {card.degraded_reason && card.problem === "degraded" ? `: ${card.degraded_reason}` : ""}
+        </p>
+      )}
       <div className="card-main">
         <WeatherIcon icon={o?.weather_icon} main={o?.weather_main} label={description} size={60} />
         <div>
@@ -27,6 +76,14 @@ function RegionCard({ region, units }: { region: RegionSummary; units: Units }) 
           <div className="conditions">{description}</div>
         </div>
       </div>
+      {card.today && (
+        <div className="hilo" data-testid="today-range" title={`High and low of ${card.today.is_today ? "today" : card.today.day}`}>
+          <span className="hilo-label">{card.today.is_today ? "Today" : localDate(`${card.today.day}T12:00:00Z`)}</span>
+          <span>↑ {formatTemp(card.today.high, units)}</span>
+          <span>↓ {formatTemp(card.today.low, units)}</span>
+        </div>
+      )}
+      <ForecastStrip card={card} units={units} />
       <dl className="facts">
         <div>
           <dt>Humidity</dt>
@@ -43,42 +100,61 @@ function RegionCard({ region, units }: { region: RegionSummary; units: Units }) 
           <dd>{formatTemp(o?.feels_like, units)}</dd>
         </div>
       </dl>
-      <p className="card-foot">
-        Observed {localTime(o?.observed_at, o?.timezone_offset ?? 0)} · seen {ago(region.age_seconds)}
+      <p className="card-foot" data-testid="observed-age">
+        Observed {ago(card.observed_age_seconds)}
+        {state === "old" ? ` (${localDate(o?.observed_at, offset)} ${localTime(o?.observed_at, offset)})` : ` at ${localTime(o?.observed_at, offset)}`}
       </p>
     </article>
   );
 }
 
+function BackfillBanner({ backfill }: { backfill: BackfillStatus }) {
+  if (!backfill.running) return null;
+  return (
+    <div className="state state-info" role="status" data-testid="backfill-banner">
+      <strong>Back-filling history.</strong> {backfill.regions.length} region{backfill.regions.length === 1 ? " is" : "s are"} receiving
+      past observations (up to {localDate(backfill.newest_observed_at)} {localTime(backfill.newest_observed_at)} UTC so far): the cards show each
+      observation's own time until live data takes over.
+    </div>
+  );
+}
+
 export function Overview({ units, refreshMs }: { units: Units; refreshMs: number }) {
-  const { data, error, loading } = usePolling<RegionsResponse>("/api/regions", refreshMs);
-  const counts = data ? data.regions.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.freshness]: (acc[r.freshness] ?? 0) + 1 }), {}) : {};
+  const { data, error, loading } = usePolling<OverviewResponse>("/api/overview", refreshMs);
+  const cards = data?.cards ?? [];
+  const counts = cards.reduce<Record<string, number>>((acc, c) => ({ ...acc, [c.region.freshness]: (acc[c.region.freshness] ?? 0) + 1 }), {});
+  const degraded = cards.filter((c) => c.degraded).length;
   return (
     <section aria-labelledby="page-title">
       <div className="page-head">
         <h1 id="page-title" tabIndex={-1}>
           Weather now
         </h1>
-        {data && data.regions.length > 0 && (
+        {cards.length > 0 && (
           <p className="lede" data-testid="overview-summary">
-            {data.regions.length} regions · {counts.fresh ?? 0} fresh · {counts.late ?? 0} late · {counts.silent ?? 0} silent
+            {cards.length} regions · {counts.fresh ?? 0} fresh · {counts.late ?? 0} late · {counts.silent ?? 0} silent
+            {degraded ? ` · ${degraded} forecast${degraded === 1 ? "" : "s"} degraded` : ""}
           </p>
         )}
       </div>
       {error && <ErrorBanner message={error} retrySeconds={refreshMs / 1000} stale={!!data} />}
       {loading && !data && <Loading what="regions" />}
       {data && <SourceErrors errors={data.errors} />}
-      {data && data.regions.length === 0 && (
+      {data && <BackfillBanner backfill={data.backfill} />}
+      {data && cards.length === 0 && (
         <Empty title="No observations yet.">
           Start the pipeline with <code>./run.sh</code>: regions appear here as soon as their first observation is stored.
         </Empty>
       )}
-      {data && data.regions.length > 0 && (
-        <div className="grid-cards" data-testid="region-list">
-          {data.regions.map((r) => (
-            <RegionCard key={r.region_id} region={r} units={units} />
-          ))}
-        </div>
+      {data && cards.length > 0 && (
+        <>
+          <div className="grid-cards" data-testid="region-list">
+            {cards.map((c) => (
+              <RegionCard key={c.region.region_id} card={c} units={units} silentAfter={data.thresholds.silent_after_seconds} />
+            ))}
+          </div>
+          <RegionMap cards={cards} units={units} />
+        </>
       )}
     </section>
   );

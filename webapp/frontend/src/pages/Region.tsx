@@ -1,11 +1,12 @@
 import { useState } from "react";
-import type { HourlyStat, RegionResponse } from "../api";
+import type { ForecastRunResponse, ForecastRunsResponse, HourlyStat, RegionResponse } from "../api";
 import { Empty, ErrorBanner, FreshnessBadge, Loading, SourceErrors } from "../components/common";
-import { TempChart } from "../components/TempChart";
+import { ConditionCharts, TemperatureChart } from "../components/WeatherCharts";
 import type { Units } from "../format";
-import { ago, compass, formatDuration, formatTemp, formatWind, localDate, localTime } from "../format";
+import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
 import { WeatherIcon } from "../icons";
+import { formatDelta, modelLabel } from "../weather";
 
 const WINDOWS = [24, 48, 72, 168];
 
@@ -60,15 +61,62 @@ function HourlyTable({ rows, units, offset }: { rows: HourlyStat[]; units: Units
   );
 }
 
+function RunPicker({ regionId, hours, value, onChange, refreshMs, offset }: {
+  regionId: string; hours: number; value: string; onChange: (runAt: string) => void; refreshMs: number; offset: number;
+}) {
+  const url = `/api/regions/${encodeURIComponent(regionId)}/forecast-runs?hours=${hours}`;
+  const { data } = usePolling<ForecastRunsResponse>(url, refreshMs * 6);
+  const runs = data?.runs ?? [];
+  return (
+    <label className="select-label">
+      Past forecast
+      <select value={value} onChange={(e) => onChange(e.target.value)} data-testid="run-picker" disabled={runs.length === 0}>
+        <option value="">{runs.length ? "None (latest forecast only)" : "No past run kept yet"}</option>
+        {runs.map((r) => (
+          <option key={r.run_at} value={r.run_at}>
+            {localDate(r.run_at, offset)} {localTime(r.run_at, offset)} · {r.is_baseline ? `baseline (${r.model})` : r.model}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function RunVerdict({ run, units }: { run: ForecastRunResponse; units: Units }) {
+  const v = run.verification;
+  const level = Math.round(run.run.band_level * 100);
+  return (
+    <p className="hint run-verdict" data-testid="run-verdict">
+      {v.verified === 0
+        ? "Nothing observed yet to compare this run with."
+        : `This run against what happened: mean error ${formatDelta(v.mae, units)} over ${v.verified} hours` +
+          ` (bias ${v.bias !== null && v.bias >= 0 ? "+" : ""}${formatDelta(v.bias, units)}), band held ${Math.round((v.coverage ?? 0) * 100)}% (nominal ${level}%).`}
+    </p>
+  );
+}
+
 export function RegionPage({ regionId, units, refreshMs }: { regionId: string; units: Units; refreshMs: number }) {
   const [hours, setHours] = useState(48);
+  const [runAt, setRunAt] = useState("");
   const url = `/api/regions/${encodeURIComponent(regionId)}?hours=${hours}`;
   const { data, error, loading } = usePolling<RegionResponse>(url, refreshMs);
+  const runUrl = runAt ? `/api/regions/${encodeURIComponent(regionId)}/forecast-runs/${encodeURIComponent(runAt)}` : null;
+  const run = usePolling<ForecastRunResponse>(runUrl, refreshMs * 6);
   const notFound = error?.startsWith("404");
   const r = data?.region;
   const o = r?.latest;
   const offset = o?.timezone_offset ?? 0;
   const points = data?.forecast?.points ?? [];
+  const observedAge = data && o ? (Date.parse(data.generated_at) - Date.parse(o.observed_at)) / 1000 : null;
+  const picked = runAt && run.data?.run.run_at === runAt ? run.data : null;
+  // What happened around a past run too, when it lies before the window.
+  const observations = (() => {
+    if (!data) return [];
+    if (!picked) return data.observations;
+    const byTime = new Map([...picked.observations, ...data.observations].map((x) => [x.observed_at, x]));
+    return [...byTime.values()].sort((a, b) => Date.parse(a.observed_at) - Date.parse(b.observed_at));
+  })();
+  const served = modelLabel(data?.forecast?.model);
   return (
     <section aria-labelledby="page-title">
       <nav aria-label="Breadcrumb" className="crumbs">
@@ -99,43 +147,55 @@ export function RegionPage({ regionId, units, refreshMs }: { regionId: string; u
               <div><dt>Humidity</dt><dd>{o ? `${Math.round(o.humidity)} %` : "–"}</dd></div>
               <div><dt>Wind</dt><dd>{formatWind(o?.wind_speed, units)} {compass(o?.wind_deg)}</dd></div>
               <div><dt>Pressure</dt><dd>{o ? `${Math.round(o.pressure)} hPa` : "–"}</dd></div>
-              <div><dt>Observed</dt><dd>{localDate(o?.observed_at, offset)} {localTime(o?.observed_at, offset)}</dd></div>
-              <div><dt>Last seen</dt><dd>{ago(r.age_seconds)} (lag {formatDuration(r.lag_seconds)})</dd></div>
+              <div><dt>Observed</dt><dd data-testid="observed-age">{localDate(o?.observed_at, offset)} {localTime(o?.observed_at, offset)} ({ago(observedAge)})</dd></div>
             </dl>
           </div>
 
           <div className="card">
             <div className="card-title-row">
               <h2>Temperature</h2>
-              <label className="select-label">
-                History
-                <select value={hours} onChange={(e) => setHours(Number(e.target.value))}>
-                  {WINDOWS.map((h) => (
-                    <option key={h} value={h}>
-                      {h < 72 ? `${h} hours` : `${h / 24} days`}
-                    </option>
-                  ))}
-                </select>
-              </label>
+              <div className="controls">
+                <RunPicker regionId={regionId} hours={hours} value={runAt} onChange={setRunAt} refreshMs={refreshMs} offset={offset} />
+                <label className="select-label">
+                  History
+                  <select value={hours} onChange={(e) => setHours(Number(e.target.value))}>
+                    {WINDOWS.map((h) => (
+                      <option key={h} value={h}>
+                        {h < 72 ? `${h} hours` : `${h / 24} days`}
+                      </option>
+                    ))}
+                  </select>
+                </label>
+              </div>
             </div>
+            {observations.length === 0 ? (
+              <Empty title="No observations in this window." />
+            ) : (
+              <TemperatureChart regionName={r.region_name} observations={observations} forecast={points}
+                past={picked ? picked.points : null} units={units} offset={offset} />
+            )}
+            {picked && <RunVerdict run={picked} units={units} />}
+            <p className="hint" data-testid="forecast-note">
+              {data.forecast?.model_run_at
+                ? `Forecast: ${points.length} hourly points from the run at ${localDate(data.forecast.model_run_at, offset)} ${localTime(data.forecast.model_run_at, offset)}` +
+                  (served ? ` · ${served}` : "") + "."
+                : "No forecast yet: the streaming job asks the forecasting API once a region has enough history."}{" "}
+              Drag across a chart to zoom in on a time; double-click to zoom out.
+            </p>
+            {data.forecast?.model && data.forecast.model !== "prophet" && data.forecast.model !== "blend" && (
+              <p className="state state-warning" data-testid="baseline-label">
+                The forecast shown is a baseline ({served?.replace(/^Baseline: /, "")}), not the model: the region has too little history yet, or the baseline has done better lately.
+              </p>
+            )}
+          </div>
+
+          <div className="card">
+            <h2>Humidity, wind and pressure</h2>
             {data.observations.length === 0 ? (
               <Empty title="No observations in this window." />
             ) : (
-              <TempChart
-                regionName={r.region_name}
-                observations={data.observations}
-                forecast={points}
-                units={units}
-                offsetSeconds={offset}
-                windowStart={data.window.start}
-              />
+              <ConditionCharts observations={data.observations} units={units} offset={offset} />
             )}
-            <p className="hint" data-testid="forecast-note">
-              {data.forecast?.model_run_at
-                ? `Forecast: ${points.length} hourly points from the model run at ${localDate(data.forecast.model_run_at, offset)} ${localTime(data.forecast.model_run_at, offset)}` +
-                  (points.length ? `, ${formatTemp(Math.min(...points.map((p) => p.yhat)), units)} to ${formatTemp(Math.max(...points.map((p) => p.yhat)), units)}.` : ".")
-                : "No forecast yet: the streaming job asks the forecasting API once a region has enough history."}
-            </p>
           </div>
 
           <div className="card">
