@@ -13,6 +13,21 @@ export function FreshnessBadge({ freshness, ageSeconds }: { freshness: Freshness
   );
 }
 
+/** The weather pages' badge: the arrival freshness, except that an observation older than the silent
+ * threshold is never badged fresh, however recently it arrived (a back-fill replaying history). */
+export function ObservationBadge({ freshness, ageSeconds, old, backfilled }: {
+  freshness: Freshness; ageSeconds: number | null; old: boolean; backfilled: boolean;
+}) {
+  if (!old || freshness !== "fresh") return <FreshnessBadge freshness={freshness} ageSeconds={ageSeconds} />;
+  return (
+    <span className="badge badge-old" data-testid="freshness-badge" data-freshness={freshness}
+          title="Arriving now, but the observation itself is old (history being replayed)">
+      <span className="badge-dot" aria-hidden="true" />
+      {backfilled ? "Back-filled" : "Old data"}
+    </span>
+  );
+}
+
 export function Loading({ what }: { what: string }) {
   return (
     <div className="state state-loading" role="status" aria-live="polite" data-testid="loading">

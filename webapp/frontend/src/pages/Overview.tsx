@@ -1,5 +1,5 @@
 import type { BackfillStatus, OverviewCard, OverviewResponse } from "../api";
-import { Empty, ErrorBanner, FreshnessBadge, Loading, SourceErrors } from "../components/common";
+import { Empty, ErrorBanner, Loading, ObservationBadge, SourceErrors } from "../components/common";
 import { RegionMap } from "../components/RegionMap";
 import type { Units } from "../format";
 import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
@@ -51,15 +51,7 @@ function RegionCard({ card, units, silentAfter }: { card: OverviewCard; units: U
             {region.region_name}
           </a>
         </h2>
-        {state === "old" && region.freshness === "fresh" ? (
-          <span className="badge badge-old" data-testid="freshness-badge" data-freshness={region.freshness}
-                title="Arriving now, but the observation itself is old (history being replayed)">
-            <span className="badge-dot" aria-hidden="true" />
-            {card.from_backfill ? "Back-filled" : "Old data"}
-          </span>
-        ) : (
-          <FreshnessBadge freshness={region.freshness} ageSeconds={region.age_seconds} />
-        )}
+        <ObservationBadge freshness={region.freshness} ageSeconds={region.age_seconds} old={state === "old"} backfilled={card.from_backfill} />
       </header>
       {card.problem && (
         <p className={`problem problem-${card.problem}`} data-testid="card-problem">

@@ -1,12 +1,12 @@
 import { useState } from "react";
-import type { ForecastRunResponse, ForecastRunsResponse, HourlyStat, RegionResponse } from "../api";
-import { Empty, ErrorBanner, FreshnessBadge, Loading, SourceErrors } from "../components/common";
+import type { ConfigResponse, ForecastRunResponse, ForecastRunsResponse, HourlyStat, RegionResponse } from "../api";
+import { Empty, ErrorBanner, Loading, ObservationBadge, SourceErrors } from "../components/common";
 import { ConditionCharts, TemperatureChart } from "../components/WeatherCharts";
 import type { Units } from "../format";
 import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
 import { usePolling } from "../hooks";
 import { WeatherIcon } from "../icons";
-import { formatDelta, modelLabel } from "../weather";
+import { formatDelta, modelLabel, observationState } from "../weather";
 
 const WINDOWS = [24, 48, 72, 168];
 
@@ -102,6 +102,7 @@ export function RegionPage({ regionId, units, refreshMs }: { regionId: string; u
   const { data, error, loading } = usePolling<RegionResponse>(url, refreshMs);
   const runUrl = runAt ? `/api/regions/${encodeURIComponent(regionId)}/forecast-runs/${encodeURIComponent(runAt)}` : null;
   const run = usePolling<ForecastRunResponse>(runUrl, refreshMs * 6);
+  const config = usePolling<ConfigResponse>("/api/config", 60_000);
   const notFound = error?.startsWith("404");
   const r = data?.region;
   const o = r?.latest;
@@ -126,7 +127,10 @@ export function RegionPage({ regionId, units, refreshMs }: { regionId: string; u
         <h1 id="page-title" tabIndex={-1}>
           {r?.region_name ?? regionId}
         </h1>
-        {r && <FreshnessBadge freshness={r.freshness} ageSeconds={r.age_seconds} />}
+        {r && (
+          <ObservationBadge freshness={r.freshness} ageSeconds={r.age_seconds} backfilled={false}
+            old={!!config.data && observationState(observedAge, config.data.thresholds.silent_after_seconds) === "old"} />
+        )}
       </div>
       {notFound && <Empty title={`No region "${regionId}".`}>It has no stored observation. <a href="#/">Back to the overview</a>.</Empty>}
       {error && !notFound && <ErrorBanner message={error} retrySeconds={refreshMs / 1000} stale={!!data} />}
