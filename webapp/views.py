@@ -534,7 +534,9 @@ def backfill_status(cards: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_item(run: ForecastRun) -> dict[str, Any]:
-    return {"run_at": iso(run.run_at), "origin": iso(run.origin), "model": run.model,
+    # run_at to the millisecond: it names the run (ForecastRun.make_id), two runs may share a second.
+    run_at = run.run_at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"run_at": run_at, "origin": iso(run.origin), "model": run.model,
             "is_baseline": run.model in BASELINE_MODELS, "horizon_hours": run.horizon_hours,
             "band_level": run.band_level}
 
