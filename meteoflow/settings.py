@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Kafka topic names: letters, digits, '.', '_', '-' and at most 249 characters.
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")  # scheme://rest, as Hadoop FileSystem wants
 
 Port = int  # validated by the `ge`/`le` bounds on each field
 
@@ -150,6 +151,18 @@ class Settings(BaseSettings):
     streaming_max_offsets_per_trigger: int = Field(20000, ge=1)
     streaming_trigger_seconds: float = Field(5.0, gt=0)
     streaming_checkpoint_dir: Path | None = Field(None, description="Default: <run_dir>/checkpoints/streaming")
+    # --- raw archive and batch layer (streaming/archive.py, batch/) ---------------------
+    archive_enabled: bool = Field(True, description="The streaming job also writes every valid observation to the "
+                                  "Parquet archive (a second query with its own checkpoint)")
+    archive_uri: str | None = Field(
+        None, description="Where the Parquet archive lives: any Hadoop-compatible URI (file://, s3a://, hdfs://; "
+        "s3a needs the hadoop-aws jars and credentials, see README). Default: file://<run_dir>/archive")
+    archive_checkpoint_uri: str | None = Field(
+        None, description="Checkpoint of the archive query (reset it only together with the archive). "
+        "Default: <streaming checkpoint dir>-archive")
+    archive_trigger_seconds: float = Field(
+        300.0, gt=0, description="How often the archive query writes (each trigger writes one file per date and "
+        "region it saw: shorter means more small files)")
     forecast_history_days: int = Field(7, ge=1, le=90)
     forecast_retry_seconds: float = Field(60.0, gt=0, description="How often regions whose forecast failed are retried")
 
@@ -296,6 +309,14 @@ class Settings(BaseSettings):
             raise ValueError("a Kafka topic name uses only letters, digits, '.', '_' and '-' (1-249 characters)")
         return value
 
+    @field_validator("archive_uri", "archive_checkpoint_uri")
+    @classmethod
+    def _hadoop_uri(cls, value: str | None) -> str | None:
+        if value is not None and not _URI_RE.match(value):
+            raise ValueError("must be a URI with a scheme, e.g. file:///data/archive, s3a://bucket/archive or "
+                             "hdfs://namenode/archive")
+        return value
+
     @field_validator("run_dir", "cache_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -345,6 +366,16 @@ class Settings(BaseSettings):
     @property
     def checkpoint_dir(self) -> Path:
         return self.streaming_checkpoint_dir or self.run_dir / "checkpoints" / "streaming"
+
+    @property
+    def archive_location(self) -> str:
+        return self.archive_uri or (self.run_dir / "archive").as_uri()
+
+    @property
+    def archive_checkpoint(self) -> str:
+        if self.archive_checkpoint_uri:
+            return self.archive_checkpoint_uri
+        return self.checkpoint_dir.with_name(self.checkpoint_dir.name + "-archive").as_uri()
 
     def index(self, kind: Literal["observations", "logs", "deadletter", "alerts", "heartbeats", "metrics", "silences",
                                   "acks"]) -> str:

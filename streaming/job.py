@@ -26,6 +26,8 @@ from meteoflow.contracts import ForecastRunSummary, RecordLimits, StreamingBatch
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import Settings
+from streaming.archive import ArchiveQuery
+from streaming.daily import DailyStatsSink
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
@@ -78,8 +80,9 @@ class BatchProcessor:
 
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
                  deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits(),
-                 metrics: StreamingMetrics | None = None):
+                 metrics: StreamingMetrics | None = None, daily: DailyStatsSink | None = None):
         self.limits = limits
+        self.daily = daily
         self.metrics = metrics or StreamingMetrics()
         self.observations = observations
         self.stats = stats
@@ -118,6 +121,9 @@ class BatchProcessor:
         watch.lap("observations")
         report.stats_upserted = self.stats.write(split.observations, now)
         watch.lap("stats")
+        if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
+            self.daily.write(split.observations, now)
+            watch.lap("daily")
         self.refresher.mark(latest_per_region(split.observations))
         outcome: ForecastOutcome = self.refresher.refresh()
         report.forecast = outcome.summary()
@@ -208,6 +214,8 @@ class ProgressListener(StreamingQueryListener):
         pass
 
     def onQueryProgress(self, event) -> None:
+        if event.progress.name != QUERY_NAME:  # the archive query's batch ids are its own
+            return
         try:
             self.reporter.on_progress(event.progress)
         except Exception:  # noqa: BLE001 - a logging problem must never fail the query
@@ -252,7 +260,8 @@ class StreamingJob:
         self.deadletters = DeadLetterSink(settings, self.log)
         self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
-                                        self.deadletters, self.reporter, settings.record_limits, self.metrics)
+                                        self.deadletters, self.reporter, settings.record_limits, self.metrics,
+                                        daily=DailyStatsSink(self.db))
         # --- executor writes: on a cluster (or METEOFLOW_STREAMING_EXECUTOR_WRITES=on) -------------
         if settings.executor_writes:
             from streaming.partitions import ExecutorWrites  # it imports this module: loaded on demand
@@ -261,6 +270,7 @@ class StreamingJob:
         self.listener = ProgressListener(self.reporter)
         self.timer: RetryTimer | None = None
         self.query: StreamingQuery | None = None
+        self.archive = ArchiveQuery(settings) if settings.archive_enabled else None
 
     def start(self, available_now: bool = False, retry_timer: bool = True) -> StreamingQuery:
         self.spark.streams.addListener(self.listener)
@@ -274,6 +284,8 @@ class StreamingJob:
         else:
             writer = writer.trigger(processingTime=f"{self.settings.streaming_trigger_seconds} seconds")
         self.query = writer.start()
+        if self.archive is not None:  # the raw archive: its own Kafka source, sink and checkpoint
+            self.archive.start(kafka_stream(self.spark, self.settings), available_now)
         if retry_timer:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
         return self.query
@@ -296,6 +308,7 @@ class StreamingJob:
         steps = [
             ("retry timer", lambda: self.timer and self.timer.stop()),
             ("query", lambda: self.query is not None and self.query.isActive and self.query.stop()),
+            ("archive query", lambda: self.archive and self.archive.stop()),
             ("progress", lambda: (self.reporter.wait_idle(timeout=3), self.reporter.flush())),
             ("listener", lambda: self.spark.streams.removeListener(self.listener)),
             ("dead-letter producer", self.deadletters.close),

@@ -75,6 +75,7 @@ def isolated_settings(base: Settings, tmp_path, **extra) -> Settings:
             mongo_db=f"t{tag}",
             es_index_prefix=f"t{tag}",
             streaming_checkpoint_dir=tmp_path / "checkpoint",
+            archive_uri=(tmp_path / "archive").as_uri(),
             **extra,
         )
     )

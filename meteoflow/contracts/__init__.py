@@ -26,6 +26,7 @@ from meteoflow.contracts.storage import (  # noqa: F401
     HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt, FORECAST_RUNS, FORECAST_SKILL,
     ForecastModel, BASELINE_MODELS, SkillWindow, LeadHours, ForecastRunPoint, ForecastRun, ForecastSkill,
     FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastSkillBucket, ForecastTargets,
+    DAILY_STATS, DailyPoint, DailyStats,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, MAX_PRECIPITATION_1H, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,

@@ -35,6 +35,7 @@ FORECAST_RUNS = "forecast_runs"  # ForecastRun: every run kept (retention), not 
 FORECAST_SKILL = "forecast_skill"  # ForecastSkill: served forecast vs baselines, per region/lead/window
 FORECAST_SKILL_BUCKETS = "forecast_skill_buckets"  # ForecastSkillBucket: one observed hour per region, every lead
 FORECAST_SKILL_TARGETS = "forecast_skill_targets"  # ForecastTargets: the runs still awaiting observations
+DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job and batch recompute)
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -191,6 +192,57 @@ class HourlyStats(MongoDocument):
         return cls(_id=doc_id(region_id, hour), region_id=region_id, hour=hour, temp_min=min(temps),
                    temp_max=max(temps), temp_mean=math.fsum(temps) / len(temps), count=len(temps),
                    computed_at=computed_at)
+
+
+# --- daily statistics -------------------------------------------------------------------
+class DailyPoint(ObservationPoint):
+    """What daily statistics read of an observation (stored document or archive row).
+    rain_1h/snow_1h are None where the observation carried none (or predates them)."""
+
+    humidity: Finite
+    wind_speed: Finite
+    rain_1h: Finite | None = Field(None, ge=0)
+    snow_1h: Finite | None = Field(None, ge=0)
+
+
+class DailyStats(MongoDocument):
+    """One region's UTC day: _id "<region_id>|<day>T00:00:00Z".
+
+    precipitation_mm is rain + snow over the day: each hour counts the mean of its observations'
+    `rain_1h + snow_1h` (each already the last hour's total, so four readings an hour are not four
+    hours of rain), summed over the hours. precipitation_hours says how many hours had a reading;
+    the others count as 0 (OpenWeatherMap leaves rain out when it is dry)."""
+
+    COLLECTION: ClassVar[str] = DAILY_STATS
+
+    region_id: RegionId
+    day: UtcTime  # start of the UTC day
+    temp_min: Finite
+    temp_max: Finite
+    temp_mean: Finite
+    humidity_mean: Finite
+    wind_speed_mean: Finite
+    precipitation_mm: Finite = Field(ge=0)
+    precipitation_hours: int = Field(ge=0, le=24)
+    count: int = Field(ge=1)
+    computed_at: UtcTime
+
+    @classmethod
+    def build(cls, region_id: str, day: datetime, points: list[DailyPoint], computed_at: datetime) -> "DailyStats":
+        """From the day's points (at least one). Exact sums (fsum), so any order gives the same numbers."""
+        temps = [p.temp for p in points]
+        hourly_precip: dict[datetime, list[float]] = {}
+        for p in points:
+            if p.rain_1h is not None or p.snow_1h is not None:
+                hour = p.observed_at.replace(minute=0, second=0, microsecond=0)
+                hourly_precip.setdefault(hour, []).append((p.rain_1h or 0.0) + (p.snow_1h or 0.0))
+        precipitation = math.fsum(math.fsum(v) / len(v) for v in hourly_precip.values())
+        return cls(_id=doc_id(region_id, day), region_id=region_id, day=day, temp_min=min(temps),
+                   temp_max=max(temps), temp_mean=math.fsum(temps) / len(temps),
+                   humidity_mean=math.fsum(p.humidity for p in points) / len(points),
+                   wind_speed_mean=math.fsum(p.wind_speed for p in points) / len(points),
+                   precipitation_mm=round(precipitation, 3), precipitation_hours=len(hourly_precip),
+                   count=len(points), computed_at=computed_at)
 
 
 # --- forecasts --------------------------------------------------------------------------
