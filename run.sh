@@ -7,6 +7,7 @@
 #   ./run.sh down [NAME] stop everything this checkout started (or one server/service)
 #   ./run.sh up NAME     start one server/service again
 #   ./run.sh bench       run the benchmarks in benchmarks/
+#   ./run.sh recompute --from D --to D [--region R]  rebuild hourly/daily statistics from the archive
 #   ./run.sh docker up|down|logs  the same system with Docker Compose (docs/docker.md)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -129,6 +130,11 @@ case "$cmd" in
     python_env
     exec "$PY" -m stack "$cmd" "$@"
     ;;
+  recompute)
+    # ./run.sh recompute --from YYYY-MM-DD --to YYYY-MM-DD [--region ID]: rebuild statistics from the archive
+    python_env
+    exec "$PY" -m batch recompute "$@"
+    ;;
   docker)
     # Docker Compose deployment (compose.yaml): up | down | logs | ps | config
     exec "$ROOT/docker/docker.sh" "$@"
@@ -147,7 +153,7 @@ case "$cmd" in
     [ ${#failed[@]} -eq 0 ] || die "benchmarks that failed: ${failed[*]}"
     ;;
   -h|--help|help)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     ;;
   *)
     die "unknown command '$cmd' (try ./run.sh help)"
