@@ -31,6 +31,7 @@ MONGO_READ_TIMEOUT_MS = 10_000  # a read stuck behind a locked database becomes 
 ES_TIMEOUT_SECONDS = 5
 ARRIVAL_BUCKET = "5m"
 MAX_HISTORY_POINTS = 50_000
+MAX_DAILY_DOCUMENTS = 366 * 100  # a year of days for up to 100 regions
 MAX_FORECAST_POINTS = 24 * 7 * 4
 MAX_RUNS = 200  # runs offered by the region page's picker
 MAX_SKILL_DOCUMENTS = 1000 * 240  # regions x lead times of one window
@@ -293,3 +294,12 @@ class Store:
             query["region_id"] = region_id
         cursor = self.db[contracts.FORECAST_SKILL].find(query).limit(MAX_SKILL_DOCUMENTS)
         return contracts.valid_documents(contracts.ForecastSkill, cursor)
+    def daily_stats(self, region_id: str | None, first_day: datetime, last_day: datetime) -> list[contracts.DailyStats]:
+        """The daily statistics of [first_day, last_day] (UTC day starts), of one region or of all
+        (None), oldest first."""
+        query: dict[str, Any] = {"day": {"$gte": first_day, "$lte": last_day}}
+        if region_id is not None:
+            query["region_id"] = region_id
+        cursor = (self.db[contracts.DAILY_STATS].find(query).sort([("day", ASCENDING), ("region_id", ASCENDING)])
+                  .limit(MAX_DAILY_DOCUMENTS))
+        return contracts.valid_documents(contracts.DailyStats, cursor)

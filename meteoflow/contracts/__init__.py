@@ -61,5 +61,5 @@ from meteoflow.contracts.web import (  # noqa: F401
     IncidentBody, IncidentsResponse, IncidentResponse, IncidentAcknowledgement, AckResponse, SilenceBody,
     SilencesResponse, SilenceResponse, ServedModel, Problem, DayRange, OverviewCard, BackfillStatus,
     OverviewResponse, ForecastRunItem, ForecastRunsResponse, VerifiedPoint, RunVerification, ForecastRunResponse,
-    LeadSkill, RegionSkill, ForecastQualityResponse,
+    LeadSkill, RegionSkill, ForecastQualityResponse, HistoryWindow, DailyStat, RegionHistoryResponse, YesterdayResponse,
 )

@@ -548,3 +548,33 @@ class ForecastQualityResponse(WebBody):
     updated_at: str | None
     by_lead: list[LeadSkill]
     regions: list[RegionSkill] = Field(description="Worst first (lowest skill)")
+# --- daily history (webapp/routes/history.py; DailyStats documents) ---------------------------
+HistoryWindow = Literal["7d", "30d", "1y"]
+
+
+class DailyStat(WebBody):
+    region_id: str
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    temp_min: Number
+    temp_max: Number
+    temp_mean: Number
+    humidity_mean: Number
+    wind_speed_mean: Number
+    precipitation_mm: Number = Field(description="Rain + snow over the day, mm (hours without a reading count 0)")
+    precipitation_hours: int = Field(description="Hours of the day with a rain/snow reading")
+    count: int = Field(description="Observations the day's figures come from")
+
+
+class RegionHistoryResponse(WebBody):
+    generated_at: str
+    region_id: str
+    window: HistoryWindow
+    start: str = Field(description="First UTC day of the window, YYYY-MM-DD")
+    end: str = Field(description="Last UTC day of the window (today), YYYY-MM-DD")
+    days: list[DailyStat] = Field(description="The window's days that have statistics, oldest first")
+
+
+class YesterdayResponse(WebBody):
+    generated_at: str
+    day: str = Field(description="Yesterday's UTC day, YYYY-MM-DD")
+    regions: list[DailyStat] = Field(description="Every region with statistics for that day, by region id")

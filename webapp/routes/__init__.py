@@ -8,12 +8,13 @@
     silences    GET /api/silences, POST /api/silences, DELETE /api/silences/{id}
     weather     GET /api/overview
     forecasts   GET /api/regions/{id}/forecast-runs[/{run_at}], GET /api/forecast-quality
+    history     GET /api/regions/{id}/history, GET /api/history/yesterday
 
 Each route declares its `response_model` (meteoflow.contracts.web) and its error responses, and gets
 the store, settings and clock as dependencies (webapp.routes.common).
 """
 
-from webapp.routes import config, forecasts, health, incidents, regions, silences, status, weather
+from webapp.routes import config, forecasts, health, history, incidents, regions, silences, status, weather
 
 ROUTERS = (config.router, regions.router, status.router, health.router, incidents.router, silences.router,
-           weather.router, forecasts.router)
+           weather.router, forecasts.router, history.router)

@@ -260,6 +260,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/regions/{region_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One region's daily statistics over 7 days, 30 days or a year (UTC days, today included) */
+        get: operations["region_history_api_regions__region_id__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/history/yesterday": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every region's daily statistics of yesterday (UTC) */
+        get: operations["yesterday_api_history_yesterday_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -398,6 +432,41 @@ export interface components {
              * @description Max per bucket over the window, oldest first; null: no sample
              */
             series: components["schemas"]["LagPoint"][];
+        };
+        /** DailyStat */
+        DailyStat: {
+            /** Region Id */
+            region_id: string;
+            /**
+             * Day
+             * @description UTC day, YYYY-MM-DD
+             */
+            day: string;
+            /** Temp Min */
+            temp_min: number;
+            /** Temp Max */
+            temp_max: number;
+            /** Temp Mean */
+            temp_mean: number;
+            /** Humidity Mean */
+            humidity_mean: number;
+            /** Wind Speed Mean */
+            wind_speed_mean: number;
+            /**
+             * Precipitation Mm
+             * @description Rain + snow over the day, mm (hours without a reading count 0)
+             */
+            precipitation_mm: number;
+            /**
+             * Precipitation Hours
+             * @description Hours of the day with a rain/snow reading
+             */
+            precipitation_hours: number;
+            /**
+             * Count
+             * @description Observations the day's figures come from
+             */
+            count: number;
         };
         /**
          * DayRange
@@ -903,6 +972,33 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** RegionHistoryResponse */
+        RegionHistoryResponse: {
+            /** Generated At */
+            generated_at: string;
+            /** Region Id */
+            region_id: string;
+            /**
+             * Window
+             * @enum {string}
+             */
+            window: "7d" | "30d" | "1y";
+            /**
+             * Start
+             * @description First UTC day of the window, YYYY-MM-DD
+             */
+            start: string;
+            /**
+             * End
+             * @description Last UTC day of the window (today), YYYY-MM-DD
+             */
+            end: string;
+            /**
+             * Days
+             * @description The window's days that have statistics, oldest first
+             */
+            days: components["schemas"]["DailyStat"][];
+        };
         /** RegionResponse */
         RegionResponse: {
             /** Generated At */
@@ -1293,6 +1389,21 @@ export interface components {
             error: number | null;
             /** Inside Band */
             inside_band: boolean | null;
+        };
+        /** YesterdayResponse */
+        YesterdayResponse: {
+            /** Generated At */
+            generated_at: string;
+            /**
+             * Day
+             * @description Yesterday's UTC day, YYYY-MM-DD
+             */
+            day: string;
+            /**
+             * Regions
+             * @description Every region with statistics for that day, by region id
+             */
+            regions: components["schemas"]["DailyStat"][];
         };
     };
     responses: never;
@@ -1959,6 +2070,88 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    region_history_api_regions__region_id__history_get: {
+        parameters: {
+            query?: {
+                /** @description 7d, 30d or 1y */
+                window?: "7d" | "30d" | "1y";
+            };
+            header?: never;
+            path: {
+                /** @description Region id, as in the regions file */
+                region_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegionHistoryResponse"];
+                };
+            };
+            /** @description Unknown region */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid request: the refused fields, where and why */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorBody"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    yesterday_api_history_yesterday_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["YesterdayResponse"];
                 };
             };
             /** @description MongoDB or Elasticsearch is unavailable */
