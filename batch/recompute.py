@@ -18,7 +18,6 @@ from typing import Callable
 from pymongo.database import Database
 from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.errors import AnalysisException
 
 from meteoflow.contracts import DAILY_STATS, HOURLY_STATS, DailyPoint, DailyStats, HourlyStats, doc_id
 from streaming.archive import read_archive
@@ -44,14 +43,7 @@ class RecomputeReport:
 
 def day_groups(spark: SparkSession, location: str, start: date, end: date, region: str | None):
     """One row per (region, day) of the range: region_id, date, points (deduplicated observations)."""
-    try:
-        rows = read_archive(spark, location)
-    except AnalysisException as exc:
-        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
-            raise FileNotFoundError(f"no archive at {location} (the streaming job writes it: "
-                                    "METEOFLOW_ARCHIVE_ENABLED, METEOFLOW_ARCHIVE_URI)") from None
-        raise
-    rows = rows.where(F.col("date").between(start.isoformat(), end.isoformat()))
+    rows = read_archive(spark, location).where(F.col("date").between(start.isoformat(), end.isoformat()))
     if region is not None:
         rows = rows.where(F.col("region_id") == region)
     latest = Window.partitionBy("region_id", "observed_at").orderBy(F.desc("kafka_offset"), F.desc("kafka_partition"))

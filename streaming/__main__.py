@@ -49,6 +49,8 @@ def main() -> int:
                 if query.awaitTermination(1):  # the query ended by itself
                     failed = query.exception()
                     break
+                if job.archive is not None and (failed := job.archive.failure()) is not None:
+                    break  # exit 1: restarted, the archive resumes from its checkpoint
             except Exception as exc:  # noqa: BLE001 - StreamingQueryException: a batch failed
                 failed = exc
                 break

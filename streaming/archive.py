@@ -21,6 +21,7 @@ import typing
 from datetime import datetime
 from typing import Any, Literal
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -124,6 +125,12 @@ class ArchiveQuery:
         self.query = writer.start()
         return self.query
 
+    def failure(self) -> BaseException | None:
+        """Why the query ended by itself (a failed batch), or None while it runs (or was never started)."""
+        if self.query is None or self.query.isActive:
+            return None
+        return self.query.exception() or RuntimeError(f"the {QUERY_NAME} query stopped")
+
     def stop(self) -> None:
         """Stop the query; an AvailableNow run first writes what it was started for."""
         if self.query is None or not self.query.isActive:
@@ -134,5 +141,12 @@ class ArchiveQuery:
 
 
 def read_archive(spark: SparkSession, location: str) -> DataFrame:
-    """The archive as committed by the file sink (its _spark_metadata log: no partial batch)."""
-    return spark.read.schema(archive_schema()).parquet(location)
+    """The archive as committed by the file sink (its _spark_metadata log: no partial batch).
+    FileNotFoundError, saying where it looked, when there is none yet."""
+    try:
+        return spark.read.schema(archive_schema()).parquet(location)
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
+            raise FileNotFoundError(f"no archive at {location} (the streaming job writes it: "
+                                    "METEOFLOW_ARCHIVE_ENABLED, METEOFLOW_ARCHIVE_URI)") from None
+        raise

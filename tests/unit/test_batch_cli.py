@@ -45,3 +45,26 @@ def test_archive_rows_follow_the_schema_with_precipitation_and_partitions_last()
     assert row["temp"] == obs.temp and row["observed_at"] == obs.observed_at
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
     assert all(name in row for name in PRECIPITATION_FIELDS)
+
+
+def test_rain_commands(capsys):
+    assert parse_args(["train-rain"]).iterations == 30
+    assert parse_args(["train-rain", "--iterations", "5"]).iterations == 5
+    assert parse_args(["predict-rain"]).command == "predict-rain"
+    assert "argument --iterations" in error_of(["train-rain", "--iterations", "0"], capsys)
+
+
+def test_an_archive_query_that_ended_by_itself_is_a_failure_the_job_exits_on():
+    from types import SimpleNamespace
+
+    from meteoflow.settings import load_settings
+    from streaming.archive import ArchiveQuery
+
+    archive = ArchiveQuery(load_settings())
+    assert archive.failure() is None  # never started
+    archive.query = SimpleNamespace(isActive=True, exception=lambda: None)
+    assert archive.failure() is None
+    archive.query = SimpleNamespace(isActive=False, exception=lambda: ValueError("batch 3 failed"))
+    assert str(archive.failure()) == "batch 3 failed"
+    archive.query = SimpleNamespace(isActive=False, exception=lambda: None)
+    assert "meteoflow-archive query stopped" in str(archive.failure())
