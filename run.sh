@@ -8,6 +8,7 @@
 #   ./run.sh up NAME     start one server/service again
 #   ./run.sh bench       run the benchmarks in benchmarks/
 #   ./run.sh recompute --from D --to D [--region R]  rebuild hourly/daily statistics from the archive
+#   ./run.sh train-rain | predict-rain  train the rain model on the archive | store rain chances
 #   ./run.sh docker up|down|logs  the same system with Docker Compose (docs/docker.md)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -130,10 +131,12 @@ case "$cmd" in
     python_env
     exec "$PY" -m stack "$cmd" "$@"
     ;;
-  recompute)
-    # ./run.sh recompute --from YYYY-MM-DD --to YYYY-MM-DD [--region ID]: rebuild statistics from the archive
+  recompute|train-rain|predict-rain)
+    # Batch jobs over the Parquet archive (batch/): ./run.sh recompute --from YYYY-MM-DD --to YYYY-MM-DD
+    # [--region ID] rebuilds statistics; train-rain trains and evaluates the rain model; predict-rain
+    # stores every region's rain chance.
     python_env
-    exec "$PY" -m batch recompute "$@"
+    exec "$PY" -m batch "$cmd" "$@"
     ;;
   docker)
     # Docker Compose deployment (compose.yaml): up | down | logs | ps | config
@@ -153,7 +156,7 @@ case "$cmd" in
     [ ${#failed[@]} -eq 0 ] || die "benchmarks that failed: ${failed[*]}"
     ;;
   -h|--help|help)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     ;;
   *)
     die "unknown command '$cmd' (try ./run.sh help)"

@@ -1,4 +1,5 @@
-"""`python -m batch recompute --from YYYY-MM-DD --to YYYY-MM-DD [--region ID]` (also `./run.sh recompute ...`).
+"""`python -m batch recompute --from YYYY-MM-DD --to YYYY-MM-DD [--region ID]` (also `./run.sh recompute ...`),
+`python -m batch train-rain [--iterations N]` and `python -m batch predict-rain` (batch/rain.py).
 
 A bad flag is a one-line error naming it, exit code 2, before Spark starts.
 """
@@ -36,6 +37,10 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--from", dest="start", type=iso_date, required=True, help="first UTC day (YYYY-MM-DD)")
     rec.add_argument("--to", dest="end", type=iso_date, required=True, help="last UTC day, included (YYYY-MM-DD)")
     rec.add_argument("--region", type=region_id, help="only this region (default: every region in the archive)")
+    train = commands.add_parser("train-rain", help="train and evaluate the rain classifiers on the archive")
+    train.add_argument("--iterations", type=int, choices=range(1, 201), default=30, metavar="1-200",
+                       help="boosting iterations of the gradient-boosted trees (default 30)")
+    commands.add_parser("predict-rain", help="store every region's chance of rain in the next hours")
     return top
 
 
@@ -52,17 +57,27 @@ def main(argv: list[str] | None = None) -> int:
     from meteoflow.logs import start_service
 
     settings, log = start_service("batch")
+    from batch import rain
     from batch.recompute import recompute
     from meteoflow.mongo import database, make_mongo_client
     from streaming.spark import spark_session
 
-    spark = spark_session(settings, app_name="meteoflow-recompute", extra_conf={"spark.ui.showConsoleProgress": "false"})
+    spark = spark_session(settings, app_name=f"meteoflow-{args.command}",
+                          extra_conf={"spark.ui.showConsoleProgress": "false"})
     client = make_mongo_client(settings)
+    say = lambda line: print(line, flush=True)  # noqa: E731
     try:
-        report = recompute(spark, database(settings, client), settings.archive_location, args.start, args.end,
-                           args.region, progress=lambda line: print(line, flush=True))
-    except FileNotFoundError as exc:
-        print(f"recompute: {exc}", file=sys.stderr)
+        db = database(settings, client)
+        if args.command == "train-rain":
+            rain.train(spark, db, settings.archive_location, settings.models_location, iterations=args.iterations,
+                       progress=say)
+            return 0
+        if args.command == "predict-rain":
+            rain.predict(spark, db, settings.archive_location, progress=say)
+            return 0
+        report = recompute(spark, db, settings.archive_location, args.start, args.end, args.region, progress=say)
+    except (FileNotFoundError, rain.NotTrainable) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

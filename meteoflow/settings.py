@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     archive_trigger_seconds: float = Field(
         300.0, gt=0, description="How often the archive query writes (each trigger writes one file per date and "
         "region it saw: shorter means more small files)")
+    models_uri: str | None = Field(
+        None, description="Where batch jobs save trained models (the rain model), any Hadoop-compatible URI. "
+        "Default: file://<run_dir>/models")
     forecast_history_days: int = Field(7, ge=1, le=90)
     forecast_retry_seconds: float = Field(60.0, gt=0, description="How often regions whose forecast failed are retried")
 
@@ -309,7 +312,7 @@ class Settings(BaseSettings):
             raise ValueError("a Kafka topic name uses only letters, digits, '.', '_' and '-' (1-249 characters)")
         return value
 
-    @field_validator("archive_uri", "archive_checkpoint_uri")
+    @field_validator("archive_uri", "archive_checkpoint_uri", "models_uri")
     @classmethod
     def _hadoop_uri(cls, value: str | None) -> str | None:
         if value is not None and not _URI_RE.match(value):
@@ -370,6 +373,10 @@ class Settings(BaseSettings):
     @property
     def archive_location(self) -> str:
         return self.archive_uri or (self.run_dir / "archive").as_uri()
+
+    @property
+    def models_location(self) -> str:
+        return self.models_uri or (self.run_dir / "models").as_uri()
 
     @property
     def archive_checkpoint(self) -> str:

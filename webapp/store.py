@@ -303,3 +303,16 @@ class Store:
         cursor = (self.db[contracts.DAILY_STATS].find(query).sort([("day", ASCENDING), ("region_id", ASCENDING)])
                   .limit(MAX_DAILY_DOCUMENTS))
         return contracts.valid_documents(contracts.DailyStats, cursor)
+
+    def rain_models(self) -> list[contracts.RainModelEvaluation]:
+        """The classifiers of the latest training run (batch train-rain)."""
+        latest = next(iter(self.db[contracts.RAIN_MODELS].find({}, {"trained_at": 1}).sort("trained_at", DESCENDING)
+                           .limit(1)), None)
+        if latest is None:
+            return []
+        cursor = self.db[contracts.RAIN_MODELS].find({"trained_at": latest["trained_at"]}).sort("model", ASCENDING)
+        return contracts.valid_documents(contracts.RainModelEvaluation, cursor)
+
+    def rain_predictions(self) -> list[contracts.RainPrediction]:
+        cursor = self.db[contracts.RAIN_PREDICTIONS].find().sort("region_id", ASCENDING).limit(MAX_DAILY_DOCUMENTS)
+        return contracts.valid_documents(contracts.RainPrediction, cursor)

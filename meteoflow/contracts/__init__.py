@@ -26,7 +26,8 @@ from meteoflow.contracts.storage import (  # noqa: F401
     HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt, FORECAST_RUNS, FORECAST_SKILL,
     ForecastModel, BASELINE_MODELS, SkillWindow, LeadHours, ForecastRunPoint, ForecastRun, ForecastSkill,
     FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastSkillBucket, ForecastTargets,
-    DAILY_STATS, DailyPoint, DailyStats,
+    DAILY_STATS, DailyPoint, DailyStats, RAIN_MODELS, RAIN_PREDICTIONS, RainModelName, Probability,
+    RainModelEvaluation, RainPrediction,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, MAX_PRECIPITATION_1H, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,
@@ -62,4 +63,5 @@ from meteoflow.contracts.web import (  # noqa: F401
     SilencesResponse, SilenceResponse, ServedModel, Problem, DayRange, OverviewCard, BackfillStatus,
     OverviewResponse, ForecastRunItem, ForecastRunsResponse, VerifiedPoint, RunVerification, ForecastRunResponse,
     LeadSkill, RegionSkill, ForecastQualityResponse, HistoryWindow, DailyStat, RegionHistoryResponse, YesterdayResponse,
+    RainModelBody, RainChance, RainResponse,
 )

@@ -36,6 +36,8 @@ FORECAST_SKILL = "forecast_skill"  # ForecastSkill: served forecast vs baselines
 FORECAST_SKILL_BUCKETS = "forecast_skill_buckets"  # ForecastSkillBucket: one observed hour per region, every lead
 FORECAST_SKILL_TARGETS = "forecast_skill_targets"  # ForecastTargets: the runs still awaiting observations
 DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job and batch recompute)
+RAIN_MODELS = "rain_models"  # RainModelEvaluation: one per trained model (batch train-rain)
+RAIN_PREDICTIONS = "rain_predictions"  # RainPrediction: each region's latest rain chance (batch predict-rain)
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -243,6 +245,55 @@ class DailyStats(MongoDocument):
                    wind_speed_mean=math.fsum(p.wind_speed for p in points) / len(points),
                    precipitation_mm=round(precipitation, 3), precipitation_hours=len(hourly_precip),
                    count=len(points), computed_at=computed_at)
+
+
+# --- rain model (batch/rain.py) -----------------------------------------------------------
+RainModelName = Literal["decision_tree", "gbt"]
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class RainModelEvaluation(MongoDocument):
+    """One trained rain classifier and its evaluation on the time-based hold-out (the hours from
+    `train_until` on): _id "<model>|<trained_at>". `selected`: the one predict-rain serves (the
+    best AUC of its training run)."""
+
+    COLLECTION: ClassVar[str] = RAIN_MODELS
+
+    model: RainModelName
+    trained_at: UtcTime
+    lead_hours: int = Field(ge=1)
+    train_until: UtcTime
+    train_rows: int = Field(ge=1)
+    test_rows: int = Field(ge=1)
+    rain_share: Probability  # share of hold-out hours followed by rain
+    auc: Probability | None  # None when the hold-out holds one class only
+    accuracy: Probability
+    true_negatives: int = Field(ge=0)
+    false_positives: int = Field(ge=0)
+    false_negatives: int = Field(ge=0)
+    true_positives: int = Field(ge=0)
+    training_seconds: Finite = Field(ge=0)
+    model_uri: str = Field(min_length=1)
+    selected: bool
+    label_basis: str = Field(description="What counted as rain in the training data")
+
+    @staticmethod
+    def make_id(model: str, trained_at: datetime) -> str:
+        return f"{model}|{bson_millis(trained_at).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+class RainPrediction(MongoDocument):
+    """A region's latest chance of rain in the `lead_hours` after `from_hour`: _id = region_id."""
+
+    COLLECTION: ClassVar[str] = RAIN_PREDICTIONS
+
+    region_id: RegionId
+    from_hour: UtcTime  # the last hour of observations the features come from
+    lead_hours: int = Field(ge=1)
+    probability: Probability
+    model: RainModelName
+    model_trained_at: UtcTime
+    predicted_at: UtcTime
 
 
 # --- forecasts --------------------------------------------------------------------------

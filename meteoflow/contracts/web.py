@@ -578,3 +578,33 @@ class YesterdayResponse(WebBody):
     generated_at: str
     day: str = Field(description="Yesterday's UTC day, YYYY-MM-DD")
     regions: list[DailyStat] = Field(description="Every region with statistics for that day, by region id")
+
+
+class RainModelBody(WebBody):
+    model: str = Field(description="decision_tree or gbt")
+    trained_at: str
+    selected: bool = Field(description="The one whose predictions are served")
+    lead_hours: int
+    train_until: str = Field(description="Training used the hours before this; the hold-out the hours from it")
+    train_rows: int
+    test_rows: int
+    rain_share: Number = Field(description="Share of hold-out hours followed by rain")
+    auc: Number | None = Field(description="Area under the ROC curve on the hold-out (None: one class only)")
+    accuracy: Number
+    confusion: list[list[int]] = Field(description="[[true negatives, false positives], [false negatives, true positives]]")
+    training_seconds: Number
+
+
+class RainChance(WebBody):
+    region_id: str
+    from_hour: str = Field(description="The last hour of observations the chance comes from")
+    lead_hours: int
+    probability: Number = Field(description="Chance of rain within lead_hours after from_hour, 0-1")
+    model: str
+    predicted_at: str
+
+
+class RainResponse(WebBody):
+    generated_at: str
+    models: list[RainModelBody] = Field(description="The latest training run's classifiers, compared")
+    predictions: list[RainChance] = Field(description="Every region's latest rain chance, by region id")

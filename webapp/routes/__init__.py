@@ -8,7 +8,7 @@
     silences    GET /api/silences, POST /api/silences, DELETE /api/silences/{id}
     weather     GET /api/overview
     forecasts   GET /api/regions/{id}/forecast-runs[/{run_at}], GET /api/forecast-quality
-    history     GET /api/regions/{id}/history, GET /api/history/yesterday
+    history     GET /api/regions/{id}/history, GET /api/history/yesterday, GET /api/history/rain
 
 Each route declares its `response_model` (meteoflow.contracts.web) and its error responses, and gets
 the store, settings and clock as dependencies (webapp.routes.common).

@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path as PathParam, Query
 
-from meteoflow.contracts import DailyStats, HistoryWindow, RegionHistoryResponse, YesterdayResponse
+from meteoflow.contracts import (
+    DailyStats, HistoryWindow, RainModelEvaluation, RainResponse, RegionHistoryResponse, YesterdayResponse,
+)
 from webapp import views
 from webapp.routes.common import INVALID, STORE_DOWN, ClockDep, StoreDep, not_found
 from webapp.routes.regions import REGION_ID_PATTERN
@@ -56,3 +58,20 @@ def yesterday(store: StoreDep, clock: ClockDep) -> dict[str, Any]:
     day = utc_day(now) - timedelta(days=1)
     return {"generated_at": views.iso(now), "day": f"{day:%Y-%m-%d}",
             "regions": [daily_body(d) for d in store.daily_stats(None, day, day)]}
+
+
+def rain_model_body(doc: RainModelEvaluation) -> dict[str, Any]:
+    return {"model": doc.model, "trained_at": views.iso(doc.trained_at), "selected": doc.selected,
+            "lead_hours": doc.lead_hours, "train_until": views.iso(doc.train_until), "train_rows": doc.train_rows,
+            "test_rows": doc.test_rows, "rain_share": doc.rain_share, "auc": doc.auc, "accuracy": doc.accuracy,
+            "confusion": [[doc.true_negatives, doc.false_positives], [doc.false_negatives, doc.true_positives]],
+            "training_seconds": doc.training_seconds}
+
+
+@router.get("/api/history/rain", response_model=RainResponse, responses=STORE_DOWN,
+            summary="The rain model's evaluation (classifiers compared) and every region's rain chance")
+def rain(store: StoreDep, clock: ClockDep) -> dict[str, Any]:
+    return {"generated_at": views.iso(clock()), "models": [rain_model_body(m) for m in store.rain_models()],
+            "predictions": [{"region_id": p.region_id, "from_hour": views.iso(p.from_hour), "lead_hours": p.lead_hours,
+                             "probability": p.probability, "model": p.model, "predicted_at": views.iso(p.predicted_at)}
+                            for p in store.rain_predictions()]}

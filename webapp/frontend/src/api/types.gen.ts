@@ -294,6 +294,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/history/rain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The rain model's evaluation (classifiers compared) and every region's rain chance */
+        get: operations["rain_api_history_rain_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -971,6 +988,87 @@ export interface components {
             errors: {
                 [key: string]: string;
             };
+        };
+        /** RainChance */
+        RainChance: {
+            /** Region Id */
+            region_id: string;
+            /**
+             * From Hour
+             * @description The last hour of observations the chance comes from
+             */
+            from_hour: string;
+            /** Lead Hours */
+            lead_hours: number;
+            /**
+             * Probability
+             * @description Chance of rain within lead_hours after from_hour, 0-1
+             */
+            probability: number;
+            /** Model */
+            model: string;
+            /** Predicted At */
+            predicted_at: string;
+        };
+        /** RainModelBody */
+        RainModelBody: {
+            /**
+             * Model
+             * @description decision_tree or gbt
+             */
+            model: string;
+            /** Trained At */
+            trained_at: string;
+            /**
+             * Selected
+             * @description The one whose predictions are served
+             */
+            selected: boolean;
+            /** Lead Hours */
+            lead_hours: number;
+            /**
+             * Train Until
+             * @description Training used the hours before this; the hold-out the hours from it
+             */
+            train_until: string;
+            /** Train Rows */
+            train_rows: number;
+            /** Test Rows */
+            test_rows: number;
+            /**
+             * Rain Share
+             * @description Share of hold-out hours followed by rain
+             */
+            rain_share: number;
+            /**
+             * Auc
+             * @description Area under the ROC curve on the hold-out (None: one class only)
+             */
+            auc: number | null;
+            /** Accuracy */
+            accuracy: number;
+            /**
+             * Confusion
+             * @description [[true negatives, false positives], [false negatives, true positives]]
+             */
+            confusion: number[][];
+            /** Training Seconds */
+            training_seconds: number;
+        };
+        /** RainResponse */
+        RainResponse: {
+            /** Generated At */
+            generated_at: string;
+            /**
+             * Models
+             * @description The latest training run's classifiers, compared
+             */
+            models: components["schemas"]["RainModelBody"][];
+            /**
+             * Predictions
+             * @description Every region's latest rain chance, by region id
+             */
+            predictions: components["schemas"]["RainChance"][];
         };
         /** RegionHistoryResponse */
         RegionHistoryResponse: {
@@ -2152,6 +2250,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["YesterdayResponse"];
+                };
+            };
+            /** @description MongoDB or Elasticsearch is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rain_api_history_rain_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RainResponse"];
                 };
             };
             /** @description MongoDB or Elasticsearch is unavailable */
