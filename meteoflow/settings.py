@@ -168,6 +168,9 @@ class Settings(BaseSettings):
         "Default: file://<run_dir>/models")
     forecast_history_days: int = Field(7, ge=1, le=90)
     forecast_retry_seconds: float = Field(60.0, gt=0, description="How often regions whose forecast failed are retried")
+    forecast_refresh_seconds: float = Field(
+        3.0, gt=0, description="How often the streaming job's forecast thread refreshes the regions its batches "
+                               "marked (forecasts run there, off the write path)")
 
     # --- forecasting API ------------------------------------------------------
     forecast_api_port: Port = _port(8000, "Forecasting API (FastAPI)")

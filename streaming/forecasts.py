@@ -1,9 +1,9 @@
 """Forecast refresh: which regions need a forecast, one batch call to the forecasting API,
 the forecast documents and each region's state.
 
-A region is *marked* (needs_forecast) when a batch touches it, before the API is called,
-so a crash or an API outage never loses the work: the next batch and the retry timer both
-pick up every region still marked.
+A region is *marked* (needs_forecast) when a batch touches it; the streaming job's forecast
+thread (RetryTimer) refreshes every marked region on its own schedule, off the write path, so a
+crash or an API outage never loses the work and never holds a batch back.
 """
 
 from __future__ import annotations
@@ -227,8 +227,9 @@ class ForecastClient:
 class ForecastRefresher:
     """Marks regions, refreshes every marked one with one API call, records each region's state.
 
-    Called from foreachBatch and from the retry timer; a lock keeps the two from overlapping.
-    MongoDB errors propagate (the batch is retried); API errors only mark the regions.
+    Called by the forecast thread (and once at the end of run_until_idle); a lock keeps calls from
+    overlapping. MongoDB errors propagate (the thread logs and tries again); API errors only leave
+    the regions marked.
     """
 
     def __init__(self, db: Database, settings: Settings, client: ForecastClient | None = None,
@@ -255,8 +256,8 @@ class ForecastRefresher:
 
     def refresh(self, force: bool = False) -> ForecastOutcome:
         """Forecast every marked region. After a failure the API is left alone for
-        forecast_retry_seconds (batches then only leave their regions marked, instead of each
-        waiting out a timeout); the retry timer calls with force=True. Then the skill of the kept
+        forecast_retry_seconds (a call then only counts the regions left marked, instead of
+        waiting out a timeout again); force=True asks the API anyway. Then the skill of the kept
         runs is brought up to date with the hours observed since (streaming/skill.py)."""
         with self._lock:
             outcome, histories, runs = self._refresh(force)
@@ -348,8 +349,9 @@ class ForecastRefresher:
 
 
 class RetryTimer:
-    """Every `interval` seconds, refreshes the regions still marked, so forecasts catch up
-    after an outage without waiting for new observations."""
+    """The forecast step's own thread: every `interval` seconds (forecast_refresh_seconds),
+    refreshes the regions still marked, so forecasts follow new observations and catch up after
+    an outage (respecting the refresher's back-off) without ever being on a batch's path."""
 
     def __init__(self, refresher: ForecastRefresher, interval: float, log: logging.Logger):
         self.refresher = refresher
@@ -369,12 +371,12 @@ class RetryTimer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                outcome = self.refresher.refresh(force=True)
+                outcome = self.refresher.refresh()
             except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
-                self.log.warning("forecast retry failed: %s", exc)
+                self.log.warning("forecast refresh failed: %s", exc)
                 continue
             if outcome.attempted:
-                self.log.info("forecast retry: %d ok, %d failed, %d skipped, %d errors",
+                self.log.info("forecast refresh: %d ok, %d failed, %d skipped, %d errors",
                               len(outcome.ok), len(outcome.failed), len(outcome.skipped), len(outcome.errors),
                               extra={"fields": {"event.action": "forecast-retry", "meteoflow.streaming": {
                                   "forecast": outcome.summary().model_dump(mode="json")}}})

@@ -2,9 +2,14 @@
 
 `foreachBatch` makes ONE pass over a micro-batch: select the Kafka columns, collect once
 (batches are thousands of rows), then plain Python runs the sinks in order:
-dead letters -> observations -> hourly stats -> forecasts. Exactly-once effect comes
-from Spark's checkpoint (a batch is committed only after foreachBatch returns) plus
-idempotent upserts (a retried batch rewrites the same documents).
+dead letters -> observations -> hourly stats -> region_latest -> mark the regions for forecasts.
+Exactly-once effect comes from Spark's checkpoint (a batch is committed only after foreachBatch
+returns) plus idempotent writes (a retried batch rewrites the same documents).
+
+Forecasts are not on this path: a batch only marks its regions (forecast_state), and the forecast
+step (ForecastRefresher.refresh) runs in its own thread every forecast_refresh_seconds, so a slow
+or stopped forecasting API never holds a batch back. A marked region stays marked until a refresh
+has dealt with it, so none is lost across crashes or outages.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from streaming.archive import ArchiveQuery
 from streaming.daily import DailyStatsSink
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
-from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
+from streaming.sinks import (
+    DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, backfill_region_latest, ensure_indexes,
+)
 
 # The columns of KafkaRecord; Kafka's timestamp as epoch milliseconds, as kafka-python gives it
 # to the shipper (a collected TimestampType would be a naive datetime in the driver's time zone).
@@ -80,9 +87,11 @@ class BatchProcessor:
 
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
                  deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits(),
-                 metrics: StreamingMetrics | None = None, daily: DailyStatsSink | None = None):
+                 metrics: StreamingMetrics | None = None, daily: DailyStatsSink | None = None,
+                 latest: RegionLatestSink | None = None):
         self.limits = limits
         self.daily = daily
+        self.latest = latest
         self.metrics = metrics or StreamingMetrics()
         self.observations = observations
         self.stats = stats
@@ -117,17 +126,20 @@ class BatchProcessor:
         watch.lap("validate")
         report.dead_letters = self.deadletters.write(split.dead_letters)
         watch.lap("deadletters")
-        report.stored = self.observations.write(split.observations, now)
+        report.stored = self.observations.write(split.observations, now, split.documents)
         watch.lap("observations")
         report.stats_upserted = self.stats.write(split.observations, now)
         watch.lap("stats")
         if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
             self.daily.write(split.observations, now)
             watch.lap("daily")
+        if self.latest is not None:
+            self.latest.write(split.documents)
+            watch.lap("latest")
+        # Forecasts happen off this path (StreamingJob's forecast thread); the mark is what makes
+        # sure they happen, so it is written before the batch is committed.
         self.refresher.mark(latest_per_region(split.observations))
-        outcome: ForecastOutcome = self.refresher.refresh()
-        report.forecast = outcome.summary()
-        watch.lap("forecasts")
+        watch.lap("mark")
         if durations is None:  # called on its own (not from foreachBatch): this is the whole batch
             watch.total()
             self.metrics.batch_done(report, utc_now())
@@ -256,12 +268,13 @@ class StreamingJob:
         self.mongo = make_mongo_client(settings)
         self.db = database(settings, self.mongo)
         ensure_indexes(self.db)
+        backfill_region_latest(self.db)
         self.refresher = ForecastRefresher(self.db, settings, forecast_client, metrics=self.metrics)
         self.deadletters = DeadLetterSink(settings, self.log)
         self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
                                         self.deadletters, self.reporter, settings.record_limits, self.metrics,
-                                        daily=DailyStatsSink(self.db))
+                                        daily=DailyStatsSink(self.db), latest=RegionLatestSink(self.db))
         # --- executor writes: on a cluster (or METEOFLOW_STREAMING_EXECUTOR_WRITES=on) -------------
         if settings.executor_writes:
             from streaming.partitions import ExecutorWrites  # it imports this module: loaded on demand
@@ -272,7 +285,8 @@ class StreamingJob:
         self.query: StreamingQuery | None = None
         self.archive = ArchiveQuery(settings) if settings.archive_enabled else None
 
-    def start(self, available_now: bool = False, retry_timer: bool = True) -> StreamingQuery:
+    def start(self, available_now: bool = False, forecasts: bool = True) -> StreamingQuery:
+        """Start the query, and (`forecasts`) the forecast thread that refreshes marked regions."""
         self.spark.streams.addListener(self.listener)
         writer = (
             kafka_stream(self.spark, self.settings).writeStream.foreachBatch(self.processor)
@@ -288,14 +302,18 @@ class StreamingJob:
             self.archive.start(kafka_stream(self.spark, self.settings), available_now)
         if retry_timer:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
+        if forecasts:
+            self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log).start()
         return self.query
 
     def run_until_idle(self) -> list[StreamingBatchEvent]:
-        """Process what the topic holds now (Trigger.AvailableNow), stop, return the progress lines.
+        """Process what the topic holds now (Trigger.AvailableNow), then refresh the forecasts of
+        the regions it marked once, stop, return the progress lines.
 
         Raises the batch's error if one failed; its offsets are then not committed."""
         try:
-            self.start(available_now=True, retry_timer=False).awaitTermination()
+            self.start(available_now=True, forecasts=False).awaitTermination()
+            self.refresher.refresh(force=True)
         finally:
             self.stop()  # waits for the last progress events
         return list(self.reporter.logged)

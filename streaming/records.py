@@ -12,7 +12,7 @@ from typing import Iterable
 import bson
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import DeadLetter, HourlyStats, ObservationDocument, ObservationPoint, SeriesPoint
+from meteoflow.contracts import DeadLetter, HourlyStats, ObservationDocument, ObservationPoint, SeriesPoint, doc_id, point_key
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.kafka import KafkaRecord
 
@@ -24,6 +24,9 @@ HOUR = timedelta(hours=1)
 class SplitBatch:
     observations: list[Observation] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # The MongoDB document of each observation (same order, stored_at = the batch's time): built
+    # once here, where it is checked to be storable, and written as is by the observation sink.
+    documents: list[dict] = field(default_factory=list)
 
 
 def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
@@ -42,12 +45,14 @@ def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
             continue
         try:
             obs = validate_observation(bytes(rec.value), now=now, max_ahead=limits.max_ahead)
-            bson.encode(ObservationDocument.build(obs, now).to_document())  # what the sink writes must be storable
+            document = ObservationDocument.build(obs, now).to_document()
+            bson.encode(document)  # what the sink writes must be storable
         except Exception as exc:  # noqa: BLE001 - one record can cost only itself
             split.dead_letters.append(DeadLetter.build(bytes(rec.value), rejection_reason(exc), SERVICE,
                                                        max_payload_bytes=limits.max_payload_bytes, **where))
             continue
         split.observations.append(obs)
+        split.documents.append(document)
     return split
 
 
@@ -75,14 +80,36 @@ def hourly_stats(
 
     Recomputed from what is stored (not incremented), so a replayed batch gives the same numbers.
     """
-    temps: dict[tuple[str, datetime], list[float]] = {key: [] for key in set(keys)}
+    temps: dict[tuple[str, datetime], dict[str, float]] = {key: {} for key in set(keys)}
     for point in stored:
         key = (point.region_id, hour_floor(point.observed_at))
         if key in temps:
-            temps[key].append(point.temp)
+            temps[key][point_key(point.observed_at)] = point.temp
     # An hour with nothing stored cannot happen after a successful upsert; it is left out.
     return [HourlyStats.build(region_id, hour, values, computed_at)
             for (region_id, hour), values in sorted(temps.items()) if values]
+
+
+def hour_points(observations: Iterable[Observation]) -> dict[tuple[str, datetime], dict[str, float]]:
+    """The batch's temps per (region, hour), by point_key; a later duplicate wins (Kafka order),
+    as it does for the observation documents."""
+    points: dict[tuple[str, datetime], dict[str, float]] = {}
+    for obs in observations:
+        points.setdefault((obs.region_id, hour_floor(obs.observed_at)), {})[point_key(obs.observed_at)] = obs.temp
+    return points
+
+
+def merged_hourly_stats(batch: dict[tuple[str, datetime], dict[str, float]], stored: dict[str, HourlyStats],
+                        computed_at: datetime) -> list[HourlyStats]:
+    """The stats of each (region, hour) of `batch` over the stored temps of that hour (stored: by
+    _id, each with its temps) with the batch's replacing the same instants: the same numbers as a
+    recomputation from every stored observation, so a replay or a correction stays exact."""
+    out = []
+    for (region_id, hour), temps in sorted(batch.items()):
+        before = stored.get(doc_id(region_id, hour))
+        merged = {**(before.temps or {}), **temps} if before is not None else temps
+        out.append(HourlyStats.build(region_id, hour, merged, computed_at))
+    return out
 
 
 def hourly_means(points: Iterable[tuple[datetime, float]]) -> dict[datetime, float]:

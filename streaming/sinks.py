@@ -8,22 +8,25 @@ swallowed: a failing write raises, Spark does not commit the batch and retries i
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, DeadLetter, MongoDocument, Observation,
-    ObservationPoint, valid_documents,
+    DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
+    OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument, Observation, ObservationDocument,
+    ObservationPoint, doc_id, find_by_ids, valid_documents,
 )
 from meteoflow.settings import Settings
-from streaming.records import HOUR, hourly_stats, observation_documents, touched_hours
+from streaming.records import HOUR, hour_points, hourly_stats, merged_hourly_stats, observation_documents
 
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
+STORED_AT = frozenset({"stored_at"})
+COMPUTED_AT = frozenset({"computed_at"})
 
 
 def ensure_indexes(db: Database) -> None:
@@ -51,20 +54,18 @@ def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] =
     `ignore` names bookkeeping fields (stored_at...) that do not make a document "changed".
     Returns how many documents were written.
     """
-    if not models:
+    return upsert_documents(collection, [m.to_document() for m in models], ignore)
+
+
+def upsert_documents(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = frozenset()) -> int:
+    """upsert_all of documents already built (each with its _id)."""
+    if not docs:
         return 0
-    docs = [m.to_document() for m in models]
-    existing = {d["_id"]: d for d in collection.find({"_id": {"$in": [d["_id"] for d in docs]}})}
+    existing = {d["_id"]: d for d in find_by_ids(collection, [d["_id"] for d in docs])}
     new = [d for d in docs if d["_id"] not in existing]
     changed = [d for d in docs if d["_id"] in existing and differs(existing[d["_id"]], d, ignore)]
     if new:
-        try:
-            collection.insert_many(new, ordered=False)
-        except BulkWriteError as exc:
-            raced = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY}
-            if len(raced) != len(exc.details.get("writeErrors", [])):
-                raise
-            changed += [new[i] for i in sorted(raced)]  # inserted by someone else meanwhile: update them
+        changed += [new[i] for i in insert_new(collection, new)]  # inserted by someone else meanwhile: update
     if changed:
         collection.bulk_write(
             [UpdateOne({"_id": d["_id"]}, {"$set": {k: v for k, v in d.items() if k != "_id"}}, upsert=True)
@@ -74,41 +75,137 @@ def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] =
     return len(new) + len(changed)
 
 
+def insert_new(collection, docs: list[dict[str, Any]]) -> list[int]:
+    """Insert every document in one unordered bulk; the indexes of those whose _id already existed
+    (they are left as they were). Any other write error raises."""
+    if not docs:
+        return []
+    try:
+        collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        duplicates = sorted(e["index"] for e in errors if e.get("code") == DUPLICATE_KEY
+                            and _duplicate_id(e, docs[e["index"]]))
+        if len(duplicates) != len(errors):
+            raise
+        return duplicates
+    return []
+
+
+def _duplicate_id(error: dict[str, Any], doc: dict[str, Any]) -> bool:
+    # A duplicate of another unique index (not of _id) is a real conflict, not "already stored".
+    key = error.get("keyValue")
+    return key is None or set(key) == {"_id"}
+
+
 def differs(stored: dict[str, Any], doc: dict[str, Any], ignore: frozenset[str]) -> bool:
     return any(stored.get(k) != v for k, v in doc.items() if k not in ignore)
 
 
 class ObservationSink:
+    """Inserts the batch's documents in one unordered bulk; only the ones already stored (a replay,
+    a corrected record) take the slower compare-and-update path."""
+
     def __init__(self, db: Database):
         self.collection = db[OBSERVATIONS]
 
-    def write(self, observations: list[Observation], now: datetime) -> int:
-        docs = observation_documents(observations, stored_at=now)
-        upsert_all(self.collection, docs, ignore=frozenset({"stored_at"}))
+    def write(self, observations: list[Observation], now: datetime,
+              documents: list[dict[str, Any]] | None = None) -> int:
+        """`documents`: the observations' documents if already built (SplitBatch.documents)."""
+        if documents is None:
+            documents = [d.to_document() for d in observation_documents(observations, stored_at=now)]
+        docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
+        stored = insert_new(self.collection, docs)
+        if stored:
+            upsert_documents(self.collection, [docs[i] for i in stored], ignore=STORED_AT)
         return len(docs)
 
 
 class HourlyStatsSink:
-    """Recomputes the (region, hour) keys a batch touched from the stored observations."""
+    """Keeps min/max/mean/count per (region, hour) exact without reading observations back: each
+    hour's document keeps its temps by instant, a batch merges its own into them and recomputes.
+
+    New hours are inserted in one bulk; only hours already stored are read (by _id) and replaced.
+    Documents written before `temps` was kept are recomputed once from the stored observations."""
 
     def __init__(self, db: Database):
         self.observations = db[OBSERVATIONS]
         self.collection = db[HOURLY_STATS]
 
     def write(self, observations: list[Observation], now: datetime) -> int:
-        keys = touched_hours(observations)
-        if not keys:
+        batch = hour_points(observations)
+        if not batch:
             return 0
+        keys = sorted(batch)
+        fresh = [s.to_document() for s in merged_hourly_stats(batch, {}, now)]  # in the order of `keys`
+        stored = insert_new(self.collection, fresh)
+        if stored:
+            self._merge({keys[i]: batch[keys[i]] for i in stored}, now)
+        return len(fresh)
+
+    def _merge(self, batch: dict[tuple[str, datetime], dict[str, float]], now: datetime) -> None:
+        ids = [doc_id(r, h) for r, h in batch]
+        stored = {s.id: s for s in valid_documents(HourlyStats, find_by_ids(self.collection, ids))}
+        legacy = {(r, h) for r, h in batch if stored.get(doc_id(r, h)) is None or stored[doc_id(r, h)].temps is None}
+        if legacy:
+            stored.update({s.id: s for s in self._recompute(legacy, now)})
+        docs = [s.to_document() for s in merged_hourly_stats(batch, stored, now)]
+        before = {i: s.to_document() for i, s in stored.items()}
+        changed = [d for d in docs if d["_id"] not in before or differs(before[d["_id"]], d, COMPUTED_AT)]
+        if changed:
+            self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in changed],
+                                       ordered=False)
+
+    def _recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[HourlyStats]:
+        """The hours' stats from the stored observations (the design before temps were kept)."""
         hours = [hour for _, hour in keys]
-        # One query for the whole batch (FerretDB filters in its own process; fewer round trips win).
         stored = self.observations.find(
             {"region_id": {"$in": sorted({region for region, _ in keys})},
              "observed_at": {"$gte": min(hours), "$lt": max(hours) + HOUR}},
             ObservationPoint.projection(),
         )
-        docs = hourly_stats(keys, valid_documents(ObservationPoint, stored), computed_at=now)
-        upsert_all(self.collection, docs, ignore=frozenset({"computed_at"}))
-        return len(docs)
+        return hourly_stats(keys, valid_documents(ObservationPoint, stored), computed_at=now)
+
+
+class RegionLatestSink:
+    """Keeps region_latest: per region, the newest observation document stored (by observed_at;
+    among equal instants the later record, as in observations). Read back: one small document per
+    region, never the history."""
+
+    def __init__(self, db: Database):
+        self.collection = db[REGION_LATEST]
+
+    def write(self, documents: list[dict[str, Any]]) -> int:
+        newest: dict[str, dict[str, Any]] = {}
+        for doc in documents:
+            region = doc["region_id"]
+            if region not in newest or doc["observed_at"] >= newest[region]["observed_at"]:
+                newest[region] = doc
+        if not newest:
+            return 0
+        stored = {d["_id"]: d["observed_at"] for d in
+                  find_by_ids(self.collection, list(newest), {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)}
+        ops = [ReplaceOne({"_id": region}, {**doc, "_id": region}, upsert=True) for region, doc in newest.items()
+               if region not in stored or _utc(stored[region]) <= doc["observed_at"]]
+        if ops:
+            self.collection.bulk_write(ops, ordered=False)
+        return len(ops)
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def backfill_region_latest(db: Database) -> int:
+    """Fill region_latest from the stored observations when it is empty (data stored before it
+    existed): one pass, at the job's start. Returns how many regions it wrote."""
+    if db[REGION_LATEST].find_one({}, {"_id": 1}) is not None or db[OBSERVATIONS].find_one({}, {"_id": 1}) is None:
+        return 0
+    newest: dict[str, dict[str, Any]] = {}
+    for doc in valid_documents(ObservationDocument, db[OBSERVATIONS].find({})):
+        if doc.region_id not in newest or doc.observed_at >= newest[doc.region_id].observed_at:
+            newest[doc.region_id] = doc
+    return RegionLatestSink(db).write([d.to_document() for d in newest.values()])
 
 
 class DeadLetterSink:

@@ -38,11 +38,18 @@ FORECAST_SKILL_TARGETS = "forecast_skill_targets"  # ForecastTargets: the runs s
 DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job and batch recompute)
 RAIN_MODELS = "rain_models"  # RainModelEvaluation: one per trained model (batch train-rain)
 RAIN_PREDICTIONS = "rain_predictions"  # RainPrediction: each region's latest rain chance (batch predict-rain)
+REGION_LATEST = "region_latest"  # RegionLatest: each region's newest observation, kept by the streaming job
 
 
 def doc_id(region_id: str, when: datetime) -> str:
     """Deterministic MongoDB _id, so writes are idempotent upserts."""
     return f"{region_id}|{when.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+def point_key(when: datetime) -> str:
+    """Key of an observation inside its hour's HourlyStats.temps: epoch seconds, the resolution of
+    its document's _id (two records of one second are one document, so one temp)."""
+    return str(int(when.timestamp()))
 
 
 def kafka_doc_id(topic: str, partition: int, offset: int) -> str:
@@ -144,6 +151,20 @@ def valid_documents(model: type[D], docs: Iterable[Any], logger: logging.Logger 
     return list(iter_valid(model, docs, logger))
 
 
+# Up to this many ids are read one find_one each rather than with one `$in` (see find_by_ids).
+PER_ID_READS = 64
+
+
+def find_by_ids(collection: Any, ids: list[Any], projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The documents with these _ids. FerretDB (SQLite) pushes only a single `_id` equality down to
+    its storage: every other filter, `$in` included, reads the whole collection. So a few ids are
+    read one by one (cost independent of the collection's size), many with one `$in`."""
+    ids = list(dict.fromkeys(ids))
+    if len(ids) <= PER_ID_READS:
+        return [d for i in ids if (d := collection.find_one({"_id": i}, projection)) is not None]
+    return list(collection.find({"_id": {"$in": ids}}, projection))
+
+
 # --- observations -----------------------------------------------------------------------
 class ObservationDocument(MongoDocument, Observation):
     """An observation as stored: _id "<region_id>|<observed_at>", unique (region_id, observed_at)."""
@@ -160,6 +181,18 @@ class ObservationDocument(MongoDocument, Observation):
     def observation(self) -> Observation:
         """The observation itself, without what storing it added."""
         return Observation(**self.model_dump(include=set(Observation.model_fields)))
+
+
+class RegionLatest(ObservationDocument):
+    """A region's newest observation document (by observed_at), _id = region_id: one per region,
+    replaced by the streaming job as it stores newer ones. The web app reads every region's latest
+    from this small collection instead of sorting each region's history."""
+
+    COLLECTION: ClassVar[str] = REGION_LATEST
+
+    @classmethod
+    def of(cls, doc: ObservationDocument) -> "RegionLatest":
+        return cls(**{**doc.model_dump(), "id": doc.region_id})
 
 
 class ObservationPoint(MongoDocument):
@@ -188,12 +221,23 @@ class HourlyStats(MongoDocument):
     temp_mean: Finite
     count: int = Field(ge=1)
     computed_at: UtcTime
+    # The temps the figures come from, by point_key(observed_at): a later batch merges its own into
+    # them and recomputes, without reading the hour's observations back. None: written before it was kept.
+    temps: dict[str, Finite] | None = None
 
     @classmethod
-    def build(cls, region_id: str, hour: datetime, temps: list[float], computed_at: datetime) -> "HourlyStats":
-        return cls(_id=doc_id(region_id, hour), region_id=region_id, hour=hour, temp_min=min(temps),
-                   temp_max=max(temps), temp_mean=math.fsum(temps) / len(temps), count=len(temps),
-                   computed_at=computed_at)
+    def build(cls, region_id: str, hour: datetime, temps: list[float] | Mapping[str, float],
+              computed_at: datetime) -> "HourlyStats":
+        """From the hour's temps: a list, or (to be kept in the document) a mapping by point_key."""
+        values = list(temps.values()) if isinstance(temps, Mapping) else list(temps)
+        return cls(_id=doc_id(region_id, hour), region_id=region_id, hour=hour, temp_min=min(values),
+                   temp_max=max(values), temp_mean=math.fsum(values) / len(values), count=len(values),
+                   computed_at=computed_at, temps=dict(temps) if isinstance(temps, Mapping) else None)
+
+    @classmethod
+    def summary_projection(cls) -> dict[str, int]:
+        """Everything but `temps` (what a reader of the figures needs)."""
+        return {k: v for k, v in cls.projection().items() if k != "temps"}
 
 
 # --- daily statistics -------------------------------------------------------------------

@@ -28,8 +28,8 @@ from meteoflow.logs import EcsJsonFormatter
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
-from streaming.records import hour_floor, hourly_stats, observation_documents, touched_hours
-from streaming.sinks import upsert_all
+from streaming.records import hour_floor, observation_documents
+from streaming.sinks import HourlyStatsSink, ObservationSink, RegionLatestSink, upsert_all
 
 REGIONS = [
     ("dakar", "Dakar", 14.69, -17.44),
@@ -99,15 +99,11 @@ class Seeder:
     def store(self, observations: list[Observation], ingested_at: datetime | None = None) -> None:
         """As the streaming job (MongoDB) and the shipper (Elasticsearch) would, arriving at `ingested_at`."""
         now = ingested_at or utcnow()
-        obs_coll = self.db[contracts.OBSERVATIONS]
-        upsert_all(obs_coll, observation_documents(observations, stored_at=now))
-        keys = touched_hours(observations)
-        regions = sorted({r for r, _ in keys})
-        first = min(h for _, h in keys)
-        stored = obs_coll.find({"region_id": {"$in": regions}, "observed_at": {"$gte": first}},
-                               contracts.ObservationPoint.projection())
-        points = [contracts.ObservationPoint.from_document(d) for d in stored]
-        upsert_all(self.db[contracts.HOURLY_STATS], hourly_stats(keys, points, computed_at=now))
+        # The streaming job's own sinks, so the documents are exactly the ones it writes.
+        documents = [d.to_document() for d in observation_documents(observations, stored_at=now)]
+        ObservationSink(self.db).write(observations, now, documents)
+        HourlyStatsSink(self.db).write(observations, now)
+        RegionLatestSink(self.db).write(documents)
         actions = [
             to_action(self.settings, self._record(self.settings.topic_observations, o.key, o.to_message(), now), now)
             for o in observations

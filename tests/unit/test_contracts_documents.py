@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from meteoflow.contracts import (
     FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, FailedRegion, ForecastDocument,
     ForecastRunSummary, ForecastState, HourlyStats, InvalidDocument, InvalidEvent, ObservationDocument,
-    ObservationPoint, Prediction, ProducerRunEvent, StreamingBatchEvent, doc_id, valid_documents,
+    ObservationPoint, Prediction, ProducerRunEvent, RegionLatest, StreamingBatchEvent, doc_id, point_key,
+    valid_documents,
 )
 from meteoflow.logs import EcsJsonFormatter
 from tests.fakes.observations import simulated_observations
@@ -50,7 +51,10 @@ def forecast_document() -> ForecastDocument:
 EXAMPLES = {
     ObservationDocument: observation_document,
     ObservationPoint: lambda: ObservationPoint.from_document(observation_document().to_document()),
-    HourlyStats: lambda: HourlyStats.build("dakar", T0, [20.0, 21.5], computed_at=T0),
+    # as the streaming job writes it: with the temps it comes from, by instant
+    HourlyStats: lambda: HourlyStats.build("dakar", T0, {point_key(T0): 20.0, point_key(T0 + timedelta(
+        minutes=20)): 21.5}, computed_at=T0),
+    RegionLatest: lambda: RegionLatest.of(observation_document()),
     ForecastDocument: forecast_document,
     ForecastState: forecast_state,
 }
@@ -64,6 +68,22 @@ def test_what_a_writer_stores_a_reader_validates_back(model):
     assert written["_id"] == doc.id and "id" not in written
     assert all(v.microsecond % 1000 == 0 for v in written.values() if isinstance(v, datetime))  # BSON millis
     assert model.from_document(stored(written)).to_document() == written
+
+
+def test_a_regions_latest_is_its_newest_observation_document_under_the_region_id():
+    doc = observation_document()
+    latest = RegionLatest.of(doc)
+    assert latest.id == doc.region_id and latest.to_document() == {**doc.to_document(), "_id": doc.region_id}
+    assert latest.observation() == doc.observation()
+
+
+def test_hourly_stats_from_temps_by_instant_keep_them_and_compute_the_same_figures():
+    by_instant = HourlyStats.build("dakar", T0, {point_key(T0): 20.0, point_key(T0 + timedelta(seconds=1)): 21.5}, T0)
+    from_list = HourlyStats.build("dakar", T0, [20.0, 21.5], T0)
+    assert by_instant.model_dump(exclude={"temps"}) == from_list.model_dump(exclude={"temps"})
+    assert by_instant.temps == {point_key(T0): 20.0, point_key(T0 + timedelta(seconds=1)): 21.5}
+    assert from_list.temps is None  # documents written before temps were kept still read
+    assert point_key(T0.replace(microsecond=999_000)) == point_key(T0)  # the _id's resolution: seconds
 
 
 def test_an_observation_document_is_the_observation_plus_its_id_and_storage_time():

@@ -24,7 +24,7 @@ class Recorder:
     def __init__(self, journal, name, fail=False):
         self.journal, self.name, self.fail = journal, name, fail
 
-    def write(self, items, now=None):
+    def write(self, items, now=None, documents=None):
         items = list(items)
         if self.fail:
             raise ConnectionError(f"{self.name} unavailable")
@@ -40,9 +40,10 @@ class Recorder:
 
 
 def processor(journal, failing=()):
-    sinks = {name: Recorder(journal, name, name in failing) for name in ("observations", "stats", "deadletters")}
+    sinks = {name: Recorder(journal, name, name in failing)
+             for name in ("observations", "stats", "deadletters", "latest")}
     return BatchProcessor(sinks["observations"], sinks["stats"], Recorder(journal, "forecasts"),
-                          sinks["deadletters"], ProgressReporter(logging.getLogger("test")))
+                          sinks["deadletters"], ProgressReporter(logging.getLogger("test")), latest=sinks["latest"])
 
 
 def records():
@@ -52,26 +53,27 @@ def records():
     return obs, out
 
 
-def test_sinks_run_in_order_dead_letters_first_and_forecasts_last():
+def test_sinks_run_in_order_and_forecasts_are_only_marked():
     journal = []
     obs, recs = records()
     report = processor(journal).process(recs, batch_id=7)
-    assert [name for name, _ in journal] == ["deadletters", "observations", "stats", "mark", "refresh"]
+    # No refresh: forecasts run in the job's forecast thread, never on a batch's path.
+    assert [name for name, _ in journal] == ["deadletters", "observations", "stats", "latest", "mark"]
     assert [dl.source_offset for dl in journal[0][1]] == [99]
     assert journal[1][1] == obs and journal[2][1] == obs
-    assert journal[3][1] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
-    assert journal[4][1] is False  # a batch respects the API back-off; only the timer forces
+    assert [d["_id"] for d in journal[3][1]] == [f"{o.region_id}|{o.observed_at:%Y-%m-%dT%H:%M:%SZ}" for o in obs]
+    assert journal[4][1] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
     assert (report.batch_id, report.input_rows, report.stored, report.dead_letters) == (7, 5, 4, 1)
-    assert report.forecast.ok == 1 and report.forecast.forecasts_written == 6
-    assert {"validate", "deadletters", "observations", "stats", "forecasts", "total"} <= set(report.durations_ms)
+    assert report.forecast.ok == 0 and report.forecast.forecasts_written == 0
+    assert {"validate", "deadletters", "observations", "stats", "latest", "mark", "total"} <= set(report.durations_ms)
 
 
-@pytest.mark.parametrize("failing", ["deadletters", "observations", "stats"])
+@pytest.mark.parametrize("failing", ["deadletters", "observations", "stats", "latest"])
 def test_a_failing_sink_fails_the_batch_and_stops_the_later_sinks(failing):
     journal = []
     with pytest.raises(ConnectionError):
         processor(journal, failing={failing}).process(records()[1], batch_id=1)
-    order = ["deadletters", "observations", "stats"]
+    order = ["deadletters", "observations", "stats", "latest", "mark"]
     assert [name for name, _ in journal] == order[:order.index(failing)]
 
 
@@ -95,7 +97,7 @@ def test_one_progress_line_per_batch_joining_spark_progress(caplog):
     event = StreamingBatchEvent.from_log_line(shipped).event
     assert event.batch_id == 3 and event.input_rows == 5 and event.rows_per_second == 41.7
     assert event.kafka_end_offsets == {"obs": {"0": 5}} and event.durations_ms["spark_trigger"] == 120
-    assert (event.stored, event.dead_letters, event.forecast.ok) == (4, 1, 1)
+    assert (event.stored, event.dead_letters, event.forecast.ok) == (4, 1, 0)  # forecasts: off the batch
 
 
 def test_a_batch_whose_progress_event_never_came_is_logged_on_flush(caplog):

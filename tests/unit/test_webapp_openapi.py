@@ -141,8 +141,8 @@ class FakeStore:
     arrivals = {"dakar": {"region_id": "dakar", "region_name": "Dakar", "ingested_at": "2026-03-01T11:58:00Z",
                           "lag_seconds": 2, "total": 10, "last_hour": 4, "per_bucket": [0, 1, 3]}}
 
-    def region_ids(self):
-        return list(self.docs)
+    def latest_observations(self):
+        return {rid: self.latest_observation(rid) for rid in self.docs}
 
     def latest_observation(self, region_id):
         doc = self.docs.get(region_id)

@@ -95,7 +95,7 @@ class EsDown(FakeStore):
 
 
 class MongoDown(FakeStore):
-    def region_ids(self):
+    def latest_observations(self):
         raise ServerSelectionTimeoutError(f"{url_with_password('mongodb', 'meteoflow', 'db.internal:27017')}: timed out")
 
 

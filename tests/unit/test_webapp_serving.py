@@ -101,12 +101,12 @@ class FailingStore:
     def __init__(self, mongo_down: bool = False):
         self.mongo_down = mongo_down
 
-    def region_ids(self):
+    def latest_observations(self):
         if self.mongo_down:
             from pymongo.errors import ServerSelectionTimeoutError
 
             raise ServerSelectionTimeoutError("no server")
-        return []
+        return {}
 
     def arrivals_by_region(self):
         raise ConnectionError("elasticsearch down")

@@ -27,8 +27,9 @@ def region_rows(store: Store, limits: Thresholds, attempt: Attempt,
     """Every region's summary (MongoDB's regions and Elasticsearch's), the arrivals by region, and
     Elasticsearch's failure if it could not be read (the rows then come from MongoDB alone)."""
     arrivals, es_error = attempt(store.arrivals_by_region, {})
-    ids = set(store.region_ids()) | set(arrivals)
-    rows = [views.region_summary(rid, store.latest_observation(rid), arrivals.get(rid), limits, now) for rid in ids]
+    latest = store.latest_observations()  # one read for every region (region_latest)
+    ids = set(latest) | set(arrivals)
+    rows = [views.region_summary(rid, latest.get(rid), arrivals.get(rid), limits, now) for rid in ids]
     return views.sort_regions(rows), arrivals, es_error
 
 
