@@ -45,7 +45,7 @@ def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
             continue
         try:
             obs = validate_observation(bytes(rec.value), now=now, max_ahead=limits.max_ahead)
-            document = ObservationDocument.build(obs, now).to_document()
+            document = ObservationDocument.document(obs, now)
             bson.encode(document)  # what the sink writes must be storable
         except Exception as exc:  # noqa: BLE001 - one record can cost only itself
             split.dead_letters.append(DeadLetter.build(bytes(rec.value), rejection_reason(exc), SERVICE,

@@ -21,7 +21,7 @@ from meteoflow.contracts import (
     ObservationPoint, doc_id, find_by_ids, valid_documents,
 )
 from meteoflow.settings import Settings
-from streaming.records import HOUR, hour_points, hourly_stats, merged_hourly_stats, observation_documents
+from streaming.records import HOUR, hour_points, hourly_stats, merged_hourly_stats
 
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
@@ -113,7 +113,7 @@ class ObservationSink:
               documents: list[dict[str, Any]] | None = None) -> int:
         """`documents`: the observations' documents if already built (SplitBatch.documents)."""
         if documents is None:
-            documents = [d.to_document() for d in observation_documents(observations, stored_at=now)]
+            documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
         stored = insert_new(self.collection, docs)
         if stored:
@@ -136,8 +136,8 @@ class HourlyStatsSink:
         batch = hour_points(observations)
         if not batch:
             return 0
-        keys = sorted(batch)
-        fresh = [s.to_document() for s in merged_hourly_stats(batch, {}, now)]  # in the order of `keys`
+        keys = list(batch)
+        fresh = [HourlyStats.document(region, hour, batch[(region, hour)], now) for region, hour in keys]
         stored = insert_new(self.collection, fresh)
         if stored:
             self._merge({keys[i]: batch[keys[i]] for i in stored}, now)

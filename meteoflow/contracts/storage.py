@@ -178,6 +178,14 @@ class ObservationDocument(MongoDocument, Observation):
     def build(cls, obs: Observation, stored_at: datetime) -> "ObservationDocument":
         return cls(**obs.model_dump(), _id=doc_id(obs.region_id, obs.observed_at), stored_at=stored_at)
 
+    @staticmethod
+    def document(obs: Observation, stored_at: datetime) -> dict[str, Any]:
+        """`build(obs, stored_at).to_document()` without validating `obs` a second time (it is an
+        Observation already): the streaming job's hot path, a third of its time per record before."""
+        doc = {"_id": doc_id(obs.region_id, obs.observed_at), **obs.model_dump(),
+               "stored_at": stored_at.astimezone(timezone.utc)}
+        return {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in doc.items()}
+
     def observation(self) -> Observation:
         """The observation itself, without what storing it added."""
         return Observation(**self.model_dump(include=set(Observation.model_fields)))
@@ -233,6 +241,16 @@ class HourlyStats(MongoDocument):
         return cls(_id=doc_id(region_id, hour), region_id=region_id, hour=hour, temp_min=min(values),
                    temp_max=max(values), temp_mean=math.fsum(values) / len(values), count=len(values),
                    computed_at=computed_at, temps=dict(temps) if isinstance(temps, Mapping) else None)
+
+    @staticmethod
+    def document(region_id: str, hour: datetime, temps: Mapping[str, float], computed_at: datetime) -> dict[str, Any]:
+        """`build(region_id, hour, temps, computed_at).to_document()` for temps already validated
+        (an Observation's): the streaming job's hot path, one per new (region, hour)."""
+        values = list(temps.values())
+        return {"_id": doc_id(region_id, hour), "region_id": region_id,
+                "hour": bson_millis(hour.astimezone(timezone.utc)), "temp_min": min(values),
+                "temp_max": max(values), "temp_mean": math.fsum(values) / len(values), "count": len(values),
+                "computed_at": bson_millis(computed_at.astimezone(timezone.utc)), "temps": dict(temps)}
 
     @classmethod
     def summary_projection(cls) -> dict[str, int]:

@@ -70,6 +70,19 @@ def test_what_a_writer_stores_a_reader_validates_back(model):
     assert model.from_document(stored(written)).to_document() == written
 
 
+def test_the_fast_observation_document_is_the_built_one():
+    for obs in simulated_observations(regions=3, hours=3, per_hour=3, end=T0):
+        obs = obs.model_copy(update={"observed_at": obs.observed_at.replace(microsecond=123_456)})
+        for stored_at in (T0, T0.astimezone(timezone(timedelta(hours=2))).replace(microsecond=987_654)):
+            assert ObservationDocument.document(obs, stored_at) == ObservationDocument.build(obs, stored_at).to_document()
+
+
+def test_the_fast_hourly_document_is_the_built_one():
+    temps = {point_key(T0): 20.0, point_key(T0 + timedelta(minutes=20)): 21.5, point_key(T0 + timedelta(minutes=40)): -3.25}
+    computed = T0.astimezone(timezone(timedelta(hours=-1))).replace(microsecond=456_789)
+    assert HourlyStats.document("dakar", T0, temps, computed) == HourlyStats.build("dakar", T0, temps, computed).to_document()
+
+
 def test_a_regions_latest_is_its_newest_observation_document_under_the_region_id():
     doc = observation_document()
     latest = RegionLatest.of(doc)
