@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from producer.regions import load_regions  # noqa: E402
 from meteoflow.contracts import parse_utc  # noqa: E402
-from tests.faults.harness import Feeder, Pipeline, machine, percentile, pipeline_settings, wait_until  # noqa: E402
+from goals import Figure, record  # noqa: E402
+from tests.faults.harness import Feeder, Pipeline, machine, percentile, pipeline_settings, service, wait_until  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -38,6 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--seconds", type=float, default=120.0, help="measured steady-state duration")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between two batches (one record per region)")
     p.add_argument("--quick", action="store_true", help="40 s of measurement")
+    p.add_argument("--skip-previous", action="store_true", help="do not measure the previous design")
     p.add_argument("--port-offset", type=int, default=30000)
     p.add_argument("--run-dir", type=Path, default=REPO / ".run" / "bench-freshness")
     p.add_argument("--json", type=Path)
@@ -56,7 +58,7 @@ class Poller(threading.Thread):
         self.first_seen: dict[tuple[str, datetime], float] = {}
         self.polls = 0
         self.failed_polls = 0  # no answer within 30 s, or not JSON
-        self.poll_seconds: list[float] = []  # how long each answer took: the resolution of the figures
+        self.answers: list[tuple[float, float]] = []  # (asked at, seconds it took): the resolution of the figures
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -70,7 +72,7 @@ class Poller(threading.Thread):
                 continue
             seen = time.time()  # visible to a client once the answer is in its hands
             self.polls += 1
-            self.poll_seconds.append(seen - asked)
+            self.answers.append((asked, seen - asked))
             for row in body.get("regions", []):
                 latest = row.get("latest") or {}
                 if latest.get("observed_at"):
@@ -85,6 +87,36 @@ def visible_at(poller: Poller, obs) -> float | None:
     return min(times) if times else None
 
 
+def previous_service(settings, name: str):
+    """The service `name` (streaming or webapp) running the previous design (benchmarks/previous_design.py)."""
+    svc = service(settings, name)
+    svc.command = lambda: [sys.executable, str(REPO / "benchmarks" / "previous_design.py"), name]
+    return svc
+
+
+def measure_phase(name: str, feeder: Feeder, poller: Poller, seconds: float) -> dict:
+    """Feed for `seconds`, then wait until every record fed is visible; the phase's figures."""
+    measured_from = len(feeder.produced)
+    began = time.time()
+    feeder.resume() if feeder._thread.is_alive() else feeder.begin()
+    time.sleep(seconds)  # the measurement window (the figures come from the poller)
+    feeder.pause()
+    ended = time.time()
+    records = feeder.produced[measured_from:]
+    wait_until(lambda: all(visible_at(poller, o) is not None for o in records), 300,
+               f"every record of phase '{name}' to be visible")
+    latencies = [visible_at(poller, o) - o.produced_at.timestamp() for o in records]
+    answers = [took for asked, took in list(poller.answers) if began <= asked <= ended]
+    return {
+        "phase": name, "records": len(records), "polls": len(answers),
+        "poll_answer_p50_s": round(percentile(answers, 50), 3),
+        "poll_answer_p95_s": round(percentile(answers, 95), 3),
+        "poll_answer_max_s": round(max(answers), 3),
+        "p50_s": round(percentile(latencies, 50), 2), "p95_s": round(percentile(latencies, 95), 2),
+        "max_s": round(max(latencies), 2),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = pipeline_settings(args.run_dir, args.port_offset, streaming_trigger_seconds=1.0,
@@ -94,6 +126,7 @@ def main(argv=None) -> int:
     before = machine()
     feeder = None
     poller = Poller(f"http://{settings.bind_host}:{settings.webapp_port}/api/regions")
+    phases = []
     try:
         pipeline.start_servers()
         for name in ("forecasting_api", "webapp", "streaming"):
@@ -104,44 +137,61 @@ def main(argv=None) -> int:
         poller.start()
         warm = feeder.produced[-1]
         wait_until(lambda: visible_at(poller, warm) is not None, 600, "the back-fill to be visible")
-        measured_from = len(feeder.produced)
-        feeder.begin()
-        time.sleep(args.seconds)  # the measurement window (the figures come from the poller)
-        feeder.pause()
-        records = feeder.produced[measured_from:]
-        wait_until(lambda: all(visible_at(poller, o) is not None for o in records), 300,
-                   "every measured record to be visible")
-        latencies = [visible_at(poller, o) - o.produced_at.timestamp() for o in records]
-        figures = {
-            "records": len(records), "regions": len(regions), "interval_s": args.interval,
-            "trigger_s": settings.streaming_trigger_seconds, "polls": poller.polls,
-            "poll_answer_p50_s": round(percentile(poller.poll_seconds, 50), 2),
-            "poll_answer_p95_s": round(percentile(poller.poll_seconds, 95), 2),
-            "poll_answer_max_s": round(max(poller.poll_seconds), 2), "failed_polls": poller.failed_polls,
-            "p50_s": round(percentile(latencies, 50), 2), "p95_s": round(percentile(latencies, 95), 2),
-            "max_s": round(max(latencies), 2),
-        }
+        phases.append(measure_phase("current", feeder, poller, args.seconds))
+        print(f"phase: {json.dumps(phases[-1])}", flush=True)
+        # The same design with the forecasting API stopped: forecasts are off the write path.
+        pipeline.stop_service("forecasting_api")
+        phases.append(measure_phase("current, forecasting API stopped", feeder, poller, args.seconds))
+        print(f"phase: {json.dumps(phases[-1])}", flush=True)
+        if not args.skip_previous:
+            pipeline.start("forecasting_api", supervise=False)
+            for name in ("streaming", "webapp"):
+                pipeline.stop_service(name)
+            # The previous design's retry timer ran every forecast_retry_seconds; its batches forecast inline.
+            old = settings.model_copy(update={"forecast_refresh_seconds": settings.forecast_retry_seconds})
+            for name in ("webapp", "streaming"):
+                pipeline.services[name] = previous_service(old, name)
+                pipeline.start(name, supervise=False)
+            phases.append(measure_phase("previous design", feeder, poller, args.seconds))
+            print(f"phase: {json.dumps(phases[-1])}", flush=True)
         after = machine()
-        print("\n=== freshness benchmark ===")
-        print(f"machine    {before['cpu']}, {before['cores']} cores, {before['memory_gib']} GiB; load avg "
-              f"{before['load_avg_1_5_15']} before, {after['load_avg_1_5_15']} after")
-        print(f"load       {len(regions)} regions, one batch every {args.interval:g} s "
-              f"({len(regions) / args.interval:.1f} records/s) for {args.seconds:g} s; trigger 1 s; API polled 0.1 s after each answer")
-        print(f"freshness  produce -> visible in GET /api/regions: p50 {figures['p50_s']} s, p95 {figures['p95_s']} s, "
-              f"max {figures['max_s']} s over {len(records)} records")
-        print(f"API        {poller.polls} answers of GET /api/regions, each took p50 {figures['poll_answer_p50_s']} s, "
-              f"p95 {figures['poll_answer_p95_s']} s, max {figures['poll_answer_max_s']} s; "
-              f"{poller.failed_polls} polls failed")
-        print(json.dumps({"machine_before": before, "machine_after": after, "freshness": figures}))
-        if args.json:
-            args.json.write_text(json.dumps({"machine_before": before, "machine_after": after, "freshness": figures},
-                                            indent=2))
+        report(args, regions, phases, before, after)
         return 0
     finally:
         poller.stop.set()
         if feeder is not None:
             feeder.stop()
         pipeline.stop_all()
+
+
+def report(args, regions, phases, before, after) -> None:
+    load = f"load avg {before['load_avg_1_5_15']} before, {after['load_avg_1_5_15']} after"
+    print("\n=== freshness benchmark ===")
+    print(f"machine    {before['cpu']}, {before['cores']} cores, {before['memory_gib']} GiB; {load}")
+    print(f"load       {len(regions)} regions, one batch every {args.interval:g} s "
+          f"({len(regions) / args.interval:.1f} records/s) for {args.seconds:g} s per phase; trigger 1 s; "
+          "API polled 0.1 s after each answer")
+    for f in phases:
+        print(f"{f['phase']:<34} produce -> visible in GET /api/regions p50 {f['p50_s']} s, p95 {f['p95_s']} s, "
+              f"max {f['max_s']} s ({f['records']} records); answers p50 {f['poll_answer_p50_s']} s, "
+              f"p95 {f['poll_answer_p95_s']} s, max {f['poll_answer_max_s']} s ({f['polls']} answers)")
+    print(json.dumps({"machine_before": before, "machine_after": after, "phases": phases}))
+    cur, stopped = phases[0], phases[1]
+    prev = phases[2] if len(phases) > 2 else {}
+    figures = [
+        Figure("2. freshness", "produce -> visible in GET /api/regions, p95", cur["p95_s"], prev.get("p95_s"),
+               "<= 3 s", "s", cur["p95_s"] <= 3),
+        Figure("2. freshness", "GET /api/regions answer under that load, p95", cur["poll_answer_p95_s"] * 1000,
+               prev["poll_answer_p95_s"] * 1000 if prev else None, "<= 50 ms", "ms", cur["poll_answer_p95_s"] <= 0.05),
+        Figure("2. freshness", "same, forecasting API stopped: produce -> visible p95", stopped["p95_s"],
+               prev.get("p95_s"), "<= 3 s, unchanged", "s", stopped["p95_s"] <= 3),
+        Figure("2. freshness", "same, forecasting API stopped: answer p95", stopped["poll_answer_p95_s"] * 1000,
+               prev["poll_answer_p95_s"] * 1000 if prev else None, "<= 50 ms, unchanged", "ms",
+               stopped["poll_answer_p95_s"] <= 0.05),
+    ]
+    record("freshness", figures, f"{before['cpu']}, {before['cores']} cores; {load}" + ("; --quick" if args.quick else ""))
+    if args.json:
+        args.json.write_text(json.dumps({"machine_before": before, "machine_after": after, "phases": phases}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
-"""End-to-end throughput: simulator at full speed -> Kafka -> streaming job -> MongoDB, against
-the ancestor's per-region sink on the same data.
+"""Catching up a backlog: simulator -> Kafka, then the streaming job -> MongoDB, for the current
+design, the previous one (benchmarks/previous_design.py) and the ancestor's per-region sink, all on
+the same topic, servers and machine, in one run.
 
 What it does (all servers on their own ports and run directory, stopped at the end):
 1. starts Kafka and FerretDB (stack.servers, ports + 30000, run dir .run/bench) and the real
    forecasting API (`python -m forecasting_api`, Prophet);
-2. starts the streaming job in this process (streaming.job.StreamingJob, 1 s trigger) on an
-   empty topic, then publishes REGIONS x HOURS simulator observations as fast as the simulator
-   and the producer's KafkaPublisher go (produced_at = wall clock at publication);
-3. waits until every record is stored, and until every micro-batch (forecasts included) is done;
-   prints sustained records/s and p50/p95 of stored_at - produced_at per record;
-4. on the same topic, runs the ancestor's sink (benchmarks/ancestor_sink.py) from the beginning
-   with the same maxOffsetsPerTrigger, for at most --ancestor-budget seconds, and prints its
-   measured rate, the extrapolated time for the whole data set and the ratio.
-Asserts nothing about speed; the figures go in BENCHMARKS.md.
+2. publishes REGIONS x HOURS simulator observations (one per region and hour) as fast as the
+   simulator and the producer's KafkaPublisher go;
+3. measures the store's own bulk insert rate on the same documents (insert_many into a scratch
+   collection): the limit any sink approaches;
+4. runs the streaming job (streaming.job.StreamingJob, 1 s trigger) over the whole topic, timed
+   from its first micro-batch until every record is stored, and until every region was forecast;
+   then the previous design the same way (its own database and checkpoint);
+5. runs the ancestor's sink (benchmarks/ancestor_sink.py) from the beginning with the same
+   maxOffsetsPerTrigger, for at most --ancestor-budget seconds, and extrapolates its rate.
+Prints the figures and records them on the goals' scoreboard (benchmarks/goals.py); asserts
+nothing about speed.
 
     .venv/bin/python benchmarks/pipeline_bench.py            # 200 regions x 168 h = 33,600 records
     .venv/bin/python benchmarks/pipeline_bench.py --quick    # 20 regions x 48 h = 960 records
@@ -31,11 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the harness lives with the fault suite (tests/faults/harness.py)
 
 from ancestor_sink import run_ancestor  # noqa: E402
-from meteoflow.contracts import FORECASTS, OBSERVATIONS  # noqa: E402
+from goals import Figure, record  # noqa: E402
+from previous_design import use_previous_batch  # noqa: E402
+from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS  # noqa: E402
 from meteoflow.mongo import database, make_mongo_client  # noqa: E402
 from producer.run import Batch, KafkaPublisher  # noqa: E402
 from producer.sources.simulator import simulate_history  # noqa: E402
-from tests.faults.harness import Pipeline, grid_regions, machine, percentile, pipeline_settings, wait_until  # noqa: E402
+from tests.faults.harness import Pipeline, grid_regions, machine, pipeline_settings, wait_until  # noqa: E402
 
 QUIET_SPARK = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false"}
 
@@ -48,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--ancestor-budget", type=float, default=240.0,
                    help="seconds the ancestor sink may run before it is stopped and extrapolated")
     p.add_argument("--chunk", type=int, default=2000, help="records per publish (one flush each)")
+    p.add_argument("--max-offsets", type=int, default=20000, help="maxOffsetsPerTrigger")
+    p.add_argument("--skip-previous", action="store_true", help="do not measure the previous design")
     p.add_argument("--port-offset", type=int, default=30000)
     p.add_argument("--run-dir", type=Path, default=REPO / ".run" / "bench")
     p.add_argument("--seed", type=int, default=42)
@@ -87,41 +94,75 @@ def publish_history(settings, regions, hours: int, seed: int, chunk: int) -> tup
     return sent, first, done
 
 
-def run_pipeline(settings, spark, regions, args) -> dict:
+def store_bulk_insert_rate(settings, regions, hours: int, seed: int) -> dict:
+    """The store's own rate on this data: the same observation documents, `insert_many` of 2,000
+    at a time into a scratch collection (what no sink can beat), then dropped."""
+    from streaming.records import observation_documents
+
+    start = (datetime.now(timezone.utc) - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(timezone.utc)
+    docs = [d.to_document() for d in observation_documents(
+        simulate_history(regions, start, hours, seed=seed, step_minutes=60), stored_at=now)]
+    db = database(settings, make_mongo_client(settings))
+    scratch = db["bench_bulk_insert"]
+    scratch.drop()
+    began = time.perf_counter()
+    for i in range(0, len(docs), 2000):
+        scratch.insert_many(docs[i:i + 2000], ordered=False)
+    seconds = time.perf_counter() - began
+    scratch.drop()
+    db.client.close()
+    return {"documents": len(docs), "seconds": round(seconds, 2), "docs_per_s": round(len(docs) / seconds, 1)}
+
+
+class FirstCall:
+    """foreachBatch wrapper noting when the first batch began (the catch-up starts there)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+        self.first: float | None = None
+
+    def __call__(self, batch, batch_id):
+        if self.first is None:
+            self.first = time.perf_counter()
+        return self.processor(batch, batch_id)
+
+
+def run_design(settings, spark, regions, total: int, design: str) -> dict:
+    """Catch up the whole topic (already published) with one design; time from its first batch."""
     from streaming.job import StreamingJob
 
     job = StreamingJob(settings, spark, keep_progress_lines=None)
-    query = job.start()
-    wait_until(lambda: query.lastProgress is not None, 300, "the streaming query's first (idle) trigger")
+    if design == "previous":
+        use_previous_batch(job)
+    timed = job.processor = FirstCall(job.processor)
+    job.start()
     db = database(settings, make_mongo_client(settings))
-    total, t_first, t_published = publish_history(settings, regions, args.hours, args.seed, args.chunk)
     wait_until(lambda: db[OBSERVATIONS].count_documents({}) >= total, 3600, f"{total} observations stored", every=0.25)
     t_stored = time.perf_counter()
-    wait_until(lambda: sum(b.input_rows or 0 for b in job.reporter.logged) >= total, 3600,
-               "every micro-batch (forecasts included) done", every=0.25)
-    t_batches = time.perf_counter()
+    # Forecasts included: every region forecast from its complete history (the previous design did it
+    # inside the batches; the current one in its forecast thread).
+    wait_until(lambda: sum(b.input_rows or 0 for b in job.reporter.logged) >= total
+               and db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 0
+               and db[FORECAST_STATE].count_documents({}) >= len(regions), 3600,
+               "every region forecast", every=0.25)
+    t_forecasts = time.perf_counter()
     job.stop()
-    stored = db[OBSERVATIONS].count_documents({})
-    latencies = [(d["stored_at"] - d["produced_at"]).total_seconds()
-                 for d in db[OBSERVATIONS].find({}, {"stored_at": 1, "produced_at": 1})]
     batches = job.reporter.logged
     forecast_regions = len(db[FORECASTS].distinct("region_id"))
+    stored = db[OBSERVATIONS].count_documents({})
     db.client.close()
     return {
+        "design": design,
         "records": total,
         "stored": stored,
-        "publish_seconds": round(t_published - t_first, 2),
-        "publish_records_per_s": round(total / (t_published - t_first), 1),
-        "all_stored_seconds": round(t_stored - t_first, 2),
-        "sustained_records_per_s": round(total / (t_stored - t_first), 1),
-        "all_batches_done_seconds": round(t_batches - t_first, 2),
-        "records_per_s_with_forecasts": round(total / (t_batches - t_first), 1),
-        "produce_to_stored_p50_s": round(percentile(latencies, 50), 2),
-        "produce_to_stored_p95_s": round(percentile(latencies, 95), 2),
+        "all_stored_seconds": round(t_stored - timed.first, 2),
+        "sustained_records_per_s": round(total / (t_stored - timed.first), 1),
+        "all_forecasts_done_seconds": round(t_forecasts - timed.first, 2),
+        "records_per_s_with_forecasts": round(total / (t_forecasts - timed.first), 1),
         "micro_batches": len(batches),
         "batch_rows": [b.input_rows for b in batches],
-        "batch_ms": [b.durations_ms.get("total") for b in batches],
-        "forecast_ms": [b.durations_ms.get("forecasts") for b in batches],
+        "batch_ms": [b.durations_ms for b in batches if b.input_rows],
         "regions_with_forecasts": forecast_regions,
     }
 
@@ -130,11 +171,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     settings = pipeline_settings(
         args.run_dir, args.port_offset,
-        streaming_trigger_seconds=1.0, streaming_max_offsets_per_trigger=20000,
+        streaming_trigger_seconds=1.0, streaming_max_offsets_per_trigger=args.max_offsets,
         # One batch call forecasts every region of a micro-batch (200 Prophet fits); give it time.
         forecast_timeout_seconds=1800.0, forecast_horizon_hours=24, forecast_history_days=7,
         log_level="WARNING",
     )
+    # The previous design: its own database and checkpoint on the same topic, its retry timer's interval.
+    previous = settings.model_copy(update={
+        "mongo_db": settings.mongo_db + "_previous", "forecast_refresh_seconds": settings.forecast_retry_seconds,
+        "streaming_checkpoint_dir": settings.run_dir / "checkpoints" / "previous"})
     regions = grid_regions(args.regions)
     pipeline = Pipeline(settings, ["kafka", "ferretdb"], ["forecasting_api"])
     before = machine()
@@ -147,13 +192,22 @@ def main(argv=None) -> int:
         from stack.spark import spark_session
 
         spark = spark_session(settings, app_name="meteoflow-bench", extra_conf=QUIET_SPARK)
-        ours = run_pipeline(settings, spark, regions, args)
+        total, t_first, t_published = publish_history(settings, regions, args.hours, args.seed, args.chunk)
+        published = {"records": total, "seconds": round(t_published - t_first, 2),
+                     "records_per_s": round(total / (t_published - t_first), 1)}
+        print(f"published: {json.dumps(published)}", flush=True)
+        bulk = store_bulk_insert_rate(settings, regions, args.hours, args.seed)
+        print(f"store bulk insert: {json.dumps(bulk)}", flush=True)
+        ours = run_design(settings, spark, regions, total, "current")
         print(f"meteoflow: {json.dumps(ours)}", flush=True)
+        before_previous = (run_design(previous, spark, regions, total, "previous") if not args.skip_previous
+                           else None)
+        print(f"previous design: {json.dumps(before_previous)}", flush=True)
 
         ancestor = run_ancestor(spark, settings, settings.mongo_db + "_ancestor",
                                 str(settings.run_dir / "checkpoints" / "ancestor"), args.ancestor_budget)
         rate = ancestor.rows_stored / ancestor.seconds if ancestor.seconds > 0 else 0.0
-        complete = not ancestor.exhausted and ancestor.rows_stored == ours["records"]
+        complete = not ancestor.exhausted and ancestor.rows_stored == total
         theirs = {
             "measured_seconds": round(ancestor.seconds, 2),
             "budget_seconds": args.ancestor_budget,
@@ -165,36 +219,62 @@ def main(argv=None) -> int:
             "forecast_failures": ancestor.forecast_failures,
             "predictions_written": ancestor.predictions_written,
             "records_per_s": round(rate, 1),
-            "extrapolated_seconds_for_all": round(ours["records"] / rate, 1) if rate else None,
+            "extrapolated_seconds_for_all": round(total / rate, 1) if rate else None,
             "errors_sample": ancestor.errors[:3],
         }
         print(f"ancestor: {json.dumps(theirs)}", flush=True)
-        ratio = ours["records_per_s_with_forecasts"] / rate if rate else float("inf")
         after = machine()
-        print("\n=== pipeline benchmark ===")
-        print(f"machine      {before['cpu']}, {before['cores']} cores, {before['memory_gib']} GiB; load avg "
-              f"{before['load_avg_1_5_15']} before, {after['load_avg_1_5_15']} after")
-        print(f"data         {len(regions)} regions x {args.hours} h = {ours['records']} records "
-              f"(maxOffsetsPerTrigger {settings.streaming_max_offsets_per_trigger}, trigger 1 s)")
-        print(f"publish      {ours['publish_records_per_s']} records/s (simulator + KafkaPublisher, acks=all)")
-        print(f"meteoflow    {ours['sustained_records_per_s']} records/s until all stored "
-              f"({ours['all_stored_seconds']} s); {ours['records_per_s_with_forecasts']} records/s until every "
-              f"batch incl. forecasts was done ({ours['all_batches_done_seconds']} s)")
-        print(f"latency      produce -> stored p50 {ours['produce_to_stored_p50_s']} s, "
-              f"p95 {ours['produce_to_stored_p95_s']} s")
-        scope = "all records" if complete else (
-            f"{ancestor.rows_stored} records / {ancestor.regions_done} region-batches in {ancestor.seconds:.0f} s "
-            f"(budget {args.ancestor_budget:.0f} s), extrapolated")
-        print(f"ancestor     {theirs['records_per_s']} records/s ({scope})")
-        print(f"ratio        {ratio:.1f}x (meteoflow incl. forecasts / ancestor)")
-        if args.json:
-            args.json.write_text(json.dumps({"machine_before": before, "machine_after": after, "meteoflow": ours,
-                                             "ancestor": theirs, "ratio": round(ratio, 2)}, indent=2))
+        report(args, settings, regions, published, bulk, ours, before_previous, theirs, complete, before, after)
         return 0
     finally:
         if spark is not None:
             spark.stop()
         pipeline.stop_all()
+
+
+def report(args, settings, regions, published, bulk, ours, prev, theirs, complete, before, after) -> None:
+    rate = theirs["records_per_s"]
+
+    def ratio(design):
+        return round(design["records_per_s_with_forecasts"] / rate, 1) if design and rate else None
+
+    def share(design):
+        return round(design["sustained_records_per_s"] / bulk["docs_per_s"], 2) if design else None
+
+    print("\n=== pipeline benchmark (backlog) ===")
+    load = f"load avg {before['load_avg_1_5_15']} before, {after['load_avg_1_5_15']} after"
+    print(f"machine      {before['cpu']}, {before['cores']} cores, {before['memory_gib']} GiB; {load}")
+    print(f"data         {len(regions)} regions x {args.hours} h = {ours['records']} records, published first "
+          f"({published['records_per_s']} records/s), then caught up (maxOffsetsPerTrigger "
+          f"{settings.streaming_max_offsets_per_trigger}, trigger 1 s); timed from each design's first batch")
+    print(f"store        bulk insert_many of the same documents: {bulk['docs_per_s']} documents/s")
+    for name, design in (("meteoflow", ours), ("previous", prev)):
+        if design is None:
+            continue
+        print(f"{name:<12} {design['sustained_records_per_s']} records/s until all stored "
+              f"({design['all_stored_seconds']} s, {share(design)}x the bulk insert rate); "
+              f"{design['records_per_s_with_forecasts']} records/s until every region was forecast "
+              f"({design['all_forecasts_done_seconds']} s); {ratio(design)}x the ancestor")
+    scope = "all records" if complete else (
+        f"{theirs['rows_stored']} records / {theirs['regions_processed']} region-batches in "
+        f"{theirs['measured_seconds']:.0f} s (budget {args.ancestor_budget:.0f} s), extrapolated")
+    print(f"ancestor     {rate} records/s ({scope})")
+    machine_text = (f"{before['cpu']}, {before['cores']} cores; {load}; 200x168 h" if not args.quick
+                    else f"{before['cpu']}, {before['cores']} cores; {load}; --quick")
+    what = f"({len(regions)} x {args.hours} h)"
+    record("pipeline", [
+        Figure("1. backlog", f"records/s until stored {what}", ours["sustained_records_per_s"],
+               prev and prev["sustained_records_per_s"], ">= 3,000", "records/s",
+               ours["sustained_records_per_s"] >= 3000),
+        Figure("1. backlog", f"x the ancestor's sink, forecasts included {what}", ratio(ours), ratio(prev),
+               ">= 20x", "x", ratio(ours) is not None and ratio(ours) >= 20),
+        Figure("1. backlog", f"share of the store's bulk insert rate ({bulk['docs_per_s']:,.0f} docs/s)",
+               share(ours), share(prev), "measured", "x", None),
+    ], machine_text)
+    if args.json:
+        args.json.write_text(json.dumps({"machine_before": before, "machine_after": after, "published": published,
+                                         "store_bulk_insert": bulk, "meteoflow": ours, "previous": prev,
+                                         "ancestor": theirs}, indent=2))
 
 
 if __name__ == "__main__":
