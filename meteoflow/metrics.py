@@ -253,7 +253,7 @@ class ProducerMetrics(MetricSet):
 
 
 # --- streaming job ------------------------------------------------------------------------------
-STREAMING_STAGES = ("collect", "validate", "deadletters", "observations", "stats", "forecasts")
+STREAMING_STAGES = ("collect", "validate", "deadletters", "observations", "stats", "latest", "mark")
 FORECAST_OUTCOMES = ("ok", "failed", "skipped", "error")
 
 
