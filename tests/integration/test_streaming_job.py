@@ -242,7 +242,8 @@ def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, sp
 
     job = start_job(settings, out)
     try:
-        wait_for(lambda: db[OBSERVATIONS].count_documents({}) > 0 or job.poll() is not None, 180)
+        # (generous caps: a Spark job starting on a loaded 2-core machine can take minutes; each wait ends on its event)
+        wait_for(lambda: db[OBSERVATIONS].count_documents({}) > 0 or job.poll() is not None, 600)
         os.kill(ferretdb, signal.SIGSTOP)
         try:
             wait_for(lambda: uncommitted_batches(settings.checkpoint_dir) or job.poll() is not None, 60)
@@ -258,7 +259,7 @@ def test_kill_9_mid_batch_then_restart_loses_and_duplicates_nothing(settings, sp
         fake_api.set_mode("ok")
         restarted_at = time.time()
         job = start_job(settings, out)
-        wait_for(lambda: db[OBSERVATIONS].count_documents({}) == len(observations) or job.poll() is not None, 180)
+        wait_for(lambda: db[OBSERVATIONS].count_documents({}) == len(observations) or job.poll() is not None, 600)
         wait_for(lambda: stored_hourly_stats(db) == recompute_hourly_stats(observations), 30)
         assert_exact(db, observations)
         wait_for(lambda: db[FORECAST_STATE].count_documents({"status": "ok", "needs_forecast": False}) == 3, 30)

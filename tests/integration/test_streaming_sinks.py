@@ -8,7 +8,8 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
-    FORECAST_RUNS, FORECAST_STATE, FORECASTS, OBSERVATIONS, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, doc_id,
+    FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, REGION_LATEST, DeadLetter, ForecastDocument,
+    ForecastState, ObservationDocument, RegionLatest, doc_id,
 )
 from kafka.errors import KafkaError
 
@@ -16,7 +17,7 @@ from meteoflow.kafka import make_consumer, make_producer
 from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
 from streaming.records import latest_per_region
-from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, ensure_indexes
+from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
@@ -197,3 +198,30 @@ def test_a_malformed_stored_document_costs_only_itself(db, isolated, caplog):
     warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "observations document _id='dakar|broken': temp:" in warnings
     assert "forecast_state document _id='ghost': last_observed_at:" in warnings
+
+
+def test_region_latest_keeps_each_regions_newest_observation_whatever_the_batch_order(db):
+    obs = simulated_observations(regions=3, hours=4, per_hour=2)
+    newest = {o.region_id: o for o in sorted(obs, key=lambda o: o.observed_at)}
+    sink = RegionLatestSink(db)
+    late, early = obs[len(obs) // 2:], obs[:len(obs) // 2]
+    for batch in (late, early, late):  # an older batch after a newer one, then a replay
+        sink.write([ObservationDocument.document(o, NOW) for o in batch])
+    stored = {d["_id"]: RegionLatest.from_document(d) for d in db[REGION_LATEST].find()}
+    assert {r: d.observation() for r, d in stored.items()} == newest
+    corrected = newest["dakar"].model_copy(update={"temp": newest["dakar"].temp + 3})  # same instant, later record
+    db[REGION_LATEST].update_one({"_id": "thies"}, {"$set": {"observed_at": "damaged"}})
+    sink.write([ObservationDocument.document(o, NOW) for o in (corrected, newest["thies"])])
+    assert RegionLatest.from_document(db[REGION_LATEST].find_one({"_id": "dakar"})).temp == corrected.temp
+    assert RegionLatest.from_document(db[REGION_LATEST].find_one({"_id": "thies"})).observation() == newest["thies"]
+
+
+def test_hourly_stats_of_documents_written_before_temps_were_kept_are_recomputed_once(db):
+    obs = simulated_observations(regions=1, hours=2, per_hour=4)
+    ObservationSink(db).write(obs, NOW)
+    HourlyStatsSink(db).write(obs[:4], NOW)
+    db[HOURLY_STATS].update_many({}, {"$unset": {"temps": ""}})  # as an older version wrote them
+    HourlyStatsSink(db).write(obs[4:], NOW)
+    HourlyStatsSink(db).write(obs[3:5], NOW)  # touches the legacy hour: recomputed from observations
+    assert stored_hourly_stats(db) == recompute_hourly_stats(obs)
+    assert all(isinstance(d.get("temps"), dict) for d in db[HOURLY_STATS].find())
