@@ -300,8 +300,6 @@ class StreamingJob:
         self.query = writer.start()
         if self.archive is not None:  # the raw archive: its own Kafka source, sink and checkpoint
             self.archive.start(kafka_stream(self.spark, self.settings), available_now)
-        if retry_timer:
-            self.timer = RetryTimer(self.refresher, self.settings.forecast_retry_seconds, self.log).start()
         if forecasts:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log).start()
         return self.query
