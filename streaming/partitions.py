@@ -46,10 +46,13 @@ from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import Settings
 from streaming.job import BatchProcessor, BatchReport, _Stopwatch
 from streaming.records import latest_per_region, split_batch
-from streaming.sinks import DEADLETTER_SEND_TIMEOUT_SECONDS, DeadLetterSink, HourlyStatsSink, ObservationSink
+from streaming.daily import DailyStatsSink
+from streaming.sinks import (
+    DEADLETTER_SEND_TIMEOUT_SECONDS, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink,
+)
 
 SERVICE = "streaming"
-EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats")
+EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats", "daily", "latest")
 log = logging.getLogger("streaming.partitions")
 
 
@@ -95,6 +98,8 @@ class _ExecutorSinks:
     observations: ObservationSink
     stats: HourlyStatsSink
     deadletters: DeadLetterSink
+    daily: DailyStatsSink
+    latest: RegionLatestSink
 
 
 # One MongoDB client per server and one set of sinks per destination in each executor Python process
@@ -119,7 +124,8 @@ def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSin
                                  max_block_ms=DEADLETTER_SEND_TIMEOUT_SECONDS * 1000,
                                  **producer_options) if producer_options else None
         _SINKS[key] = _ExecutorSinks(ObservationSink(db), HourlyStatsSink(db),
-                                     DeadLetterSink(settings, logging.getLogger(SERVICE), producer))
+                                     DeadLetterSink(settings, logging.getLogger(SERVICE), producer),
+                                     DailyStatsSink(db), RegionLatestSink(db))
     return _SINKS[key]
 
 
@@ -171,10 +177,16 @@ class PartitionWriter:
         laps.lap("validate")
         dead_letters = sinks.deadletters.write(split.dead_letters)
         laps.lap("deadletters")
-        stored = sinks.observations.write(split.observations, self.now)
+        stored = sinks.observations.write(split.observations, self.now, split.documents)
         laps.lap("observations")
         stats = sinks.stats.write(split.observations, self.now)
         laps.lap("stats")
+        # Daily statistics and region_latest, as on the driver path: a region's records are in this
+        # partition only (see the module's docstring), so its day and its latest are decided here.
+        sinks.daily.write(split.observations, self.now)
+        laps.lap("daily")
+        sinks.latest.write(split.documents)
+        laps.lap("latest")
         return PartitionSummary(rows=len(records), by_topic=dict(Counter(r.topic for r in records)), stored=stored,
                                 dead_letters=dead_letters, stats_upserted=stats,
                                 latest=latest_per_region(split.observations))
@@ -199,9 +211,10 @@ class ExecutorWrites:
         report = BatchReport(batch_id=batch_id, input_rows=total.rows, input_by_topic=total.by_topic,
                              stored=total.stored, dead_letters=total.dead_letters,
                              stats_upserted=total.stats_upserted, durations_ms=durations)
+        # As on the driver path, forecasts happen off the write path (StreamingJob's forecast thread):
+        # the mark, written before the batch is committed, makes sure they happen.
         processor.refresher.mark(total.latest)
-        report.forecast = processor.refresher.refresh().summary()
-        watch.lap("forecasts")
+        watch.lap("mark")
         log.debug("batch %d written by executors %s", batch_id, total.executor)
         return report
 

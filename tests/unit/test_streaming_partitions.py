@@ -15,6 +15,7 @@ from streaming.job import _Stopwatch
 from tests.unit.test_streaming_batch import Recorder, records
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+STEPS = ("deadletters", "observations", "stats", "daily", "latest")  # the driver path's order
 
 
 def writer():
@@ -23,28 +24,28 @@ def writer():
 
 def sinks(journal, failing=()):
     return SimpleNamespace(**{name: Recorder(journal, name, name in failing)
-                              for name in ("observations", "stats", "deadletters")})
+                              for name in STEPS})
 
 
 def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_counts():
     journal = []
     obs, recs = records()
     summary = writer().write(recs, sinks(journal), _Stopwatch({}))
-    assert [name for name, _ in journal] == ["deadletters", "observations", "stats"]
+    assert [name for name, _ in journal] == list(STEPS)
     assert [dl.source_offset for dl in journal[0][1]] == [99]
-    assert journal[1][1] == obs and journal[2][1] == obs
+    assert journal[1][1] == obs and journal[2][1] == obs and journal[3][1] == obs
+    assert [d["region_id"] for d in journal[4][1]] == [o.region_id for o in obs]  # region_latest's documents
     assert (summary.rows, summary.stored, summary.dead_letters, summary.stats_upserted) == (5, 4, 1, 4)
     assert summary.by_topic == {"obs": 5}
     assert summary.latest == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
 
 
-@pytest.mark.parametrize("failing", ["deadletters", "observations", "stats"])
+@pytest.mark.parametrize("failing", STEPS)
 def test_a_failing_sink_fails_the_partition_so_spark_retries_it(failing):
     journal = []
     with pytest.raises(ConnectionError):
         writer().write(records()[1], sinks(journal, {failing}), _Stopwatch({}))
-    order = ["deadletters", "observations", "stats"]
-    assert [name for name, _ in journal] == order[:order.index(failing)]
+    assert [name for name, _ in journal] == list(STEPS[:STEPS.index(failing)])
 
 
 def test_summaries_merge_into_the_batchs_totals():
