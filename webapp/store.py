@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from meteoflow import contracts
