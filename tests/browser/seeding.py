@@ -170,6 +170,45 @@ class Seeder:
         upsert_all(self.db[contracts.FORECAST_SKILL], docs)
         return docs
 
+    # --- history (daily statistics, the rain model) -------------------------------------
+    def daily(self, region_id: str, days: int, end: datetime | None = None) -> list[contracts.DailyStats]:
+        """`days` UTC days of daily_stats up to the day of `end`, built by DailyStats.build from
+        hourly observations (rain on every third day), as the streaming job keeps them."""
+        region = next(r for r in self.regions if r[0] == region_id)
+        last = (end or utcnow()).astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        docs = []
+        for d in range(days - 1, -1, -1):
+            day = last - timedelta(days=d)
+            hours = [simulated(region, day + timedelta(hours=h), self.rng, d).model_copy(
+                update={"rain_1h": round(0.5 + h % 3, 1) if d % 3 == 0 and 12 <= h < 16 else None}) for h in range(24)]
+            # The day's points read back from the documents the streaming job stores, as streaming/daily.py does.
+            points = [contracts.DailyPoint.model_validate(doc.to_document())
+                      for doc in observation_documents(hours, stored_at=utcnow())]
+            docs.append(contracts.DailyStats.build(region_id, day, points, utcnow()))
+        upsert_all(self.db[contracts.DAILY_STATS], docs)
+        return docs
+
+    def rain_model(self, trained_at: datetime, selected: str = "gbt", lead_hours: int = 3) -> list[contracts.RainModelEvaluation]:
+        """One training run's rain_models documents: a decision tree and gradient-boosted trees compared."""
+        docs = []
+        for model, auc, (tn, fp, fn, tp) in (("decision_tree", 0.74, (70, 12, 8, 10)), ("gbt", 0.83, (75, 7, 6, 12))):
+            docs.append(contracts.RainModelEvaluation(
+                _id=contracts.RainModelEvaluation.make_id(model, trained_at), model=model, trained_at=trained_at,
+                lead_hours=lead_hours, train_until=trained_at - timedelta(days=7), train_rows=900, test_rows=100,
+                rain_share=0.18, auc=auc, accuracy=(tn + tp) / 100, true_negatives=tn, false_positives=fp,
+                false_negatives=fn, true_positives=tp, training_seconds=3.2, model_uri=f"file:///tmp/rain/{model}",
+                selected=model == selected, label_basis="rain_1h > 0"))
+        upsert_all(self.db[contracts.RAIN_MODELS], docs)
+        return docs
+
+    def rain_prediction(self, region_id: str, probability: float, trained_at: datetime, model: str = "gbt",
+                        lead_hours: int = 3) -> contracts.RainPrediction:
+        now = utcnow()
+        doc = contracts.RainPrediction(_id=region_id, region_id=region_id, from_hour=hour_floor(now), lead_hours=lead_hours,
+                                       probability=probability, model=model, model_trained_at=trained_at, predicted_at=now)
+        upsert_all(self.db[contracts.RAIN_PREDICTIONS], [doc])
+        return doc
+
     # --- logs, alerts, dead letters ------------------------------------------------------
     def streaming_batches(self, n: int = 12, now: datetime | None = None) -> None:
         now = now or utcnow()

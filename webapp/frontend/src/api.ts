@@ -153,3 +153,11 @@ export type ForecastRunResponse = Schemas["ForecastRunResponse"];
 export type LeadSkill = Schemas["LeadSkill"];
 export type RegionSkill = Schemas["RegionSkill"];
 export type ForecastQualityResponse = Schemas["ForecastQualityResponse"];
+
+// History (issue 17): daily statistics, yesterday's totals, the rain model and its chances
+export type DailyStat = Schemas["DailyStat"];
+export type RegionHistoryResponse = Schemas["RegionHistoryResponse"];
+export type YesterdayResponse = Schemas["YesterdayResponse"];
+export type RainModel = Schemas["RainModelBody"];
+export type RainChance = Schemas["RainChance"];
+export type RainResponse = Schemas["RainResponse"];

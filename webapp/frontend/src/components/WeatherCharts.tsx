@@ -2,8 +2,9 @@
 // against what happened, then humidity, wind, pressure and (when observed) precipitation, sharing
 // one cursor so a time can be read across all of them.
 import { useMemo } from "react";
-import type uPlot from "uplot";
-import type { ForecastPoint, Observation, VerifiedPoint } from "../api";
+import uPlot from "uplot";
+import type { DailyStat, ForecastPoint, Observation, VerifiedPoint } from "../api";
+import { dailySeries, formatMm } from "../history";
 import type { Units } from "../format";
 import { formatTemp, localDate, localTime, toUnits } from "../format";
 import { align, nearestValue, precipitation } from "../weather";
@@ -180,3 +181,39 @@ export function ConditionCharts({ observations, units, offset }: { observations:
   );
 }
 
+
+/** Daily min / mean / max temperature over UTC days, with each day's precipitation total as bars on a second axis. */
+export function DailyHistoryChart({ days, units, window }: { days: DailyStat[]; units: Units; window: string }) {
+  const data = useMemo(() => dailySeries(days, units), [days, units]);
+  const deg = (v: number | null | undefined) => (v === null || v === undefined ? "–" : `${v.toFixed(1)}°${units}`);
+  const options: Omit<uPlot.Options, "width" | "height"> = {
+    tzDate: regionDate(0),
+    cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 } },
+    legend: { show: true, live: false },
+    scales: { mm: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+    axes: [
+      { stroke: "#475569", grid: { stroke: "#e2e8f0" } },
+      { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: `°${units}`, size: 56, values: (_u, vals) => vals.map((v) => `${v.toFixed(0)}°`) },
+      { scale: "mm", side: 1, stroke: "#2563eb", grid: { show: false }, label: "mm", size: 48, values: (_u, vals) => vals.map((v) => v.toFixed(0)) },
+    ],
+    series: [
+      {},
+      { label: "Min", stroke: "#2563eb", width: 2, spanGaps: true },
+      { label: "Mean", stroke: "#0f766e", width: 2, dash: [6, 4], spanGaps: true },
+      { label: "Max", stroke: "#dc2626", width: 2, spanGaps: true },
+      { label: "Precipitation", scale: "mm", stroke: "#2563eb", fill: "rgba(37,99,235,0.25)", width: 1,
+        paths: uPlot.paths.bars?.({ size: [0.6, 24] }), points: { show: false } },
+    ],
+    plugins: [
+      tooltipPlugin((u, idx) => [
+        new Date(u.data[0][idx] * 1000).toISOString().slice(0, 10),
+        `Min ${deg(u.data[1][idx])} · mean ${deg(u.data[2][idx])} · max ${deg(u.data[3][idx])}`,
+        `Precipitation ${formatMm(u.data[4][idx])}`,
+      ]),
+    ],
+  };
+  return (
+    <UChart options={options} optionsKey={`daily-${units}-${window}`} data={data} height={240} testId="history-chart"
+      label={`Daily temperature range and precipitation over ${days.length} days (UTC days)`} />
+  );
+}

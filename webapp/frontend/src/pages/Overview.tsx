@@ -1,8 +1,9 @@
-import type { BackfillStatus, OverviewCard, OverviewResponse } from "../api";
+import type { BackfillStatus, DailyStat, OverviewCard, OverviewResponse, RainChance, RainResponse, YesterdayResponse } from "../api";
 import { Empty, ErrorBanner, Loading, ObservationBadge, SourceErrors } from "../components/common";
 import { RegionMap } from "../components/RegionMap";
 import type { Units } from "../format";
 import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
+import { byRegion, formatChance, formatMm, rainChanceOf } from "../history";
 import { usePolling } from "../hooks";
 import { WeatherIcon } from "../icons";
 import { modelLabel, observationState } from "../weather";
@@ -34,7 +35,31 @@ function ForecastStrip({ card, units }: { card: OverviewCard; units: Units }) {
   );
 }
 
-function RegionCard({ card, units, silentAfter }: { card: OverviewCard; units: Units; silentAfter: number }) {
+/** Yesterday's totals and the rain chance ahead; each part hidden when there is nothing to show. */
+function HistoryLine({ yesterday, rain, units }: { yesterday: DailyStat | undefined; rain: RainChance | null; units: Units }) {
+  if (!yesterday && !rain) return null;
+  return (
+    <div className="history-line">
+      {yesterday && (
+        <div className="hilo" data-testid="yesterday" title={`High, low and precipitation of ${yesterday.day} (UTC)`}>
+          <span className="hilo-label">Yesterday</span>
+          <span>↑ {formatTemp(yesterday.temp_max, units)}</span>
+          <span>↓ {formatTemp(yesterday.temp_min, units)}</span>
+          <span>{formatMm(yesterday.precipitation_mm)}</span>
+        </div>
+      )}
+      {rain && (
+        <p className="rain-chance" data-testid="rain-chance" data-probability={rain.probability}>
+          Rain in the next {rain.lead_hours} h: <strong>{formatChance(rain.probability)}</strong>
+        </p>
+      )}
+    </div>
+  );
+}
+
+function RegionCard({ card, units, silentAfter, yesterday, rain }: {
+  card: OverviewCard; units: Units; silentAfter: number; yesterday?: DailyStat; rain: RainChance | null;
+}) {
   const region = card.region;
   const o = region.latest;
   const description = o?.weather_description ?? o?.weather_main ?? "no observation yet";
@@ -75,6 +100,7 @@ function RegionCard({ card, units, silentAfter }: { card: OverviewCard; units: U
           <span>↓ {formatTemp(card.today.low, units)}</span>
         </div>
       )}
+      <HistoryLine yesterday={yesterday} rain={rain} units={units} />
       <ForecastStrip card={card} units={units} />
       <dl className="facts">
         <div>
@@ -114,6 +140,10 @@ function BackfillBanner({ backfill }: { backfill: BackfillStatus }) {
 export function Overview({ units, refreshMs }: { units: Units; refreshMs: number }) {
   const { data, error, loading } = usePolling<OverviewResponse>("/api/overview", refreshMs);
   const cards = data?.cards ?? [];
+  // Daily figures and rain chances change at most hourly: polled less often, and optional (no error shown).
+  const yesterday = usePolling<YesterdayResponse>("/api/history/yesterday", refreshMs * 6);
+  const rain = usePolling<RainResponse>("/api/history/rain", refreshMs * 6);
+  const yesterdayByRegion = byRegion(yesterday.data?.regions);
   const counts = cards.reduce<Record<string, number>>((acc, c) => ({ ...acc, [c.region.freshness]: (acc[c.region.freshness] ?? 0) + 1 }), {});
   const degraded = cards.filter((c) => c.degraded).length;
   return (
@@ -142,7 +172,8 @@ export function Overview({ units, refreshMs }: { units: Units; refreshMs: number
         <>
           <div className="grid-cards" data-testid="region-list">
             {cards.map((c) => (
-              <RegionCard key={c.region.region_id} card={c} units={units} silentAfter={data.thresholds.silent_after_seconds} />
+              <RegionCard key={c.region.region_id} card={c} units={units} silentAfter={data.thresholds.silent_after_seconds}
+                yesterday={yesterdayByRegion.get(c.region.region_id)} rain={rainChanceOf(rain.data, c.region.region_id)} />
             ))}
           </div>
           <RegionMap cards={cards} units={units} />

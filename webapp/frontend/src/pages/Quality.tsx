@@ -1,10 +1,11 @@
 import { useState } from "react";
 import type uPlot from "uplot";
-import type { ForecastQualityResponse, LeadSkill } from "../api";
+import type { ForecastQualityResponse, LeadSkill, RainResponse } from "../api";
 import { Empty, ErrorBanner, Loading } from "../components/common";
 import { tooltipPlugin, UChart } from "../components/UChart";
 import type { Units } from "../format";
-import { ago } from "../format";
+import { ago, localDate, localTime } from "../format";
+import { confusionCells, formatAuc, formatChance, rainModelName } from "../history";
 import { usePolling } from "../hooks";
 import { formatDelta, modelLabel, skillText } from "../weather";
 
@@ -74,6 +75,52 @@ function CoverageChart({ rows, level }: { rows: LeadSkill[]; level: number | nul
   );
 }
 
+/** The rain classifier's latest training run: each model compared, the served one marked. */
+function RainModelSection({ refreshMs }: { refreshMs: number }) {
+  const { data } = usePolling<RainResponse>("/api/history/rain", refreshMs * 6);
+  if (!data) return null;
+  return (
+    <div className="card" data-testid="rain-models">
+      <h2>Rain model</h2>
+      {data.models.length === 0 ? (
+        <Empty title="No rain model trained yet.">The batch job trains it once enough hourly history is stored.</Empty>
+      ) : (
+        <>
+          <p className="hint hint-top">
+            Whether it rains within {data.models[0].lead_hours} h, learnt from the hours before {localDate(data.models[0].train_until)}{" "}
+            {localTime(data.models[0].train_until)} UTC and checked on the hours after (the hold-out). Trained {localDate(data.models[0].trained_at)}{" "}
+            {localTime(data.models[0].trained_at)} UTC.
+          </p>
+          <div className="rain-models">
+            {data.models.map((m) => (
+              <section key={m.model} className={`rain-model${m.selected ? " rain-model-selected" : ""}`} data-testid="rain-model" data-model={m.model} data-selected={m.selected}>
+                <h3>
+                  {rainModelName(m.model)}
+                  {m.selected && <span className="badge badge-fresh badge-inline">served</span>}
+                </h3>
+                <dl className="facts">
+                  <div><dt>AUC</dt><dd data-testid="rain-auc">{formatAuc(m.auc)}</dd></div>
+                  <div><dt>Accuracy</dt><dd>{formatChance(m.accuracy)}</dd></div>
+                  <div><dt>Hold-out</dt><dd>{m.test_rows} h ({formatChance(m.rain_share)} rain)</dd></div>
+                  <div><dt>Trained on</dt><dd>{m.train_rows} h in {m.training_seconds.toFixed(1)} s</dd></div>
+                </dl>
+                <table className="table confusion" data-testid="rain-confusion">
+                  <caption className="sr-only">Confusion matrix of {rainModelName(m.model)} on the hold-out</caption>
+                  <tbody>
+                    {confusionCells(m).map((c) => (
+                      <tr key={c.label}><th scope="row">{c.label}</th><td className="num">{c.count}</td><td className="num">{formatChance(c.share)}</td></tr>
+                    ))}
+                  </tbody>
+                </table>
+              </section>
+            ))}
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
+
 export function QualityPage({ units, refreshMs }: { units: Units; refreshMs: number }) {
   const [window, setWindow] = useState<"24h" | "7d">("24h");
   const [region, setRegion] = useState("");
@@ -119,6 +166,7 @@ export function QualityPage({ units, refreshMs }: { units: Units; refreshMs: num
       </div>
       {error && <ErrorBanner message={error} retrySeconds={(refreshMs * 3) / 1000} stale={!!data} />}
       {loading && !data && <Loading what="forecast skill" />}
+      <RainModelSection refreshMs={refreshMs} />
       {data && data.regions.length === 0 && (
         <Empty title="No forecast has been checked against observations yet.">
           Skill is measured as observations arrive for the hours a forecast covered: it appears here about an hour after the first forecast.

@@ -1,9 +1,11 @@
 import { useState } from "react";
-import type { ConfigResponse, ForecastRunResponse, ForecastRunsResponse, HourlyStat, RegionResponse } from "../api";
+import type { ConfigResponse, ForecastRunResponse, ForecastRunsResponse, HourlyStat, RegionHistoryResponse, RegionResponse } from "../api";
 import { Empty, ErrorBanner, Loading, ObservationBadge, SourceErrors } from "../components/common";
-import { ConditionCharts, TemperatureChart } from "../components/WeatherCharts";
+import { ConditionCharts, DailyHistoryChart, TemperatureChart } from "../components/WeatherCharts";
 import type { Units } from "../format";
 import { ago, compass, formatTemp, formatWind, localDate, localTime } from "../format";
+import type { HistoryWindowValue } from "../history";
+import { formatMm, HISTORY_WINDOWS } from "../history";
 import { usePolling } from "../hooks";
 import { WeatherIcon } from "../icons";
 import { formatDelta, modelLabel, observationState } from "../weather";
@@ -92,6 +94,40 @@ function RunVerdict({ run, units }: { run: ForecastRunResponse; units: Units }) 
         : `This run against what happened: mean error ${formatDelta(v.mae, units)} over ${v.verified} hours` +
           ` (bias ${v.bias !== null && v.bias >= 0 ? "+" : ""}${formatDelta(v.bias, units)}), band held ${Math.round((v.coverage ?? 0) * 100)}% (nominal ${level}%).`}
     </p>
+  );
+}
+
+function HistoryPanel({ regionId, units, refreshMs }: { regionId: string; units: Units; refreshMs: number }) {
+  const [window, setWindow] = useState<HistoryWindowValue>("7d");
+  const url = `/api/regions/${encodeURIComponent(regionId)}/history?window=${window}`;
+  // Daily figures change slowly: poll less often than the live charts.
+  const { data, error, loading } = usePolling<RegionHistoryResponse>(url, refreshMs * 6);
+  const shown = data && data.window === window ? data : null;
+  const total = shown ? shown.days.reduce((a, d) => a + d.precipitation_mm, 0) : null;
+  return (
+    <div className="card" data-testid="history-panel" data-window={shown?.window ?? ""}>
+      <div className="card-title-row">
+        <h2>History</h2>
+        <div className="segmented" role="group" aria-label="History window">
+          {HISTORY_WINDOWS.map((w) => (
+            <button key={w.value} type="button" aria-pressed={window === w.value} onClick={() => setWindow(w.value)} data-testid={`history-${w.value}`}>
+              {w.label}
+            </button>
+          ))}
+        </div>
+      </div>
+      {error && <ErrorBanner message={error} retrySeconds={(refreshMs * 6) / 1000} stale={!!data} />}
+      {loading && !shown && <Loading what="daily statistics" />}
+      {shown && shown.days.length === 0 && <Empty title="No daily statistics in this window yet." />}
+      {shown && shown.days.length > 0 && (
+        <>
+          <DailyHistoryChart days={shown.days} units={units} window={shown.window} />
+          <p className="hint" data-testid="history-note">
+            {shown.days.length} of the days {shown.start} to {shown.end} (UTC) have statistics · precipitation over them {formatMm(total)}.
+          </p>
+        </>
+      )}
+    </div>
   );
 }
 
@@ -192,6 +228,8 @@ export function RegionPage({ regionId, units, refreshMs }: { regionId: string; u
               </p>
             )}
           </div>
+
+          <HistoryPanel regionId={regionId} units={units} refreshMs={refreshMs} />
 
           <div className="card">
             <h2>Humidity, wind and pressure</h2>
