@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         30.0, ge=1, description="How long every forecast run is kept in forecast_runs (past forecasts drawn against "
         "what happened; skill scores runs up to a day old); the latest run per region stays in forecasts")
 
+    forecast_skill_min_pairs: int = Field(
+        48, ge=1, description="Scored forecast/observation pairs (summed over leads 1-24 h, 7 d window, else 24 h) "
+        "a region needs before its tracked skill may replace the model by a baseline (persistence or same hour "
+        "yesterday) whose MAE beats it")
+
     # --- producer -------------------------------------------------------------
     producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(
         "auto", description="auto: openweathermap when an API key is set, else simulator"

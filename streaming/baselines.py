@@ -43,10 +43,12 @@ def _z(band_level: float) -> float:
     return statistics.NormalDist().inv_cdf(0.5 + band_level / 2)
 
 
-def baseline_forecast(hourly: dict[datetime, float], horizon_hours: int,
-                      band_level: float) -> tuple[ForecastModel, list[Prediction]] | None:
+def baseline_forecast(hourly: dict[datetime, float], horizon_hours: int, band_level: float,
+                      prefer: ForecastModel | None = None) -> tuple[ForecastModel, list[Prediction]] | None:
     """The baseline forecast of the hours after the last one of `hourly`: climatology when every
     target has its same hour on an observed day, else persistence; None without any history.
+    prefer="persistence" serves persistence even when climatology could be served (the region's
+    tracked skill chose it).
 
     The band: persistence errors grow like a random walk, z * sigma_1h * sqrt(lead), sigma_1h the
     RMS of the observed hour-to-hour changes; climatology's is z * the RMS of the observed
@@ -58,7 +60,7 @@ def baseline_forecast(hourly: dict[datetime, float], horizon_hours: int,
     targets = [origin_hour + step * HOUR for step in range(1, horizon_hours + 1)]
     same_hour = [climatology_value(hourly, t, origin_hour) for t in targets]
     z = _z(band_level)
-    if all(v is not None for v in same_hour):
+    if prefer != "persistence" and all(v is not None for v in same_hour):
         sigma = _sigma([v - hourly[h - DAY] for h, v in hourly.items() if h - DAY in hourly],
                        ASSUMED_HOURLY_SIGMA * math.sqrt(24))
         return "climatology", [Prediction(timestamp=t, temperature=v, lower=v - z * sigma, upper=v + z * sigma)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import requests
 from pydantic import ValidationError
@@ -23,16 +23,19 @@ from pymongo.database import Database
 from meteoflow.clock import utc_now
 from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
-    API_KEY_HEADER, FORECAST_RUNS, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse, ForecastAttempt,
-    ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastState, ModelFacts,
-    ObservationPoint, PredictRequest, bson_millis, valid_documents,
+    API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse,
+    ForecastAttempt, ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
+    ForecastState, ModelFacts, ObservationPoint, PredictRequest, bson_millis, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.baselines import baseline_forecast, climatology_value
 from streaming.records import hour_floor, hourly_means, hourly_series
+from streaming.selection import MODEL, choose_all
 from streaming.sinks import upsert_all
 from streaming.skill import SkillTracker
+
+LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RegionHistory:
@@ -119,15 +122,18 @@ def served_model(facts: ModelFacts) -> ForecastModel:
 
 
 def baseline_documents(histories: Iterable[RegionHistory], regions: Iterable[str], model_run_at: datetime,
-                       horizon_hours: int, band_level: float) -> tuple[list[ForecastDocument], list[str]]:
+                       horizon_hours: int, band_level: float,
+                       prefer: Mapping[str, ForecastModel] | None = None) -> tuple[list[ForecastDocument], list[str]]:
     """Baseline forecasts (labelled persistence/climatology) of `regions`, which have too little history
-    for the model; a region without any observation gets none. Returns the documents and the regions served."""
+    for the model or whose tracked skill chose a baseline (`prefer`: region -> baseline); a region without
+    any observation gets none. Returns the documents and the regions served."""
     wanted = set(regions)
+    prefer = prefer or {}
     docs, served = [], []
     for hist in histories:
         if hist.region_id not in wanted:
             continue
-        baseline = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level)
+        baseline = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level, prefer.get(hist.region_id))
         if baseline is None:
             continue
         model, predictions = baseline
@@ -244,6 +250,7 @@ class ForecastRefresher:
         self._backoff_until = 0.0
         self._retention_due = 0.0  # monotonic time of the next retention pass over forecast_runs
         self.skill = SkillTracker(db, clock)
+        self._serving: dict[str, str] = {}  # region -> what its tracked skill chose last (MODEL or a baseline)
 
     def mark(self, latest: dict[str, datetime]) -> None:
         if not latest:
@@ -277,13 +284,16 @@ class ForecastRefresher:
         histories = self._histories(pending)
         planned, outcome.skipped = plan_requests(
             histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
+        # A region whose tracked skill says a baseline beats the model is served that baseline instead.
+        chosen = self._baseline_choices([hist.region_id for hist, _ in planned])
+        planned = [(hist, body) for hist, body in planned if hist.region_id not in chosen]
         now = bson_millis(self.clock())
         # Too little history for the model: a baseline forecast, labelled as such, rather than none.
         baseline_docs, baseline_ok = baseline_documents(
-            histories, outcome.skipped, now, self.settings.forecast_horizon_hours,
-            self.settings.forecast_interval_width)
+            histories, [*outcome.skipped, *chosen], now, self.settings.forecast_horizon_hours,
+            self.settings.forecast_interval_width, chosen)
         for region in baseline_ok:
-            del outcome.skipped[region]
+            outcome.skipped.pop(region, None)
         docs: list[ForecastDocument] = []
         if planned:
             try:
@@ -321,6 +331,22 @@ class ForecastRefresher:
         self.db[FORECASTS].delete_many({"region_id": {"$in": regions}})
         upsert_all(self.db[FORECASTS], docs)
         return runs
+
+    def _baseline_choices(self, regions: list[str]) -> dict[str, ForecastModel]:
+        """The regions (of `regions`) to serve a baseline, by their tracked skill: one indexed query for
+        all of them. Each switch (to a baseline or back to the model) is logged once, with its figures."""
+        if not regions:
+            return {}
+        skills = valid_documents(ForecastSkill, self.db[FORECAST_SKILL].find({"region_id": {"$in": sorted(regions)}}))
+        choices = choose_all(skills, regions, self.settings.forecast_skill_min_pairs, self._serving)
+        for region, choice in sorted(choices.items()):
+            if choice.serve != self._serving.get(region, MODEL):
+                LOG.info("forecast for %s switches from %s to %s: %s", region, self._serving.get(region, MODEL),
+                         choice.serve, choice.reason,
+                         extra={"fields": {"event.action": "forecast-model-switch", "meteoflow.streaming": {
+                             "region": region, "serve": choice.serve, "reason": choice.reason}}})
+            self._serving[region] = choice.serve
+        return {region: choice.serve for region, choice in choices.items() if choice.serve != MODEL}
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)
