@@ -302,6 +302,7 @@ class Store:
             query["region_id"] = region_id
         cursor = self.db[contracts.FORECAST_SKILL].find(query).limit(MAX_SKILL_DOCUMENTS)
         return contracts.valid_documents(contracts.ForecastSkill, cursor)
+
     def daily_stats(self, region_id: str | None, first_day: datetime, last_day: datetime) -> list[contracts.DailyStats]:
         """The daily statistics of [first_day, last_day] (UTC day starts), of one region or of all
         (None), oldest first."""
