@@ -114,7 +114,7 @@ class ForecastDegraded(RuleBase):
     streaming job's forecast_skill): its MAE above persistence's, or its band holding too few of
     the observations."""
 
-    min_pairs: int = Field(24, ge=1)  # fewer forecast/observation pairs say too little to judge
+    min_pairs: int = Field(288, ge=1)  # fewer forecast/observation pairs say too little to judge
     mae_margin: float = Field(0.0, ge=0)  # fires when MAE > persistence's MAE x (1 + margin)
     min_coverage: float = Field(0.8, ge=0, le=1)  # fires when the band holds a smaller share than this
 

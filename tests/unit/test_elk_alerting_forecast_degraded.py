@@ -21,7 +21,7 @@ def skill(region: str, lead: int, count: int, model: float | None, persistence: 
         coverage=coverage, band_level=0.95, updated_at=T0)
 
 
-def sample(region: str = "dakar", pairs: int = 48, model: float = 2.0, persistence: float = 1.5,
+def sample(region: str = "dakar", pairs: int = 300, model: float = 2.0, persistence: float = 1.5,
            coverage: float = 0.9, at: datetime = T0) -> MetricSample:
     return MetricSample(timestamp=at, kind="forecast_skill", subject=region, skill_pairs=pairs, model_mae=model,
                         persistence_mae=persistence, coverage=coverage, band_level=0.95)
@@ -48,7 +48,7 @@ def test_fires_when_worse_than_persistence_naming_the_region_and_both_maes():
     found = conditions(shipped_rules(), Facts(now=T0, regions=DAKAR, health=health(sample())), INTERVAL, SILENCE)
     cond = found[("forecast_degraded", "dakar")]
     assert cond.title == "Forecast of Dakar degraded" and cond.region_id == "dakar"
-    assert "MAE 2.00 °C is above persistence's 1.50 °C" in cond.summary and "48 forecast/observation pairs" in cond.summary
+    assert "MAE 2.00 °C is above persistence's 1.50 °C" in cond.summary and "300 forecast/observation pairs" in cond.summary
     assert (cond.value, cond.threshold) == (2.0, 1.5)
 
 
@@ -57,7 +57,7 @@ def test_fires_when_the_band_covers_too_little_and_not_on_too_few_pairs_or_a_goo
     undercovered = conditions(r, Facts(now=T0, health=health(sample(model=1.0, coverage=0.6))), INTERVAL, SILENCE)
     assert "band held 60% of the observations (threshold 80%, nominal 95%)" in \
         undercovered[("forecast_degraded", "dakar")].summary
-    assert not conditions(r, Facts(now=T0, health=health(sample(pairs=10))), INTERVAL, SILENCE)
+    assert not conditions(r, Facts(now=T0, health=health(sample(pairs=287))), INTERVAL, SILENCE)
     assert not conditions(r, Facts(now=T0, health=health(sample(model=1.0, coverage=0.95))), INTERVAL, SILENCE)
     margin = shipped_rules(forecast_degraded={"mae_margin": 0.5})  # 2.0 <= 1.5 x 1.5
     assert not conditions(margin, Facts(now=T0, health=health(sample())), INTERVAL, SILENCE)

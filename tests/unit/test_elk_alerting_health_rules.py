@@ -39,7 +39,7 @@ def shipped_rules(**changes):
     """The shipped rules file, firing when first seen (the pending period is tested elsewhere)."""
     data = SHIPPED.model_dump()
     data["defaults"]["for_seconds"] = 0
-    for name in ("service_down", "consumer_lag", "store_behind", "streaming_stalled"):
+    for name in ("service_down", "consumer_lag", "store_behind", "streaming_stalled", "forecast_degraded"):
         data[name]["for_seconds"] = None
     for name, values in changes.items():
         data[name] = {**data[name], **values}
