@@ -472,8 +472,11 @@ def test_a_silenced_stopped_producer_sends_nothing_and_is_recorded_silenced(aler
     assert s.messages()[base:] == []
 
     started = s.command("up", "producer")
-    incident = wait_until(lambda: (i := producer_incident()) and i.status == "resolved" and i, 180,
-                          "the producer's incident resolved")
+    # The recovery is recorded "pending" first, then held back by the silence in the same round:
+    # wait for that, not only for the incident's resolution (the clean-clone run read in between).
+    incident = wait_until(lambda: (i := producer_incident()) and i.status == "resolved"
+                          and all(n.status != "pending" for n in i.notifications) and i, 180,
+                          "the producer's incident resolved and its recovery held back")
     assert [(n.kind, n.status) for n in incident.notifications] == [("alert", "silenced"), ("recovery", "silenced")]
     settle_after(s, "the regions report again")
     assert s.messages()[base:] == []

@@ -83,7 +83,8 @@ def test_forecasts_from_the_real_api_follow_the_last_observation(isolated, spark
     client = make_mongo_client(settings)
     db = database(settings, client)
     try:
-        assert sum(line.forecast.ok for line in lines) >= 2
+        # Forecasts are off the write path: no batch waited for one; the job refreshed them at the end.
+        assert lines and sum(line.forecast.ok for line in lines) == 0
         assert stored_hourly_stats(db) == recompute_hourly_stats(observations)
         states = {s["_id"]: s for s in db[FORECAST_STATE].find()}
         assert {r: (s["status"], s["needs_forecast"]) for r, s in states.items()} == {

@@ -2,7 +2,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from meteoflow.kafka import KafkaRecord
-from meteoflow.contracts import HourlyStats, ObservationDocument, ObservationPoint, doc_id
+from meteoflow.contracts import HourlyStats, ObservationDocument, ObservationPoint, doc_id, point_key
 from streaming.records import (
     hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
     touched_hours,
@@ -83,8 +83,10 @@ def test_hourly_stats_recompute_exactly_the_touched_keys_from_stored_documents()
         point("b", T0, 10.0),  # untouched region
     ]
     stats = hourly_stats({("a", T0)}, stored, computed_at=T0)
+    # The hour keeps its temps by instant, so a later batch merges into it without a read-back.
+    temps = {point_key(p.observed_at): p.temp for p in stored[:3]}
     assert stats == [HourlyStats(_id=doc_id("a", T0), region_id="a", hour=T0, temp_min=20.0, temp_max=24.0,
-                                 temp_mean=22.0, count=3, computed_at=T0)]
+                                 temp_mean=22.0, count=3, computed_at=T0, temps=temps)]
 
 
 def test_hourly_stats_are_the_same_when_the_batch_is_replayed():
