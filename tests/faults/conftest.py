@@ -46,6 +46,11 @@ ALERT_RULES = {
     # The feeder publishes simulated history (observed_at in the past), so the arrival lag is large
     # by construction; that rule is covered by the alerting tests, not here.
     "arrival_lag": {"enabled": False},
+    # The feeder replays hours of history in minutes, so forecast/observation pairs pile up for the
+    # few hours it covers, where "the last value" is nearly exact: a forecast's skill cannot be judged
+    # on that, and the rule's verdict (pending for 30 min) kept an incident open past every check.
+    # How it fires is proved in tests/integration/test_forecast_degraded_rule.py and the unit tests.
+    "forecast_degraded": {"enabled": False},
     "streaming_stalled": {"stalled_after_intervals": STALLED_AFTER / EXPECTED_INTERVAL,
                           "min_stalled_seconds": STALLED_AFTER, "for_seconds": None},  # None: one evaluation
     "deadletter_spike": {"max_count": 10, "window_seconds": DEADLETTER_WINDOW},
