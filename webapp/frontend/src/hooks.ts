@@ -19,6 +19,10 @@ export interface PolledWithRefresh<T> extends Polled<T> {
 export function usePolling<T>(url: string | null, intervalMs: number): PolledWithRefresh<T> {
   const [state, setState] = useState<Polled<T>>({ data: null, error: null, loading: true, updatedAt: null });
   const now = useRef<() => void>(() => undefined);
+  // The interval is read at each tick rather than restarting the poll: the refresh period arrives
+  // from /api/config after the first render, and restarting would blank every page once.
+  const interval = useRef(intervalMs);
+  interval.current = intervalMs;
   useEffect(() => {
     if (!url) return;
     let stopped = false;
@@ -34,7 +38,7 @@ export function usePolling<T>(url: string | null, intervalMs: number): PolledWit
         if (stopped || (err as Error).name === "AbortError") return;
         setState((prev) => ({ ...prev, error: (err as Error).message, loading: false }));
       }
-      if (!stopped) timer = window.setTimeout(tick, intervalMs);
+      if (!stopped) timer = window.setTimeout(tick, interval.current);
     };
     now.current = () => {
       controller?.abort();
@@ -47,7 +51,7 @@ export function usePolling<T>(url: string | null, intervalMs: number): PolledWit
       controller?.abort();
       window.clearTimeout(timer);
     };
-  }, [url, intervalMs]);
+  }, [url]);
   const refresh = useCallback(() => now.current(), []);
   return { ...state, refresh };
 }
