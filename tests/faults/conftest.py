@@ -271,9 +271,9 @@ class FaultContext:
             incidents = self.incidents()
             if any(i.status == "firing" or i.pending_notifications for i in incidents):
                 return None
-            return incidents
+            return (incidents,)  # truthy even when no incident was ever raised (a scenario run alone)
 
-        incidents = wait_until(settled, 240, "every incident resolved and every Slack message delivered")
+        (incidents,) = wait_until(settled, 240, "every incident resolved and every Slack message delivered")
         raised = Counter(i.rule for i in incidents)
         assert raised == self.expected_incidents, f"alerts raised {dict(raised)}, deserved {dict(self.expected_incidents)}"
         delivered = Counter()
