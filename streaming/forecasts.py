@@ -251,6 +251,7 @@ class ForecastRefresher:
         self._retention_due = 0.0  # monotonic time of the next retention pass over forecast_runs
         self.skill = SkillTracker(db, clock)
         self._serving: dict[str, str] = {}  # region -> what its tracked skill chose last (MODEL or a baseline)
+        self._baseline_since: dict[str, datetime] = {}  # region -> when its current baseline was chosen
 
     def mark(self, latest: dict[str, datetime]) -> None:
         if not latest:
@@ -338,13 +339,26 @@ class ForecastRefresher:
         if not regions:
             return {}
         skills = valid_documents(ForecastSkill, self.db[FORECAST_SKILL].find({"region_id": {"$in": sorted(regions)}}))
-        choices = choose_all(skills, regions, self.settings.forecast_skill_min_pairs, self._serving)
+        now = self.clock()
+        retrial = timedelta(hours=self.settings.forecast_model_retrial_hours)
+        # A baseline served long enough is put on trial: passed as "serving the model", a tie (what the
+        # skill shows while the baseline is served) no longer keeps it, and the model is scored again.
+        trials = {r for r in regions if self._serving.get(r, MODEL) != MODEL
+                  and now - self._baseline_since.get(r, now) >= retrial}
+        current = {r: MODEL if r in trials else self._serving.get(r, MODEL) for r in regions}
+        choices = choose_all(skills, regions, self.settings.forecast_skill_min_pairs, current)
         for region, choice in sorted(choices.items()):
-            if choice.serve != self._serving.get(region, MODEL):
-                LOG.info("forecast for %s switches from %s to %s: %s", region, self._serving.get(region, MODEL),
-                         choice.serve, choice.reason,
+            previous = self._serving.get(region, MODEL)
+            if choice.serve != previous:
+                reason = choice.reason + (f"; a trial of the model after {retrial.total_seconds() / 3600:g} h on "
+                                          f"{previous}" if region in trials else "")
+                LOG.info("forecast for %s switches from %s to %s: %s", region, previous, choice.serve, reason,
                          extra={"fields": {"event.action": "forecast-model-switch", "meteoflow.streaming": {
-                             "region": region, "serve": choice.serve, "reason": choice.reason}}})
+                             "region": region, "serve": choice.serve, "reason": reason}}})
+            if choice.serve == MODEL:
+                self._baseline_since.pop(region, None)
+            elif choice.serve != previous or region in trials:
+                self._baseline_since[region] = now  # a trial the baseline won again starts a new period
             self._serving[region] = choice.serve
         return {region: choice.serve for region, choice in choices.items() if choice.serve != MODEL}
 

@@ -10,6 +10,8 @@ one; neither: the model stays.
 While a baseline is served, the served forecast *is* that baseline, so its MAE equals the
 baseline's (a tie): a tie keeps what is served now (the model, unless a baseline was chosen
 before), so a region does not flip back every refresh on a tie that says nothing of the model.
+The refresher puts a baseline on trial after forecast_model_retrial_hours by passing the model as
+what is served: the model is served and scored again, and loses the region at once if it is worse.
 """
 
 from __future__ import annotations

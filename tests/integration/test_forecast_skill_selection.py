@@ -79,3 +79,28 @@ def test_a_region_whose_skill_favours_persistence_is_served_persistence(db, isol
         refresher.refresh()
     assert {f["model"] for f in db[FORECASTS].find({"region_id": "dakar"})} == {"persistence"}
     assert not [r for r in caplog.records if "switches" in r.getMessage()]
+
+    # While persistence is served, the served forecast's MAE is persistence's: a tie keeps it, until
+    # it has been served forecast_model_retrial_hours; then the model is served again, on trial.
+    db[FORECAST_SKILL].delete_many({"region_id": "dakar"})
+    db[FORECAST_SKILL].insert_many(seeded_skill("dakar", 0.5, 0.5, now))
+    for hours_later, served in ((23, {"persistence"}), (24, None)):
+        later = now + timedelta(hours=hours_later)
+        refresher.clock = lambda: later
+        client.asked.clear()
+        caplog.clear()
+        refresher.mark(latest_per_region(history))
+        with caplog.at_level(logging.INFO, logger="streaming.forecasts"):
+            refresher.refresh()
+        models = {f["model"] for f in db[FORECASTS].find({"region_id": "dakar"})}
+        switches = [r.getMessage() for r in caplog.records if "switches" in r.getMessage()]
+        if served:
+            assert models == served and "dakar" not in client.asked and not switches
+        else:
+            assert models == models_thies_label(db) and "dakar" in client.asked
+            assert len(switches) == 1 and "from persistence to model" in switches[0] and "a trial of the model after 24 h" in switches[0]
+
+
+def models_thies_label(db) -> set[str]:
+    """What the forecasting API labels its own forecasts (thies is served the model throughout)."""
+    return {f["model"] for f in db[FORECASTS].find({"region_id": "thies"})}
