@@ -101,6 +101,6 @@ def test_a_region_whose_skill_favours_persistence_is_served_persistence(db, isol
             assert len(switches) == 1 and "from persistence to model" in switches[0] and "a trial of the model after 24 h" in switches[0]
 
 
-def models_thies_label(db) -> set[str]:
+def models_thies_label(database) -> set[str]:
     """What the forecasting API labels its own forecasts (thies is served the model throughout)."""
-    return {f["model"] for f in db[FORECASTS].find({"region_id": "thies"})}
+    return {f["model"] for f in database[FORECASTS].find({"region_id": "thies"})}

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meteoflow.contracts import (
-    FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, FailedRegion, ForecastDocument,
-    ForecastRunSummary, ForecastState, HourlyStats, InvalidDocument, InvalidEvent, ObservationDocument,
-    ObservationPoint, Prediction, ProducerRunEvent, RegionLatest, StreamingBatchEvent, doc_id, point_key,
-    valid_documents,
+    FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, DailyPoint, DailyStats, FailedRegion,
+    ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
+    ForecastSkillBucket, ForecastState, ForecastTargets, HourlyStats, InvalidDocument, InvalidEvent,
+    ObservationDocument, ObservationPoint, Prediction, ProducerRunEvent, RainModelEvaluation, RainPrediction,
+    RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
 )
 from meteoflow.logs import EcsJsonFormatter
 from tests.fakes.observations import simulated_observations
@@ -48,6 +49,42 @@ def forecast_document() -> ForecastDocument:
         "dakar", Prediction(timestamp=T0, temperature=25.0, lower=24.0, upper=26.0), T0, horizon_hours=24)
 
 
+def daily_stats() -> DailyStats:
+    points = [DailyPoint.model_validate({**ObservationPoint.from_document(observation_document().to_document())
+                                         .model_dump(by_alias=True), "humidity": 70.0, "wind_speed": 4.0,
+                                         "rain_1h": rain}) for rain in (0.4, None)]
+    return DailyStats.build("dakar", T0.replace(hour=0), points, computed_at=T0)
+
+
+def rain_model() -> RainModelEvaluation:
+    return RainModelEvaluation(
+        _id=RainModelEvaluation.make_id("gbt", T0), model="gbt", trained_at=T0, lead_hours=3,
+        train_until=T0 - timedelta(days=2), train_rows=900, test_rows=100, rain_share=0.18, auc=0.83, accuracy=0.8,
+        true_negatives=70, false_positives=12, false_negatives=8, true_positives=10, training_seconds=3.2,
+        model_uri="file:///tmp/rain/gbt", selected=True, label_basis="rain_1h > 0")
+
+
+def forecast_run() -> ForecastRun:
+    return ForecastRun(
+        _id=ForecastRun.make_id("dakar", T0), region_id="dakar", run_at=T0, origin=T0 - timedelta(minutes=20),
+        model="prophet", horizon_hours=2, band_level=0.95, persistence=24.5,
+        points=[ForecastRunPoint(target_time=T0 + timedelta(hours=h), yhat=25.0, yhat_lower=23.0, yhat_upper=27.0,
+                                 climatology=None if h == 2 else 24.0) for h in (1, 2)])
+
+
+def forecast_skill() -> ForecastSkill:
+    return ForecastSkill(_id=ForecastSkill.make_id("dakar", "24h", 3), region_id="dakar", window="24h", lead_hours=3,
+                         count=12, model_mae=1.2, model_bias=-0.1, persistence_mae=1.5, persistence_bias=0.2,
+                         climatology_mae=None, climatology_bias=None, coverage=0.92, band_level=0.95, updated_at=T0)
+
+
+def skill_bucket() -> ForecastSkillBucket:
+    return ForecastSkillBucket(
+        _id=doc_id("dakar", T0), region_id="dakar", target_time=T0, observed=24.8, updated_at=T0,
+        leads=[ForecastLeadPair(lead_hours=1, run_at=T0 - timedelta(hours=1), model="prophet", yhat=25.0,
+                                yhat_lower=23.0, yhat_upper=27.0, band_level=0.95, persistence=24.5, climatology=None)])
+
+
 EXAMPLES = {
     ObservationDocument: observation_document,
     ObservationPoint: lambda: ObservationPoint.from_document(observation_document().to_document()),
@@ -57,6 +94,15 @@ EXAMPLES = {
     RegionLatest: lambda: RegionLatest.of(observation_document()),
     ForecastDocument: forecast_document,
     ForecastState: forecast_state,
+    # the history and forecast-trust documents (issues 16 and 17), as their writers build them
+    DailyStats: daily_stats,
+    RainModelEvaluation: rain_model,
+    RainPrediction: lambda: RainPrediction(_id="dakar", region_id="dakar", from_hour=T0, lead_hours=3, probability=0.42,
+                                           model="gbt", model_trained_at=T0 - timedelta(hours=5), predicted_at=T0),
+    ForecastRun: forecast_run,
+    ForecastSkill: forecast_skill,
+    ForecastSkillBucket: skill_bucket,
+    ForecastTargets: lambda: ForecastTargets(_id="dakar", region_id="dakar", runs=[forecast_run()]),
 }
 
 

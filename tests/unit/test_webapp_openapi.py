@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meteoflow.contracts import (
-    Acknowledgement, ForecastDocument, HourlyStats, Observation, ObservationDocument, Silence, StreamingBatchEvent,
+    Acknowledgement, ForecastDocument, HourlyStats, Observation, ObservationDocument, RainPrediction, Silence,
+    StreamingBatchEvent,
 )
 from meteoflow.freshness import thresholds
 from meteoflow.settings import load_settings
+from tests.unit import test_contracts_documents as examples
 from webapp import openapi, views
 from webapp.app import create_app
 
@@ -185,6 +187,28 @@ class FakeStore:
 
     def incident(self, incident_id):
         return INCIDENT if incident_id == INCIDENT["incident_id"] else None
+
+    # The weather and history pages' reads: one document of each, as the pipeline and batch jobs build them.
+    def forecast_runs(self, region_id, start, end, limit=None):
+        return [examples.forecast_run()] if region_id == "dakar" else []
+
+    def forecast_run(self, region_id, run_at):
+        run = examples.forecast_run()
+        return run if (region_id, run_at) == (run.region_id, run.run_at) else None
+
+    def forecast_skill(self, window, region_id=None):
+        skill = examples.forecast_skill()
+        return [skill] if skill.window == window and region_id in (None, skill.region_id) else []
+
+    def daily_stats(self, region_id, first_day, last_day):
+        day = examples.daily_stats()
+        return [day] if region_id in (None, day.region_id) and first_day <= day.day <= last_day else []
+
+    def rain_models(self):
+        return [examples.rain_model()]
+
+    def rain_predictions(self):
+        return [examples.EXAMPLES[RainPrediction]()]
 
 
 def exact(body) -> str:

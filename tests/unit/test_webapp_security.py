@@ -37,6 +37,15 @@ def dist(tmp_path):
     return tmp_path
 
 
+_CLIENTS: dict = {}  # one app per test's dist directory: building it per example would dominate the run
+
+
+def shared_client(dist_dir) -> TestClient:
+    if dist_dir not in _CLIENTS:
+        _CLIENTS[dist_dir] = client(dist_dir)
+    return _CLIENTS[dist_dir]
+
+
 def client(dist_dir, store=None, **overrides) -> TestClient:
     settings = load_settings(webapp_dist_dir=dist_dir, **overrides)
     return TestClient(create_app(settings, store=store or FakeStore(), clock=lambda: NOW),
@@ -74,7 +83,7 @@ SEGMENT = st.one_of(
 @given(segments=st.lists(SEGMENT, max_size=8))
 def test_no_path_is_a_server_error(dist, segments):
     path = "/" + "/".join(segments)
-    r = client(dist).get("http://testserver" + path)  # absolute: a path may start with //
+    r = shared_client(dist).get("http://testserver" + path)  # absolute: a path may start with //
     assert r.status_code < 500, (path, r.status_code, r.text[:200])
 
 
@@ -242,3 +251,33 @@ def test_the_schema_documents_the_token_and_the_401_of_each_write(dist):
         assert op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
         assert op["security"] == [{"WriteToken": []}]
     assert "security" not in spec["paths"]["/api/silences"]["get"]
+
+
+# --- 4. no query string is a server error ---------------------------------------------------------
+# Every GET route that takes query parameters, with the parameters it knows (and one it does not).
+QUERY_ROUTES = {
+    "/api/regions/dakar": ["hours"],
+    "/api/regions/dakar/history": ["window"],
+    "/api/regions/dakar/forecast-runs": ["hours"],
+    "/api/forecast-quality": ["window", "region"],
+    "/api/incidents": ["status", "rule", "subject", "severity", "since", "until", "limit", "offset"],
+    "/api/health": ["minutes"],
+}
+QUERY_VALUE = st.one_of(
+    st.text(max_size=30), st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["", "7d", "30d", "1y", "24h", "dakar", "firing", "critical", "2026-03-01T12:00:00Z",
+                     "0001-01-01T00:00:00", "9999-12-31T23:59:59+14:00", "1e309", "-0", "%00", "\x00", "a" * 300]),
+)
+
+
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(QUERY_ROUTES)), data=st.data())
+def test_no_query_string_is_a_server_error(dist, route, data):
+    names = QUERY_ROUTES[route] + ["unknown"]
+    params = data.draw(st.lists(st.tuples(st.sampled_from(names), QUERY_VALUE), max_size=4))
+    r = shared_client(dist).get(route, params=params)
+    assert r.status_code < 500, (route, params, r.status_code, r.text[:200])
+    if r.status_code == 422:  # the refusal names the parameter it refused, and where
+        errors = r.json()["errors"]
+        assert errors and all(e["in"] == "query" and e["field"] in names for e in errors), r.text[:300]
