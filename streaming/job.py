@@ -36,7 +36,8 @@ from streaming.daily import DailyStatsSink
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
 from streaming.sinks import (
-    DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, backfill_region_latest, ensure_indexes,
+    BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, backfill_region_latest,
+    ensure_indexes,
 )
 
 # The columns of KafkaRecord; Kafka's timestamp as epoch milliseconds, as kafka-python gives it
@@ -90,11 +91,8 @@ class BatchProcessor:
                  metrics: StreamingMetrics | None = None, daily: DailyStatsSink | None = None,
                  latest: RegionLatestSink | None = None):
         self.limits = limits
-        self.daily = daily
-        self.latest = latest
+        self.sinks = BatchSinks(observations, stats, deadletters, daily, latest)
         self.metrics = metrics or StreamingMetrics()
-        self.observations = observations
-        self.stats = stats
         self.refresher = refresher
         self.deadletters = deadletters
         self.reporter = reporter
@@ -124,18 +122,8 @@ class BatchProcessor:
         now = utc_now()
         split = split_batch(records, now, self.limits)
         watch.lap("validate")
-        report.dead_letters = self.deadletters.write(split.dead_letters)
-        watch.lap("deadletters")
-        report.stored = self.observations.write(split.observations, now, split.documents)
-        watch.lap("observations")
-        report.stats_upserted = self.stats.write(split.observations, now)
-        watch.lap("stats")
-        if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
-            self.daily.write(split.observations, now)
-            watch.lap("daily")
-        if self.latest is not None:
-            self.latest.write(split.documents)
-            watch.lap("latest")
+        counts = self.sinks.write(split, now, watch.lap)
+        report.dead_letters, report.stored, report.stats_upserted = counts.dead_letters, counts.stored, counts.stats_upserted
         # Forecasts happen off this path (StreamingJob's forecast thread); the mark is what makes
         # sure they happen, so it is written before the batch is committed.
         self.refresher.mark(latest_per_region(split.observations))

@@ -48,7 +48,7 @@ from streaming.job import BatchProcessor, BatchReport, _Stopwatch
 from streaming.records import latest_per_region, split_batch
 from streaming.daily import DailyStatsSink
 from streaming.sinks import (
-    DEADLETTER_SEND_TIMEOUT_SECONDS, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink,
+    DEADLETTER_SEND_TIMEOUT_SECONDS, BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink,
 )
 
 SERVICE = "streaming"
@@ -93,23 +93,14 @@ class PartitionSummary:
         return total
 
 
-@dataclass(frozen=True)
-class _ExecutorSinks:
-    observations: ObservationSink
-    stats: HourlyStatsSink
-    deadletters: DeadLetterSink
-    daily: DailyStatsSink
-    latest: RegionLatestSink
-
-
 # One MongoDB client per server and one set of sinks per destination in each executor Python process
 # (Spark reuses its Python workers across tasks and batches).
 _CLIENTS: dict[str, Any] = {}
-_SINKS: dict[tuple, _ExecutorSinks] = {}
+_SINKS: dict[tuple, BatchSinks] = {}
 _LOGGING_TO: tuple | None = None
 
 
-def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSinks:
+def _sinks(settings: Settings, producer_options: dict[str, Any]) -> BatchSinks:
     key = (settings.mongo_uri, settings.mongo_db, settings.kafka_bootstrap, settings.topic_deadletter,
            tuple(sorted(producer_options.items())))
     if key not in _SINKS:
@@ -123,9 +114,9 @@ def _sinks(settings: Settings, producer_options: dict[str, Any]) -> _ExecutorSin
         producer = make_producer(settings, client_id="streaming-deadletter",
                                  max_block_ms=DEADLETTER_SEND_TIMEOUT_SECONDS * 1000,
                                  **producer_options) if producer_options else None
-        _SINKS[key] = _ExecutorSinks(ObservationSink(db), HourlyStatsSink(db),
-                                     DeadLetterSink(settings, logging.getLogger(SERVICE), producer),
-                                     DailyStatsSink(db), RegionLatestSink(db))
+        _SINKS[key] = BatchSinks(ObservationSink(db), HourlyStatsSink(db),
+                                 DeadLetterSink(settings, logging.getLogger(SERVICE), producer),
+                                 DailyStatsSink(db), RegionLatestSink(db))
     return _SINKS[key]
 
 
@@ -172,24 +163,15 @@ class PartitionWriter:
         _flush_logs()
         yield summary
 
-    def write(self, records: list[KafkaRecord], sinks: _ExecutorSinks, laps: _Stopwatch) -> PartitionSummary:
+    def write(self, records: list[KafkaRecord], sinks: BatchSinks, laps: _Stopwatch) -> PartitionSummary:
         split = split_batch(records, self.now, self.limits)
         laps.lap("validate")
-        dead_letters = sinks.deadletters.write(split.dead_letters)
-        laps.lap("deadletters")
-        stored = sinks.observations.write(split.observations, self.now, split.documents)
-        laps.lap("observations")
-        stats = sinks.stats.write(split.observations, self.now)
-        laps.lap("stats")
-        # Daily statistics and region_latest, as on the driver path: a region's records are in this
-        # partition only (see the module's docstring), so its day and its latest are decided here.
-        sinks.daily.write(split.observations, self.now)
-        laps.lap("daily")
-        sinks.latest.write(split.documents)
-        laps.lap("latest")
-        return PartitionSummary(rows=len(records), by_topic=dict(Counter(r.topic for r in records)), stored=stored,
-                                dead_letters=dead_letters, stats_upserted=stats,
-                                latest=latest_per_region(split.observations))
+        # The driver path's steps (BatchSinks), daily statistics and region_latest included: a region's
+        # records are in this partition only (see the module's docstring), so its day and latest are decided here.
+        counts = sinks.write(split, self.now, laps.lap)
+        return PartitionSummary(rows=len(records), by_topic=dict(Counter(r.topic for r in records)),
+                                stored=counts.stored, dead_letters=counts.dead_letters,
+                                stats_upserted=counts.stats_upserted, latest=latest_per_region(split.observations))
 
 
 class ExecutorWrites:

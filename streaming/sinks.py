@@ -8,8 +8,9 @@ swallowed: a failing write raises, Spark does not commit the batch and retries i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
@@ -21,7 +22,10 @@ from meteoflow.contracts import (
     ObservationPoint, doc_id, find_by_ids, valid_documents,
 )
 from meteoflow.settings import Settings
-from streaming.records import HOUR, hour_points, hourly_stats, merged_hourly_stats
+from streaming.records import HOUR, SplitBatch, hour_points, hourly_stats, merged_hourly_stats
+
+if TYPE_CHECKING:
+    from streaming.daily import DailyStatsSink  # which imports this module
 
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
@@ -260,3 +264,40 @@ class DeadLetterSink:
         if self._producer is not None:
             self._producer.close(timeout=5)
 
+
+
+@dataclass(frozen=True)
+class SinkCounts:
+    dead_letters: int
+    stored: int
+    stats_upserted: int
+
+
+@dataclass(frozen=True)
+class BatchSinks:
+    """Where a split batch goes, in this order: the one list of write steps, run by the driver
+    (streaming/job.py) on a whole micro-batch and by each executor (streaming/partitions.py) on its
+    partition. Dead letters first (a record that fails is recorded before anything else is tried);
+    daily statistics and region_latest are optional for callers that keep only the core sinks."""
+
+    observations: ObservationSink
+    stats: HourlyStatsSink
+    deadletters: DeadLetterSink
+    daily: DailyStatsSink | None = None
+    latest: RegionLatestSink | None = None
+
+    def write(self, split: SplitBatch, now: datetime, lap: Callable[[str], object]) -> SinkCounts:
+        """Writes every step; `lap(name)` is called after each, for the batch's timings."""
+        dead_letters = self.deadletters.write(split.dead_letters)
+        lap("deadletters")
+        stored = self.observations.write(split.observations, now, split.documents)
+        lap("observations")
+        stats = self.stats.write(split.observations, now)
+        lap("stats")
+        if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
+            self.daily.write(split.observations, now)
+            lap("daily")
+        if self.latest is not None:
+            self.latest.write(split.documents)
+            lap("latest")
+        return SinkCounts(dead_letters, stored, stats)

@@ -4,7 +4,6 @@ the batch's report; the code shipped to executors is the packages, named by cont
 
 import zipfile
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +11,7 @@ from meteoflow.contracts import RecordLimits
 from meteoflow.settings import load_settings
 from streaming.partitions import PartitionSummary, PartitionWriter, code_zip
 from streaming.job import _Stopwatch
+from streaming.sinks import BatchSinks
 from tests.unit.test_streaming_batch import Recorder, records
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -23,8 +23,7 @@ def writer():
 
 
 def sinks(journal, failing=()):
-    return SimpleNamespace(**{name: Recorder(journal, name, name in failing)
-                              for name in STEPS})
+    return BatchSinks(**{name: Recorder(journal, name, name in failing) for name in STEPS})
 
 
 def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_counts():
