@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -283,6 +284,28 @@ def live_app(stack: Settings, tmp_path_factory, built_frontend) -> LiveApp:
 def webapp_settings(stack: Settings, tmp_path: Path, **overrides) -> Settings:
     """Isolated settings for one web app of a test, polling every second on a port of its own."""
     return isolated_settings(stack, tmp_path, webapp_port=free_port(), webapp_refresh_seconds=1.0, **overrides)
+
+
+def seeded_app_settings(stack: Settings, tmp_path: Path) -> Settings:
+    """webapp_settings for pages over seeded documents: a live-looking OpenWeatherMap schedule (every
+    15 min, so hours-old seeds read as they would in production), Elasticsearch templates installed."""
+    from elk.templates import install_templates
+
+    settings = webapp_settings(stack, tmp_path, producer_source="openweathermap", producer_interval_seconds=900.0)
+    install_templates(settings)
+    return settings
+
+
+@contextmanager
+def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The built app served by `python -m webapp` over `settings`, until the block ends: yields its URL."""
+    svc = Service("webapp", settings, tmp_path).start()
+    url = f"http://{settings.bind_host}:{settings.webapp_port}"
+    try:
+        wait_for("the web app", lambda: get_json(f"{url}/health")["frontend_built"], 60, [svc])
+        yield url
+    finally:
+        svc.stop()
 
 
 @pytest.fixture

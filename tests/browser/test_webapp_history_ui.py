@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.browser.conftest import Service, get_json, wait_for, webapp_settings
+from tests.browser.conftest import seeded_app_settings, serving
 from tests.browser.seeding import Seeder, utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -19,11 +19,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def history_app(stack, tmp_path_factory, built_frontend):
-    from elk.templates import install_templates
-
     tmp = tmp_path_factory.mktemp("history")
-    settings = webapp_settings(stack, tmp, producer_source="openweathermap", producer_interval_seconds=900.0)
-    install_templates(settings)
+    settings = seeded_app_settings(stack, tmp)
     seeder = Seeder(settings)
     regions = {r[0]: r for r in seeder.regions}
     end = utcnow().replace(second=0, microsecond=0)
@@ -34,13 +31,10 @@ def history_app(stack, tmp_path_factory, built_frontend):
     seeder.rain_model(trained_at)
     seeder.rain_prediction("dakar", 0.42, trained_at)
     seeder.rain_prediction("thies", 0.004, trained_at)
-    svc = Service("webapp", settings, tmp).start()
-    url = f"http://{settings.bind_host}:{settings.webapp_port}"
     try:
-        wait_for("the web app", lambda: get_json(f"{url}/health")["frontend_built"], 60, [svc])
-        yield url
+        with serving(settings, tmp) as url:
+            yield url
     finally:
-        svc.stop()
         seeder.close()
 
 

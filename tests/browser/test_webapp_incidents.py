@@ -12,7 +12,7 @@ import pytest
 from elk.alerting.engine import Incident
 from elk.alerting.store import IncidentStore
 from meteoflow.es import make_es_client
-from tests.browser.conftest import Service, free_port, get_json, wait_for
+from tests.browser.conftest import free_port, get_json, serving
 from tests.conftest import isolated_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -56,13 +56,8 @@ def incidents_app(stack, tmp_path, built_frontend):
     for inc in seeded:
         store.save(inc)
     es.close()
-    svc = Service("webapp", settings, tmp_path).start()
-    url = f"http://{settings.bind_host}:{settings.webapp_port}"
-    try:
-        wait_for("the web app", lambda: get_json(f"{url}/health")["frontend_built"], 60, [svc])
+    with serving(settings, tmp_path) as url:
         yield url, {inc.subject: inc.incident_id for inc in seeded}
-    finally:
-        svc.stop()
 
 
 def test_create_a_silence_and_acknowledge_an_incident(page, incidents_app, images_dir, browser, tmp_path):

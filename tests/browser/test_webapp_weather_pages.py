@@ -15,7 +15,7 @@ import pytest
 
 from meteoflow.contracts import BACKFILL_BATCH_PREFIX
 from meteoflow.freshness import thresholds
-from tests.browser.conftest import Service, get_json, wait_for, webapp_settings
+from tests.browser.conftest import seeded_app_settings, serving
 from tests.browser.seeding import Seeder, utcnow
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -23,11 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def weather_app(stack, tmp_path_factory, built_frontend):
-    from elk.templates import install_templates
-
     tmp = tmp_path_factory.mktemp("weather")
-    settings = webapp_settings(stack, tmp, producer_source="openweathermap", producer_interval_seconds=900.0)
-    install_templates(settings)
+    settings = seeded_app_settings(stack, tmp)
     limits = thresholds(settings)
     seeder = Seeder(settings)
     regions = {r[0]: r for r in seeder.regions}
@@ -50,13 +47,10 @@ def weather_app(stack, tmp_path_factory, built_frontend):
     seeder.skill("thies", model_mae=1.9, persistence_mae=0.5, climatology_mae=1.3, coverage=0.71)
     seeder.skill("saint-louis", model_mae=1.1, persistence_mae=1.3, climatology_mae=1.0, coverage=0.86)
     seeder.skill("dakar", window="7d", model_mae=0.9, persistence_mae=1.5, climatology_mae=1.2)
-    svc = Service("webapp", settings, tmp).start()
-    url = f"http://{settings.bind_host}:{settings.webapp_port}"
     try:
-        wait_for("the web app", lambda: get_json(f"{url}/health")["frontend_built"], 60, [svc])
-        yield url
+        with serving(settings, tmp) as url:
+            yield url
     finally:
-        svc.stop()
         seeder.close()
 
 
