@@ -265,7 +265,6 @@ class DeadLetterSink:
             self._producer.close(timeout=5)
 
 
-
 @dataclass(frozen=True)
 class SinkCounts:
     dead_letters: int
@@ -277,8 +276,8 @@ class SinkCounts:
 class BatchSinks:
     """Where a split batch goes, in this order: the one list of write steps, run by the driver
     (streaming/job.py) on a whole micro-batch and by each executor (streaming/partitions.py) on its
-    partition. Dead letters first (a record that fails is recorded before anything else is tried);
-    daily statistics and region_latest are optional for callers that keep only the core sinks."""
+    partition. Daily statistics and region_latest are optional for callers that keep only the core
+    sinks (some unit tests)."""
 
     observations: ObservationSink
     stats: HourlyStatsSink
