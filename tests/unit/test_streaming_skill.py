@@ -1,6 +1,8 @@
 """Forecast history, baseline forecasts and skill as pure functions on plain lists (streaming/baselines.py,
 streaming/skill.py, the run building of streaming/forecasts.py)."""
 
+import math
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -111,14 +113,34 @@ def hourly(hours: int, last: datetime = T0) -> dict[datetime, float]:
     return {last - h * H: 20.0 + (h % 24) / 2 for h in reversed(range(hours))}
 
 
-def test_with_less_than_a_day_persistence_is_served_with_a_band_growing_like_a_random_walk():
+def test_with_less_than_a_day_persistence_is_served_with_a_band_from_the_observed_changes_over_each_lead():
     model, preds = baseline_forecast(hourly(5), horizon_hours=4, band_level=0.95)
     assert model == "persistence"
     assert [p.timestamp for p in preds] == [T0 + i * H for i in (1, 2, 3, 4)]
     assert {p.temperature for p in preds} == {20.0}  # the last observed hour's value
     widths = [p.upper - p.lower for p in preds]
-    assert widths[3] == pytest.approx(2 * widths[0])  # sqrt(4) x sqrt(1)
+    # A steady trend of 0.5 C an hour: the changes over 1, 2 and 3 hours grow linearly (a random walk's
+    # sqrt would make the 3 h band 1.7x the 1 h one, not 3x)...
+    assert widths[1] == pytest.approx(2 * widths[0]) and widths[2] == pytest.approx(3 * widths[0])
+    # ...and 4 h, with a single such change seen, falls back to sqrt(4) x the hourly spread, kept no narrower.
+    assert widths[3] == pytest.approx(widths[2])
     assert all(p.lower < p.temperature < p.upper for p in preds)
+
+
+def test_the_persistence_band_holds_its_level_on_a_daily_cycle():
+    """On a clean daily cycle with noise, the band at each lead holds about its nominal share of
+    what follows (it is the spread of the very changes the forecast misses)."""
+    rng = random.Random(3)
+    cycle = lambda h: 25.0 + 6.0 * math.sin(2 * math.pi * (h % 24) / 24)  # noqa: E731
+    inside = total = 0
+    for origin in range(20, 200, 7):
+        history = {T0 + (h - origin) * H: cycle(h) + rng.gauss(0, 0.3) for h in range(origin - 20, origin + 1)}
+        _, preds = baseline_forecast(history, horizon_hours=6, band_level=0.9)
+        for step, p in enumerate(preds, start=1):
+            truth = cycle(origin + step) + rng.gauss(0, 0.3)
+            inside += p.lower <= truth <= p.upper
+            total += 1
+    assert 0.8 <= inside / total <= 1.0, inside / total
 
 
 def test_with_a_day_of_history_same_hour_yesterday_is_served():
