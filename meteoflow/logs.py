@@ -82,11 +82,13 @@ class KafkaLogHandler(logging.Handler):
     keeps every line regardless.
     """
 
-    def __init__(self, settings: Settings, service: str, capacity: int = 10_000):
+    def __init__(self, settings: Settings, service: str, capacity: int = 10_000, producer_factory=None):
         super().__init__()
         self.settings = settings
         self.service = service
         self.dropped = 0
+        self._producer_factory = producer_factory or self._make_producer
+        self._unreachable = False  # the last connection attempt failed: flush need not wait
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
         self._producer = None
         self._thread = threading.Thread(target=self._run, name="kafka-log-handler", daemon=True)
@@ -106,32 +108,45 @@ class KafkaLogHandler(logging.Handler):
             except queue.Full:
                 try:
                     self._queue.get_nowait()
+                    self._queue.task_done()
                     self.dropped += 1
                 except queue.Empty:
                     pass
 
-    def _run(self) -> None:
+    def _make_producer(self):
         from meteoflow.kafka import make_producer  # late import: kafka is optional for formatting
 
+        return make_producer(self.settings, client_id=f"{self.service}-logs", acks=1)
+
+    def _run(self) -> None:
         while True:
             line = self._queue.get()
             if line is None:
+                self._queue.task_done()
                 break
             while self._producer is None:
                 try:
-                    self._producer = make_producer(self.settings, client_id=f"{self.service}-logs", acks=1)
+                    self._producer = self._producer_factory()
+                    self._unreachable = False
                 except Exception:  # noqa: BLE001 - Kafka not reachable yet: keep the line, retry
+                    self._unreachable = True
                     time.sleep(5)
             try:
                 self._producer.send(self.settings.topic_logs, key=self.service.encode(), value=line)
             except Exception:  # noqa: BLE001
                 self.dropped += 1
+            finally:
+                self._queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until queued lines are handed to Kafka and sent."""
+        """Wait (bounded) until every queued line is handed to Kafka, then until Kafka has it.
+
+        "Handed" is counted by task_done after `send`, not by an empty queue: the last line
+        leaves the queue before it is sent, and a short-lived command (an import) exiting in
+        that gap lost its final "finished" event."""
         deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline and self._producer is not None:
-            time.sleep(0.05)
+        while self._queue.unfinished_tasks and time.monotonic() < deadline and not self._unreachable:
+            time.sleep(0.02)
         if self._producer is not None:
             try:
                 self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))

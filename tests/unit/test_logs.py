@@ -70,3 +70,35 @@ def test_kafka_handler_never_blocks_when_kafka_is_down():
     # Emitting is a queue put: no connection attempt on the caller's thread.
     assert time.monotonic() - started < 1.0
     assert handler.dropped >= 89  # bounded queue: the oldest lines give way
+
+
+class SlowProducer:
+    """Stands in for the Kafka client: each send takes a while, so the last line is still being
+    sent when the queue is already empty."""
+
+    def __init__(self):
+        self.sent: list[bytes] = []
+        self.flushed_with: list[int] = []
+
+    def send(self, topic, key, value):
+        time.sleep(0.1)
+        self.sent.append(value)
+
+    def flush(self, timeout=None):
+        self.flushed_with.append(len(self.sent))
+
+    def close(self, timeout=None):
+        pass
+
+
+def test_flush_returns_only_after_the_last_line_is_sent():
+    producer = SlowProducer()
+    handler = KafkaLogHandler(load_settings(), "test", producer_factory=lambda: producer)
+    handler.setFormatter(EcsJsonFormatter("test"))
+    for i in range(3):
+        handler.emit(logging.LogRecord("test", logging.INFO, __file__, 1, f"line {i}", (), None))
+    handler.flush(timeout=10)
+    # A command that exits right after its last log line (an import's "finished") must not lose it.
+    assert producer.flushed_with == [3]
+    assert [json.loads(line)["message"] for line in producer.sent] == ["line 0", "line 1", "line 2"]
+    handler.close()
