@@ -1,7 +1,10 @@
 """`python -m batch recompute --from YYYY-MM-DD --to YYYY-MM-DD [--region ID]` (also `./run.sh recompute ...`),
-`python -m batch train-rain [--iterations N]` and `python -m batch predict-rain` (batch/rain.py).
+`python -m batch train-rain [--iterations N]` and `python -m batch predict-rain` (batch/rain.py), and
+`python -m batch schedule`: both rain jobs on their periods (batch/schedule.py, the rain_model service).
 
-A bad flag is a one-line error naming it, exit code 2, before Spark starts.
+A bad flag is a one-line error naming it, exit code 2, before Spark starts. Exit code 3: the archive
+cannot serve the job yet (missing, too short, no rain seen, no model trained), which a new deployment
+outgrows; the schedule retries it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import date
 
 from pydantic import TypeAdapter, ValidationError
 
+from batch.schedule import EXIT_NOT_READY
 from meteoflow.contracts import RegionId
 from meteoflow.errors import describe_errors
 
@@ -41,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, choices=range(1, 201), default=30, metavar="1-200",
                        help="boosting iterations of the gradient-boosted trees (default 30)")
     commands.add_parser("predict-rain", help="store every region's chance of rain in the next hours")
+    commands.add_parser("schedule", help="run train-rain and predict-rain on their periods until stopped "
+                                         "(METEOFLOW_RAIN_TRAIN_HOURS, METEOFLOW_RAIN_PREDICT_MINUTES)")
     return top
 
 
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from meteoflow.logs import start_service
 
+    if args.command == "schedule":
+        return schedule()
     settings, log = start_service("batch")
     from batch import rain
     from batch.recompute import recompute
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         report = recompute(spark, db, settings.archive_location, args.start, args.end, args.region, progress=say)
     except (FileNotFoundError, rain.NotTrainable) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_READY
     finally:
         client.close()
         spark.stop()
@@ -86,6 +94,28 @@ def main(argv: list[str] | None = None) -> int:
           f"({report.hourly_written} written) and {report.daily} daily ({report.daily_written} written) statistics"
           + (f"; {report.skipped_rows} archive rows skipped" if report.skipped_rows else ""))
     log.info("recompute %s..%s done", args.start, args.end, extra={"fields": {"meteoflow.recompute": vars(report)}})
+    return 0
+
+
+def schedule() -> int:
+    """The rain_model service: until SIGTERM/SIGINT, run the rain jobs when they are due."""
+    import signal
+    import threading
+
+    from batch.schedule import RainSchedule, RainScheduler, stored_state
+    from meteoflow.logs import start_service
+    from meteoflow.mongo import database
+
+    settings, log = start_service("rain_model")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    plan = RainSchedule.from_settings(settings)
+    log.info("rain schedule: retrain every %s, rain chances every %s",
+             plan.train_every or "never (by command)", plan.predict_every or "never (by command)")
+    db = database(settings)
+    RainScheduler(lambda: stored_state(db), plan, log).run(stop, start_delay=settings.archive_trigger_seconds)
+    log.info("rain schedule stopped")
     return 0
 
 

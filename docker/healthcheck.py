@@ -55,6 +55,7 @@ def dependencies(service: str, settings: Settings) -> list[Endpoint]:
     table = {
         "producer": kafka,
         "streaming": kafka + mongo,
+        "rain_model": mongo,
         "alerting": es,
     }
     if service not in table:

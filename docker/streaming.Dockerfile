@@ -50,6 +50,7 @@ COPY --from=connector /opt/meteoflow-cache/spark-kafka /opt/meteoflow-cache/spar
 WORKDIR /app
 COPY meteoflow/ meteoflow/
 COPY streaming/ streaming/
+COPY batch/ batch/
 COPY docker/healthcheck.py docker/healthcheck.py
 USER meteoflow
 CMD ["python", "-m", "streaming"]

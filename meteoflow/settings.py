@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     models_uri: str | None = Field(
         None, description="Where batch jobs save trained models (the rain model), any Hadoop-compatible URI. "
         "Default: file://<run_dir>/models")
+    rain_predict_minutes: float = Field(
+        30.0, ge=0, description="How often the rain_model service (`python -m batch schedule`) stores every region's "
+        "rain chance with the selected model; also how long it waits before retrying a job the archive was not "
+        "ready for. 0: never (by command only)")
+    rain_train_hours: float = Field(
+        168.0, ge=0, description="How often the rain_model service retrains and re-selects the rain model on the "
+        "archive (and at its start when no model exists). 0: never (by command only)")
     forecast_history_days: int = Field(7, ge=1, le=90)
     forecast_retry_seconds: float = Field(60.0, gt=0, description="How often regions whose forecast failed are retried")
     forecast_refresh_seconds: float = Field(

@@ -51,11 +51,10 @@ def _service(name: str, module: str, port_setting: str | None = None) -> type[Se
     return type(f"{name.title()}Service", (Service,), {"name": name, "module": module, "port_setting": port_setting})
 
 
-class StreamingService(Service):
-    """The Spark job reads the Kafka connector and Java the stack installs; it installs nothing itself."""
+class SparkService(Service):
+    """A service that runs Spark: it reads the Kafka connector and Java the stack installs, and uses
+    the cluster ./run.sh started when there is one; it installs nothing itself."""
 
-    name = "streaming"
-    module = "streaming"
     port_setting = None
 
     def install(self) -> None:
@@ -69,6 +68,21 @@ class StreamingService(Service):
         return env
 
 
+class StreamingService(SparkService):
+    name = "streaming"
+    module = "streaming"
+
+
+class RainModelService(SparkService):
+    """`python -m batch schedule`: retrains the rain model and refreshes the rain chances on their periods."""
+
+    name = "rain_model"
+    module = "batch"
+
+    def command(self) -> list[str]:
+        return [*super().command(), "schedule"]
+
+
 # Start order: what others call first (forecasting API before streaming), the producer last.
 SERVICES: dict[str, type[Service]] = {
     cls.name: cls
@@ -78,6 +92,7 @@ SERVICES: dict[str, type[Service]] = {
         _service("shipper", "elk.shipper"),
         _service("alerting", "elk.alerting"),
         StreamingService,
+        RainModelService,
         _service("producer", "producer"),
     )
 }

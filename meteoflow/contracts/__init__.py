@@ -36,7 +36,8 @@ from meteoflow.contracts.observation import (  # noqa: F401
     rejection_reason, loads_json, parse_json_object, validate_observation, parse_utc,
 )
 from meteoflow.contracts.events import (  # noqa: F401
-    STREAMING_BATCH_ACTION, PRODUCER_RUN_ACTION, BACKFILL_ACTION, BackfillEvent, BackfillState, DEADLETTER_ACTION, SERVICE_EXITED_ACTION,
+    STREAMING_BATCH_ACTION, PRODUCER_RUN_ACTION, BACKFILL_ACTION, BackfillEvent, BackfillState, DEADLETTER_ACTION,
+    BATCH_RUN_ACTION, BatchJob, BatchOutcome, BatchRunEvent, SERVICE_EXITED_ACTION,
     SERVICE_CRASH_LOOP_ACTION, SERVICE_RECOVERED_ACTION, SUPERVISOR_ACTIONS, BACKFILL_BATCH_PREFIX,
     is_backfill_batch, InvalidEvent, Logged, LogEvent, ForecastRunSummary, StreamingBatchEvent, FailedRegion,
     ProducerRunEvent, SupervisorEvent, describe_exit, SupervisedProcess, SupervisorState, Heartbeat, METRIC_KINDS,

@@ -19,6 +19,7 @@ STREAMING_BATCH_ACTION = "streaming-batch"  # one per micro-batch; fields under 
 PRODUCER_RUN_ACTION = "producer-run"  # one per scheduled run; fields under "meteoflow.producer"
 BACKFILL_ACTION = "producer-backfill"  # progress of an import / first-start back-fill; "meteoflow.backfill"
 DEADLETTER_ACTION = "dead-letter"  # one per rejected record; fields under "meteoflow.deadletter"
+BATCH_RUN_ACTION = "batch-run"  # one per scheduled batch job (rain model); fields under "meteoflow.batch"
 # The supervisor of ./run.sh (service.name "supervisor"); fields under "meteoflow.supervisor" (SupervisorEvent).
 SERVICE_EXITED_ACTION = "service-exited"  # each unexpected exit of a server or service
 SERVICE_CRASH_LOOP_ACTION = "service-crash-loop"  # once per episode: too many exits in the window
@@ -173,6 +174,25 @@ class BackfillEvent(LogEvent):
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+
+BatchJob = Literal["train-rain", "predict-rain"]
+# ok; not-ready: the archive cannot serve the job yet (too short, no rain seen, no model): expected
+# on a new deployment, retried at the next period; failed: anything else (the message says what).
+BatchOutcome = Literal["ok", "not-ready", "failed"]
+
+
+class BatchRunEvent(LogEvent):
+    """One scheduled run of a batch job (`python -m batch schedule`, service rain_model)."""
+
+    ACTION: ClassVar[str] = BATCH_RUN_ACTION
+    FIELD: ClassVar[str] = "meteoflow.batch"
+
+    job: BatchJob
+    outcome: BatchOutcome
+    exit_code: int | None  # None: stopped before it ended (timeout or shutdown)
+    duration_s: float = Field(ge=0, allow_inf_nan=False)
+    message: str | None = None  # the job's last line: its summary, or why it did not run
 
 
 # --- supervisor events (pipeline.logs, read back by the alerting service) ------------------

@@ -3,16 +3,23 @@ mode, evaluations and predictions in the real FerretDB, served by the web app.""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
 
 from batch.rain import NotTrainable, predict, train
-from meteoflow.contracts import RAIN_MODELS, RAIN_PREDICTIONS, RainModelEvaluation, RainPrediction, RainResponse
+from meteoflow.contracts import BATCH_RUN_ACTION, RAIN_MODELS, RAIN_PREDICTIONS, BatchRunEvent, RainModelEvaluation
+from meteoflow.contracts import RainPrediction, RainResponse
+from meteoflow.settings import REPO_ROOT
 from producer.regions import load_regions
 from producer.sources.simulator import simulate_history
 from tests.fakes.archive import write_archive
+from tests.faults.harness import settings_env, wait_until
 from tests.integration.test_streaming_job import db, fake_api, settings  # noqa: F401 - fixtures
 from webapp.app import create_app
 
@@ -56,3 +63,33 @@ def test_an_archive_without_rain_cannot_train(settings, spark, db, tmp_path):
                   settings.archive_location)
     with pytest.raises(NotTrainable, match="followed by rain"):
         train(spark, db, settings.archive_location, (tmp_path / "models").as_uri(), now=NOW, progress=print)
+
+
+def test_the_rain_model_service_trains_and_predicts_on_its_own(settings, spark, db, tmp_path):
+    """`python -m batch schedule` (the rain_model service of ./run.sh) as a process over the real store:
+    with no model yet it trains, then stores the chances, each run logged as a batch-run event."""
+    write_archive(spark, list(simulate_history(load_regions()[:2], datetime(2026, 8, 5, tzinfo=timezone.utc),
+                                               24 * 7)), settings.archive_location)
+    run = settings.model_copy(update=dict(models_uri=(tmp_path / "models").as_uri(), archive_trigger_seconds=0.1))
+    out = tmp_path / "rain_model.out"
+    with open(out, "wb") as sink:
+        service = subprocess.Popen([sys.executable, "-m", "batch", "schedule"], env=settings_env(run), cwd=REPO_ROOT,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: service.poll() is not None or db[RAIN_PREDICTIONS].count_documents({}) == 2, 600,
+                   "the rain_model service to store two regions' rain chances", every=1.0)
+        assert service.poll() is None, out.read_text()[-3000:]
+    finally:
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(60)
+    assert code == 0  # SIGTERM is a clean stop
+    events = [BatchRunEvent.from_log_line(doc).event for doc in json_lines(out.read_text())
+              if doc.get("event.action") == BATCH_RUN_ACTION]
+    assert [(e.job, e.outcome) for e in events] == [("train-rain", "ok"), ("predict-rain", "ok")]
+    assert "rain chances of 2 regions stored" in events[-1].message
+    selected = RainModelEvaluation.from_document(db[RAIN_MODELS].find_one({"selected": True}))
+    assert selected.model_uri.startswith((tmp_path / "models").as_uri())
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

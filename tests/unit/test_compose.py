@@ -52,6 +52,8 @@ MODULE_OF = {  # Meteoflow service -> its `python -m` module
     "webapp": "webapp",
     "alerting": "elk.alerting",
 }
+# Meteoflow services that run another service's image with their own command.
+SHARED_IMAGE = {"rain_model": ("streaming", ["python", "-m", "batch", "schedule"])}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_interpolation_follows_compose():
 
 
 def test_the_expected_services_exist(services):
-    expected = {"kafka", "mongodb", "elasticsearch", "logstash", "kibana", *ONE_SHOT, *MODULE_OF}
+    expected = {"kafka", "mongodb", "elasticsearch", "logstash", "kibana", *ONE_SHOT, *MODULE_OF, *SHARED_IMAGE}
     assert set(services) == expected
     assert "shipper" not in services  # Logstash plays its role in Docker
 
@@ -575,7 +577,15 @@ def copied_packages(dockerfile: Path) -> set[str]:
 
 
 # One-shot jobs run in these images too (compose.yaml): their imports must be there as well.
-EXTRA_ENTRIES = {"producer": ["meteoflow.kafka"], "alerting": ["elk.templates", "elk.kibana.setup"]}
+EXTRA_ENTRIES = {"producer": ["meteoflow.kafka"], "alerting": ["elk.templates", "elk.kibana.setup"],
+                 "streaming": ["batch.__main__", "batch.rain", "batch.recompute", "batch.schedule"]}
+
+
+def test_services_sharing_an_image_run_it_with_their_own_command(services):
+    for name, (image_of, command) in SHARED_IMAGE.items():
+        assert services[name]["image"] == services[image_of]["image"]
+        assert services[name]["build"] == services[image_of]["build"]
+        assert services[name]["command"] == command
 
 
 @pytest.mark.parametrize("service", sorted(MODULE_OF))

@@ -29,7 +29,7 @@ DOCKER_MD = REPO_ROOT / "docs" / "docker.md"
 MENTION = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
 
 # Containers running Meteoflow code (they read Settings).
-METEOFLOW_CONTAINERS = ["producer", "streaming", "forecasting_api", "webapp", "alerting", "kafka-init", "es-init", "kibana-setup"]
+METEOFLOW_CONTAINERS = ["producer", "streaming", "rain_model", "forecasting_api", "webapp", "alerting", "kafka-init", "es-init", "kibana-setup"]
 
 # Variables of the platform, not Meteoflow's: set by Java/Spark tooling or the OS.
 PLATFORM_VARIABLES = {"JAVA_HOME", "SPARK_LOCAL_IP", "PYSPARK_PYTHON", "PATH", "HOME", "CI"}
