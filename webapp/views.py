@@ -12,6 +12,7 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
+from meteoflow.forecast_verdict import SkillFigures, judge
 from meteoflow.freshness import Thresholds, classify
 from meteoflow.contracts import (
     BASELINE_MODELS, OBSERVATION_FIELDS, ForecastDocument, ForecastRun, HourlyStats, Logged, ObservationDocument,
@@ -444,9 +445,6 @@ def sort_silences(bodies: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- the weather pages: overview cards, past forecast runs, forecast quality -------------------
 NEXT_HOURS = 6  # the overview card's forecast strip
 MATCH_WINDOW = timedelta(minutes=30)  # an observation this close to a target time verifies it
-# A served band holding this much less than its nominal level is degraded (as is a model MAE
-# above persistence's), so a card flags it before anyone opens the quality page.
-COVERAGE_SHORTFALL = 0.10
 PROBLEM_ORDER = {"silent": 0, "late": 1, "degraded": 2}
 
 
@@ -477,7 +475,8 @@ def weighted_mean(pairs: Iterable[tuple[float | None, int]]) -> float | None:
 def skill_summary(docs: Iterable[Any]) -> dict[str, Any]:
     """A set of contracts.ForecastSkill documents (a region's leads, or a lead's regions) summed up:
     count-weighted MAE and bias of the served forecast and the baselines, coverage, and whether the
-    served forecast is degraded (MAE above persistence's, or its band short of nominal)."""
+    served forecast is degraded (meteoflow.forecast_verdict: the alert rule's judgment, so a card
+    flags what would page, and nothing on too few pairs)."""
     docs = list(docs)
     pairs = {k: weighted_mean((getattr(d, k), d.count) for d in docs)
              for k in ("model_mae", "persistence_mae", "climatology_mae", "model_bias", "coverage")}
@@ -486,13 +485,9 @@ def skill_summary(docs: Iterable[Any]) -> dict[str, Any]:
     model = pairs["model_mae"]
     skill = (round(1 - model / baselines[best], 3) if best and model is not None and baselines[best] > 0 else None)
     band = max((d.band_level for d in docs), default=None)
-    reason = None
-    if model is not None and pairs["persistence_mae"] is not None and model > pairs["persistence_mae"]:
-        reason = f"MAE {model:.2f} °C, above persistence's {pairs['persistence_mae']:.2f} °C"
-    elif pairs["coverage"] is not None and band is not None and pairs["coverage"] < band - COVERAGE_SHORTFALL:
-        reason = f"band held {pairs['coverage']:.0%} of observations, nominal {band:.0%}"
+    verdict = judge(SkillFigures.of(docs))
     return {**pairs, "count": sum(d.count for d in docs), "best_baseline": best, "skill": skill,
-            "band_level": band, "degraded": reason is not None, "degraded_reason": reason,
+            "band_level": band, "degraded": verdict.degraded, "degraded_reason": "; ".join(verdict.reasons) or None,
             "updated_at": iso(max((d.updated_at for d in docs), default=None))}
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from elk.alerting.rules import RULE_MODELS, AlertRules, Grouping
 from meteoflow.contracts import MetricSample, NotificationKind, NotificationStatus, SupervisorEvent, describe_exit
+from meteoflow.forecast_verdict import SkillFigures, judge
 from meteoflow.freshness import Thresholds, classify
 
 
@@ -409,27 +410,20 @@ def _forecast_degraded(rules: AlertRules, facts: Facts) -> list[Condition]:
         return []
     found = []
     for region_id, sample in sorted(facts.health.skill.items()):
-        if (sample.skill_pairs or 0) < rule.min_pairs:
-            continue  # too few pairs to judge (a new region, or one back from an outage)
-        worse = (sample.model_mae is not None and sample.persistence_mae is not None
-                 and sample.model_mae > sample.persistence_mae * (1 + rule.mae_margin))
-        undercovered = sample.coverage is not None and sample.coverage < rule.min_coverage
-        if not (worse or undercovered):
+        figures = SkillFigures(pairs=sample.skill_pairs or 0, model_mae=sample.model_mae,
+                               persistence_mae=sample.persistence_mae, coverage=sample.coverage,
+                               band_level=sample.band_level)
+        verdict = judge(figures, rule)  # nothing below min_pairs: a new region, or one back from an outage
+        if not verdict.degraded:
             continue
+        worse = verdict.worse
         region = facts.regions.get(region_id)
         name = (region.region_name if region else None) or region_id
-        why = []
-        if worse:
-            why.append(f"its MAE {sample.model_mae:.2f} °C is above persistence's {sample.persistence_mae:.2f} °C")
-        if undercovered:
-            nominal = f", nominal {sample.band_level:.0%}" if sample.band_level is not None else ""
-            why.append(f"its band held {sample.coverage:.0%} of the observations "
-                       f"(threshold {rule.min_coverage:.0%}{nominal})")
         found.append(Condition(
             rule="forecast_degraded", subject=region_id, severity=rule.severity,
             title=f"Forecast of {name} degraded",
             summary=f"Its forecasts of the last 24 h ({sample.skill_pairs} forecast/observation pairs, leads "
-                    "1-24 h) did worse than they should: " + "; ".join(why),
+                    "1-24 h) did worse than they should: " + "; ".join(f"its {r}" for r in verdict.reasons),
             hint="The Forecast quality page and the forecast_skill collection show it by lead time against "
                  "persistence and same-hour-yesterday; forecast_runs keeps the runs themselves.",
             region_id=region_id, region_name=region.region_name if region else None, last_seen=sample.timestamp,

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from meteoflow.errors import field_errors
+from meteoflow.forecast_verdict import DegradedThresholds
 from meteoflow.freshness import SilenceRule
 
 # Unset timings scale with the evaluation interval (METEOFLOW_ALERT_EVAL_INTERVAL_SECONDS).
@@ -109,14 +110,11 @@ class ForecastStale(RuleBase):
     min_stale_seconds: float = Field(600.0, ge=0)
 
 
-class ForecastDegraded(RuleBase):
+class ForecastDegraded(RuleBase, DegradedThresholds):
     """A region's served forecast, over the last 24 h (every lead time 1-24 h together, from the
     streaming job's forecast_skill): its MAE above persistence's, or its band holding too few of
-    the observations."""
-
-    min_pairs: int = Field(288, ge=1)  # fewer forecast/observation pairs say too little to judge
-    mae_margin: float = Field(0.0, ge=0)  # fires when MAE > persistence's MAE x (1 + margin)
-    min_coverage: float = Field(0.8, ge=0, le=1)  # fires when the band holds a smaller share than this
+    the observations. The judgment and its default thresholds are the web pages' too
+    (meteoflow.forecast_verdict): min_pairs, mae_margin, min_coverage."""
 
 
 class ElasticsearchUnavailable(RuleBase):

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from meteoflow.contracts import ForecastSkill, ForecastState, MetricSample, SupervisorState
+from meteoflow.forecast_verdict import SkillFigures
 
 # --- Spark's checkpoint ---------------------------------------------------------------------
 # <checkpoint>/offsets/<batchId>: "v1", a line of batch metadata, then one JSON line per source
@@ -159,26 +160,17 @@ def forecast_age_samples(now: datetime, states: list[ForecastState]) -> list[Met
 
 # --- forecast skill ---------------------------------------------------------------------------
 def forecast_skill_samples(now: datetime, skills: list[ForecastSkill]) -> list[MetricSample]:
-    """One sample per region of its 24 h skill, every lead time together (each lead's figures
-    weighted by its pairs). The MAEs are taken over the leads where both are known, so the model
-    and persistence are compared on the same pairs; a region without any pair has no figures."""
+    """One sample per region of its 24 h skill, every lead time together (SkillFigures: the same
+    figures the web pages judge); a region without any pair has no figures."""
     by_region: dict[str, list[ForecastSkill]] = {}
     for skill in skills:
         if skill.window == "24h":
             by_region.setdefault(skill.region_id, []).append(skill)
     samples = []
     for region_id, rows in sorted(by_region.items()):
-        scored = [r for r in rows if r.count and r.model_mae is not None]
-        both = [r for r in scored if r.persistence_mae is not None]
-        covered = [r for r in scored if r.coverage is not None]
+        figures = SkillFigures.of(rows)
         samples.append(MetricSample(
-            timestamp=now, kind="forecast_skill", subject=region_id, skill_pairs=sum(r.count for r in scored),
-            model_mae=_weighted(both, "model_mae"), persistence_mae=_weighted(both, "persistence_mae"),
-            coverage=_weighted(covered, "coverage"),
-            band_level=max(rows, key=lambda r: r.updated_at).band_level))
+            timestamp=now, kind="forecast_skill", subject=region_id, skill_pairs=figures.pairs,
+            model_mae=figures.model_mae, persistence_mae=figures.persistence_mae, coverage=figures.coverage,
+            band_level=figures.band_level))
     return samples
-
-
-def _weighted(rows: list[ForecastSkill], field_name: str) -> float | None:
-    total = sum(r.count for r in rows)
-    return sum(getattr(r, field_name) * r.count for r in rows) / total if total else None

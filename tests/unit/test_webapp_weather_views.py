@@ -35,12 +35,18 @@ def test_skill_summary_weights_by_count_and_names_the_best_baseline():
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"model": 2.0, "persistence": 1.0}, "persistence"),
-    ({"coverage": 0.7}, "nominal"),
+    ({"model": 2.0, "persistence": 1.0}, "above persistence's 1.00 °C"),
+    ({"coverage": 0.7}, "band held 70% of the observations (threshold 80%, nominal 90%)"),
 ])
 def test_skill_summary_says_why_a_forecast_is_degraded(kwargs, words):
-    s = views.skill_summary([skill(**kwargs)])
+    s = views.skill_summary([skill(lead=lead, count=12, **kwargs) for lead in range(1, 25)])  # 288 pairs
     assert s["degraded"] and words in s["degraded_reason"]
+
+
+def test_too_few_pairs_are_never_called_degraded():
+    # In the demo's first hours every card read "band held 40-70%" from a dozen pairs per lead.
+    s = views.skill_summary([skill(lead=lead, count=11, coverage=0.4) for lead in range(1, 25)])  # 264 pairs
+    assert s["coverage"] == pytest.approx(0.4) and not s["degraded"] and s["degraded_reason"] is None
 
 
 def test_skill_summary_without_pairs_knows_nothing():
