@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from meteoflow.contracts import DAILY_STATS, HOURLY_STATS, DailyPoint, DailyStats, HourlyStats, doc_id
 from streaming.archive import read_archive
 from streaming.daily import daily_stats, ensure_daily_index
-from streaming.records import hour_floor, hourly_stats
+from meteoflow.contracts import hour_floor, hourly_stats
 from streaming.sinks import ensure_indexes, upsert_all
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

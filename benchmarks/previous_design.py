@@ -101,13 +101,18 @@ def _hourly_stats(self, region_id: str, start: datetime, end: datetime):
     return contracts.valid_documents(contracts.HourlyStats, cursor)
 
 
+def _recent_window(self, region_id: str, start: datetime, end: datetime):
+    """There was no recent_observations: the window came from range queries over the whole history."""
+    return _observations(self, region_id, start, end), _hourly_stats(self, region_id, start, end)
+
+
 def previous_store_class():
     """webapp.store.Store with the previous design's MongoDB reads."""
     from webapp.store import Store
 
     return type("PreviousStore", (Store,), {
         "latest_observation": _latest_observation, "latest_observations": _latest_observations,
-        "observations": _observations, "hourly_stats": _hourly_stats})
+        "observations": _observations, "hourly_stats": _hourly_stats, "recent_window": _recent_window})
 
 
 def main(argv: list[str]) -> int:

@@ -140,11 +140,13 @@ def main(argv=None) -> int:
         ensure_indexes(db)
         began = time.perf_counter()
         stored = store_days(db, regions, end, 0, 1, args.seed)
+        ObservationSink(db).prune()
         print(f"stored 1 day: {stored} observations in {time.perf_counter() - began:.1f} s", flush=True)
         short = measure(settings, regions, args)
         print(f"1 day: {json.dumps(short)}", flush=True)
         began = time.perf_counter()
         stored += store_days(db, regions, end, 1, args.days, args.seed)
+        ObservationSink(db).prune()  # what the job does every minute: recent_observations keeps the last week
         print(f"stored {args.days} days: {stored} observations in {time.perf_counter() - began:.1f} s", flush=True)
         long = measure(settings, regions, args)
         print(f"{args.days} days: {json.dumps(long)}", flush=True)

@@ -30,7 +30,8 @@ from meteoflow.contracts import (
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.baselines import baseline_forecast, climatology_value
-from streaming.records import hour_floor, hourly_means, hourly_series
+from meteoflow.contracts import hour_floor
+from streaming.records import hourly_means, hourly_series
 from streaming.selection import MODEL, choose_all
 from streaming.sinks import upsert_all
 from streaming.skill import SkillTracker

@@ -6,13 +6,14 @@ with plain lists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable
 
 import bson
 
 from meteoflow.clock import utc_now
-from meteoflow.contracts import DeadLetter, HourlyStats, ObservationDocument, ObservationPoint, SeriesPoint, doc_id, point_key
+from meteoflow.contracts import DeadLetter, HourlyStats, ObservationDocument, SeriesPoint, doc_id, point_key
+from meteoflow.contracts import hour_floor
 from meteoflow.contracts import Observation, RecordLimits, rejection_reason, validate_observation
 from meteoflow.kafka import KafkaRecord
 
@@ -56,10 +57,6 @@ def split_batch(records: Iterable[KafkaRecord], now: datetime | None = None,
     return split
 
 
-def hour_floor(when: datetime) -> datetime:
-    return when.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-
-
 def observation_documents(observations: Iterable[Observation], stored_at: datetime) -> list[ObservationDocument]:
     """One document per (region, observed_at); a later duplicate in the batch wins (Kafka order)."""
     docs: dict[str, ObservationDocument] = {}
@@ -71,23 +68,6 @@ def observation_documents(observations: Iterable[Observation], stored_at: dateti
 
 def touched_hours(observations: Iterable[Observation]) -> set[tuple[str, datetime]]:
     return {(obs.region_id, hour_floor(obs.observed_at)) for obs in observations}
-
-
-def hourly_stats(
-    keys: Iterable[tuple[str, datetime]], stored: Iterable[ObservationPoint], computed_at: datetime
-) -> list[HourlyStats]:
-    """min/max/mean/count of `temp` for exactly `keys`, from stored observations.
-
-    Recomputed from what is stored (not incremented), so a replayed batch gives the same numbers.
-    """
-    temps: dict[tuple[str, datetime], dict[str, float]] = {key: {} for key in set(keys)}
-    for point in stored:
-        key = (point.region_id, hour_floor(point.observed_at))
-        if key in temps:
-            temps[key][point_key(point.observed_at)] = point.temp
-    # An hour with nothing stored cannot happen after a successful upsert; it is left out.
-    return [HourlyStats.build(region_id, hour, values, computed_at)
-            for (region_id, hour), values in sorted(temps.items()) if values]
 
 
 def hour_points(observations: Iterable[Observation]) -> dict[tuple[str, datetime], dict[str, float]]:

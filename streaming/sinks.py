@@ -8,8 +8,9 @@ swallowed: a failing write raises, Spark does not commit the batch and retries i
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
@@ -18,11 +19,11 @@ from pymongo.database import Database
 
 from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
-    OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument, Observation, ObservationDocument,
-    ObservationPoint, doc_id, find_by_ids, valid_documents,
+    OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument,
+    Observation, ObservationDocument, ObservationPoint, doc_id, find_by_ids, hourly_stats, valid_documents,
 )
 from meteoflow.settings import Settings
-from streaming.records import HOUR, SplitBatch, hour_points, hourly_stats, merged_hourly_stats
+from streaming.records import HOUR, SplitBatch, hour_points, merged_hourly_stats
 
 if TYPE_CHECKING:
     from streaming.daily import DailyStatsSink  # which imports this module
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
 STORED_AT = frozenset({"stored_at"})
+# What recent_observations keeps before a region's newest observation: an hour more than the longest
+# window, so the first (partly shown) hour of a window still has its whole statistics.
+RECENT_SPAN = timedelta(hours=RECENT_HOURS + 1)
 COMPUTED_AT = frozenset({"computed_at"})
 
 
@@ -48,6 +52,9 @@ def ensure_indexes(db: Database) -> None:
     db[FORECAST_SKILL_BUCKETS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                             name="region_target_time")
     db[FORECAST_SKILL].create_index([("region_id", ASCENDING), ("window", ASCENDING)], name="region_window")
+    db[RECENT_OBSERVATIONS].create_index([("region_id", ASCENDING), ("observed_at", ASCENDING)],
+                                         unique=True, name="region_observed_at")
+    seed_recent_observations(db)
 
 
 def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] = frozenset()) -> int:
@@ -108,10 +115,20 @@ def differs(stored: dict[str, Any], doc: dict[str, Any], ignore: frozenset[str])
 
 class ObservationSink:
     """Inserts the batch's documents in one unordered bulk; only the ones already stored (a replay,
-    a corrected record) take the slower compare-and-update path."""
+    a corrected record) take the slower compare-and-update path.
+
+    The same documents go the same way to recent_observations, which keeps each region's last
+    RECENT_HOURS (before its newest observation, as region_latest has it) and is pruned at most
+    every PRUNE_EVERY_SECONDS: the web app reads a region's window there, from a collection whose
+    size does not grow with the history."""
+
+    PRUNE_EVERY_SECONDS = 60.0
 
     def __init__(self, db: Database):
         self.collection = db[OBSERVATIONS]
+        self.recent = db[RECENT_OBSERVATIONS]
+        self.latest = db[REGION_LATEST]
+        self._prune_due = 0.0  # monotonic time of the next prune of recent_observations
 
     def write(self, observations: list[Observation], now: datetime,
               documents: list[dict[str, Any]] | None = None) -> int:
@@ -119,10 +136,38 @@ class ObservationSink:
         if documents is None:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
-        stored = insert_new(self.collection, docs)
-        if stored:
-            upsert_documents(self.collection, [docs[i] for i in stored], ignore=STORED_AT)
+        for collection in (self.collection, self.recent):
+            stored = insert_new(collection, docs)
+            if stored:
+                upsert_documents(collection, [docs[i] for i in stored], ignore=STORED_AT)
+        if time.monotonic() >= self._prune_due:
+            self.prune()
         return len(docs)
+
+    def prune(self) -> int:
+        """Delete from recent_observations what lies more than RECENT_HOURS before its region's newest
+        observation (region_latest); a region without one keeps everything. Returns how many went."""
+        self._prune_due = time.monotonic() + self.PRUNE_EVERY_SECONDS
+        cutoffs = [{"region_id": d["_id"], "observed_at": {"$lt": d["observed_at"] - RECENT_SPAN}}
+                   for d in self.latest.find({}, {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)]
+        if not cutoffs:
+            return 0
+        return self.recent.delete_many({"$or": cutoffs}).deleted_count
+
+
+def seed_recent_observations(db: Database) -> int:
+    """Fill an empty recent_observations from observations (a store written before it existed): each
+    region's last RECENT_HOURS, read once. Returns how many documents were copied."""
+    if db[RECENT_OBSERVATIONS].find_one({}, {"_id": 1}) is not None:
+        return 0
+    copied = 0
+    for latest in db[REGION_LATEST].find({}, {"observed_at": 1}):
+        if not isinstance(latest.get("observed_at"), datetime):
+            continue
+        docs = list(db[OBSERVATIONS].find({"region_id": latest["_id"], "observed_at": {
+            "$gte": latest["observed_at"] - RECENT_SPAN}}))
+        copied += len(docs) - len(insert_new(db[RECENT_OBSERVATIONS], docs))
+    return copied
 
 
 class HourlyStatsSink:

@@ -32,7 +32,8 @@ from meteoflow.contracts import (
     FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastRun, ForecastSkill,
     ForecastSkillBucket, ForecastTargets, doc_id, valid_documents,
 )
-from streaming.records import HOUR, hour_floor
+from meteoflow.contracts import hour_floor
+from streaming.records import HOUR
 from streaming.sinks import upsert_all
 
 MAX_LEAD_HOURS = 24

@@ -84,6 +84,22 @@ class Store:
         )
         return contracts.valid_documents(contracts.ObservationDocument, cursor)
 
+    def recent_window(self, region_id: str, start: datetime,
+                      end: datetime) -> tuple[list[contracts.ObservationDocument], list[contracts.HourlyStats]]:
+        """A window within the region's last RECENT_HOURS (before its newest observation): its
+        observations from recent_observations, and the hourly statistics of the hours it touches
+        computed from them (contracts.hourly_stats, the job's own function: the same figures as
+        hourly_stats holds). recent_observations keeps only that span of every region, so this answer
+        does not grow with the history stored, as the range queries over the full collections do."""
+        first_hour = contracts.hour_floor(start)
+        cursor = (self.db[contracts.RECENT_OBSERVATIONS]
+                  .find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
+                  .sort("observed_at", ASCENDING).limit(MAX_HISTORY_POINTS))
+        docs = contracts.valid_documents(contracts.RecentObservation, cursor)
+        computed_at = max((d.stored_at or d.observed_at for d in docs), default=end)
+        hours = {(region_id, contracts.hour_floor(d.observed_at)) for d in docs}
+        return [d for d in docs if d.observed_at >= start], contracts.hourly_stats(hours, docs, computed_at)
+
     def hourly_stats(self, region_id: str, start: datetime, end: datetime) -> list[contracts.HourlyStats]:
         first_hour = start.replace(minute=0, second=0, microsecond=0)
         cursor = (

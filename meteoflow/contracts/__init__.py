@@ -28,7 +28,8 @@ from meteoflow.contracts.storage import (  # noqa: F401
     FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastSkillBucket, ForecastTargets,
     DAILY_STATS, DailyPoint, DailyStats, RAIN_MODELS, RAIN_PREDICTIONS, RainModelName, Probability,
     RainModelEvaluation, RainPrediction,
-    REGION_LATEST, RegionLatest, point_key, find_by_ids, PER_ID_READS,
+    REGION_LATEST, RegionLatest, RECENT_OBSERVATIONS, RECENT_HOURS, RecentObservation, hour_floor, hourly_stats, point_key, find_by_ids,
+    PER_ID_READS,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, MAX_PRECIPITATION_1H, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,

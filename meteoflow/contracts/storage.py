@@ -39,6 +39,11 @@ DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job
 RAIN_MODELS = "rain_models"  # RainModelEvaluation: one per trained model (batch train-rain)
 RAIN_PREDICTIONS = "rain_predictions"  # RainPrediction: each region's latest rain chance (batch predict-rain)
 REGION_LATEST = "region_latest"  # RegionLatest: each region's newest observation, kept by the streaming job
+# ObservationDocument: the observations of each region's last RECENT_HOURS (before its newest), the same
+# documents as in observations, so the region page's window is read from a collection that does not grow
+# with the history (FerretDB answers every query, an _id equality too, by reading its whole collection).
+RECENT_OBSERVATIONS = "recent_observations"
+RECENT_HOURS = 168  # the longest window the region page offers (24, 48, 72 or 168 h)
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -203,6 +208,13 @@ class RegionLatest(ObservationDocument):
         return cls(**{**doc.model_dump(), "id": doc.region_id})
 
 
+class RecentObservation(ObservationDocument):
+    """An observation document in recent_observations (RECENT_OBSERVATIONS): the same fields and _id
+    as in observations, kept only for its region's last RECENT_HOURS."""
+
+    COLLECTION: ClassVar[str] = RECENT_OBSERVATIONS
+
+
 class ObservationPoint(MongoDocument):
     """The part of an observation document the streaming job reads back (hourly statistics,
     forecast history): read with `projection()`, so the rest of the document is not transferred."""
@@ -256,6 +268,24 @@ class HourlyStats(MongoDocument):
     def summary_projection(cls) -> dict[str, int]:
         """Everything but `temps` (what a reader of the figures needs)."""
         return {k: v for k, v in cls.projection().items() if k != "temps"}
+
+
+def hour_floor(when: datetime) -> datetime:
+    return when.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def hourly_stats(keys: Iterable[tuple[str, datetime]], stored: Iterable[Any], computed_at: datetime) -> list[HourlyStats]:
+    """min/max/mean/count of `temp` for exactly `keys` (region, hour), from stored observations (any
+    objects with region_id, observed_at and temp): recomputed, not incremented, so a replayed batch
+    gives the same numbers; and the web app's window computes the same figures the job stores."""
+    temps: dict[tuple[str, datetime], dict[str, float]] = {key: {} for key in set(keys)}
+    for point in stored:
+        key = (point.region_id, hour_floor(point.observed_at))
+        if key in temps:
+            temps[key][point_key(point.observed_at)] = point.temp
+    # An hour with nothing stored cannot happen after a successful upsert; it is left out.
+    return [HourlyStats.build(region_id, hour, values, computed_at)
+            for (region_id, hour), values in sorted(temps.items()) if values]
 
 
 # --- daily statistics -------------------------------------------------------------------

@@ -28,7 +28,8 @@ from meteoflow.logs import EcsJsonFormatter
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.contracts import Observation
 from meteoflow.settings import Settings
-from streaming.records import hour_floor, observation_documents
+from meteoflow.contracts import hour_floor
+from streaming.records import observation_documents
 from streaming.sinks import HourlyStatsSink, ObservationSink, RegionLatestSink, upsert_all
 
 REGIONS = [

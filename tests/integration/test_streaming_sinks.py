@@ -8,16 +8,17 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
-    FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, REGION_LATEST, DeadLetter, ForecastDocument,
-    ForecastState, ObservationDocument, RegionLatest, doc_id,
+    FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
+    DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, doc_id,
 )
 from kafka.errors import KafkaError
 
 from meteoflow.kafka import make_consumer, make_producer
 from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
-from streaming.records import latest_per_region
+from streaming.records import latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
+from streaming.sinks import seed_recent_observations
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
@@ -225,3 +226,46 @@ def test_hourly_stats_of_documents_written_before_temps_were_kept_are_recomputed
     HourlyStatsSink(db).write(obs[3:5], NOW)  # touches the legacy hour: recomputed from observations
     assert stored_hourly_stats(db) == recompute_hourly_stats(obs)
     assert all(isinstance(d.get("temps"), dict) for d in db[HOURLY_STATS].find())
+
+
+def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_window(db, isolated):
+    from webapp.store import Store
+
+    obs = simulated_observations(regions=2, hours=200, per_hour=2)
+    sink, stats, latest = ObservationSink(db), HourlyStatsSink(db), RegionLatestSink(db)
+    docs = [d.to_document() for d in observation_documents(obs, NOW)]
+    sink.write(obs, NOW, docs)
+    stats.write(obs, NOW)
+    latest.write(docs)
+    corrected = obs[-1].model_copy(update={"temp": obs[-1].temp + 3.5})  # a correction reaches both collections
+    sink.write([corrected], NOW)
+    assert db[RECENT_OBSERVATIONS].count_documents({}) == len(obs)  # nothing pruned before the prune
+    pruned = sink.prune()
+
+    newest = max(o.observed_at for o in obs)
+    kept = [o for o in obs if o.observed_at >= newest - timedelta(hours=RECENT_HOURS + 1)]
+    assert pruned == len(obs) - len(kept) > 0
+    assert sorted(d["_id"] for d in db[RECENT_OBSERVATIONS].find({}, {"_id": 1})) == sorted(
+        doc_id(o.region_id, o.observed_at) for o in kept)
+    assert db[OBSERVATIONS].count_documents({}) == len(obs)  # the history itself is untouched
+    assert db[RECENT_OBSERVATIONS].find_one({"_id": doc_id(corrected.region_id, corrected.observed_at)})["temp"] == \
+        corrected.temp
+
+    # The web app's window from recent_observations equals the range queries over the whole history.
+    store = Store(isolated)
+    try:
+        region = obs[0].region_id
+        for hours in (24, 48, RECENT_HOURS):
+            start, end = newest - timedelta(hours=hours, minutes=20), newest
+            recent, hourly = store.recent_window(region, start, end)
+            assert [d.id for d in recent] == [d.id for d in store.observations(region, start, end)]
+            full = {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count)
+                    for h in store.hourly_stats(region, start, end)}
+            assert {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count) for h in hourly} == full
+    finally:
+        store.close()
+
+    # A store written before recent_observations existed gets its last week copied once.
+    db.drop_collection(RECENT_OBSERVATIONS)
+    assert seed_recent_observations(db) == len(kept)
+    assert seed_recent_observations(db) == 0

@@ -22,6 +22,10 @@ pytestmark = pytest.mark.integration
 HOURS = 12
 
 
+def iso(when) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.fixture
 def seeded(isolated):
     seeder = Seeder(isolated, regions=REGIONS[:3])
@@ -189,7 +193,9 @@ def test_a_malformed_stored_document_costs_only_itself(seeded, isolated, api, ca
     db[contracts.OBSERVATIONS].insert_one(
         {**valid, "_id": "dakar|broken0", "temp": "hot", "observed_at": latest.observed_at + timedelta(minutes=1)})
     damaged = contracts.doc_id("dakar", latest.observed_at - timedelta(hours=2))
-    db[contracts.OBSERVATIONS].update_one({"_id": damaged}, {"$set": {"temp": "hot"}})
+    for collection in (contracts.OBSERVATIONS, contracts.RECENT_OBSERVATIONS):  # the window's copy too
+        db[collection].update_one({"_id": damaged}, {"$set": {"temp": "hot"}})
+    # read by windows longer than recent_observations keeps (range queries over the history)
     db[contracts.HOURLY_STATS].update_one({"_id": contracts.doc_id("dakar", hour)}, {"$unset": {"temp_mean": ""}})
     broken_point = db[contracts.FORECASTS].find_one({"region_id": "dakar"}, sort=[("target_time", 1)])
     db[contracts.FORECASTS].update_one({"_id": broken_point["_id"]}, {"$unset": {"yhat": ""}})
@@ -200,18 +206,23 @@ def test_a_malformed_stored_document_costs_only_itself(seeded, isolated, api, ca
     with caplog.at_level(logging.WARNING):
         regions = api.get("/api/regions")
         region = api.get("/api/regions/dakar", params={"hours": HOURS})
+        longer = api.get("/api/regions/dakar", params={"hours": contracts.RECENT_HOURS + 1})
         status = api.get("/api/status")
-    assert regions.status_code == region.status_code == status.status_code == 200
+    assert regions.status_code == region.status_code == longer.status_code == status.status_code == 200
     row = {r["region_id"]: r for r in regions.json()["regions"]}["dakar"]
     assert row["latest"]["observed_at"] == latest.observed_at.strftime("%Y-%m-%dT%H:%M:%SZ")  # the valid newest
     body = region.json()
     # the damaged one is skipped; the hand-written one is in no document the job maintains, so never read
     assert len(body["observations"]) == HOURS and body["observations"][-1]["temp"] == latest.temp
-    assert hour.strftime("%Y-%m-%dT%H:%M:%SZ") not in {h["hour"] for h in body["hourly"]} and body["hourly"]
+    damaged_hour = (latest.observed_at - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    # the window's hours are computed from its observations: the damaged one's hour has none left
+    assert iso(damaged_hour) not in {h["hour"] for h in body["hourly"]} and iso(hour) in {h["hour"] for h in body["hourly"]}
+    assert len(longer.json()["observations"]) == HOURS and iso(hour) not in {h["hour"] for h in longer.json()["hourly"]}
     assert len(body["forecast"]["points"]) == 23
     assert [b["batch_id"] for b in status.json()["streaming"]["batches"]] == [5, 4, 3, 2, 1, 0]
     warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert f"observations document _id={damaged!r}: temp:" in warnings
+    assert f"recent_observations document _id={damaged!r}: temp:" in warnings
+    assert f"document: observations document _id={damaged!r}: temp:" in warnings  # the longer window's read
     assert f"hourly_stats document _id={contracts.doc_id('dakar', hour)!r}: temp_mean: missing" in warnings
     assert f"forecasts document _id={broken_point['_id']!r}: yhat: missing" in warnings
     assert "streaming-batch log line, meteoflow.streaming: batch_id: missing; input_rows: missing" in warnings

@@ -31,9 +31,8 @@ from meteoflow.contracts import (
 from meteoflow.settings import load_settings
 from producer.run import prepare_batch
 from producer.sources.base import SourceResult
-from streaming.records import (
-    hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch, touched_hours,
-)
+from meteoflow.contracts import hourly_stats
+from streaming.records import hourly_series, latest_per_region, observation_documents, split_batch, touched_hours
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 SETTINGS = load_settings(es_index_prefix="prop")

@@ -3,10 +3,8 @@ from datetime import datetime, timedelta, timezone
 
 from meteoflow.kafka import KafkaRecord
 from meteoflow.contracts import HourlyStats, ObservationDocument, ObservationPoint, doc_id, point_key
-from streaming.records import (
-    hour_floor, hourly_series, hourly_stats, latest_per_region, observation_documents, split_batch,
-    touched_hours,
-)
+from meteoflow.contracts import hour_floor, hourly_stats
+from streaming.records import hourly_series, latest_per_region, observation_documents, split_batch, touched_hours
 from tests.fakes.observations import simulated_observations
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)

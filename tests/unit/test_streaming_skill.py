@@ -10,7 +10,7 @@ import pytest
 from meteoflow.contracts import ForecastDocument, ForecastRun, ForecastRunPoint, ModelFacts, Prediction
 from streaming.baselines import baseline_forecast, same_hour_before
 from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_model
-from streaming.records import hour_floor
+from meteoflow.contracts import hour_floor
 from streaming.skill import lead_of, recent_runs, score, skill_windows
 
 H = timedelta(hours=1)

@@ -161,6 +161,9 @@ class FakeStore:
                                            "temp_min": 24, "temp_max": 26.5, "temp_mean": 25.1, "count": 2,
                                            "computed_at": datetime(2026, 3, 1, 11, 59)})]
 
+    def recent_window(self, region_id, start, end):
+        return self.observations(region_id, start, end), self.hourly_stats(region_id, start, end)
+
     def latest_forecast(self, region_id):
         return [ForecastDocument.from_document({
             "_id": f"{region_id}|f", "region_id": region_id, "model_run_at": datetime(2026, 3, 1, 11),

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Path as PathParam, Query
 
-from meteoflow.contracts import RegionResponse, RegionsResponse
+from meteoflow.contracts import RECENT_HOURS, RegionResponse, RegionsResponse
 from meteoflow.freshness import Thresholds
 from webapp import views
 from webapp.routes.common import (
@@ -57,13 +57,17 @@ def region(
     if latest is None and region_id not in arrivals:
         raise HTTPException(status_code=404, detail=f"unknown region '{region_id}': no observation stored for it")
     start, end = views.history_window(latest.observed_at if latest else None, now, hours)
+    if latest is not None and hours <= RECENT_HOURS:  # the window ends at the region's newest observation
+        observations, hourly = store.recent_window(region_id, start, end)
+    else:  # longer windows: range queries over the whole history
+        observations, hourly = store.observations(region_id, start, end), store.hourly_stats(region_id, start, end)
     return {
         "generated_at": views.iso(now),
         "hours": hours,
         "window": {"start": views.iso(start), "end": views.iso(end)},
         "region": views.region_summary(region_id, latest, arrivals.get(region_id), limits, now),
-        "observations": [views.observation_body(d) for d in store.observations(region_id, start, end)],
-        "hourly": [views.hourly_body(d) for d in store.hourly_stats(region_id, start, end)],
+        "observations": [views.observation_body(d) for d in observations],
+        "hourly": [views.hourly_body(d) for d in hourly],
         "forecast": views.forecast_body(store.latest_forecast(region_id)),
         "errors": {"elasticsearch": es_error} if es_error else {},
     }

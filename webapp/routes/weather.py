@@ -32,7 +32,7 @@ def overview(store: StoreDep, limits: LimitsDep, attempt: AttemptDep, clock: Clo
         hourly = []
         if latest is not None:
             day_start, _ = views.local_day(latest.observed_at, latest.timezone_offset or 0)
-            hourly = store.hourly_stats(rid, day_start, latest.observed_at)
+            _, hourly = store.recent_window(rid, day_start, latest.observed_at)  # the local day: within it
         skill = views.skill_summary(skills[rid]) if rid in skills else None
         cards.append(views.overview_card(row, latest, hourly, store.latest_forecast(rid), skill, now))
     return {"generated_at": views.iso(now), "thresholds": limits.model_dump(), "cards": views.sort_cards(cards),
