@@ -13,8 +13,8 @@ from typing import Iterable
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from meteoflow.contracts import DAILY_STATS, OBSERVATIONS, DailyPoint, DailyStats, Observation, valid_documents
-from streaming.sinks import upsert_all
+from meteoflow.contracts import DAILY_STATS, DailyPoint, DailyStats, Observation, valid_documents
+from streaming.sinks import observations_since, upsert_all
 
 DAY = timedelta(days=1)
 
@@ -47,7 +47,7 @@ class DailyStatsSink:
     """Recomputes the (region, day) keys a batch touched from the stored observations."""
 
     def __init__(self, db: Database):
-        self.observations = db[OBSERVATIONS]
+        self.db = db
         self.collection = db[DAILY_STATS]
         ensure_daily_index(db)
 
@@ -56,8 +56,12 @@ class DailyStatsSink:
         if not keys:
             return 0
         days = [day for _, day in keys]
-        # One query for the batch: the touched regions over the touched days.
-        stored = self.observations.find(
+        since: dict[str, datetime] = {}
+        for region, day in keys:
+            since[region] = min(day, since.get(region, day))
+        # One query for the batch: the touched regions over the touched days; live days are read from
+        # recent_observations, a back-fill's old days from the whole history.
+        stored = observations_since(self.db, since).find(
             {"region_id": {"$in": sorted({region for region, _ in keys})},
              "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}},
             DailyPoint.projection(),

@@ -23,7 +23,7 @@ from pymongo.database import Database
 from meteoflow.clock import utc_now
 from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
-    API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, OBSERVATIONS, BatchResponse,
+    API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, BatchResponse,
     ForecastAttempt, ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
     ForecastState, ModelFacts, ObservationPoint, PredictRequest, bson_millis, valid_documents,
 )
@@ -33,7 +33,7 @@ from streaming.baselines import baseline_forecast, climatology_value
 from meteoflow.contracts import hour_floor
 from streaming.records import hourly_means, hourly_series
 from streaming.selection import MODEL, choose_all
-from streaming.sinks import upsert_all
+from streaming.sinks import insert_or_update, observations_since
 from streaming.skill import SkillTracker
 
 LOG = logging.getLogger(__name__)
@@ -323,7 +323,7 @@ class ForecastRefresher:
         if not regions:
             return []
         runs = forecast_runs(docs, histories, self.settings.forecast_interval_width)
-        upsert_all(self.db[FORECAST_RUNS], runs)
+        insert_or_update(self.db[FORECAST_RUNS], [run.to_document() for run in runs])
         if time.monotonic() >= self._retention_due:
             # At most once per RETENTION_EVERY_SECONDS: deleting by run_at is an index range in MongoDB but
             # a pass over the whole collection in FerretDB (SQLite), which keeps every run of the retention.
@@ -331,7 +331,7 @@ class ForecastRefresher:
                 {"run_at": {"$lt": now - timedelta(days=self.settings.forecast_runs_retention_days)}})
             self._retention_due = time.monotonic() + RETENTION_EVERY_SECONDS
         self.db[FORECASTS].delete_many({"region_id": {"$in": regions}})
-        upsert_all(self.db[FORECASTS], docs)
+        insert_or_update(self.db[FORECASTS], [doc.to_document() for doc in docs])
         return runs
 
     def _baseline_choices(self, regions: list[str]) -> dict[str, ForecastModel]:
@@ -364,8 +364,10 @@ class ForecastRefresher:
         return {region: choice.serve for region, choice in choices.items() if choice.serve != MODEL}
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
-        earliest = min(pending.values()) - timedelta(days=self.settings.forecast_history_days)
-        docs = self.db[OBSERVATIONS].find(
+        history = timedelta(days=self.settings.forecast_history_days)
+        earliest = min(pending.values()) - history
+        source = observations_since(self.db, {region: when - history for region, when in pending.items()})
+        docs = source.find(
             {"region_id": {"$in": sorted(pending)}, "observed_at": {"$gte": earliest}}, ObservationPoint.projection())
         return histories_from_documents(valid_documents(ObservationPoint, docs), pending,
                                         self.settings.forecast_history_days)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
+from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
 STORED_AT = frozenset({"stored_at"})
-# What recent_observations keeps before a region's newest observation: an hour more than the longest
-# window, so the first (partly shown) hour of a window still has its whole statistics.
-RECENT_SPAN = timedelta(hours=RECENT_HOURS + 1)
+# What recent_observations keeps before a region's newest observation: a day more than the longest
+# window, so a window's first (partly shown) hour has its whole statistics, and the job's own reads
+# (a touched day's statistics, a forecast's 7-day history) find all they need there.
+RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
 COMPUTED_AT = frozenset({"computed_at"})
 
 
@@ -86,6 +88,17 @@ def upsert_documents(collection, docs: list[dict[str, Any]], ignore: frozenset[s
     return len(new) + len(changed)
 
 
+def insert_or_update(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = frozenset()) -> int:
+    """For documents new by construction (an observation, a forecast run): one unordered insert; only
+    those whose _id exists already (a replay, a correction) take upsert_documents' compare-and-update
+    path. Unlike upsert_all it reads nothing first: in FerretDB each _id read is a pass over the
+    collection, which for forecast_runs grows with the retention."""
+    stored = insert_new(collection, docs)
+    if stored:
+        upsert_documents(collection, [docs[i] for i in stored], ignore)
+    return len(docs)
+
+
 def insert_new(collection, docs: list[dict[str, Any]]) -> list[int]:
     """Insert every document in one unordered bulk; the indexes of those whose _id already existed
     (they are left as they were). Any other write error raises."""
@@ -118,7 +131,7 @@ class ObservationSink:
     a corrected record) take the slower compare-and-update path.
 
     The same documents go the same way to recent_observations, which keeps each region's last
-    RECENT_HOURS (before its newest observation, as region_latest has it) and is pruned at most
+    RECENT_SPAN (before its newest observation, as region_latest has it) and is pruned at most
     every PRUNE_EVERY_SECONDS: the web app reads a region's window there, from a collection whose
     size does not grow with the history."""
 
@@ -137,15 +150,13 @@ class ObservationSink:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
         for collection in (self.collection, self.recent):
-            stored = insert_new(collection, docs)
-            if stored:
-                upsert_documents(collection, [docs[i] for i in stored], ignore=STORED_AT)
+            insert_or_update(collection, docs, ignore=STORED_AT)
         if time.monotonic() >= self._prune_due:
             self.prune()
         return len(docs)
 
     def prune(self) -> int:
-        """Delete from recent_observations what lies more than RECENT_HOURS before its region's newest
+        """Delete from recent_observations what lies more than RECENT_SPAN before its region's newest
         observation (region_latest); a region without one keeps everything. Returns how many went."""
         self._prune_due = time.monotonic() + self.PRUNE_EVERY_SECONDS
         cutoffs = [{"region_id": d["_id"], "observed_at": {"$lt": d["observed_at"] - RECENT_SPAN}}
@@ -155,9 +166,22 @@ class ObservationSink:
         return self.recent.delete_many({"$or": cutoffs}).deleted_count
 
 
+def observations_since(db: Database, since: dict[str, datetime]) -> Collection:
+    """Where to read every observation of each region from since[region] on: recent_observations when
+    it holds them all (since[region] within RECENT_SPAN of the region's newest in region_latest, which
+    only grows, so no prune has removed any of them), else the whole history in observations.
+
+    In FerretDB any read costs a pass over its collection, so the job's per-batch reads (a touched
+    day's statistics, a forecast's history) would otherwise slow down as the history grows."""
+    latest = {d["_id"]: d.get("observed_at") for d in find_by_ids(db[REGION_LATEST], list(since), {"observed_at": 1})}
+    recent = all(isinstance(latest.get(region), datetime) and when >= latest[region] - RECENT_SPAN
+                 for region, when in since.items())
+    return db[RECENT_OBSERVATIONS if recent else OBSERVATIONS]
+
+
 def seed_recent_observations(db: Database) -> int:
     """Fill an empty recent_observations from observations (a store written before it existed): each
-    region's last RECENT_HOURS, read once. Returns how many documents were copied."""
+    region's last RECENT_SPAN, read once. Returns how many documents were copied."""
     if db[RECENT_OBSERVATIONS].find_one({}, {"_id": 1}) is not None:
         return 0
     copied = 0

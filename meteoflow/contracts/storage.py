@@ -39,9 +39,10 @@ DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job
 RAIN_MODELS = "rain_models"  # RainModelEvaluation: one per trained model (batch train-rain)
 RAIN_PREDICTIONS = "rain_predictions"  # RainPrediction: each region's latest rain chance (batch predict-rain)
 REGION_LATEST = "region_latest"  # RegionLatest: each region's newest observation, kept by the streaming job
-# ObservationDocument: the observations of each region's last RECENT_HOURS (before its newest), the same
-# documents as in observations, so the region page's window is read from a collection that does not grow
-# with the history (FerretDB answers every query, an _id equality too, by reading its whole collection).
+# RecentObservation: the observations of each region's last days (streaming.sinks.RECENT_SPAN, before its
+# newest), the same documents as in observations, so the region page's window and the job's per-batch
+# reads use a collection that does not grow with the history (FerretDB answers every query, an _id
+# equality too, by reading its whole collection).
 RECENT_OBSERVATIONS = "recent_observations"
 RECENT_HOURS = 168  # the longest window the region page offers (24, 48, 72 or 168 h)
 

@@ -8,7 +8,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
-    FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
+    DAILY_STATS, DailyPoint, DailyStats, FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
     DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, doc_id,
 )
 from kafka.errors import KafkaError
@@ -18,7 +18,7 @@ from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
 from streaming.records import latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
-from streaming.sinks import seed_recent_observations
+from streaming.sinks import RECENT_SPAN, observations_since, seed_recent_observations
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
@@ -231,7 +231,7 @@ def test_hourly_stats_of_documents_written_before_temps_were_kept_are_recomputed
 def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_window(db, isolated):
     from webapp.store import Store
 
-    obs = simulated_observations(regions=2, hours=200, per_hour=2)
+    obs = simulated_observations(regions=2, hours=24 * 9, per_hour=2)
     sink, stats, latest = ObservationSink(db), HourlyStatsSink(db), RegionLatestSink(db)
     docs = [d.to_document() for d in observation_documents(obs, NOW)]
     sink.write(obs, NOW, docs)
@@ -243,7 +243,7 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     pruned = sink.prune()
 
     newest = max(o.observed_at for o in obs)
-    kept = [o for o in obs if o.observed_at >= newest - timedelta(hours=RECENT_HOURS + 1)]
+    kept = [o for o in obs if o.observed_at >= newest - RECENT_SPAN]
     assert pruned == len(obs) - len(kept) > 0
     assert sorted(d["_id"] for d in db[RECENT_OBSERVATIONS].find({}, {"_id": 1})) == sorted(
         doc_id(o.region_id, o.observed_at) for o in kept)
@@ -269,3 +269,32 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     db.drop_collection(RECENT_OBSERVATIONS)
     assert seed_recent_observations(db) == len(kept)
     assert seed_recent_observations(db) == 0
+
+
+def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_need(db):
+    from streaming.daily import DailyStatsSink, daily_stats, touched_days
+
+    obs = simulated_observations(regions=2, hours=24 * 10, per_hour=2)
+    sink, latest = ObservationSink(db), RegionLatestSink(db)
+    docs = [d.to_document() for d in observation_documents(obs, NOW)]
+    sink.write(obs, NOW, docs)
+    latest.write(docs)
+    sink.prune()
+    newest = max(o.observed_at for o in obs)
+    region = obs[0].region_id
+    assert observations_since(db, {region: newest - timedelta(days=7)}).name == RECENT_OBSERVATIONS
+    assert observations_since(db, {region: newest - timedelta(days=9)}).name == OBSERVATIONS  # pruned there
+    assert observations_since(db, {"nowhere": newest}).name == OBSERVATIONS  # no region_latest: not known
+
+    # A live batch's days come from recent_observations, an old day's from the history: both exact.
+    daily = DailyStatsSink(db)
+    live = [o for o in obs if o.observed_at >= newest - timedelta(hours=3)]
+    old = [o for o in obs if o.observed_at <= min(o.observed_at for o in obs) + timedelta(hours=3)]
+    for batch in (live, old):
+        daily.write(batch, NOW)
+        keys = touched_days(batch)
+        want = {d.id: d.model_dump(exclude={"computed_at"})
+                for d in daily_stats(keys, [DailyPoint.from_document(d) for d in docs], NOW)}
+        got = {d["_id"]: DailyStats.from_document(d).model_dump(exclude={"computed_at"})
+               for d in db[DAILY_STATS].find({"_id": {"$in": list(want)}})}
+        assert got == want and len(want) == len(keys)
