@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meteoflow.contracts import (
-    FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, DailyPoint, DailyStats, FailedRegion,
-    ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
+    BATCH_RUN_ACTION, FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, BatchRunEvent,
+    DailyPoint, DailyStats, FailedRegion, ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
     ForecastSkillBucket, ForecastState, ForecastTargets, HourlyStats, InvalidDocument, InvalidEvent,
     ObservationDocument, ObservationPoint, Prediction, ProducerRunEvent, RainModelEvaluation, RainPrediction,
-    RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
+    RecentObservation, RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
 )
 from meteoflow.logs import EcsJsonFormatter
 from tests.fakes.observations import simulated_observations
@@ -92,6 +92,7 @@ EXAMPLES = {
     HourlyStats: lambda: HourlyStats.build("dakar", T0, {point_key(T0): 20.0, point_key(T0 + timedelta(
         minutes=20)): 21.5}, computed_at=T0),
     RegionLatest: lambda: RegionLatest.of(observation_document()),
+    RecentObservation: lambda: RecentObservation.model_validate(observation_document().to_document()),
     ForecastDocument: forecast_document,
     ForecastState: forecast_state,
     # the history and forecast-trust documents (issues 16 and 17), as their writers build them
@@ -241,7 +242,12 @@ def run_event() -> ProducerRunEvent:
                             regions_failed_count=1, dead_letters=0, duration_s=0.25)
 
 
-EVENTS = {StreamingBatchEvent: batch_event, ProducerRunEvent: run_event}
+def batch_run_event() -> BatchRunEvent:
+    return BatchRunEvent(job="train-rain", outcome="not-ready", exit_code=3, duration_s=14.2,
+                         message="train-rain: the archive cannot train a rain model yet")
+
+
+EVENTS = {StreamingBatchEvent: batch_event, ProducerRunEvent: run_event, BatchRunEvent: batch_run_event}
 
 
 def logged_line(event, nested: bool = False) -> dict:
@@ -261,8 +267,8 @@ def logged_line(event, nested: bool = False) -> dict:
 def test_what_a_service_logs_a_reader_validates_back(model, nested):
     event = EVENTS[model]()
     line = logged_line(event, nested)
-    assert line["event.action"] == {StreamingBatchEvent: STREAMING_BATCH_ACTION,
-                                    ProducerRunEvent: PRODUCER_RUN_ACTION}[model]
+    assert line["event.action"] == {StreamingBatchEvent: STREAMING_BATCH_ACTION, ProducerRunEvent: PRODUCER_RUN_ACTION,
+                                    BatchRunEvent: BATCH_RUN_ACTION}[model]
     logged = model.from_log_line(line)
     assert logged.event == event and logged.at == T0
 
