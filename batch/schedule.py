@@ -119,9 +119,11 @@ def run_job(job: BatchJob, stop: threading.Event, timeout_s: float | None = None
         outcome, message = "ok", _last_line(output.get("stdout", ""))
     elif code == EXIT_NOT_READY:
         outcome, message = "not-ready", _last_line(output.get("stderr", ""))
+    elif stopped and stop.is_set():
+        outcome, message = "stopped", "stopped: the service is stopping"
     else:
         outcome = "failed"
-        message = ("stopped: " + ("the service is stopping" if stop.is_set() else "timed out") if stopped
+        message = ("stopped: timed out" if stopped
                    else _last_line(output.get("stderr", "")) or f"exit code {code}")
     return BatchRunEvent(job=job, outcome=outcome, exit_code=code, duration_s=round(time.monotonic() - started, 2),
                          message=message)
@@ -174,7 +176,8 @@ class RainScheduler:
                 break
             self.tried[job] = self.clock()
             event = self.runner(job, stop)
-            level = {"ok": logging.INFO, "not-ready": logging.INFO}.get(event.outcome, logging.ERROR)
+            level = {"ok": logging.INFO, "not-ready": logging.INFO, "stopped": logging.WARNING}.get(event.outcome,
+                                                                                                    logging.ERROR)
             self.log.log(level, "rain schedule: %s %s in %.1f s%s", job, event.outcome, event.duration_s,
                          f": {event.message}" if event.message else "", extra=event.log_extra())
             events.append(event)

@@ -178,8 +178,9 @@ class BackfillEvent(LogEvent):
 
 BatchJob = Literal["train-rain", "predict-rain"]
 # ok; not-ready: the archive cannot serve the job yet (too short, no rain seen, no model): expected
-# on a new deployment, retried at the next period; failed: anything else (the message says what).
-BatchOutcome = Literal["ok", "not-ready", "failed"]
+# on a new deployment, retried at the next period; stopped: the service was asked to stop while it
+# ran; failed: anything else, a timeout included (the message says what).
+BatchOutcome = Literal["ok", "not-ready", "stopped", "failed"]
 
 
 class BatchRunEvent(LogEvent):

@@ -163,6 +163,13 @@ def test_one_run_reports_its_exit_and_last_line():
     assert crashed.message == "RuntimeError: Java gateway exited"
 
 
+def test_a_run_cut_short_by_the_service_stopping_is_reported_as_stopped_not_failed():
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    cut = run_job("train-rain", stop, command=child("import time; time.sleep(60)"))
+    assert (cut.outcome, cut.exit_code, cut.message) == ("stopped", None, "stopped: the service is stopping")
+
+
 def test_a_run_past_its_timeout_is_stopped_and_reported():
     slow = run_job("predict-rain", threading.Event(), timeout_s=0.5, command=child("import time; time.sleep(60)"))
     assert slow.outcome == "failed" and slow.exit_code is None and slow.message == "stopped: timed out"
