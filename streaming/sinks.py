@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
 STORED_AT = frozenset({"stored_at"})
+COMPUTED_AT = frozenset({"computed_at"})
 # What recent_observations keeps before a region's newest observation: a day more than the longest
 # window, so a window's first (partly shown) hour has its whole statistics, and the job's own reads
 # (a touched day's statistics, a forecast's 7-day history) find all they need there.
 RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
-COMPUTED_AT = frozenset({"computed_at"})
 
 
 def ensure_indexes(db: Database) -> None:
