@@ -41,3 +41,15 @@ def test_a_service_that_stays_up_is_healthy_and_stops(tmp_path):
 def test_every_pipeline_service_has_an_entry_point():
     settings = load_settings()
     assert [s.name for s in services(settings)] == list(SERVICES)
+
+
+def test_every_service_module_is_installed_not_only_found_from_the_repo():
+    # The supervisor starts services outside the repo's folder, where only the installed packages
+    # (pyproject's find include) import: the rain_model service once crash-looped on "No module named batch".
+    import tomllib
+
+    from meteoflow.settings import REPO_ROOT
+
+    include = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for service in SERVICES.values():
+        assert f"{service.module.split('.')[0]}*" in include, f"{service.name}: {service.module} is not installed"
