@@ -70,11 +70,14 @@ def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] =
     return upsert_documents(collection, [m.to_document() for m in models], ignore)
 
 
-def upsert_documents(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = frozenset()) -> int:
-    """upsert_all of documents already built (each with its _id)."""
+def upsert_documents(collection, docs: list[dict[str, Any]], ignore: frozenset[str] = frozenset(),
+                     existing: dict[Any, dict[str, Any]] | None = None) -> int:
+    """upsert_all of documents already built (each with its _id). `existing`: the stored documents of
+    those _ids (absent = not stored) when the caller has just read them, so they are not read twice."""
     if not docs:
         return 0
-    existing = {d["_id"]: d for d in find_by_ids(collection, [d["_id"] for d in docs])}
+    if existing is None:
+        existing = {d["_id"]: d for d in find_by_ids(collection, [d["_id"] for d in docs])}
     new = [d for d in docs if d["_id"] not in existing]
     changed = [d for d in docs if d["_id"] in existing and differs(existing[d["_id"]], d, ignore)]
     if new:

@@ -30,11 +30,11 @@ from pymongo.database import Database
 from meteoflow.clock import utc_now
 from meteoflow.contracts import (
     FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastRun, ForecastSkill,
-    ForecastSkillBucket, ForecastTargets, doc_id, valid_documents,
+    ForecastSkillBucket, ForecastTargets, doc_id, find_by_ids, valid_documents,
 )
 from meteoflow.contracts import hour_floor
 from streaming.records import HOUR
-from streaming.sinks import upsert_all
+from streaming.sinks import upsert_documents
 
 MAX_LEAD_HOURS = 24
 WINDOWS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -92,6 +92,20 @@ def score(region_id: str, observed: dict[datetime, float], runs: Iterable[Foreca
                                                                                              key=lambda x: x[1].lead_hours)],
                                 updated_at=now)
             for target, leads in sorted(chosen.items())]
+
+
+def merged_bucket(stored: ForecastSkillBucket | None, scored: ForecastSkillBucket) -> ForecastSkillBucket:
+    """`scored` (the hour scored again now) over what was stored for it. A lead keeps its stored pair
+    unless a run at least as new forecast it now: as data time moves on, the runs of the longer leads
+    leave the kept targets, and scoring the hour again without them must not forget those leads.
+    The observed value is the newest (a late observation corrects it)."""
+    if stored is None:
+        return scored
+    leads = {p.lead_hours: p for p in stored.leads}
+    for pair in scored.leads:
+        if pair.lead_hours not in leads or pair.run_at >= leads[pair.lead_hours].run_at:
+            leads[pair.lead_hours] = pair
+    return scored.model_copy(update={"leads": [leads[lead] for lead in sorted(leads)]})
 
 
 @dataclass(frozen=True)
@@ -183,8 +197,11 @@ class SkillTracker:
         if not buckets:
             return SkillUpdate()
         scored = sorted({b.region_id for b in buckets})
+        raw = {d["_id"]: d for d in find_by_ids(self.db[FORECAST_SKILL_BUCKETS], [b.id for b in buckets])}
+        stored = {b.id: b for b in valid_documents(ForecastSkillBucket, raw.values())}
+        merged = [merged_bucket(stored.get(b.id), b).to_document() for b in buckets]
         # Nothing new (a refresh without a new hour, a replay): the windows stand as they are.
-        if upsert_all(self.db[FORECAST_SKILL_BUCKETS], buckets, ignore=frozenset({"updated_at"})):
+        if upsert_documents(self.db[FORECAST_SKILL_BUCKETS], merged, ignore=frozenset({"updated_at"}), existing=raw):
             self._recompute_windows(scored, min(b.target_time for b in buckets), now)
         return SkillUpdate(buckets_scored=len(buckets), regions=tuple(scored))
 

@@ -6,12 +6,13 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from meteoflow.contracts import ForecastDocument, ForecastRun, ForecastRunPoint, ModelFacts, Prediction
 from streaming.baselines import baseline_forecast, same_hour_before
 from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_model
 from meteoflow.contracts import hour_floor
-from streaming.skill import lead_of, recent_runs, score, skill_windows
+from streaming.skill import lead_of, merged_bucket, recent_runs, score, skill_windows
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)  # origin hour of the first run
@@ -106,6 +107,55 @@ def test_a_replayed_observation_or_run_rewrites_the_same_bucket_and_counts_once(
     stored[rescored.id] = rescored
     windows = skill_windows(stored.values(), NOW)
     assert (windows[0].count, windows[0].model_mae) == (1, 0.0)
+
+
+def lived(hours: int, skipped: frozenset[int] = frozenset()) -> dict:
+    """Data time moving on one hour at a time, as the refresher lives it: a run at every origin hour
+    (but `skipped` ones), each refresh scoring every observed hour against the runs still kept and
+    storing the buckets as SkillTracker.update does (merged over what is stored, by _id)."""
+    stored, kept, observed = {}, [], {}
+    for h in range(hours):
+        origin = T0 + h * H
+        observed[origin] = 20.0 + h % 5
+        new = [] if h in skipped else [run(origin, [20.0 + lead for lead in range(1, 25)])]
+        kept = recent_runs(kept, new)
+        for bucket in score("dakar", observed, kept, NOW):
+            stored[bucket.id] = merged_bucket(stored.get(bucket.id), bucket)
+    return stored
+
+
+def test_an_hour_scored_again_after_its_long_lead_runs_left_the_targets_keeps_those_leads():
+    # The bug: each refresh rescored every recent hour with only the runs still kept, and replaced
+    # the bucket, so an hour ended with its lead-1 pair alone and the 7-day figures were lead 1's.
+    stored = lived(60)
+    assert len(stored) == 59 and all(
+        [p.lead_hours for p in b.leads] == list(range(1, min((b.target_time - T0) // H, 24) + 1))
+        for b in stored.values())
+    counts = {w.lead_hours: w.count for w in skill_windows(stored.values(), NOW) if w.window == "7d"}
+    assert counts[1] == 59 and counts[24] == 59 - 23  # every hour observed after a run at that lead
+
+
+def test_a_newer_run_at_a_lead_replaces_the_stored_pair_and_an_older_one_does_not():
+    first = run(T0, [21.0, 22.0], run_at=T0 + timedelta(minutes=1))
+    rerun = run(T0 + timedelta(minutes=30), [25.0], run_at=T0 + timedelta(minutes=31))
+    earlier = run(T0 - H, [0.0, 23.0])
+    (stored,) = score("dakar", {T0 + H: 20.0}, [first, earlier], NOW)
+    (newer,) = score("dakar", {T0 + H: 20.5}, [rerun], NOW)
+    merged = merged_bucket(stored, newer)
+    assert [(p.lead_hours, p.yhat) for p in merged.leads] == [(1, 25.0), (2, 23.0)] and merged.observed == 20.5
+    assert [(p.lead_hours, p.yhat) for p in merged_bucket(newer, stored).leads] == [(1, 25.0), (2, 23.0)]
+    assert merged_bucket(None, newer) is newer
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours=st.integers(min_value=1, max_value=50), skipped=st.frozensets(st.integers(0, 49), max_size=20))
+def test_every_lead_a_run_forecast_for_an_observed_hour_stays_scored_whatever_the_order(hours, skipped):
+    stored = lived(hours, skipped)
+    for bucket in stored.values():
+        target_hour = (bucket.target_time - T0) // H
+        expected = [target_hour - origin for origin in range(max(0, target_hour - 24), target_hour)
+                    if origin not in skipped]
+        assert sorted(p.lead_hours for p in bucket.leads) == sorted(expected)
 
 
 # --- baseline forecasts -----------------------------------------------------------------------
