@@ -23,6 +23,15 @@ describe("dailySeries", () => {
     expect(max).toEqual([86, 86]);
     expect(mm).toEqual([0, 4.5]);
   });
+  it("puts a row of nulls on each missing day, so the lines break there instead of crossing the gap", () => {
+    const [xs, min, mean, max, mm] = dailySeries([day("2026-06-04", { temp_min: 22 }), day("2026-06-01")], "C");
+    expect(xs).toEqual([1, 2, 3, 4].map((d) => Date.UTC(2026, 5, d) / 1000));
+    expect(min).toEqual([20, null, null, 22]);
+    expect(mean).toEqual([25, null, null, 25]);
+    expect(max).toEqual([30, null, null, 30]);
+    expect(mm).toEqual([0, null, null, 0]);
+    expect(dailySeries([], "C")[0]).toEqual([]);
+  });
 });
 
 describe("formatting", () => {

@@ -13,15 +13,31 @@ export const HISTORY_WINDOWS = [
 ] as const;
 export type HistoryWindowValue = (typeof HISTORY_WINDOWS)[number]["value"];
 
-/** uPlot data of daily stats: x = the UTC day's start (epoch s), then min, mean, max (in units) and precipitation (mm). */
+const DAY_SECONDS = 86_400;
+
+/** uPlot data of daily stats: x = the UTC day's start (epoch s), then min, mean, max (in units) and precipitation (mm).
+ * A day without statistics between two that have them gets a row of nulls, so the lines break there
+ * instead of drawing a straight line across the missing days. */
 export function dailySeries(days: DailyStat[], units: Units): Aligned {
   const sorted = [...days].sort((a, b) => a.day.localeCompare(b.day));
+  const xs: number[] = [];
+  const rows: (DailyStat | null)[] = [];
+  for (const d of sorted) {
+    const x = Date.parse(`${d.day}T00:00:00Z`) / 1000;
+    const previous = xs.length ? xs[xs.length - 1] : null;
+    for (let t = previous === null ? x : previous + DAY_SECONDS; t < x; t += DAY_SECONDS) {
+      xs.push(t);
+      rows.push(null);
+    }
+    xs.push(x);
+    rows.push(d);
+  }
   return [
-    sorted.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000),
-    sorted.map((d) => toUnits(d.temp_min, units)),
-    sorted.map((d) => toUnits(d.temp_mean, units)),
-    sorted.map((d) => toUnits(d.temp_max, units)),
-    sorted.map((d) => d.precipitation_mm),
+    xs,
+    rows.map((d) => (d ? toUnits(d.temp_min, units) : null)),
+    rows.map((d) => (d ? toUnits(d.temp_mean, units) : null)),
+    rows.map((d) => (d ? toUnits(d.temp_max, units) : null)),
+    rows.map((d) => (d ? d.precipitation_mm : null)),
   ];
 }
 

@@ -198,9 +198,10 @@ export function DailyHistoryChart({ days, units, window }: { days: DailyStat[]; 
     ],
     series: [
       {},
-      { label: "Min", stroke: "#2563eb", width: 2, spanGaps: true },
-      { label: "Mean", stroke: "#0f766e", width: 2, dash: [6, 4], spanGaps: true },
-      { label: "Max", stroke: "#dc2626", width: 2, spanGaps: true },
+      // Missing days are null rows (dailySeries): a gap in the lines, not a line across them.
+      { label: "Min", stroke: "#2563eb", width: 2, spanGaps: false },
+      { label: "Mean", stroke: "#0f766e", width: 2, dash: [6, 4], spanGaps: false },
+      { label: "Max", stroke: "#dc2626", width: 2, spanGaps: false },
       { label: "Precipitation", scale: "mm", stroke: "#2563eb", fill: "rgba(37,99,235,0.25)", width: 1,
         paths: uPlot.paths.bars?.({ size: [0.6, 24] }), points: { show: false } },
     ],
