@@ -39,6 +39,7 @@ class ScheduleState:
     predicted_at: datetime | None = None  # the latest stored rain chance
     train_tried_at: datetime | None = None
     predict_tried_at: datetime | None = None
+    predicted_with: datetime | None = None  # trained_at of the model the latest chance came from
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,12 @@ class RainSchedule:
             return [*jobs, "predict-rain"]
         if state.trained_at is None:
             return jobs
-        # A model trained by command since the last chances counts as due, like the period.
-        new_model = state.predicted_at is None or state.trained_at > state.predicted_at
+        # A model trained by command since the last chances counts as due, like the period. Chances made
+        # while it was training came from the model before it: they are told apart by the model they name.
+        if state.predicted_with is not None:
+            new_model = state.predicted_with != state.trained_at
+        else:
+            new_model = state.predicted_at is None or state.trained_at > state.predicted_at
         if (new_model or _older(state.predicted_at, now, self.predict_every)) \
                 and _older(state.predict_tried_at, now, self.retry_after):
             jobs.append("predict-rain")
@@ -81,11 +86,16 @@ def _older(when: datetime | None, now: datetime, than: timedelta) -> bool:
     return when is None or now - when >= than
 
 
-def stored_state(db: Database) -> tuple[datetime | None, datetime | None]:
-    """(the selected model's trained_at, the newest predicted_at) from the store."""
+StoredState = tuple[datetime | None, datetime | None, datetime | None]
+
+
+def stored_state(db: Database) -> StoredState:
+    """(the selected model's trained_at, the newest predicted_at, the trained_at of the model that newest
+    chance came from) from the store."""
     model = db[RAIN_MODELS].find_one({"selected": True}, sort=[("trained_at", -1)], projection={"trained_at": 1})
-    chance = db[RAIN_PREDICTIONS].find_one({}, sort=[("predicted_at", -1)], projection={"predicted_at": 1})
-    return (model or {}).get("trained_at"), (chance or {}).get("predicted_at")
+    chance = db[RAIN_PREDICTIONS].find_one({}, sort=[("predicted_at", -1)],
+                                           projection={"predicted_at": 1, "model_trained_at": 1}) or {}
+    return (model or {}).get("trained_at"), chance.get("predicted_at"), chance.get("model_trained_at")
 
 
 def run_job(job: BatchJob, stop: threading.Event, timeout_s: float | None = None,
@@ -149,10 +159,10 @@ def _last_line(text: str) -> str | None:
 
 
 class RainScheduler:
-    """The loop of the rain_model service. `read_state` gives (trained_at, predicted_at) as stored
-    (stored_state); it, `runner` and `clock` are what tests replace."""
+    """The loop of the rain_model service. `read_state` gives (trained_at, predicted_at, predicted_with)
+    as stored (stored_state); it, `runner` and `clock` are what tests replace."""
 
-    def __init__(self, read_state: Callable[[], tuple[datetime | None, datetime | None]], schedule: RainSchedule,
+    def __init__(self, read_state: Callable[[], StoredState], schedule: RainSchedule,
                  log: logging.Logger, runner: Callable[[BatchJob, threading.Event], BatchRunEvent] = run_job,
                  clock: Callable[[], datetime] = utc_now):
         self.read_state = read_state
@@ -165,11 +175,12 @@ class RainScheduler:
     def tick(self, stop: threading.Event) -> list[BatchRunEvent]:
         """Run whatever is due now; a store that does not answer is logged and retried next tick."""
         try:
-            trained_at, predicted_at = self.read_state()
+            trained_at, predicted_at, predicted_with = self.read_state()
         except Exception as exc:  # noqa: BLE001 - the schedule outlives a store outage
             self.log.warning("rain schedule: the store did not answer (%s); retrying", exc)
             return []
-        state = ScheduleState(trained_at, predicted_at, self.tried.get("train-rain"), self.tried.get("predict-rain"))
+        state = ScheduleState(trained_at, predicted_at, self.tried.get("train-rain"), self.tried.get("predict-rain"),
+                              predicted_with)
         events = []
         for job in self.schedule.due(self.clock(), state):
             if stop.is_set():

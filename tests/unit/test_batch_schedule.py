@@ -44,6 +44,16 @@ def test_a_model_trained_by_command_gets_its_chances_at_the_next_tick():
     assert PLAN.due(T0, ScheduleState(**{**vars(by_command), "predict_tried_at": T0 - timedelta(minutes=1)})) == []
 
 
+def test_chances_stored_while_a_model_was_trained_by_command_do_not_count_as_its_own():
+    # Seen in the demo: predict-rain started with the old model, `./run.sh train-rain` stored a new
+    # one meanwhile, and the chances stored after it (with the old model) looked newer than it.
+    new_model, old_model = T0 - timedelta(minutes=4), T0 - 2 * HOUR
+    during = ScheduleState(trained_at=new_model, predicted_at=T0 - timedelta(minutes=2), predicted_with=old_model)
+    assert PLAN.due(T0, during) == ["predict-rain"]
+    made_with_it = ScheduleState(trained_at=new_model, predicted_at=T0 - timedelta(minutes=2), predicted_with=new_model)
+    assert PLAN.due(T0, made_with_it) == []
+
+
 def test_periods_of_zero_mean_by_command_only():
     from meteoflow.settings import load_settings
 
@@ -78,12 +88,13 @@ class Store:
     def __init__(self):
         self.trained_at: datetime | None = None
         self.predicted_at: datetime | None = None
+        self.predicted_with: datetime | None = None  # the model the latest chances came from
         self.down = False
 
     def read(self):
         if self.down:
             raise ConnectionError("no server at 127.0.0.1:27017")
-        return self.trained_at, self.predicted_at
+        return self.trained_at, self.predicted_at, self.predicted_with
 
 
 class Clock:
@@ -98,8 +109,10 @@ def scheduler(store: Store, clock: Clock, outcomes: dict[str, str], ran: list[st
     def runner(job, stop):
         ran.append(job)
         outcome = outcomes.get(job, "ok")
-        if outcome == "ok":
-            setattr(store, "trained_at" if job == "train-rain" else "predicted_at", clock())
+        if outcome == "ok" and job == "train-rain":
+            store.trained_at = clock()
+        elif outcome == "ok":
+            store.predicted_at, store.predicted_with = clock(), store.trained_at
         return BatchRunEvent(job=job, outcome=outcome, exit_code={"ok": 0, "not-ready": 3}.get(outcome, 1),
                              duration_s=1.5, message=f"{job} said {outcome}")
 
