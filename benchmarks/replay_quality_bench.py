@@ -7,8 +7,8 @@ one response per site and hour. The producer replays it (`--source replay`, one 
 Kafka; the streaming job stores it, the forecasting API forecasts 24 h ahead, the skill tracker
 scores each hour as it arrives; the figures are read back from the Forecast quality page's own API
 (`GET /api/forecast-quality?window=7d`) and printed: the served forecast's MAE per lead time next
-to persistence's and same-hour-yesterday's, and the band's coverage. Nothing is computed here but
-the table. A screenshot of the page is saved when Chromium is installed.
+to the model's own (served or not), persistence's and same-hour-yesterday's, and the band's
+coverage. Nothing is computed here but the table. A screenshot of the page is saved when Chromium is installed.
 
 The default period (1-15 October 2013) lies in the half-year the model was never tuned on
 (`forecast_skill_bench.py --calibrate` used EWR, January-June). An hour without a pressure
@@ -150,12 +150,14 @@ def report(args, body: dict, replayed: int, carried: int, wall: float, before, a
           f"{replayed} responses, {carried} pressures carried forward) through the pipeline in {wall:.0f} s")
     print(f"machine before: {before}\nmachine after:  {after}")
     print("\nGET /api/forecast-quality?window=7d, by lead time (every site):")
-    print(f"  {'lead':>4} {'pairs':>6} {'served':>7} {'persistence':>12} {'same hour yday':>15} {'coverage':>9}")
+    print(f"  {'lead':>4} {'pairs':>6} {'served':>7} {'model':>6} {'persistence':>12} {'same hour yday':>15} "
+          f"{'coverage':>9}")
     for lead in body["by_lead"]:
-        print(f"  {lead['lead_hours']:>3}h {lead['count']:>6} {fmt(lead['model_mae']):>7} "
+        print(f"  {lead['lead_hours']:>3}h {lead['count']:>6} {fmt(lead['model_mae']):>7} {fmt(lead.get('api_mae')):>6} "
               f"{fmt(lead['persistence_mae']):>12} {fmt(lead['climatology_mae']):>15} "
               f"{fmt(None if lead['coverage'] is None else lead['coverage'] * 100, 1):>8}%")
     served = mean([lead["model_mae"] for lead in body["by_lead"]])
+    model = mean([lead.get("api_mae") for lead in body["by_lead"]])
     persistence = mean([lead["persistence_mae"] for lead in body["by_lead"]])
     climatology = mean([lead["climatology_mae"] for lead in body["by_lead"]])
     coverage = mean([lead["coverage"] for lead in body["by_lead"]])
@@ -170,7 +172,8 @@ def report(args, body: dict, replayed: int, carried: int, wall: float, before, a
                f"within 5 points of {level * 100:.0f}%" if level else "nominal +- 5", "%",
                None if coverage is None or not level else abs(coverage - level) <= 0.05),
     ], machine=str(after))
-    print(f"\n  mean over leads 1-24 h: served {fmt(served)} C, persistence {fmt(persistence)} C, "
+    print(f"\n  mean over leads 1-24 h: served {fmt(served)} C (the model's own, served or not, {fmt(model)} C), "
+          f"persistence {fmt(persistence)} C, "
           f"same hour yesterday {fmt(climatology)} C"
           + (f", served vs the better baseline {versus:+.1f}%" if versus is not None else "")
           + (f"; band coverage {coverage * 100:.1f}% (nominal {body['band_level'] * 100:.0f}%)"
@@ -198,10 +201,7 @@ def main(argv=None) -> int:
     settings = pipeline_settings(
         args.run_dir, args.port_offset, producer_source="replay", replay_file=replay, regions_file=regions,
         producer_interval_seconds=args.interval, streaming_trigger_seconds=1.0, forecast_refresh_seconds=1.0,
-        forecast_horizon_hours=24, log_level="WARNING",
-        # The replay lives an hour every `interval` seconds: the model's retrial after a baseline won a
-        # region comes after 24 replayed hours, as it would after 24 lived ones.
-        forecast_model_retrial_hours=24 * args.interval / 3600)
+        forecast_horizon_hours=24, log_level="WARNING")
     pipeline = Pipeline(settings, ["kafka", "ferretdb"], ["forecasting_api", "streaming", "webapp", "producer"])
     web = f"http://{settings.bind_host}:{settings.webapp_port}"
     before = machine()

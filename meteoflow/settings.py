@@ -224,13 +224,9 @@ class Settings(BaseSettings):
         "what happened; skill scores runs up to a day old); the latest run per region stays in forecasts")
 
     forecast_skill_min_pairs: int = Field(
-        48, ge=1, description="Scored forecast/observation pairs (summed over leads 1-24 h, 7 d window, else 24 h) "
-        "a region needs before its tracked skill may replace the model by a baseline (persistence or same hour "
-        "yesterday) whose MAE beats it")
-    forecast_model_retrial_hours: float = Field(
-        24.0, gt=0, description="Hours a region is served a baseline before the model is served again for a "
-        "trial: while a baseline is served the served forecast's MAE is the baseline's, so only a trial can show "
-        "that the model has become the better one (the tracked skill switches back if it has not)")
+        12, ge=1, description="Scored pairs of the forecasting API's own forecast a lead time needs (7 d window, else "
+        "24 h) before its tracked skill may serve a baseline (persistence or same hour yesterday) at that lead, "
+        "where the baseline's MAE beats the model's")
 
     # --- producer -------------------------------------------------------------
     producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(

@@ -25,18 +25,19 @@ from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
     API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, BatchResponse,
     ForecastAttempt, ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
-    ForecastState, ModelFacts, ObservationPoint, PredictRequest, bson_millis, valid_documents,
+    ForecastState, ModelFacts, ObservationPoint, Prediction, PredictRequest, bson_millis, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
 from streaming.baselines import baseline_forecast, climatology_value
 from meteoflow.contracts import hour_floor
 from streaming.records import hourly_means, hourly_series
-from streaming.selection import MODEL, choose_all
+from streaming.selection import MODEL, Plan, choose_all
 from streaming.sinks import insert_or_update, observations_since
 from streaming.skill import SkillTracker
 
 LOG = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class RegionHistory:
@@ -122,19 +123,42 @@ def served_model(facts: ModelFacts) -> ForecastModel:
     return facts.model or "prophet"
 
 
+def served_documents(api_docs: Iterable[ForecastDocument], histories: Iterable[RegionHistory],
+                     plans: Mapping[str, Plan], model_run_at: datetime, horizon_hours: int,
+                     band_level: float) -> list[ForecastDocument]:
+    """The API's forecast documents with, at each lead where a region's plan serves a baseline, that
+    baseline's point instead (labelled as such). A lead whose baseline cannot be computed keeps the model."""
+    hist_of = {hist.region_id: hist for hist in histories}
+    baselines: dict[tuple[str, str], dict[datetime, tuple[ForecastModel, Prediction]]] = {}
+    served = []
+    for doc in api_docs:
+        plan = plans.get(doc.region_id)
+        hist = hist_of.get(doc.region_id)
+        lead = (doc.target_time - hour_floor(hist.last_observed_at)) / HOUR if hist else 0
+        want = plan.serve_at(int(lead)) if plan and hist and lead == int(lead) else MODEL
+        if want == MODEL:
+            served.append(doc)
+            continue
+        key = (doc.region_id, want)
+        if key not in baselines:
+            found = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level, want)
+            baselines[key] = {p.timestamp: (found[0], p) for p in found[1]} if found else {}
+        label, prediction = baselines[key].get(doc.target_time, (None, None))
+        served.append(doc if prediction is None else ForecastDocument.from_prediction(
+            doc.region_id, prediction, model_run_at, horizon_hours, label))
+    return served
+
+
 def baseline_documents(histories: Iterable[RegionHistory], regions: Iterable[str], model_run_at: datetime,
-                       horizon_hours: int, band_level: float,
-                       prefer: Mapping[str, ForecastModel] | None = None) -> tuple[list[ForecastDocument], list[str]]:
+                       horizon_hours: int, band_level: float) -> tuple[list[ForecastDocument], list[str]]:
     """Baseline forecasts (labelled persistence/climatology) of `regions`, which have too little history
-    for the model or whose tracked skill chose a baseline (`prefer`: region -> baseline); a region without
-    any observation gets none. Returns the documents and the regions served."""
+    for the model; a region without any observation gets none. Returns the documents and the regions served."""
     wanted = set(regions)
-    prefer = prefer or {}
     docs, served = [], []
     for hist in histories:
         if hist.region_id not in wanted:
             continue
-        baseline = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level, prefer.get(hist.region_id))
+        baseline = baseline_forecast(hourly_means(hist.points), horizon_hours, band_level)
         if baseline is None:
             continue
         model, predictions = baseline
@@ -145,12 +169,15 @@ def baseline_documents(histories: Iterable[RegionHistory], regions: Iterable[str
 
 
 def forecast_runs(docs: Iterable[ForecastDocument], histories: Iterable[RegionHistory],
-                  band_level: float) -> list[ForecastRun]:
-    """One kept run per region of `docs` (one refresh), with the baselines' forecasts of its targets,
-    known at run time: the origin hour's value (persistence) and the same hour yesterday (climatology)."""
+                  band_level: float, api_docs: Iterable[ForecastDocument] = ()) -> list[ForecastRun]:
+    """One kept run per region of `docs` (one refresh: what is served), with the baselines' forecasts of
+    its targets, known at run time: the origin hour's value (persistence) and the same hour yesterday
+    (climatology), and the forecasting API's own forecast of each target (`api_docs`) whether served or not."""
     by_region: dict[str, list[ForecastDocument]] = {}
     for doc in docs:
         by_region.setdefault(doc.region_id, []).append(doc)
+    api = {(d.region_id, d.target_time): d for d in api_docs}
+    api_label = {d.region_id: d.model for d in api.values()}
     hist_of = {hist.region_id: hist for hist in histories}
     runs = []
     for region_id, points in sorted(by_region.items()):
@@ -161,11 +188,14 @@ def forecast_runs(docs: Iterable[ForecastDocument], histories: Iterable[RegionHi
         first = points[0]
         runs.append(ForecastRun(
             _id=ForecastRun.make_id(region_id, first.model_run_at), region_id=region_id, run_at=first.model_run_at,
-            origin=hist.last_observed_at, model=first.model or "prophet", horizon_hours=first.horizon_hours or len(points),
-            band_level=band_level, persistence=hourly.get(origin_hour),
+            origin=hist.last_observed_at, model=api_label.get(region_id) or first.model or "prophet",
+            horizon_hours=first.horizon_hours or len(points), band_level=band_level,
+            persistence=hourly.get(origin_hour),
             points=[ForecastRunPoint(target_time=d.target_time, yhat=d.yhat, yhat_lower=d.yhat_lower,
                                      yhat_upper=d.yhat_upper,
-                                     climatology=climatology_value(hourly, d.target_time, origin_hour))
+                                     climatology=climatology_value(hourly, d.target_time, origin_hour),
+                                     model=d.model, api_yhat=api[(region_id, d.target_time)].yhat
+                                     if (region_id, d.target_time) in api else None)
                     for d in points]))
     return runs
 
@@ -251,8 +281,7 @@ class ForecastRefresher:
         self._backoff_until = 0.0
         self._retention_due = 0.0  # monotonic time of the next retention pass over forecast_runs
         self.skill = SkillTracker(db, clock)
-        self._serving: dict[str, str] = {}  # region -> what its tracked skill chose last (MODEL or a baseline)
-        self._baseline_since: dict[str, datetime] = {}  # region -> when its current baseline was chosen
+        self._serving: dict[str, Plan] = {}  # region -> what its tracked skill chose last, per lead
 
     def mark(self, latest: dict[str, datetime]) -> None:
         if not latest:
@@ -286,17 +315,17 @@ class ForecastRefresher:
         histories = self._histories(pending)
         planned, outcome.skipped = plan_requests(
             histories, self.settings.forecast_horizon_hours, self.settings.forecast_min_points)
-        # A region whose tracked skill says a baseline beats the model is served that baseline instead.
-        chosen = self._baseline_choices([hist.region_id for hist, _ in planned])
-        planned = [(hist, body) for hist, body in planned if hist.region_id not in chosen]
+        # At the leads where a region's tracked skill says a baseline beats the model, the baseline is
+        # served; the API is asked all the same, so the model's own forecast goes on being scored.
+        plans = self._lead_plans([hist.region_id for hist, _ in planned])
         now = bson_millis(self.clock())
         # Too little history for the model: a baseline forecast, labelled as such, rather than none.
         baseline_docs, baseline_ok = baseline_documents(
-            histories, [*outcome.skipped, *chosen], now, self.settings.forecast_horizon_hours,
-            self.settings.forecast_interval_width, chosen)
+            histories, list(outcome.skipped), now, self.settings.forecast_horizon_hours,
+            self.settings.forecast_interval_width)
         for region in baseline_ok:
             outcome.skipped.pop(region, None)
-        docs: list[ForecastDocument] = []
+        api_docs: list[ForecastDocument] = []
         if planned:
             try:
                 response = self.client.predict_batch([body for _, body in planned])
@@ -305,24 +334,25 @@ class ForecastRefresher:
                 self._backoff_until = time.monotonic() + self.settings.forecast_retry_seconds
             else:
                 self._backoff_until = 0.0
-                docs, outcome.ok, outcome.errors = forecast_documents(
+                api_docs, outcome.ok, outcome.errors = forecast_documents(
                     planned, response, now, self.settings.forecast_horizon_hours)
         outcome.ok += baseline_ok
-        docs += baseline_docs
-        runs = self._write_forecasts(outcome.ok, docs, histories, now)
+        docs = served_documents(api_docs, histories, plans, now, self.settings.forecast_horizon_hours,
+                                self.settings.forecast_interval_width) + baseline_docs
+        runs = self._write_forecasts(outcome.ok, docs, histories, now, api_docs)
         outcome.forecasts_written = len(docs)
         self._write_state(outcome, pending, now)
         self.metrics.forecast_outcome(outcome)
         return outcome, histories, runs
 
     def _write_forecasts(self, regions: list[str], docs: list[ForecastDocument], histories: list[RegionHistory],
-                         now: datetime) -> list[ForecastRun]:
+                         now: datetime, api_docs: list[ForecastDocument]) -> list[ForecastRun]:
         """Each run is kept in forecast_runs (older than the retention go); a region's forecasts are its
         latest run: the old run goes (its targets may now lie before the newest observations), the new
         one is inserted. A crash in between leaves the region marked, so the run is redone. Returns the runs."""
         if not regions:
             return []
-        runs = forecast_runs(docs, histories, self.settings.forecast_interval_width)
+        runs = forecast_runs(docs, histories, self.settings.forecast_interval_width, api_docs)
         insert_or_update(self.db[FORECAST_RUNS], [run.to_document() for run in runs])
         if time.monotonic() >= self._retention_due:
             # At most once per RETENTION_EVERY_SECONDS: deleting by run_at is an index range in MongoDB but
@@ -334,34 +364,23 @@ class ForecastRefresher:
         insert_or_update(self.db[FORECASTS], [doc.to_document() for doc in docs])
         return runs
 
-    def _baseline_choices(self, regions: list[str]) -> dict[str, ForecastModel]:
-        """The regions (of `regions`) to serve a baseline, by their tracked skill: one indexed query for
-        all of them. Each switch (to a baseline or back to the model) is logged once, with its figures."""
+    def _lead_plans(self, regions: list[str]) -> dict[str, Plan]:
+        """What each of `regions` serves at each lead, by its tracked skill: one indexed query for all of
+        them. Each change of a region's plan is logged once, with its figures."""
         if not regions:
             return {}
         skills = valid_documents(ForecastSkill, self.db[FORECAST_SKILL].find({"region_id": {"$in": sorted(regions)}}))
-        now = self.clock()
-        retrial = timedelta(hours=self.settings.forecast_model_retrial_hours)
-        # A baseline served long enough is put on trial: passed as "serving the model", a tie (what the
-        # skill shows while the baseline is served) no longer keeps it, and the model is scored again.
-        trials = {r for r in regions if self._serving.get(r, MODEL) != MODEL
-                  and now - self._baseline_since.get(r, now) >= retrial}
-        current = {r: MODEL if r in trials else self._serving.get(r, MODEL) for r in regions}
-        choices = choose_all(skills, regions, self.settings.forecast_skill_min_pairs, current)
-        for region, choice in sorted(choices.items()):
-            previous = self._serving.get(region, MODEL)
-            if choice.serve != previous:
-                reason = choice.reason + (f"; a trial of the model after {retrial.total_seconds() / 3600:g} h on "
-                                          f"{previous}" if region in trials else "")
-                LOG.info("forecast for %s switches from %s to %s: %s", region, previous, choice.serve, reason,
+        plans = choose_all(skills, regions, self.settings.forecast_skill_min_pairs)
+        for region, plan in sorted(plans.items()):
+            previous = self._serving.get(region, Plan())
+            if plan.key() != previous.key():
+                reason = plan.describe()
+                LOG.info("forecast for %s now serves %s (before: %s)", region, reason, previous.describe(),
                          extra={"fields": {"event.action": "forecast-model-switch", "meteoflow.streaming": {
-                             "region": region, "serve": choice.serve, "reason": reason}}})
-            if choice.serve == MODEL:
-                self._baseline_since.pop(region, None)
-            elif choice.serve != previous or region in trials:
-                self._baseline_since[region] = now  # a trial the baseline won again starts a new period
-            self._serving[region] = choice.serve
-        return {region: choice.serve for region, choice in choices.items() if choice.serve != MODEL}
+                             "region": region, "serve": {str(lead): c.serve for lead, c in plan.baselines.items()},
+                             "reason": reason}}})
+            self._serving[region] = plan
+        return plans
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         history = timedelta(days=self.settings.forecast_history_days)

@@ -1,105 +1,104 @@
-"""Which forecast to serve for a region, chosen by its tracked skill (forecast_skill): a baseline
-(persistence / same hour yesterday) replaces the model for a region where, over enough scored
-pairs, the baseline's MAE beats the served forecast's. Pure functions of plain values; the
-refresher reads the skill documents (one query per refresh) and serves the choice.
+"""What to serve at each lead time of a region, chosen by its tracked skill (forecast_skill): at a
+lead where a baseline (persistence / same hour yesterday) has a lower MAE than the forecasting API's
+own forecast, over enough scored pairs, that baseline is served at that lead; elsewhere the model.
+Pure functions of plain values; the refresher reads the skill documents (one query per refresh)
+and serves the choice.
 
-A window's MAE over the leads is the mean weighted by each lead's pair count, over the leads
-where both figures are known. The 7 d window is used when it holds enough pairs, else the 24 h
-one; neither: the model stays.
+Per lead, because the better forecast differs by lead: an hour ahead the last observed value is
+hard to beat, a day ahead it is not. The API is asked for every region with enough history and its
+forecast is scored at every lead whether or not it is served (ForecastSkill.api_mae), so a served
+baseline never hides the model's skill: the refresh after the model becomes the better one at a
+lead serves it there again.
 
-While a baseline is served, the served forecast *is* that baseline, so its MAE equals the
-baseline's (a tie): a tie keeps what is served now (the model, unless a baseline was chosen
-before), so a region does not flip back every refresh on a tie that says nothing of the model.
-The refresher puts a baseline on trial after forecast_model_retrial_hours by passing the model as
-what is served: the model is served and scored again, and loses the region at once if it is worse.
+A lead uses its 7 d window when that holds `min_pairs` pairs of the API's forecast, else its 24 h
+one; neither: the model is served there. A tie keeps the model.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Iterable
 
 from meteoflow.contracts import BASELINE_MODELS, ForecastSkill
 
 MODEL = "model"  # the forecasting API's forecast (prophet/blend), whatever it labels itself
 WINDOW_ORDER = ("7d", "24h")
+MAX_LEAD_HOURS = 24
 
 
 @dataclass(frozen=True)
-class WindowFigures:
-    """One region's skill over one window, summed over the leads."""
+class LeadChoice:
+    """What one lead serves and the figures behind it."""
 
-    window: str
-    pairs: int
-    model_mae: float | None
-    # baseline -> (its MAE, the served forecast's MAE on the same leads); only baselines with figures
-    baselines: dict[str, tuple[float, float]]
-
-
-@dataclass(frozen=True)
-class Choice:
+    lead_hours: int
     serve: str  # MODEL or a baseline name
-    reason: str  # the figures behind it, for the log
+    window: str | None = None  # the window the figures come from; None: too few pairs in either
+    pairs: int = 0  # the API's scored pairs in that window
+    api_mae: float | None = None
+    baseline_mae: float | None = None  # the served baseline's MAE (None when the model is served)
 
 
-def window_figures(window: str, skills: Iterable[ForecastSkill]) -> WindowFigures:
-    """Count-weighted MAEs of one region's lead documents of one window."""
-    rows = [s for s in skills if s.window == window and s.count > 0]
-    pairs = sum(s.count for s in rows)
-    scored = [s for s in rows if s.model_mae is not None]
-    model_mae = _weighted([(s.model_mae, s.count) for s in scored])
-    baselines: dict[str, tuple[float, float]] = {}
-    for name in BASELINE_MODELS:
-        # Compared on the same leads: only the leads where both the model and the baseline are scored.
-        both = [(s, getattr(s, f"{name}_mae")) for s in scored if getattr(s, f"{name}_mae") is not None]
-        if both:
-            baselines[name] = (_weighted([(mae, s.count) for s, mae in both]),
-                               _weighted([(s.model_mae, s.count) for s, _ in both]))
-    return WindowFigures(window, pairs, model_mae, baselines)
+@dataclass(frozen=True)
+class Plan:
+    """One region's choice for every lead; leads not listed serve the model."""
+
+    baselines: dict[int, LeadChoice] = field(default_factory=dict)  # lead -> the baseline served there
+
+    def serve_at(self, lead: int) -> str:
+        choice = self.baselines.get(lead)
+        return choice.serve if choice else MODEL
+
+    def key(self) -> tuple[tuple[int, str], ...]:
+        """What is served where, without the figures: two refreshes with the same key serve alike."""
+        return tuple((lead, c.serve) for lead, c in sorted(self.baselines.items()))
+
+    def describe(self) -> str:
+        """E.g. "persistence at 1-3 h (7d: 0.52 C vs the model's 0.81 C), the model at the other leads"."""
+        if not self.baselines:
+            return "the model at every lead"
+        runs: list[list[LeadChoice]] = []
+        for lead, choice in sorted(self.baselines.items()):
+            if runs and runs[-1][-1].lead_hours == lead - 1 and runs[-1][-1].serve == choice.serve:
+                runs[-1].append(choice)
+            else:
+                runs.append([choice])
+        parts = []
+        for run in runs:
+            first, last = run[0].lead_hours, run[-1].lead_hours
+            span = f"{first} h" if first == last else f"{first}-{last} h"
+            baseline = sum(c.baseline_mae or 0.0 for c in run) / len(run)
+            api = sum(c.api_mae or 0.0 for c in run) / len(run)
+            parts.append(f"{run[0].serve} at {span} ({run[0].window}: {baseline:.2f} C vs the model's {api:.2f} C)")
+        rest = "the model at the other leads" if len(self.baselines) < MAX_LEAD_HOURS else "the model at none"
+        return ", ".join(parts) + ", " + rest
 
 
-def _weighted(values: list[tuple[float, int]]) -> float | None:
-    total = sum(n for _, n in values)
-    return math.fsum(v * n for v, n in values) / total if total else None
-
-
-def choose(skills: Iterable[ForecastSkill], min_pairs: int, current: str = MODEL) -> Choice:
-    """What to serve for one region given its skill documents (any windows and leads) and what it
-    is served now. A baseline is chosen when it strictly beats the served forecast on the first
-    window (7 d, then 24 h) holding at least `min_pairs` pairs; of two such, the lower MAE."""
-    rows = list(skills)
+def choose_lead(lead: int, skills: Iterable[ForecastSkill], min_pairs: int) -> LeadChoice:
+    """The choice at one lead from its skill documents (any windows)."""
+    by_window = {s.window: s for s in skills if s.lead_hours == lead}
     for window in WINDOW_ORDER:
-        figures = window_figures(window, rows)
-        if figures.pairs < min_pairs:
+        skill = by_window.get(window)
+        if skill is None or skill.api_count < min_pairs or skill.api_mae is None:
             continue
-        best, best_mae, model_mae = None, math.inf, None
-        for name, (mae, served_mae) in figures.baselines.items():
-            if mae < served_mae and mae < best_mae:
-                best, best_mae, model_mae = name, mae, served_mae
-        if best is not None:
-            return Choice(best, f"{window} window, {figures.pairs} pairs: {best} MAE {best_mae:.2f} C "
-                                f"beats the served forecast's {model_mae:.2f} C")
-        served = f"{figures.model_mae:.2f} C" if figures.model_mae is not None else "unknown"
-        others = ", ".join(f"{n} {mae:.2f} C" for n, (mae, _) in figures.baselines.items())
-        keep = current if current in BASELINE_MODELS and _tied(figures, current) else MODEL
-        return Choice(keep, f"{window} window, {figures.pairs} pairs: served forecast MAE {served}, "
-                            f"baselines {others or 'unscored'}")
-    pairs = max(window_figures(w, rows).pairs for w in WINDOW_ORDER)
-    return Choice(MODEL, f"too few scored pairs ({pairs} < {min_pairs})")
+        best, best_mae = MODEL, skill.api_mae
+        for name in BASELINE_MODELS:
+            mae = getattr(skill, f"{name}_mae")
+            if mae is not None and mae < best_mae:
+                best, best_mae = name, mae
+        return LeadChoice(lead, best, window, skill.api_count, skill.api_mae, None if best == MODEL else best_mae)
+    return LeadChoice(lead, MODEL)
 
 
-def _tied(figures: WindowFigures, baseline: str) -> bool:
-    if baseline not in figures.baselines:
-        return False
-    mae, served_mae = figures.baselines[baseline]
-    return math.isclose(mae, served_mae, abs_tol=1e-9)
+def choose(skills: Iterable[ForecastSkill], min_pairs: int) -> Plan:
+    """One region's plan from its skill documents."""
+    rows = list(skills)
+    choices = (choose_lead(lead, rows, min_pairs) for lead in range(1, MAX_LEAD_HOURS + 1))
+    return Plan({c.lead_hours: c for c in choices if c.serve != MODEL})
 
 
-def choose_all(skills: Iterable[ForecastSkill], regions: Iterable[str], min_pairs: int,
-               current: Mapping[str, str]) -> dict[str, Choice]:
+def choose_all(skills: Iterable[ForecastSkill], regions: Iterable[str], min_pairs: int) -> dict[str, Plan]:
     """choose() for each of `regions`, from the skill documents of all of them."""
     by_region: dict[str, list[ForecastSkill]] = {}
     for s in skills:
         by_region.setdefault(s.region_id, []).append(s)
-    return {r: choose(by_region.get(r, []), min_pairs, current.get(r, MODEL)) for r in regions}
+    return {r: choose(by_region.get(r, []), min_pairs) for r in regions}

@@ -1,6 +1,6 @@
-"""Forecast skill, computed as observations arrive: the served forecast and the two baselines
-(persistence, climatology) against what was observed, per region and lead time (1-24 h), over
-rolling 24 h and 7 d windows.
+"""Forecast skill, computed as observations arrive: the served forecast, the forecasting API's own
+forecast (served or not) and the two baselines (persistence, climatology) against what was
+observed, per region and lead time (1-24 h), over rolling 24 h and 7 d windows.
 
 Incremental, never a query over all history. The forecast refresher calls `SkillTracker.update`
 after each refresh with the hourly means it has just read for the regions it refreshed (their
@@ -84,9 +84,9 @@ def score(region_id: str, observed: dict[datetime, float], runs: Iterable[Foreca
             if lead in leads and not newer(run, leads[lead][0]):
                 continue
             leads[lead] = (run, ForecastLeadPair(
-                lead_hours=lead, run_at=run.run_at, model=run.model, yhat=point.yhat, yhat_lower=point.yhat_lower,
-                yhat_upper=point.yhat_upper, band_level=run.band_level, persistence=run.persistence,
-                climatology=point.climatology))
+                lead_hours=lead, run_at=run.run_at, model=point.served_model(run.model), yhat=point.yhat,
+                yhat_lower=point.yhat_lower, yhat_upper=point.yhat_upper, band_level=run.band_level,
+                persistence=run.persistence, climatology=point.climatology, api_yhat=point.api_forecast(run.model)))
     return [ForecastSkillBucket(_id=doc_id(region_id, target), region_id=region_id, target_time=target,
                                 observed=observed[target], leads=[pair for _, pair in sorted(leads.values(),
                                                                                              key=lambda x: x[1].lead_hours)],
@@ -126,12 +126,15 @@ def window_skill(region_id: str, window: str, lead: int, pairs: list[tuple[float
     model = error_stats([p.yhat - obs for obs, p in pairs])
     persistence = error_stats([p.persistence - obs for obs, p in pairs if p.persistence is not None])
     climatology = error_stats([p.climatology - obs for obs, p in pairs if p.climatology is not None])
+    api_errors = [p.api_yhat - obs for obs, p in pairs if p.api_yhat is not None]
+    api = error_stats(api_errors)
     inside = sum(p.yhat_lower <= obs <= p.yhat_upper for obs, p in pairs)
     return ForecastSkill(
         _id=ForecastSkill.make_id(region_id, window, lead), region_id=region_id, window=window, lead_hours=lead,
         count=len(pairs), model_mae=model.mae, model_bias=model.bias, persistence_mae=persistence.mae,
         persistence_bias=persistence.bias, climatology_mae=climatology.mae, climatology_bias=climatology.bias,
-        coverage=inside / len(pairs) if pairs else None, band_level=band_level, updated_at=now)
+        coverage=inside / len(pairs) if pairs else None, band_level=band_level, updated_at=now,
+        api_count=len(api_errors), api_mae=api.mae, api_bias=api.bias)
 
 
 def skill_windows(buckets: Iterable[ForecastSkillBucket], now: datetime) -> list[ForecastSkill]:

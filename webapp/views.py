@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
@@ -116,8 +117,16 @@ def forecast_body(docs: list[ForecastDocument]) -> dict[str, Any] | None:
         return None
     points = [{"target_time": iso(d.target_time), "yhat": d.yhat, "yhat_lower": d.yhat_lower,
                "yhat_upper": d.yhat_upper} for d in sorted(docs, key=lambda d: d.target_time)]
-    return {"model_run_at": iso(max(d.model_run_at for d in docs)), "model": next((d.model for d in docs if d.model), None),
-            "points": points}
+    return {"model_run_at": iso(max(d.model_run_at for d in docs)), "model": served_label(docs), "points": points}
+
+
+def served_label(docs: Iterable[ForecastDocument]) -> str | None:
+    """What a forecast serves at most of its points (a baseline may be served at some leads only, where it
+    beats the model); on a tie, the model. None: not recorded."""
+    counts = Counter(d.model for d in docs if d.model)
+    if not counts:
+        return None
+    return max(counts, key=lambda m: (counts[m], m not in BASELINE_MODELS))
 
 
 def streaming_batch(logged: Logged[StreamingBatchEvent]) -> dict[str, Any]:
@@ -497,7 +506,7 @@ def overview_card(summary: dict[str, Any], latest: ObservationDocument | None, h
     the next hours of the served forecast and what is wrong, if anything."""
     ahead = [d for d in sorted(forecast, key=lambda d: d.target_time)
              if latest is None or d.target_time > latest.observed_at][:NEXT_HOURS]
-    model = next((d.model for d in forecast if d.model), None)
+    model = served_label(ahead or forecast)
     degraded = bool(skill and skill["degraded"])
     problem = summary["freshness"] if summary["freshness"] != "fresh" else ("degraded" if degraded else None)
     return {
@@ -577,7 +586,8 @@ def quality_body(skills: list[Any], names: Mapping[str, str], served: Mapping[st
     for lead, docs in sorted(by_lead.items()):
         summary = skill_summary(docs)
         leads.append({"lead_hours": lead, "count": summary["count"],
-                      **{k: summary[k] for k in ("model_mae", "persistence_mae", "climatology_mae", "model_bias", "coverage")}})
+                      **{k: summary[k] for k in ("model_mae", "persistence_mae", "climatology_mae", "model_bias", "coverage")},
+                      "api_mae": weighted_mean((d.api_mae, d.api_count) for d in docs)})
     regions = []
     for rid, docs in by_region.items():
         summary = skill_summary(docs)

@@ -438,6 +438,21 @@ class ForecastRunPoint(BaseModel):
     yhat_upper: Finite
     # Same hour yesterday's observed hourly mean (the climatology baseline), when known at run time.
     climatology: Finite | None = None
+    # What was served at this point (a baseline at the leads where it beats the model); None: the run's model.
+    model: ForecastModel | None = None
+    # The forecasting API's own forecast of this point, kept whether or not it was served, so the model's
+    # skill is measured while a baseline is served; None: the API was not asked (too little history).
+    api_yhat: Finite | None = None
+
+    def served_model(self, run_model: ForecastModel) -> ForecastModel:
+        return self.model or run_model
+
+    def api_forecast(self, run_model: ForecastModel) -> float | None:
+        """The API's forecast of this point; a point written before api_yhat was recorded had it as yhat
+        whenever the model was served."""
+        if self.api_yhat is not None:
+            return self.api_yhat
+        return None if self.served_model(run_model) in BASELINE_MODELS else self.yhat
 
 
 class ForecastRun(MongoDocument):
@@ -452,7 +467,7 @@ class ForecastRun(MongoDocument):
     region_id: RegionId
     run_at: UtcTime  # model_run_at of the run
     origin: UtcTime  # the region's last observation the run was made from
-    model: ForecastModel
+    model: ForecastModel  # the forecasting API's label when it was asked, else the baseline served
     horizon_hours: int = Field(ge=1)
     band_level: float = Field(gt=0, lt=1)  # nominal coverage of [yhat_lower, yhat_upper], e.g. 0.95
     points: list[ForecastRunPoint]
@@ -469,7 +484,8 @@ class ForecastRun(MongoDocument):
 
 class ForecastLeadPair(BaseModel):
     """What was forecast for one target hour at one lead time: the newest kept run whose origin hour
-    lies `lead_hours` before the target (the forecast served at that lead)."""
+    lies `lead_hours` before the target (the forecast served at that lead, and the forecasting API's
+    own forecast whether or not it was served)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -482,6 +498,7 @@ class ForecastLeadPair(BaseModel):
     band_level: float = Field(gt=0, lt=1)
     persistence: Finite | None  # the baselines' forecasts of the same target (None: unknown at run time)
     climatology: Finite | None
+    api_yhat: Finite | None = None  # the forecasting API's forecast (None: not asked)
 
 
 class ForecastSkillBucket(MongoDocument):
@@ -514,7 +531,9 @@ class ForecastSkill(MongoDocument):
     """How the served forecast did against the baselines, for one region, lead time and rolling
     window: _id "<region_id>|<window>|<lead_hours>". Maintained incrementally as observations
     arrive (never by a query over all history). MAE and bias in deg C; bias = mean(forecast - observed);
-    coverage = share of observations inside the served band."""
+    coverage = share of observations inside the served band. model_* is the served forecast (a baseline
+    where one is served); api_* the forecasting API's own forecast, scored whether or not served, which
+    is what the per-lead choice of what to serve compares with the baselines."""
 
     COLLECTION: ClassVar[str] = FORECAST_SKILL
 
@@ -531,6 +550,9 @@ class ForecastSkill(MongoDocument):
     coverage: float | None = Field(ge=0, le=1)
     band_level: float = Field(gt=0, lt=1)
     updated_at: UtcTime
+    api_count: int = Field(0, ge=0)  # the pairs where the API's forecast is known
+    api_mae: Finite | None = None
+    api_bias: Finite | None = None
 
     @staticmethod
     def make_id(region_id: str, window: str, lead_hours: int) -> str:

@@ -519,6 +519,8 @@ class LeadSkill(WebBody):
     climatology_mae: Number | None
     model_bias: Number | None
     coverage: Number | None
+    api_mae: Number | None = Field(None, description="The forecasting API's own forecast, scored at every lead "
+                                   "whether or not it is served (a baseline is served where it does better)")
 
 
 class RegionSkill(WebBody):

@@ -1,6 +1,7 @@
-"""Per-region selection by tracked skill against the real FerretDB and the real forecasting API:
-a region whose forecast_skill says persistence beats the served forecast is served persistence
-(forecasts and forecast_runs labelled so, the switch logged with its figures); another keeps the model."""
+"""Per-lead selection by tracked skill against the real FerretDB and the real forecasting API: at the
+leads where a region's forecast_skill says persistence beats the model's own forecast, persistence is
+served (labelled so in forecasts and forecast_runs, the change logged with its figures) while the
+model's forecast is still asked for and kept; another region keeps the model everywhere."""
 
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ pytestmark = pytest.mark.integration
 HOUR = timedelta(hours=1)
 
 
-def seeded_skill(region: str, model_mae: float, persistence_mae: float, now: datetime) -> list[dict]:
+def seeded_skill(region: str, api_mae: float, persistence_mae: float, now: datetime,
+                 leads: range = range(1, 25)) -> list[dict]:
+    """7 d skill documents with 20 scored pairs of the API's own forecast at each of `leads`."""
     return [ForecastSkill(
-        _id=ForecastSkill.make_id(region, "7d", lead), region_id=region, window="7d", lead_hours=lead, count=3,
-        model_mae=model_mae, model_bias=0.0, persistence_mae=persistence_mae, persistence_bias=0.0,
-        climatology_mae=None, climatology_bias=None, coverage=0.9, band_level=0.95, updated_at=now).to_document()
-        for lead in range(1, 25)]
+        _id=ForecastSkill.make_id(region, "7d", lead), region_id=region, window="7d", lead_hours=lead, count=20,
+        model_mae=api_mae, model_bias=0.0, persistence_mae=persistence_mae, persistence_bias=0.0,
+        climatology_mae=None, climatology_bias=None, coverage=0.9, band_level=0.95, updated_at=now,
+        api_count=20, api_mae=api_mae, api_bias=0.0).to_document()
+        for lead in leads]
 
 
 class RecordingClient(ForecastClient):
@@ -41,17 +45,19 @@ class RecordingClient(ForecastClient):
         return super().predict_batch(series)
 
 
-def test_a_region_whose_skill_favours_persistence_is_served_persistence(db, isolated, forecasting_api,  # noqa: F811
-                                                                         caplog):
+def test_persistence_is_served_at_the_leads_where_its_skill_beats_the_models(db, isolated,  # noqa: F811
+                                                                                forecasting_api, caplog):
     settings = isolated.model_copy(update=dict(
         forecast_api_url_override=forecasting_api, forecast_api_key=SecretStr(API_KEY), forecast_horizon_hours=6,
-        forecast_timeout_seconds=120, forecast_skill_min_pairs=48))
+        forecast_timeout_seconds=120, forecast_skill_min_pairs=12))
     now = datetime.now(timezone.utc)
     end = now.replace(minute=0, second=0, microsecond=0) - HOUR
     history = simulated_observations(regions=2, hours=30, per_hour=1, end=end)  # dakar, thies
     store(db, history)
-    # 72 scored pairs each: persistence far better than the served forecast at dakar, far worse at thies.
-    db[FORECAST_SKILL].insert_many(seeded_skill("dakar", 3.0, 0.5, now) + seeded_skill("thies", 0.8, 2.5, now))
+    # dakar: persistence far better than the model at 1-3 h, far worse after; thies: the model everywhere.
+    db[FORECAST_SKILL].insert_many(seeded_skill("dakar", 3.0, 0.5, now, range(1, 4))
+                                   + seeded_skill("dakar", 0.8, 2.5, now, range(4, 25))
+                                   + seeded_skill("thies", 0.8, 2.5, now))
 
     client = RecordingClient(settings)
     refresher = ForecastRefresher(db, settings, client=client, clock=lambda: now)
@@ -60,45 +66,43 @@ def test_a_region_whose_skill_favours_persistence_is_served_persistence(db, isol
         outcome = refresher.refresh()
     assert sorted(outcome.ok) == ["dakar", "thies"] and not (outcome.failed or outcome.errors)
 
-    # Only thies went to the forecasting API; it serves what the API answered (its own label).
-    assert client.asked == ["thies"]
-    models = {r: {f["model"] for f in db[FORECASTS].find({"region_id": r})} for r in ("dakar", "thies")}
-    assert models["dakar"] == {"persistence"} and len(models["thies"]) == 1 and models["thies"] != {"persistence"}
-    assert db[FORECASTS].count_documents({"region_id": "dakar"}) == 6
-    dakar_values = {f["yhat"] for f in db[FORECASTS].find({"region_id": "dakar"})}
-    assert len(dakar_values) == 1  # persistence: every target gets the last observed hour's value
-    runs = {r.region_id: r.model for r in valid_documents(ForecastRun, db[FORECAST_RUNS].find())}
-    assert runs == {"dakar": "persistence", "thies": next(iter(models["thies"]))}
-    switches = [r.getMessage() for r in caplog.records if "switches" in r.getMessage()]
-    assert len(switches) == 1 and "dakar" in switches[0] and "0.50" in switches[0] and "3.00" in switches[0]
+    # Both went to the forecasting API: the model's forecast is kept (and scored) where it is not served.
+    assert sorted(client.asked) == ["dakar", "thies"]
+    label = models_thies_label(db)
+    assert len(label) == 1 and label != {"persistence"}  # the API's label (climatology on 30 h of history)
+    dakar = sorted(db[FORECASTS].find({"region_id": "dakar"}), key=lambda f: f["target_time"])
+    assert [f["model"] for f in dakar] == ["persistence"] * 3 + [next(iter(label))] * 3
+    assert len({f["yhat"] for f in dakar[:3]}) == 1  # persistence: the last observed hour's value
+    runs = {r.region_id: r for r in valid_documents(ForecastRun, db[FORECAST_RUNS].find())}
+    assert {r: run.model for r, run in runs.items()} == {"dakar": next(iter(label)), "thies": next(iter(label))}
+    dakar_run = runs["dakar"]
+    assert [p.model for p in dakar_run.points] == [f["model"] for f in dakar]
+    assert all(p.api_yhat is not None for p in dakar_run.points)
+    assert [p.api_yhat for p in dakar_run.points[3:]] == [p.yhat for p in dakar_run.points[3:]]
+    switches = [r.getMessage() for r in caplog.records if "now serves" in r.getMessage()]
+    assert len(switches) == 1 and "dakar" in switches[0] and "persistence at 1-3 h" in switches[0]
+    assert "0.50" in switches[0] and "3.00" in switches[0]
 
-    # The next refresh keeps the choice and logs no new switch.
+    # The next refresh keeps the plan and logs no new switch.
     caplog.clear()
     refresher.mark(latest_per_region(history))
     with caplog.at_level(logging.INFO, logger="streaming.forecasts"):
         refresher.refresh()
-    assert {f["model"] for f in db[FORECASTS].find({"region_id": "dakar"})} == {"persistence"}
-    assert not [r for r in caplog.records if "switches" in r.getMessage()]
+    assert [f["model"] for f in sorted(db[FORECASTS].find({"region_id": "dakar"}), key=lambda f: f["target_time"])][:3] \
+        == ["persistence"] * 3
+    assert not [r for r in caplog.records if "now serves" in r.getMessage()]
 
-    # While persistence is served, the served forecast's MAE is persistence's: a tie keeps it, until
-    # it has been served forecast_model_retrial_hours; then the model is served again, on trial.
+    # Once the model's own skill beats persistence at those leads too, the next refresh serves it there:
+    # no trial period, the model was scored all along.
     db[FORECAST_SKILL].delete_many({"region_id": "dakar"})
-    db[FORECAST_SKILL].insert_many(seeded_skill("dakar", 0.5, 0.5, now))
-    for hours_later, served in ((23, {"persistence"}), (24, None)):
-        later = now + timedelta(hours=hours_later)
-        refresher.clock = lambda: later
-        client.asked.clear()
-        caplog.clear()
-        refresher.mark(latest_per_region(history))
-        with caplog.at_level(logging.INFO, logger="streaming.forecasts"):
-            refresher.refresh()
-        models = {f["model"] for f in db[FORECASTS].find({"region_id": "dakar"})}
-        switches = [r.getMessage() for r in caplog.records if "switches" in r.getMessage()]
-        if served:
-            assert models == served and "dakar" not in client.asked and not switches
-        else:
-            assert models == models_thies_label(db) and "dakar" in client.asked
-            assert len(switches) == 1 and "from persistence to model" in switches[0] and "a trial of the model after 24 h" in switches[0]
+    db[FORECAST_SKILL].insert_many(seeded_skill("dakar", 0.5, 1.0, now))
+    caplog.clear()
+    refresher.mark(latest_per_region(history))
+    with caplog.at_level(logging.INFO, logger="streaming.forecasts"):
+        refresher.refresh()
+    assert {f["model"] for f in db[FORECASTS].find({"region_id": "dakar"})} == label
+    switches = [r.getMessage() for r in caplog.records if "now serves" in r.getMessage()]
+    assert len(switches) == 1 and "the model at every lead (before: persistence at 1-3 h" in switches[0]
 
 
 def models_thies_label(database) -> set[str]:

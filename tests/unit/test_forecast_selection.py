@@ -1,80 +1,87 @@
-"""Per-region choice of the served forecast by tracked skill (streaming/selection.py), on plain values."""
+"""Per-lead choice of the served forecast by tracked skill (streaming/selection.py), on plain values."""
 
 from datetime import datetime, timedelta, timezone
 
+from hypothesis import given, strategies as st
+
 from meteoflow.contracts import ForecastSkill
 from streaming.baselines import baseline_forecast
-from streaming.selection import MODEL, choose, choose_all, window_figures
+from streaming.selection import MODEL, Plan, choose, choose_all, choose_lead
 
 NOW = datetime(2026, 3, 3, tzinfo=timezone.utc)
 
 
-def skill(window: str, lead: int, count: int, model: float | None, persistence: float | None,
-          climatology: float | None = None, region: str = "dakar") -> ForecastSkill:
+def skill(window: str, lead: int, count: int, api: float | None, persistence: float | None,
+          climatology: float | None = None, region: str = "dakar", served: float | None = None) -> ForecastSkill:
+    """`api`: the forecasting API's own MAE (scored on all `count` pairs); `served`: the served forecast's."""
     return ForecastSkill(
         _id=ForecastSkill.make_id(region, window, lead), region_id=region, window=window, lead_hours=lead, count=count,
-        model_mae=model, model_bias=None, persistence_mae=persistence, persistence_bias=None,
-        climatology_mae=climatology, climatology_bias=None, coverage=None, band_level=0.9, updated_at=NOW)
+        model_mae=served if served is not None else api, model_bias=None, persistence_mae=persistence,
+        persistence_bias=None, climatology_mae=climatology, climatology_bias=None, coverage=None, band_level=0.9,
+        updated_at=NOW, api_count=count if api is not None else 0, api_mae=api, api_bias=None)
 
 
-def leads(window: str, count: int, model: float, persistence: float | None, climatology: float | None = None,
-          region: str = "dakar", n: int = 24) -> list[ForecastSkill]:
-    return [skill(window, lead, count, model, persistence, climatology, region) for lead in range(1, n + 1)]
+def leads(window: str, count: int, api: float, persistence: float | None, climatology: float | None = None,
+          region: str = "dakar", first: int = 1, last: int = 24) -> list[ForecastSkill]:
+    return [skill(window, lead, count, api, persistence, climatology, region) for lead in range(first, last + 1)]
 
 
-def test_a_baseline_better_over_enough_pairs_is_served():
-    choice = choose(leads("7d", 3, model=2.5, persistence=1.0), min_pairs=48)  # 72 pairs
-    assert choice.serve == "persistence"
-    assert "7d" in choice.reason and "72 pairs" in choice.reason and "1.00" in choice.reason and "2.50" in choice.reason
+def test_a_baseline_is_served_only_at_the_leads_where_it_beats_the_model():
+    rows = leads("7d", 20, api=1.0, persistence=0.5, last=3) + leads("7d", 20, api=1.0, persistence=2.0, first=4)
+    plan = choose(rows, min_pairs=12)
+    assert [plan.serve_at(lead) for lead in range(1, 25)] == ["persistence"] * 3 + [MODEL] * 21
+    text = plan.describe()
+    assert text.startswith("persistence at 1-3 h (7d: 0.50 C vs the model's 1.00 C)") and "the model at the other" in text
 
 
-def test_too_few_pairs_keep_the_model_however_good_the_baseline():
-    choice = choose(leads("7d", 1, model=9.0, persistence=1.0, n=47), min_pairs=48)
-    assert choice.serve == MODEL and "47 < 48" in choice.reason
-    assert choose([], min_pairs=1).serve == MODEL
+def test_too_few_pairs_of_the_models_own_forecast_keep_the_model_however_good_the_baseline():
+    assert choose(leads("7d", 11, api=9.0, persistence=1.0), min_pairs=12).baselines == {}
+    assert choose([], min_pairs=1).describe() == "the model at every lead"
+    # Pairs of a served baseline without the API's forecast (written before it was recorded) do not count.
+    rows = [skill("7d", 1, 50, api=None, persistence=1.0, served=1.0)]
+    assert choose_lead(1, rows, 12) == choose_lead(1, [], 12)
 
 
-def test_a_worse_baseline_keeps_the_model_and_ties_keep_the_model():
-    assert choose(leads("7d", 3, model=1.0, persistence=2.0, climatology=3.0), 48).serve == MODEL
-    assert choose(leads("7d", 3, model=1.5, persistence=1.5, climatology=1.5), 48).serve == MODEL
+def test_ties_keep_the_model_and_the_better_of_two_winning_baselines_is_served():
+    assert choose(leads("7d", 20, api=1.5, persistence=1.5, climatology=1.5), 12).baselines == {}
+    assert choose(leads("7d", 20, api=3.0, persistence=2.0, climatology=1.0), 12).serve_at(5) == "climatology"
+    assert choose(leads("7d", 20, api=3.0, persistence=1.0, climatology=2.0), 12).serve_at(5) == "persistence"
 
 
-def test_the_better_of_two_winning_baselines_is_served():
-    assert choose(leads("7d", 3, model=3.0, persistence=2.0, climatology=1.0), 48).serve == "climatology"
-    assert choose(leads("7d", 3, model=3.0, persistence=1.0, climatology=2.0), 48).serve == "persistence"
-
-
-def test_the_24h_window_is_used_when_the_7d_one_has_too_few_pairs():
-    rows = leads("7d", 1, model=1.0, persistence=5.0, n=10) + leads("24h", 2, model=3.0, persistence=1.0)
-    choice = choose(rows, 48)
-    assert choice.serve == "persistence" and "24h" in choice.reason
+def test_a_lead_uses_its_24h_window_when_its_7d_one_has_too_few_pairs():
+    rows = [skill("7d", 1, 5, api=1.0, persistence=5.0), skill("24h", 1, 12, api=3.0, persistence=1.0)]
+    choice = choose_lead(1, rows, 12)
+    assert choice.serve == "persistence" and choice.window == "24h" and choice.pairs == 12
     # 7 d enough: it decides, whatever the 24 h window says.
-    rows = leads("7d", 3, model=1.0, persistence=5.0) + leads("24h", 2, model=3.0, persistence=1.0)
-    assert choose(rows, 48).serve == MODEL
+    rows = [skill("7d", 1, 30, api=1.0, persistence=5.0), skill("24h", 1, 12, api=3.0, persistence=1.0)]
+    assert choose_lead(1, rows, 12).serve == MODEL
 
 
-def test_leads_are_weighted_by_their_pair_counts_and_compared_on_the_same_leads():
-    rows = [skill("7d", 1, 90, model=1.0, persistence=0.5), skill("7d", 24, 10, model=1.0, persistence=6.0)]
-    figures = window_figures("7d", rows)
-    assert figures.pairs == 100 and figures.baselines["persistence"] == (0.5 * 0.9 + 6.0 * 0.1, 1.0)
-    # Climatology scored only at lead 24 (worse there than the model): compared on that lead only.
-    rows = [skill("7d", 1, 90, model=5.0, persistence=None), skill("7d", 24, 10, model=1.0, persistence=None,
-                                                                     climatology=2.0)]
-    assert window_figures("7d", rows).baselines == {"climatology": (2.0, 1.0)}
-    assert choose(rows, 48).serve == MODEL
-
-
-def test_a_tie_while_a_baseline_is_served_keeps_that_baseline():
-    # Serving persistence, the served forecast's MAE is persistence's: no evidence for the model.
-    rows = leads("7d", 3, model=1.2, persistence=1.2)
-    assert choose(rows, 48, current="persistence").serve == "persistence"
-    assert choose(leads("7d", 3, model=1.0, persistence=1.2), 48, current="persistence").serve == MODEL
+def test_the_models_own_skill_decides_even_while_a_baseline_is_served():
+    # Persistence served at lead 2: the served MAE equals persistence's; the API's own forecast is better.
+    rows = [skill("7d", 2, 40, api=0.8, persistence=1.2, served=1.2)]
+    assert choose(rows, 12).serve_at(2) == MODEL
 
 
 def test_choose_all_decides_each_region_from_its_own_documents():
-    rows = leads("7d", 3, 3.0, 1.0, region="dakar") + leads("7d", 3, 1.0, 3.0, region="thies")
-    got = choose_all(rows, ["dakar", "thies", "louga"], 48, {})
-    assert {r: c.serve for r, c in got.items()} == {"dakar": "persistence", "thies": MODEL, "louga": MODEL}
+    rows = leads("7d", 20, 3.0, 1.0, region="dakar") + leads("7d", 20, 1.0, 3.0, region="thies")
+    got = choose_all(rows, ["dakar", "thies", "louga"], 12)
+    assert {r: p.serve_at(12) for r, p in got.items()} == {"dakar": "persistence", "thies": MODEL, "louga": MODEL}
+    assert got["dakar"].describe().endswith("the model at none")
+
+
+@given(st.lists(st.tuples(st.integers(1, 24), st.integers(0, 200), st.floats(0, 10), st.floats(0, 10) | st.none(),
+                          st.floats(0, 10) | st.none()), max_size=30))
+def test_a_served_lead_never_has_a_higher_measured_mae_than_the_model(rows):
+    """Whatever the documents, a baseline is served at a lead only with enough pairs and a strictly lower MAE."""
+    docs = {lead: skill("7d", lead, n, api, p, c) for lead, n, api, p, c in rows}  # one document per lead
+    plan = choose(docs.values(), 12)
+    for lead in range(1, 25):
+        served = plan.serve_at(lead)
+        if served != MODEL:
+            doc = docs[lead]
+            assert doc.api_count >= 12 and getattr(doc, f"{served}_mae") < doc.api_mae
+    assert isinstance(plan, Plan) and plan.key() == tuple((lead, plan.serve_at(lead)) for lead in sorted(plan.baselines))
 
 
 def test_a_baseline_forecast_can_be_asked_for_persistence_when_climatology_is_possible():

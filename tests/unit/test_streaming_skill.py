@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from meteoflow.contracts import ForecastDocument, ForecastRun, ForecastRunPoint, ModelFacts, Prediction
 from streaming.baselines import baseline_forecast, same_hour_before
-from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_model
+from streaming.forecasts import RegionHistory, baseline_documents, forecast_runs, served_documents, served_model
+from streaming.selection import Plan, LeadChoice
 from meteoflow.contracts import hour_floor
 from streaming.skill import lead_of, merged_bucket, recent_runs, score, skill_windows
 
@@ -230,6 +231,39 @@ def test_a_prophet_run_keeps_every_point_with_the_served_model():
     (kept,) = forecast_runs(docs, [hist], band_level=0.8)
     assert kept.id == "dakar|2026-03-03T00:00:00.000Z" and kept.model == "prophet" and kept.horizon_hours == 2
     assert [p.target_time for p in kept.points] == [T0 + H, T0 + 2 * H] and kept.band_level == 0.8
+
+
+def test_a_plan_serves_a_baseline_at_its_leads_and_the_run_keeps_the_apis_forecast_everywhere():
+    points = [(T0 - h * H + timedelta(minutes=10), 20.0 + h) for h in range(30)]  # 30 hours, last 12:10
+    hist = RegionHistory("dakar", 14.7, -17.4, T0 + timedelta(minutes=10), points)
+    api_docs = [ForecastDocument.from_prediction("dakar", Prediction(timestamp=T0 + i * H, temperature=30.0 + i,
+                                                                     lower=29.0, upper=40.0), NOW, 4, "blend")
+                for i in range(1, 5)]
+    plan = Plan({1: LeadChoice(1, "persistence"), 2: LeadChoice(2, "persistence"), 4: LeadChoice(4, "climatology")})
+    served = served_documents(api_docs, [hist], {"dakar": plan}, NOW, 4, 0.95)
+    assert [(d.model, d.yhat) for d in served] == [
+        ("persistence", 20.0), ("persistence", 20.0), ("blend", 33.0), ("climatology", 40.0)]  # 16:00 yesterday
+    assert served_documents(api_docs, [hist], {}, NOW, 4, 0.95) == api_docs  # no plan: the API's forecast
+    (kept,) = forecast_runs(served, [hist], 0.95, api_docs)
+    assert kept.model == "blend"  # the API's label; each point says what it served
+    assert [(p.model, p.yhat, p.api_yhat) for p in kept.points] == [
+        ("persistence", 20.0, 31.0), ("persistence", 20.0, 32.0), ("blend", 33.0, 33.0), ("climatology", 40.0, 34.0)]
+    # Scored: the served forecast and the API's own at every lead.
+    (bucket,) = score("dakar", {T0 + 2 * H: 21.0}, [kept], NOW)
+    (pair,) = bucket.leads
+    assert (pair.lead_hours, pair.model, pair.yhat, pair.api_yhat) == (2, "persistence", 20.0, 32.0)
+    figures = {s.window: s for s in skill_windows([bucket], NOW) if s.lead_hours == 2}["24h"]
+    assert (figures.model_mae, figures.api_mae, figures.api_count, figures.persistence_mae) == (1.0, 11.0, 1, 1.0)
+
+
+def test_a_run_point_written_before_api_yhat_was_kept_had_it_only_when_the_model_was_served():
+    old = run(T0, [21.0, 22.0], model="blend")
+    assert [p.api_forecast(old.model) for p in old.points] == [21.0, 22.0]
+    baseline = run(T0, [21.0], model="persistence")
+    assert baseline.points[0].api_forecast(baseline.model) is None
+    (bucket,) = score("dakar", {T0 + H: 20.0}, [baseline], NOW)
+    (lead_1,) = [s for s in skill_windows([bucket], NOW) if s.window == "7d" and s.lead_hours == 1]
+    assert (lead_1.count, lead_1.api_count, lead_1.api_mae, lead_1.model_mae) == (1, 0, None, 1.0)
 
 
 def test_the_served_model_is_read_from_the_facts_when_the_api_says_it():

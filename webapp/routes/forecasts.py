@@ -74,5 +74,5 @@ def forecast_quality(store: StoreDep, clock: ClockDep,
     for rid in sorted({s.region_id for s in skills}):
         latest = store.latest_observation(rid)
         names[rid] = latest.region_name if latest else rid
-        served[rid] = next((d.model for d in store.latest_forecast(rid) if d.model), None)
+        served[rid] = views.served_label(store.latest_forecast(rid))
     return views.quality_body(skills, names, served, window, region, now)

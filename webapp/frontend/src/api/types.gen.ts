@@ -864,6 +864,11 @@ export interface components {
             model_bias: number | null;
             /** Coverage */
             coverage: number | null;
+            /**
+             * Api Mae
+             * @description The forecasting API's own forecast, scored at every lead whether or not it is served (a baseline is served where it does better)
+             */
+            api_mae?: number | null;
         };
         /**
          * ObservationBody

@@ -19,18 +19,20 @@ const num = (v: number | null | undefined) => (v === null || v === undefined ? n
 
 function MaeChart({ rows, units }: { rows: LeadSkill[]; units: Units }) {
   const k = units === "F" ? 1.8 : 1;
-  const scaled = (key: "model_mae" | "persistence_mae" | "climatology_mae") => rows.map((r) => (r[key] === null ? null : r[key]! * k));
-  const data: uPlot.AlignedData = [rows.map((r) => r.lead_hours), scaled("model_mae"), scaled("persistence_mae"), scaled("climatology_mae")];
+  const scaled = (key: "model_mae" | "persistence_mae" | "climatology_mae" | "api_mae") =>
+    rows.map((r) => (r[key] === null || r[key] === undefined ? null : r[key]! * k));
+  const data: uPlot.AlignedData = [rows.map((r) => r.lead_hours), scaled("model_mae"), scaled("api_mae"), scaled("persistence_mae"), scaled("climatology_mae")];
   const series: uPlot.Series[] = [
     { label: "Lead (h)" },
     { label: "Served forecast", stroke: "#1d4ed8", width: 2.5 },
+    { label: "Model (served or not)", stroke: "#7c3aed", width: 1.5 },
     { label: "Persistence", stroke: "#d97706", width: 2, dash: [6, 4] },
     { label: "Same hour yesterday", stroke: "#64748b", width: 2, dash: [2, 3] },
   ];
   return (
     <UChart
       testId="mae-chart"
-      label="Mean absolute error by lead time: the served forecast against persistence and same hour yesterday"
+      label="Mean absolute error by lead time: the served forecast and the model's own against persistence and same hour yesterday"
       optionsKey={`mae-${units}`}
       height={260}
       data={data}
