@@ -224,9 +224,9 @@ class Settings(BaseSettings):
         "what happened; skill scores runs up to a day old); the latest run per region stays in forecasts")
 
     forecast_skill_min_pairs: int = Field(
-        12, ge=1, description="Scored pairs of the forecasting API's own forecast a lead time needs (7 d window, else "
+        48, ge=1, description="Scored pairs of the forecasting API's own forecast a lead time needs (7 d window, else "
         "24 h) before its tracked skill may serve a baseline (persistence or same hour yesterday) at that lead, "
-        "where the baseline's MAE beats the model's")
+        "where the baseline's MAE beats the model's (over the last 24 h as well)")
 
     # --- producer -------------------------------------------------------------
     producer_source: Literal["auto", "openweathermap", "simulator", "replay"] = Field(

@@ -11,7 +11,11 @@ baseline never hides the model's skill: the refresh after the model becomes the 
 lead serves it there again.
 
 A lead uses its 7 d window when that holds `min_pairs` pairs of the API's forecast, else its 24 h
-one; neither: the model is served there. A tie keeps the model.
+one; neither: the model is served there. A tie keeps the model. A baseline chosen on the 7 d window
+must also beat the model over the last 24 h: a model that got better (more history, a change of
+weather) wins its leads back the day it does, instead of once its worse week has left the window.
+On a replay of real weather the 7 d window alone served same hour yesterday at leads where the
+model had become the better one (BENCHMARKS.md, the replay).
 """
 
 from __future__ import annotations
@@ -85,8 +89,16 @@ def choose_lead(lead: int, skills: Iterable[ForecastSkill], min_pairs: int) -> L
             mae = getattr(skill, f"{name}_mae")
             if mae is not None and mae < best_mae:
                 best, best_mae = name, mae
+        recent = by_window.get("24h")
+        if best != MODEL and window != "24h" and recent is not None and recent.api_mae is not None \
+                and not _beats(getattr(recent, f"{best}_mae"), recent.api_mae):
+            best = MODEL  # the last 24 h say the model
         return LeadChoice(lead, best, window, skill.api_count, skill.api_mae, None if best == MODEL else best_mae)
     return LeadChoice(lead, MODEL)
+
+
+def _beats(mae: float | None, model_mae: float) -> bool:
+    return mae is not None and mae < model_mae
 
 
 def choose(skills: Iterable[ForecastSkill], min_pairs: int) -> Plan:

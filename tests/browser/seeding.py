@@ -167,7 +167,7 @@ class Seeder:
                 lead_hours=lead, count=count, model_mae=round(model_mae * grow, 3), model_bias=0.1,
                 persistence_mae=round(persistence_mae * (1 + lead / 8), 3), persistence_bias=0.0,
                 climatology_mae=round(climatology_mae * 1.5, 3), climatology_bias=-0.1, coverage=coverage,
-                band_level=band_level, updated_at=now))
+                band_level=band_level, updated_at=now, api_count=count, api_mae=round(model_mae * grow * 1.1, 3)))
         upsert_all(self.db[contracts.FORECAST_SKILL], docs)
         return docs
 

@@ -159,6 +159,7 @@ def test_forecast_quality_page_shows_skill_by_lead_time_and_the_worst_regions(pa
     tip = page.get_by_test_id("mae-chart").get_by_test_id("chart-tooltip")
     tip.wait_for()
     assert re.search(r"\d+ h ahead", tip.inner_text()) and "Persistence" in tip.inner_text()
+    assert re.search(r"Model \(served or not\): \d+\.\d\d", tip.inner_text()), tip.inner_text()
     page.mouse.move(0, 0)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(images_dir / "quality.png"), full_page=True)

@@ -140,6 +140,8 @@ def test_forecast_quality_by_lead_time_and_region_worst_first(seeder, api):
     first = body["by_lead"][0]
     assert first["count"] == 40
     assert first["model_mae"] == pytest.approx((0.8 + 2.0) * (1 + 1 / 24) / 2, abs=1e-3)
+    # The model's own forecast, scored whether or not served (seeded 10% above the served one).
+    assert first["api_mae"] == pytest.approx((0.8 + 2.0) * (1 + 1 / 24) / 2 * 1.1, abs=2e-3)
     assert body["band_level"] == 0.9
 
     one = api.get("/api/forecast-quality", params={"window": "24h", "region": "dakar"}).json()

@@ -57,6 +57,17 @@ def test_a_lead_uses_its_24h_window_when_its_7d_one_has_too_few_pairs():
     assert choose_lead(1, rows, 12).serve == MODEL
 
 
+def test_a_baseline_better_over_7_days_is_not_served_where_the_model_did_better_over_the_last_24_hours():
+    week = skill("7d", 12, 150, api=2.0, persistence=None, climatology=1.7)
+    assert choose_lead(12, [week], 48).serve == "climatology"
+    assert choose_lead(12, [week, skill("24h", 12, 24, api=1.5, persistence=None, climatology=1.8)], 48).serve == MODEL
+    assert choose_lead(12, [week, skill("24h", 12, 24, api=1.5, persistence=None, climatology=1.5)], 48).serve == MODEL
+    assert choose_lead(12, [week, skill("24h", 12, 24, api=1.5, persistence=None, climatology=1.2)], 48).serve \
+        == "climatology"
+    # No figure of that baseline over the last 24 h: no evidence for it there.
+    assert choose_lead(12, [week, skill("24h", 12, 24, api=1.5, persistence=None, climatology=None)], 48).serve == MODEL
+
+
 def test_the_models_own_skill_decides_even_while_a_baseline_is_served():
     # Persistence served at lead 2: the served MAE equals persistence's; the API's own forecast is better.
     rows = [skill("7d", 2, 40, api=0.8, persistence=1.2, served=1.2)]
