@@ -113,6 +113,10 @@ class Settings(BaseSettings):
         "or sqlite (files under <run_dir>/ferretdb, no PostgreSQL). Each keeps its own data: switching starts "
         "from an empty store")
     postgres_port: Port = _port(5432, "PostgreSQL under FerretDB (METEOFLOW_STORE_BACKEND=postgresql)")
+    store_id_index: bool = Field(
+        True, description="PostgreSQL backend: index every FerretDB table by _id (GIN), which FerretDB does not do: "
+        "without it each read or update by _id is a pass over the collection, slower as history grows. false "
+        "drops these indexes at the next start (benchmarks/store_id_index_bench.py compares both)")
 
     # --- records (every stage that reads them) ---------------------------------
     record_max_ahead_seconds: float = Field(

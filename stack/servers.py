@@ -261,6 +261,59 @@ class ElasticsearchServer(ManagedProcess):
 
 PG_ROLE = "meteoflow"  # the PostgreSQL role FerretDB connects as (initdb's superuser)
 PG_DATABASE = "ferretdb"  # FerretDB maps each MongoDB database to a schema of this one
+# FerretDB keeps each collection as a table of one jsonb column (_jsonb) and sends an _id equality
+# as `_jsonb -> '_id' @> $1`, which its own (btree) indexes cannot serve: every read or update by
+# _id was a pass over the whole collection, so the write path slowed as history grew (BENCHMARKS.md,
+# "the store's _id index"). A GIN index on that expression serves it. FerretDB does not make one,
+# so an event trigger adds it to every table it creates, and to those that exist already.
+# Statements end with ";" and an empty line: single-user mode's -j.
+PG_ID_INDEX_SQL = """\
+CREATE OR REPLACE FUNCTION public.meteoflow_index_id(target regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = '_jsonb' AND NOT attisdropped) THEN
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
+                   left((SELECT relname FROM pg_class WHERE oid = target), 56) || '_id_gin', target);
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.meteoflow_index_new_tables() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE created record;
+BEGIN
+  FOR created IN SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type = 'table' LOOP
+    PERFORM public.meteoflow_index_id(created.objid::regclass);
+  END LOOP;
+END $$;
+
+DROP EVENT TRIGGER IF EXISTS meteoflow_index_new_tables;
+
+CREATE EVENT TRIGGER meteoflow_index_new_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION public.meteoflow_index_new_tables();
+
+DO $$
+DECLARE existing regclass;
+BEGIN
+  FOR existing IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') LOOP
+    PERFORM public.meteoflow_index_id(existing);
+  END LOOP;
+END $$;
+
+"""
+# METEOFLOW_STORE_ID_INDEX=false: back to FerretDB's own indexes only (to measure what the index buys).
+PG_NO_ID_INDEX_SQL = """\
+DROP EVENT TRIGGER IF EXISTS meteoflow_index_new_tables;
+
+DO $$
+DECLARE found record;
+BEGIN
+  FOR found IN SELECT c.oid::regclass AS name FROM pg_class c WHERE c.relkind = 'i' AND c.relname LIKE '%\\_id\\_gin' LOOP
+    EXECUTE format('DROP INDEX %s', found.name);
+  END LOOP;
+END $$;
+
+"""
 
 
 class PostgreSQLServer(ManagedProcess):
@@ -317,6 +370,12 @@ class PostgreSQLServer(ManagedProcess):
                                  stdin=f"CREATE DATABASE {PG_DATABASE};\n")
         if self.run_as_user():
             _hand_over(self.home)
+        # At every start (the server is down here): a data directory made before this step gets it too.
+        index = self.settings.store_id_index
+        self._as_server_user([self._bin("postgres"), "--single", "-j", "-D", str(self.data_dir), "-c", "jit=off",
+                              "-c", "exit_on_error=on", PG_DATABASE],
+                             "indexing FerretDB's tables by _id" if index else "dropping the _id indexes",
+                             stdin=PG_ID_INDEX_SQL if index else PG_NO_ID_INDEX_SQL)
 
     def command(self) -> list[str]:
         s = self.settings
@@ -328,6 +387,9 @@ class PostgreSQLServer(ManagedProcess):
             "-c", "unix_socket_directories=",
             "-c", "jit=off",  # the JIT's LLVM is not unpacked
             "-c", "max_connections=100",  # FerretDB's pool holds at most 50
+            # FerretDB prepares its statements with the key as a parameter (`_jsonb -> $1 @> $2`): a generic
+            # plan cannot match the _id index's expression; a custom plan, planned with the values, does.
+            "-c", "plan_cache_mode=force_custom_plan",
         ]
 
     def healthy(self) -> bool:

@@ -1,11 +1,17 @@
 """FerretDB on its PostgreSQL backend, both started by the stack code: PostgreSQL from Debian's
 packages (unpacked in the cache), FerretDB built as for SQLite. When the test stack already runs
 on PostgreSQL (METEOFLOW_STORE_BACKEND=postgresql) its servers are used; otherwise this module
-starts its own pair beside it, on the test PostgreSQL port and the FerretDB port after the stack's."""
+starts its own pair beside it, on the test PostgreSQL port and the FerretDB port after the stack's.
+
+The stack indexes every FerretDB table by _id (a GIN index FerretDB does not make; without it each
+read by _id is a pass over the collection): checked in PostgreSQL's own plan, which FerretDB's
+`explain` returns."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from typing import Any
 
 import pymongo
 import pytest
@@ -64,3 +70,68 @@ def test_ferretdb_stores_in_postgresql_and_reads_back_after_its_restart(postgres
     finally:
         client.drop_database(settings.mongo_db)
         client.close()
+
+
+DOCUMENTS = 5000  # enough rows for PostgreSQL to prefer an index it has
+
+
+def plan_of_find_by_id(db, collection: str, _id: str) -> dict[str, Any]:
+    return db.command("explain", {"find": collection, "filter": {"_id": _id}}, verbosity="queryPlanner")["queryPlanner"]
+
+
+def index_names(plan: Any) -> set[str]:
+    if isinstance(plan, dict):
+        return {v for k, v in plan.items() if k == "Index Name"} | set().union(*map(index_names, plan.values()))
+    if isinstance(plan, list):
+        return set().union(*map(index_names, plan))
+    return set()
+
+
+def fill(db, collection: str) -> None:
+    db[collection].insert_many([{"_id": f"dakar|{i}", "region_id": "dakar", "temp": 20.0} for i in range(DOCUMENTS)])
+
+
+def test_a_read_by_id_uses_the_index_the_stack_adds_to_a_new_collection(postgresql_store):
+    settings = postgresql_store.model_copy(update={"mongo_db": f"idx{uuid.uuid4().hex[:10]}"})
+    client = make_mongo_client(settings)
+    try:
+        db = client[settings.mongo_db]
+        fill(db, "hourly_stats")
+        plan = plan_of_find_by_id(db, "hourly_stats", "dakar|77")
+        assert any(name.endswith("_id_gin") for name in index_names(plan)), plan
+        assert db["hourly_stats"].find_one({"_id": "dakar|77"})["temp"] == 20.0
+    finally:
+        client.drop_database(settings.mongo_db)
+        client.close()
+
+
+def test_the_id_index_goes_and_comes_back_with_the_setting_at_a_restart(stack):
+    """A data directory made without the index (as before this step existed) gets it at its next start."""
+    settings = stack.model_copy(update={
+        "store_backend": "postgresql", "store_id_index": False, "run_dir": stack.run_dir / f"store-id-{uuid.uuid4().hex[:6]}",
+        "mongo_port": stack.mongo_port + 2, "postgres_port": stack.postgres_port + 2, "mongo_db": "idx"})
+
+    def started(values) -> list:
+        servers = [PostgreSQLServer(values), FerretDBServer(values)]
+        for server in servers:
+            server.start(log=lambda _: None)
+        return servers
+
+    servers = started(settings)
+    try:
+        client = make_mongo_client(settings)
+        fill(client.idx, "observations")
+        assert index_names(plan_of_find_by_id(client.idx, "observations", "dakar|77")) == set()
+        client.close()
+        for server in reversed(servers):
+            server.stop()
+        servers = started(settings.model_copy(update={"store_id_index": True}))
+        client = make_mongo_client(settings)
+        plan = plan_of_find_by_id(client.idx, "observations", "dakar|77")
+        assert any(name.endswith("_id_gin") for name in index_names(plan)), plan
+        assert client.idx.observations.count_documents({}) == DOCUMENTS
+        client.close()
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(settings.run_dir, ignore_errors=True)
