@@ -77,16 +77,21 @@ def start_store(args, backend: str) -> tuple[Settings, list]:
         settings = settings.model_copy(update={"mongo_port": settings.mongo_port + 1})
     servers = [PostgreSQLServer(settings)] if backend == "postgresql" else []
     servers.append(FerretDBServer(settings))
+    return settings, start_all(servers, backend)
+
+
+def start_all(servers: list, label: str) -> list:
+    """Start `servers` in order (their lines printed under `label`); if one fails, stop the others."""
     started = []
     try:
         for server in servers:
-            server.start(log=lambda line: print(f"  [{backend}] {line}", flush=True))
+            server.start(log=lambda line: print(f"  [{label}] {line}", flush=True))
             started.append(server)
     except BaseException:
         for server in reversed(started):
             server.stop()
         raise
-    return settings, started
+    return started
 
 
 def timed(fn) -> float:

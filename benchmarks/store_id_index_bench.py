@@ -29,7 +29,6 @@ import random
 import shutil
 import statistics
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.goals import Figure, record  # noqa: E402
+from benchmarks.store_backend_bench import start_all, timed  # noqa: E402
 from meteoflow.contracts import HOURLY_STATS, OBSERVATIONS, HourlyStats  # noqa: E402
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from meteoflow.settings import Settings  # noqa: E402
@@ -77,22 +77,7 @@ def start_store(args, name: str, index: bool, slot: int) -> tuple[Settings, list
     settings = pipeline_settings(run_dir, args.port_offset, store_backend="postgresql", store_id_index=index)
     settings = settings.model_copy(update={"mongo_port": settings.mongo_port + slot,
                                            "postgres_port": settings.postgres_port + slot})
-    started = []
-    try:
-        for server in (PostgreSQLServer(settings), FerretDBServer(settings)):
-            server.start(log=lambda line: print(f"  [{name}] {line}", flush=True))
-            started.append(server)
-    except BaseException:
-        for server in reversed(started):
-            server.stop()
-        raise
-    return settings, started
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    return settings, start_all([PostgreSQLServer(settings), FerretDBServer(settings)], name)
 
 
 def main(argv=None) -> int:
