@@ -74,3 +74,20 @@ def test_cards_put_silent_then_late_then_degraded_first():
         return {"problem": problem, "region": {"region_id": rid, "region_name": rid.title()}}
     cards = [card("a", None), card("b", "degraded"), card("c", "late"), card("d", "silent"), card("e", None)]
     assert [c["region"]["region_id"] for c in views.sort_cards(cards)] == ["d", "c", "b", "a", "e"]
+
+
+def test_a_forecast_is_labelled_by_what_most_of_its_points_serve_and_a_tie_by_the_model():
+    from meteoflow.contracts import ForecastDocument, Prediction
+
+    t0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+
+    def docs(*models):
+        return [ForecastDocument.from_prediction("dakar", Prediction(timestamp=t0 + timedelta(hours=i + 1),
+                                                                     temperature=20.0, lower=19.0, upper=21.0),
+                                                 t0, len(models), m) for i, m in enumerate(models)]
+
+    assert views.served_label(docs("persistence", "persistence", "blend", "blend", "blend")) == "blend"
+    assert views.served_label(docs("persistence", "persistence", "persistence", "blend")) == "persistence"
+    assert views.served_label(docs("persistence", "blend")) == "blend"
+    assert views.served_label([]) is None
+    assert views.forecast_body(docs("climatology", "blend", "blend"))["model"] == "blend"
