@@ -9,13 +9,15 @@ and `units=metric`. Replies are scripted per request:
         owm.always(Reply.status(404), lat=15.66, lon=-13.26)               # every request for Matam
         owm.script(Reply.slow(2.0))                                         # next request, any region
 
-Unscripted requests get a realistic 200 body built from lat/lon/dt. Every request is
+Unscripted requests get a realistic 200 body built from lat/lon/dt (at a fixed instant, or with
+`FakeOwm(live=True)` at the current time with a daily cycle). Every request is
 recorded in `owm.requests` (path and query) so tests can count retries.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -85,8 +87,14 @@ def _point(lat: float, lon: float) -> tuple[float, float]:
     return round(lat, 3), round(lon, 3)
 
 
-def _weather_point(lat: float, dt: int) -> dict[str, Any]:
+def _weather_point(lat: float, dt: int, lon: float | None = None) -> dict[str, Any]:
+    """Constant weather of a place; with `lon` (a live stand-in), a daily cycle peaking at 15:00 local
+    solar time and a fixed, hour-to-hour wobble, so a forecast has something to learn."""
     temp = round(30.0 - abs(lat) * 0.3, 2)
+    if lon is not None:
+        hour = (dt / 3600 + lon / 15) % 24
+        wobble = ((dt // 3600) * 7919 + int(lat * 1000)) % 101 / 100 - 0.5
+        temp = round(temp + 4.0 * math.sin(2 * math.pi * (hour - 9) / 24) + wobble, 2)
     return {
         "dt": dt, "sunrise": dt - 5 * 3600, "sunset": dt + 6 * 3600, "temp": temp, "feels_like": temp + 1.2,
         "pressure": 1012, "humidity": 62, "dew_point": round(temp - 6.5, 2), "uvi": 7.4, "clouds": 20,
@@ -95,28 +103,33 @@ def _weather_point(lat: float, dt: int) -> dict[str, Any]:
     }
 
 
-def default_body(req: Request) -> dict[str, Any]:
+def default_body(req: Request, live: bool = False) -> dict[str, Any]:
+    """The 200 body of an unscripted request: a fixed instant (FIXED_DT) and constant weather, or with
+    `live` the current time and weather that follows the clock (FakeOwm(live=True))."""
     lat, lon = float(req.params["lat"]), float(req.params["lon"])
+    now = int(time.time()) // 60 * 60 if live else FIXED_DT
+    cycle = lon if live else None
     if req.path == CURRENT:
-        point = _weather_point(lat, FIXED_DT)
+        point = _weather_point(lat, now, cycle)
         return {
             "coord": {"lon": lon, "lat": lat}, "weather": point["weather"], "base": "stations",
             "main": {"temp": point["temp"], "feels_like": point["feels_like"], "temp_min": point["temp"] - 1,
                      "temp_max": point["temp"] + 1, "pressure": 1012, "humidity": 62, "sea_level": 1012,
                      "grnd_level": 1010},
             "visibility": 10000, "wind": {"speed": 4.6, "deg": 330, "gust": 6.1}, "clouds": {"all": 20},
-            "dt": FIXED_DT, "sys": {"country": "SN", "sunrise": FIXED_DT - 5 * 3600, "sunset": FIXED_DT + 6 * 3600},
+            "dt": now, "sys": {"country": "SN", "sunrise": now - 5 * 3600, "sunset": now + 6 * 3600},
             "timezone": 0, "id": 2253354, "name": "Somewhere", "cod": 200,
         }
     head = {"lat": lat, "lon": lon, "timezone": "Africa/Dakar", "timezone_offset": 0}
     if req.path == TIMEMACHINE:
-        return {**head, "data": [_weather_point(lat, int(req.params["dt"]))]}
-    return {**head, "current": _weather_point(lat, FIXED_DT)}
+        return {**head, "data": [_weather_point(lat, int(req.params["dt"]), cycle)]}
+    return {**head, "current": _weather_point(lat, now, cycle)}
 
 
 class FakeOwm:
-    def __init__(self, api_key: str = "fake-owm-key-0123456789abcdef"):
+    def __init__(self, api_key: str = "fake-owm-key-0123456789abcdef", live: bool = False):
         self.api_key = api_key
+        self.live = live  # unscripted answers at the current time, with a daily cycle (default_body)
         self.requests: list[Request] = []
         self._queues: dict[tuple[float, float] | None, deque[Reply]] = {}
         self._always: dict[tuple[float, float], Reply] = {}
@@ -172,7 +185,8 @@ class FakeOwm:
                     reply = Reply.status(400, "units must be metric in these tests")
                 if reply.delay:
                     time.sleep(reply.delay)
-                body = reply.body if reply.body is not None else (default_body(req) if reply.code == 200 else {})
+                body = reply.body if reply.body is not None else (
+                    default_body(req, fake.live) if reply.code == 200 else {})
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 try:
                     self.send_response(reply.code)
