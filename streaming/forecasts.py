@@ -432,13 +432,16 @@ class RetryTimer:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
+            began = time.monotonic()
             try:
                 outcome = self.refresher.refresh()
             except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
-                self.log.warning("forecast refresh failed: %s", exc)
+                self.log.warning("forecast refresh failed after %.1f s: %s", time.monotonic() - began, exc)
                 continue
             if outcome.attempted:
-                self.log.info("forecast refresh: %d ok, %d failed, %d skipped, %d errors",
-                              len(outcome.ok), len(outcome.failed), len(outcome.skipped), len(outcome.errors),
-                              extra={"fields": {"event.action": "forecast-retry", "meteoflow.streaming": {
-                                  "forecast": outcome.summary().model_dump(mode="json")}}})
+                took = time.monotonic() - began
+                self.log.info("forecast refresh: %d ok, %d failed, %d skipped, %d errors in %.1f s",
+                              len(outcome.ok), len(outcome.failed), len(outcome.skipped), len(outcome.errors), took,
+                              extra={"fields": {"event.action": "forecast-retry", "event.duration": int(took * 1e9),
+                                                "meteoflow.streaming": {
+                                                    "forecast": outcome.summary().model_dump(mode="json")}}})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -284,6 +285,31 @@ class FaultContext:
         want = Counter({f"{i.incident_id}|{kind}": 1 for i in incidents for kind in ("alert", "recovery")})
         assert delivered == want, f"Slack got {dict(delivered)}, expected one alert and one recovery per incident"
         return {"incidents": {i.incident_id: i.status for i in incidents}, "slack_messages": len(self.slack.messages)}
+
+
+LOG_TAIL_LINES = 60
+FAILED_LOGS_DIR = REPO_ROOT / ".run" / "failed-faults"  # outside RUN_DIR: the next start wipes that
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed scenario keeps its evidence: the services' logs are copied where the next run
+    will not wipe them, and the tails of the streaming job's and forecasting API's logs go into
+    the failure report (so a CI log shows what the job was doing when the wait ran out)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    logs = RUN_DIR / "logs"
+    if not logs.is_dir():
+        return
+    kept = FAILED_LOGS_DIR / item.name
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(logs, kept)
+    for name in ("streaming", "forecasting_api", "ferretdb"):
+        lines = (logs / f"{name}.log").read_text(errors="replace").splitlines() if (logs / f"{name}.log").exists() else []
+        tail = "\n".join(line[:600] for line in lines[-LOG_TAIL_LINES:])
+        report.sections.append((f"{name}.log, last {LOG_TAIL_LINES} lines (all logs kept in {kept})", tail))
 
 
 @pytest.fixture(scope="module")
