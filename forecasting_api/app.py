@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
@@ -17,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from forecasting_api.cache import LruCache
 from forecasting_api.engine import ForecastFailed, Forecaster, Outcome, QueueFull, Ticket
 from forecasting_api.validation import SeriesError, clean_series, describe_errors
 from meteoflow import __version__
@@ -64,6 +67,7 @@ class Health(BaseModel):
     timeouts: int
     worker_restarts: int
     cache: dict[str, int]
+    response_cache: dict[str, int] = {}
 
 
 def error_response(status: int, field: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -151,6 +155,77 @@ class BodyLimit:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """An answer as an identical repeat of its request gets it: every forecast in it `cached`."""
+
+    body: bytes
+    ok: int
+    errors: int
+
+
+KEPT_ANSWER = "meteoflow_kept_answer"  # the scope-state key a route puts its KeptAnswer under
+CACHED_PATHS = ("/predict", "/predict/batch")
+
+
+class ResponseCache:
+    """Answers an identical repeat of a forecast request (same path, same body bytes) with the
+    bytes of its answer, before any parsing: hashing the body is all the work. Parsing and
+    validating thousands of points again is most of what a repeat costs even when every fit is
+    in the forecast cache. The route decides what may be kept: it leaves a KeptAnswer in the
+    scope's state only when every forecast of the answer came out ok (a timeout or a failed fit
+    is asked again). Inside BodyLimit, so the body is already bounded."""
+
+    def __init__(self, app, cache: LruCache, routes: dict[str, Any], on_hit: Callable[[str, KeptAnswer, float], None]):
+        self.app = app
+        self.cache = cache
+        self.routes = routes  # path -> route, recorded in the scope so a hit is timed under its route
+        self.on_hit = on_hit
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path")
+        if (scope["type"] != "http" or scope.get("method") != "POST" or path not in self.routes
+                or self.cache.capacity <= 0):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        key = hashlib.sha256(path.encode() + b"\0" + body).digest()
+        kept = self.cache.get(key)
+        if kept is not None:
+            scope["route"] = self.routes[path]
+            await Response(kept.body, media_type="application/json")(scope, receive, send)
+            self.on_hit(path, kept, started)
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        state = scope.setdefault("state", {})
+        await self.app(scope, replay, send)
+        kept = state.pop(KEPT_ANSWER, None)
+        if kept is not None:
+            self.cache.put(key, kept)
+
+
+def _as_repeated(response: PredictResponse) -> PredictResponse:
+    """The answer a repeat gets: the same forecast, from the cache, so not warm-started by this call."""
+    return response.model_copy(update={"model": response.model.model_copy(update={"cached": True,
+                                                                                 "warm_started": False})})
 
 
 def _response(outcome: Outcome, region_id: str | None, duplicates_merged: int) -> PredictResponse:
@@ -255,7 +330,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     forecaster = forecaster or Forecaster(settings)
     min_points, max_points = settings.forecast_min_points, settings.forecast_max_points
     max_series = settings.forecast_max_batch_series
-    metrics = ForecastingApiMetrics(forecaster.stats, registry)
+    answers = LruCache(settings.forecast_response_cache_size)  # whole answers by request body: ResponseCache
+    metrics = ForecastingApiMetrics(lambda: {**forecaster.stats(), "response_cache": answers.stats()}, registry)
     api_key = settings.forecast_api_key.get_secret_value() if settings.forecast_api_key else ""
     # Only documents the key in the OpenAPI (Swagger's "Authorize"); ApiKeyGuard enforces it.
     secured = [Security(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))] if api_key else []
@@ -276,6 +352,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         lifespan=lifespan,
     )
     app.state.forecaster = forecaster
+
+    def answered_from_cache(path: str, kept: KeptAnswer, started: float) -> None:
+        metrics.forecasts.labels("ok").inc(kept.ok)
+        metrics.forecasts.labels("error").inc(kept.errors)
+        log.info("%s answered from the response cache: %d ok, %d errors", path, kept.ok, kept.errors,
+                 extra={"fields": {"event.action": FORECAST_BATCH_ACTION if path.endswith("/batch") else FORECAST_ACTION,
+                                   "event.duration": int((time.perf_counter() - started) * 1e9),
+                                   "meteoflow.forecast_batch": {"series": kept.ok + kept.errors, "ok": kept.ok,
+                                                                "errors": kept.errors, "response_cached": True}}})
+
+    app.state.response_cache = answers
+    cached_routes: dict[str, Any] = {}  # filled once the routes below exist (the middleware stack is built later)
+    # Added first, so innermost: the API key and the body's size are checked before the cache answers.
+    app.add_middleware(ResponseCache, cache=answers, routes=cached_routes, on_hit=answered_from_cache)
     app.add_middleware(BodyLimit, max_bytes=settings.forecast_max_body_bytes)
     instrument_app(app, metrics.http)  # outside BodyLimit: its 413s are counted too
     if api_key:
@@ -301,7 +391,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         summary="Forecast one series",
         dependencies=secured,
     )
-    async def predict(body: PredictRequest):
+    async def predict(body: PredictRequest, request: Request):
         started = time.perf_counter()
         try:
             series = clean_series(body.data, min_points, max_points)
@@ -320,11 +410,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         metrics.forecasts.labels("ok").inc()
         response = _response(outcome, body.region_id, series.duplicates_merged)
         _log_forecast(body, response, started)
+        setattr(request.state, KEPT_ANSWER, KeptAnswer(_as_repeated(response).model_dump_json().encode(), 1, 0))
         return Response(response.model_dump_json(), media_type="application/json")  # as the batch's
 
     @app.post("/predict/batch", response_model=BatchResponse, responses={**ERRORS, **AUTH},
               summary="Forecast many series", dependencies=secured)
-    async def predict_batch(body: BatchRequest):
+    async def predict_batch(body: BatchRequest, request: Request):
         started = time.perf_counter()
         if len(body.series) > max_series:
             return error_response(413, "series", f"{len(body.series)} series; the limit is {max_series} per batch "
@@ -355,13 +446,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                 "meteoflow.forecast_batch": {"series": len(items), "ok": ok, "errors": len(items) - ok},
             }},
         )
+        if all(item.status == "ok" for item in forecasts):  # item errors left are the input's: they repeat
+            repeated = [item.model_copy(update={"forecast": _as_repeated(item.forecast)}) if item.forecast else item
+                        for item in items]
+            setattr(request.state, KEPT_ANSWER, KeptAnswer(BatchResponse(results=repeated).model_dump_json().encode(),
+                                                           ok, len(items) - ok))
         # Serialized here in one pass: returned as a model, FastAPI would validate it again first (most of a
         # cached batch's time). response_model still documents the body.
         return Response(BatchResponse(results=list(items)).model_dump_json(), media_type="application/json")
 
     @app.get("/health", response_model=Health, summary="Liveness, version, queue and cache figures (no API key)")
     async def health():
-        return Health(status="ok", version=VERSION, **forecaster.stats())
+        return Health(status="ok", version=VERSION, **forecaster.stats(), response_cache=answers.stats())
+
+    cached_routes.update({route.path: route for route in app.routes if getattr(route, "path", None) in CACHED_PATHS})
 
     return app
 

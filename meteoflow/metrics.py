@@ -480,7 +480,7 @@ class _ForecasterCollector:
 
     def collect(self):
         s = self.stats()
-        cache = s.get("cache", {})
+        cache, answers = s.get("cache", {}), s.get("response_cache", {})
         p = f"{PREFIX}_forecasting_api"
         for name, doc, value in (
             ("fits", "Prophet fits started", s["fits"]),
@@ -494,6 +494,8 @@ class _ForecasterCollector:
             ("cache_hits", "Forecasts answered from the cache", cache.get("hits", 0)),
             ("cache_misses", "Cache look-ups that found nothing", cache.get("misses", 0)),
             ("cache_evictions", "Cached forecasts evicted (least recently used)", cache.get("evictions", 0)),
+            ("response_cache_hits", "Requests answered whole from the response cache (the same body again)",
+             answers.get("hits", 0)),
         ):
             family = CounterMetricFamily(f"{p}_{name}", doc)
             family.add_metric([], value)
@@ -503,6 +505,7 @@ class _ForecasterCollector:
             ("fits_max_in_flight", "forecast_max_pending_fits: more fits in flight are refused with 429",
              s.get("max_pending", 0)),
             ("cache_entries", "Forecasts in the cache", cache.get("size", 0)),
+            ("response_cache_entries", "Answers kept in the response cache", answers.get("size", 0)),
             ("workers", "Fit worker processes", s["workers"]),
         ):
             family = GaugeMetricFamily(f"{p}_{name}", doc)

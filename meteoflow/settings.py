@@ -188,7 +188,11 @@ class Settings(BaseSettings):
     forecast_api_url_override: str | None = Field(None, alias="METEOFLOW_FORECAST_API_URL", description="Use an external forecasting API")
     forecast_horizon_hours: int = Field(24, ge=1, le=168)
     forecast_min_points: int = Field(24, ge=2)
-    forecast_cache_size: int = Field(256, ge=0)
+    forecast_cache_size: int = Field(
+        256, ge=0, description="Forecasts the forecasting API keeps by exact input (series, horizon, model settings)")
+    forecast_response_cache_size: int = Field(
+        64, ge=0, description="Answers the forecasting API keeps by request body, so an identical repeat is answered "
+        "without parsing it again (0: off)")
     forecast_max_body_bytes: int = Field(5_000_000, ge=1024, description="Largest request body (413 beyond)")
     forecast_max_points: int = Field(
         2400, ge=2, description="Most points in one series (413 for /predict, an item error in a batch): 100 days "

@@ -73,6 +73,7 @@ def test_same_input_gives_the_same_forecast_after_a_refit(client):
     request = body(seed=21)
     first = client.post("/predict", json=request).json()
     client.app.state.forecaster.cache.clear()
+    client.app.state.response_cache.clear()
     fits_before = health(client)["fits"]
     second = client.post("/predict", json=request).json()
     assert second["model"]["cached"] is False and health(client)["fits"] == fits_before + 1
@@ -265,7 +266,7 @@ def test_metrics_count_requests_per_route_forecasts_fits_and_cache_hits(client):
     before = scrape()
     request = body(seed=61)
     assert client.post("/predict", json=request).status_code == 200  # a fit
-    assert client.post("/predict", json=request).status_code == 200  # from the cache
+    assert client.post("/predict", json=request).status_code == 200  # the same body: from the response cache
     assert client.post("/predict", json=body(seed=62, hours=10)).status_code == 422  # too few points: an error
     assert client.post("/predict/batch", json={"series": [body(seed=61), {"latitude": "north"}]}).status_code == 200
     assert client.get("/nowhere/at/all").status_code == 404
@@ -283,7 +284,9 @@ def test_metrics_count_requests_per_route_forecasts_fits_and_cache_hits(client):
     assert grew("meteoflow_forecasting_api_forecasts_total", outcome="ok") == 3  # two /predict, one batch item
     assert grew("meteoflow_forecasting_api_forecasts_total", outcome="error") == 2
     assert grew("meteoflow_forecasting_api_fits_total") == 1
-    assert grew("meteoflow_forecasting_api_cache_hits_total") == 2
+    assert grew("meteoflow_forecasting_api_cache_hits_total") == 1  # the batch's item (a body of its own)
+    assert grew("meteoflow_forecasting_api_response_cache_hits_total") == 1
+    assert after.value("meteoflow_forecasting_api_response_cache_entries") >= 1
     assert after.value("meteoflow_forecasting_api_workers") == 2
     assert after.value("meteoflow_forecasting_api_fits_in_flight") == 0
     assert "/nowhere" not in after.text  # raw paths never become labels
