@@ -47,7 +47,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class NotTrainable(ValueError):
-    """The archive cannot train a classifier yet (too little data, or one class only)."""
+    """The archive cannot train a classifier yet (too little data, one class only, or a hold-out of one
+    class, on which a model cannot be judged)."""
 
 
 def hourly(archive: DataFrame) -> DataFrame:
@@ -125,6 +126,15 @@ def fit_and_evaluate(spark: SparkSession, location: str, models_uri: str, now: d
                                f"{int(rainy)} followed by rain (need both kinds over at least 48 hours)")
         cutoff = int(last - (last - first) * HOLD_OUT_SHARE)
         training, hold_out = rows.where(F.col("hour_no") < cutoff), rows.where(F.col("hour_no") >= cutoff)
+        held = hold_out.agg(F.count("*"), F.sum("label")).first()
+        held_total, held_rainy = held[0], int(held[1] or 0)
+        if held_rainy in (0, held_total):
+            # A model judged on one class has no AUC: it could not be told from a constant guess, so
+            # none is selected (a model already selected keeps serving) until the hold-out has both.
+            raise NotTrainable(
+                f"the archive at {location} cannot judge a rain model yet: its hold-out (the hours from "
+                f"{hour_time(cutoff):%Y-%m-%d %H:00}) holds {held_total} hours, {held_rainy} followed by rain "
+                "(need both kinds to measure the AUC)")
         progress(f"rain model: {total} region-hours ({int(rainy)} followed by rain within {LEAD_HOURS} h), "
                  f"training before {hour_time(cutoff):%Y-%m-%d %H:00}, hold-out after")
         evaluations = [evaluate(name, clf, training, hold_out, cutoff, models_uri, now, progress)

@@ -7,7 +7,7 @@ import json
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,6 +63,22 @@ def test_an_archive_without_rain_cannot_train(settings, spark, db, tmp_path):
                   settings.archive_location)
     with pytest.raises(NotTrainable, match="followed by rain"):
         train(spark, db, settings.archive_location, (tmp_path / "models").as_uri(), now=NOW, progress=print)
+
+
+def test_a_hold_out_without_rain_cannot_judge_a_model_so_none_is_selected(settings, spark, db, tmp_path):
+    # A wet August week whose last 60 hours were dry: the training hours hold both kinds, the hold-out
+    # (the last quarter, 42 hours) none followed by rain, so no AUC could tell a model from a guess.
+    start = datetime(2026, 8, 5, tzinfo=timezone.utc)
+    dry_from = start + timedelta(hours=24 * 7 - 60)
+    history = [obs if obs.observed_at < dry_from else
+               obs.model_copy(update={"rain_1h": None, "snow_1h": None, "weather_main": "Clear",
+                                      "weather_description": "clear sky"})
+               for obs in simulate_history(load_regions()[:2], start, 24 * 7)]
+    assert any(obs.rain_1h for obs in history if obs.observed_at < dry_from)
+    write_archive(spark, history, settings.archive_location)
+    with pytest.raises(NotTrainable, match="cannot judge a rain model yet: its hold-out .* 0 followed by rain"):
+        train(spark, db, settings.archive_location, (tmp_path / "models").as_uri(), now=NOW, progress=print)
+    assert db[RAIN_MODELS].count_documents({}) == 0
 
 
 def test_the_rain_model_service_trains_and_predicts_on_its_own(settings, spark, db, tmp_path):
