@@ -115,8 +115,9 @@ class Settings(BaseSettings):
     postgres_port: Port = _port(5432, "PostgreSQL under FerretDB (METEOFLOW_STORE_BACKEND=postgresql)")
     store_id_index: bool = Field(
         True, description="PostgreSQL backend: index every FerretDB table by _id (GIN), which FerretDB does not do: "
-        "without it each read or update by _id is a pass over the collection, slower as history grows. false "
-        "drops these indexes at the next start (benchmarks/store_id_index_bench.py compares both)")
+        "without it each read or update by _id is a pass over the collection, slower as history grows (and "
+        "recent_observations by day). false drops these indexes at the next start "
+        "(benchmarks/store_id_index_bench.py compares both)")
 
     # --- records (every stage that reads them) ---------------------------------
     record_max_ahead_seconds: float = Field(

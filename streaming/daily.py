@@ -13,7 +13,9 @@ from typing import Iterable
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from meteoflow.contracts import DAILY_STATS, DailyPoint, DailyStats, Observation, valid_documents
+from meteoflow.contracts import (
+    DAILY_STATS, RECENT_OBSERVATIONS, DailyPoint, DailyStats, Observation, find_recent_days, utc_day, valid_documents,
+)
 from streaming.sinks import observations_since, upsert_all
 
 DAY = timedelta(days=1)
@@ -59,12 +61,15 @@ class DailyStatsSink:
         since: dict[str, datetime] = {}
         for region, day in keys:
             since[region] = min(day, since.get(region, day))
-        # One query for the batch: the touched regions over the touched days; live days are read from
-        # recent_observations, a back-fill's old days from the whole history.
-        stored = observations_since(self.db, since).find(
-            {"region_id": {"$in": sorted({region for region, _ in keys})},
-             "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}},
-            DailyPoint.projection(),
-        )
+        source = observations_since(self.db, since)
+        if source.name == RECENT_OBSERVATIONS:  # live days: each touched (region, day) read on its own
+            stored = [doc for region, day in sorted(keys)
+                      for doc in find_recent_days(source, region, [utc_day(day)], DailyPoint.projection())]
+        else:  # a back-fill's old days, from the whole history: one query for the batch
+            stored = source.find(
+                {"region_id": {"$in": sorted({region for region, _ in keys})},
+                 "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}},
+                DailyPoint.projection(),
+            )
         docs = daily_stats(keys, valid_documents(DailyPoint, stored), computed_at=now)
         return upsert_all(self.collection, docs, ignore=frozenset({"computed_at"}))

@@ -21,7 +21,8 @@ from pymongo.database import Database
 from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
     OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument,
-    Observation, ObservationDocument, ObservationPoint, doc_id, find_by_ids, hourly_stats, valid_documents,
+    Observation, ObservationDocument, ObservationPoint, RecentObservation, doc_id, find_by_ids, hourly_stats, utc_day,
+    valid_documents,
 )
 from meteoflow.settings import Settings
 from streaming.records import HOUR, SplitBatch, hour_points, merged_hourly_stats
@@ -57,6 +58,7 @@ def ensure_indexes(db: Database) -> None:
     db[RECENT_OBSERVATIONS].create_index([("region_id", ASCENDING), ("observed_at", ASCENDING)],
                                          unique=True, name="region_observed_at")
     seed_recent_observations(db)
+    fill_recent_days(db)
 
 
 def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] = frozenset()) -> int:
@@ -152,8 +154,8 @@ class ObservationSink:
         if documents is None:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
-        for collection in (self.collection, self.recent):
-            insert_or_update(collection, docs, ignore=STORED_AT)
+        insert_or_update(self.collection, docs, ignore=STORED_AT)
+        insert_or_update(self.recent, [RecentObservation.with_day(d) for d in docs], ignore=STORED_AT)
         if time.monotonic() >= self._prune_due:
             self.prune()
         return len(docs)
@@ -193,8 +195,21 @@ def seed_recent_observations(db: Database) -> int:
             continue
         docs = list(db[OBSERVATIONS].find({"region_id": latest["_id"], "observed_at": {
             "$gte": latest["observed_at"] - RECENT_SPAN}}))
-        copied += len(docs) - len(insert_new(db[RECENT_OBSERVATIONS], docs))
+        copied += len(docs) - len(insert_new(db[RECENT_OBSERVATIONS], [RecentObservation.with_day(d) for d in docs]))
     return copied
+
+
+def fill_recent_days(db: Database) -> int:
+    """Give `day` to the recent_observations stored before it existed (once: the collection holds
+    only each region's last RECENT_SPAN). Returns how many documents were updated."""
+    missing = [d for d in db[RECENT_OBSERVATIONS].find({"day": None}, {"observed_at": 1})
+               if isinstance(d.get("observed_at"), datetime)]
+    if missing:
+        db[RECENT_OBSERVATIONS].bulk_write(
+            [UpdateOne({"_id": d["_id"]}, {"$set": {"day": utc_day(d["observed_at"])}}) for d in missing],
+            ordered=False)
+    return len(missing)
+
 
 
 class HourlyStatsSink:

@@ -92,10 +92,13 @@ class Store:
         hourly_stats holds). recent_observations keeps only that span of every region, so this answer
         does not grow with the history stored, as the range queries over the full collections do."""
         first_hour = contracts.hour_floor(start)
-        cursor = (self.db[contracts.RECENT_OBSERVATIONS]
-                  .find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
-                  .sort("observed_at", ASCENDING).limit(MAX_HISTORY_POINTS))
-        docs = contracts.valid_documents(contracts.RecentObservation, cursor)
+        recent = self.db[contracts.RECENT_OBSERVATIONS]
+        found = contracts.find_recent_days(recent, region_id, contracts.utc_days(first_hour, end))
+        if not found:  # a store whose documents have no `day` yet (the job fills it when it starts)
+            found = recent.find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
+        in_window = sorted((d for d in found if isinstance(d.get("observed_at"), datetime)
+                            and first_hour <= d["observed_at"] <= end), key=lambda d: d["observed_at"])
+        docs = contracts.valid_documents(contracts.RecentObservation, in_window[:MAX_HISTORY_POINTS])
         computed_at = max((d.stored_at or d.observed_at for d in docs), default=end)
         hours = {(region_id, contracts.hour_floor(d.observed_at)) for d in docs}
         return [d for d in docs if d.observed_at >= start], contracts.hourly_stats(hours, docs, computed_at)

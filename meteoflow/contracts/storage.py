@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -213,11 +213,45 @@ class RegionLatest(ObservationDocument):
         return cls(**{**doc.model_dump(), "id": doc.region_id})
 
 
+UTC_DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def utc_day(when: datetime) -> str:
+    """The UTC day of `when`, "YYYY-MM-DD" (recent_observations' `day`)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def utc_days(start: datetime, end: datetime) -> list[str]:
+    """Every UTC day from `start`'s to `end`'s, both included, oldest first."""
+    first = start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    count = (end.astimezone(timezone.utc) - first).days + 1
+    return [utc_day(first + timedelta(days=n)) for n in range(max(count, 0))]
+
+
 class RecentObservation(ObservationDocument):
     """An observation document in recent_observations (RECENT_OBSERVATIONS): the same fields and _id
-    as in observations, kept only for its region's last RECENT_HOURS."""
+    as in observations, kept only for its region's last RECENT_HOURS, plus its UTC `day`.
+
+    Why `day`: FerretDB hands an equality on a top-level string to its backend but filters a range
+    (observed_at) itself, after decoding every document the backend returned, and decoding is most of
+    a read's cost. So the readers ask {"region_id": r, "day": d} for each day they need, and only those
+    days' documents are decoded, not the region's whole week (measured: 25 ms against 119 ms)."""
 
     COLLECTION: ClassVar[str] = RECENT_OBSERVATIONS
+
+    day: str | None = Field(None, pattern=UTC_DAY_PATTERN)  # None: stored before it existed; the job fills it
+
+    @staticmethod
+    def with_day(document: dict[str, Any]) -> dict[str, Any]:
+        """An observations document as recent_observations stores it."""
+        return {**document, "day": utc_day(document["observed_at"])}
+
+
+def find_recent_days(collection: Any, region_id: str, days: Iterable[str],
+                     projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """A region's recent_observations documents of `days` (UTC "YYYY-MM-DD"), one read per day (see
+    RecentObservation): documents stored before `day` existed are not found until the job fills it."""
+    return [doc for day in days for doc in collection.find({"region_id": region_id, "day": day}, projection)]
 
 
 class ObservationPoint(MongoDocument):

@@ -16,6 +16,7 @@ from typing import Any
 import pymongo
 import pytest
 
+from meteoflow.contracts import OBSERVATIONS, RECENT_OBSERVATIONS, find_recent_days
 from meteoflow.mongo import make_mongo_client
 from stack.servers import FerretDBServer, PostgreSQLServer
 
@@ -100,6 +101,26 @@ def test_a_read_by_id_uses_the_index_the_stack_adds_to_a_new_collection(postgres
         plan = plan_of_find_by_id(db, "hourly_stats", "dakar|77")
         assert any(name.endswith("_id_gin") for name in index_names(plan)), plan
         assert db["hourly_stats"].find_one({"_id": "dakar|77"})["temp"] == 20.0
+    finally:
+        client.drop_database(settings.mongo_db)
+        client.close()
+
+
+def test_recent_observations_read_by_day_use_the_day_index_and_others_have_none(postgresql_store):
+    settings = postgresql_store.model_copy(update={"mongo_db": f"idx{uuid.uuid4().hex[:10]}"})
+    client = make_mongo_client(settings)
+    try:
+        db = client[settings.mongo_db]
+        docs = [{"_id": f"dakar|{i}", "region_id": "dakar", "day": f"2026-11-{1 + i % 8:02d}", "temp": 20.0}
+                for i in range(DOCUMENTS)]
+        for collection in (RECENT_OBSERVATIONS, OBSERVATIONS):
+            db[collection].insert_many(docs)
+        query = {"region_id": "dakar", "day": "2026-11-03"}
+        plan = db.command("explain", {"find": RECENT_OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
+        assert any(name.endswith("_day_gin") for name in index_names(plan["queryPlanner"])), plan
+        assert len(find_recent_days(db[RECENT_OBSERVATIONS], "dakar", ["2026-11-03"])) == DOCUMENTS // 8
+        other = db.command("explain", {"find": OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
+        assert not any(name.endswith("_day_gin") for name in index_names(other["queryPlanner"])), other
     finally:
         client.drop_database(settings.mongo_db)
         client.close()

@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
     DAILY_STATS, DailyPoint, DailyStats, FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
-    DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, doc_id,
+    DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, doc_id, utc_day,
 )
 from kafka.errors import KafkaError
 
@@ -18,7 +18,7 @@ from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
 from streaming.records import latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
-from streaming.sinks import RECENT_SPAN, observations_since, seed_recent_observations
+from streaming.sinks import RECENT_SPAN, fill_recent_days, observations_since, seed_recent_observations
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
@@ -251,17 +251,30 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     assert db[RECENT_OBSERVATIONS].find_one({"_id": doc_id(corrected.region_id, corrected.observed_at)})["temp"] == \
         corrected.temp
 
-    # The web app's window from recent_observations equals the range queries over the whole history.
+    # Each copy carries its UTC day, which the readers ask for by equality (see RecentObservation).
+    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
+
+    # The web app's window from recent_observations equals the range queries over the whole history:
+    # read by day, and also from a store written before `day` existed, before and after the job fills it.
     store = Store(isolated)
     try:
         region = obs[0].region_id
-        for hours in (24, 48, RECENT_HOURS):
-            start, end = newest - timedelta(hours=hours, minutes=20), newest
-            recent, hourly = store.recent_window(region, start, end)
-            assert [d.id for d in recent] == [d.id for d in store.observations(region, start, end)]
-            full = {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count)
-                    for h in store.hourly_stats(region, start, end)}
-            assert {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count) for h in hourly} == full
+
+        def windows_equal_the_history():
+            for hours in (24, 48, RECENT_HOURS):
+                start, end = newest - timedelta(hours=hours, minutes=20), newest
+                recent, hourly = store.recent_window(region, start, end)
+                assert recent and [d.id for d in recent] == [d.id for d in store.observations(region, start, end)]
+                full = {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count)
+                        for h in store.hourly_stats(region, start, end)}
+                assert {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count) for h in hourly} == full
+
+        windows_equal_the_history()
+        db[RECENT_OBSERVATIONS].update_many({}, {"$unset": {"day": ""}})
+        windows_equal_the_history()
+        assert fill_recent_days(db) == len(kept) and fill_recent_days(db) == 0
+        assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
+        windows_equal_the_history()
     finally:
         store.close()
 
@@ -269,6 +282,7 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     db.drop_collection(RECENT_OBSERVATIONS)
     assert seed_recent_observations(db) == len(kept)
     assert seed_recent_observations(db) == 0
+    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
 
 
 def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_need(db):

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meteoflow.contracts import (
+    utc_day, utc_days,
     BATCH_RUN_ACTION, FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, BatchRunEvent,
     DailyPoint, DailyStats, FailedRegion, ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
     ForecastSkillBucket, ForecastState, ForecastTargets, HourlyStats, InvalidDocument, InvalidEvent,
@@ -314,3 +315,28 @@ def test_anything_else_as_a_log_line_is_refused(value):
 def test_collections_keep_their_names():
     assert (ObservationDocument.COLLECTION, ObservationPoint.COLLECTION, ForecastState.COLLECTION) == (
         OBSERVATIONS, OBSERVATIONS, FORECAST_STATE)
+
+
+# --- recent_observations' day -----------------------------------------------------------------
+@given(start=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
+       span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)),
+       offset=st.integers(-14, 14))
+def test_utc_days_cover_exactly_the_days_a_window_touches(start, span, offset):
+    zone = timezone(timedelta(hours=offset))
+    end = start + span
+    days = utc_days(start.astimezone(zone), end.astimezone(zone))  # the same instants in another zone
+    step = timedelta(minutes=17)
+    touched = {utc_day(start + step * n) for n in range(int(span / step) + 1)} | {utc_day(end)}
+    assert days == sorted(touched) and len(days) == len(set(days))
+    assert RecentObservation.with_day({"observed_at": start.astimezone(zone)})["day"] == days[0]
+
+
+def test_a_recent_observation_without_day_is_still_valid_and_a_wrong_day_is_not():
+    doc = {"_id": "dakar|2026-12-01T10:00:00Z", "region_id": "dakar", "region_name": "Dakar", "lat": 14.7,
+           "lon": -17.4, "observed_at": datetime(2026, 12, 1, 10, tzinfo=timezone.utc), "temp": 25.0,
+           "humidity": 60.0, "pressure": 1012.0, "wind_speed": 3.0, "source": "simulator", "batch_id": "run-1",
+           "produced_at": datetime(2026, 12, 1, 10, 0, 5, tzinfo=timezone.utc)}
+    assert RecentObservation.from_document(doc).day is None
+    assert RecentObservation.from_document(RecentObservation.with_day(doc)).day == "2026-12-01"
+    with pytest.raises(ValueError):
+        RecentObservation.from_document({**doc, "day": "1 Dec"})
