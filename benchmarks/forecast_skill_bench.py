@@ -16,7 +16,9 @@ ahead, in POST /predict/batch calls of 14 series. Scored against what was observ
   yesterday   the same hour on the last day observed (forecasting_api.model.baselines).
 Prints MAE per model, per lead time, the bands' coverage; then goal 6: 14 regions, the previous
 design's 14 sequential cold calls vs one warm-started batch (and its accuracy vs the same batch
-fitted cold), and a cached repeat. Records both with benchmarks/goals.py. Asserts nothing.
+fitted cold), and a cached repeat (answered by the response cache; the same repeat answered by the forecast
+cache alone, on a server without the response cache, is its baseline). Records both with benchmarks/goals.py.
+Asserts nothing.
 
     .venv/bin/python benchmarks/forecast_skill_bench.py [--quick] [--port-offset 30000] [--calibrate]
 """
@@ -316,6 +318,10 @@ def goal6(session, urls: dict[str, str], picked: list[Origin], points, settings:
     started = time.perf_counter()
     cold = post_batch(session, urls["cold"], bodies)  # the new model, never warm-started (that server keeps none)
     t_cold_batch = time.perf_counter() - started
+    started = time.perf_counter()
+    fit_cached = post_batch(session, urls["cold"], bodies)  # every fit from the forecast cache, the body parsed
+    t_fit_cached = time.perf_counter() - started
+    assert all(f["model"]["cached"] for f in fit_cached)
     post_batch(session, urls["served"], request_bodies(previous, settings, regions))  # the refit an hour earlier
     started = time.perf_counter()
     warm = post_batch(session, urls["served"], bodies)
@@ -331,10 +337,11 @@ def goal6(session, urls: dict[str, str], picked: list[Origin], points, settings:
                for a, b in zip(fw["predictions"], fc["predictions"]))
     print(f"round {round_}: previous design 14 sequential cold {t_previous_design:.2f} s; new model: 14 sequential "
           f"cold {t_cold_sequential:.2f} s, cold batch {t_cold_batch:.2f} s, warm batch {t_warm_batch:.2f} s "
-          f"({warm_started}/{len(warm)} warm-started), cached repeat {t_cached * 1000:.1f} ms; MAE warm "
+          f"({warm_started}/{len(warm)} warm-started), cached repeat {t_cached * 1000:.1f} ms (forecast cache "
+          f"alone {t_fit_cached * 1000:.1f} ms); MAE warm "
           f"{warm_scores.mae():.3f} vs cold {cold_scores.mae():.3f}, largest |warm - cold| {diff:.3f} C")
     return {"previous": t_previous_design, "cold_seq": t_cold_sequential, "cold_batch": t_cold_batch,
-            "warm_batch": t_warm_batch, "cached": t_cached, "mae_warm": warm_scores.mae(),
+            "warm_batch": t_warm_batch, "cached": t_cached, "fit_cached": t_fit_cached, "mae_warm": warm_scores.mae(),
             "mae_cold": cold_scores.mae(), "diff": diff}
 
 
@@ -364,7 +371,9 @@ def main() -> None:
                 for site in SITES}
     print(f"machine: {machine()}")
     host, base = "127.0.0.1", 8000 + args.port_offset
-    servers = {"served": ({}, base), "cold": ({"METEOFLOW_FORECAST_WARM_START_REGIONS": "0"}, base + 1),
+    # "cold": no warm starts, and no response cache, so its repeat is the forecast cache alone (as before)
+    servers = {"served": ({}, base), "cold": ({"METEOFLOW_FORECAST_WARM_START_REGIONS": "0",
+                                               "METEOFLOW_FORECAST_RESPONSE_CACHE_SIZE": "0"}, base + 1),
                "prophet": ({"METEOFLOW_FORECAST_METHOD": "prophet"}, base + 2)}
     started, urls = [], {}
     try:
@@ -403,7 +412,8 @@ def main() -> None:
         print(f"\nmedian of {args.rounds}: previous design 14 sequential cold calls {med['previous']:.2f} s; "
               f"warm-started batch {med['warm_batch']:.2f} s ({speedup:.2f}x; goal >= 3x); new model cold batch "
               f"{med['cold_batch']:.2f} s, cold sequential {med['cold_seq']:.2f} s; cached repeat "
-              f"{med['cached'] * 1000:.1f} ms (goal < 10 ms); MAE warm {med['mae_warm']:.3f} vs cold "
+              f"{med['cached'] * 1000:.1f} ms (goal < 10 ms; the forecast cache alone {med['fit_cached'] * 1000:.1f} "
+              f"ms); MAE warm {med['mae_warm']:.3f} vs cold "
               f"{med['mae_cold']:.3f} C")
         level = settings.forecast_interval_width
         figures = [
@@ -416,8 +426,9 @@ def main() -> None:
             Figure("6. forecasting", "14-region batch (warm-started) vs 14 sequential cold calls (previous design)",
                    round(med["warm_batch"], 3), round(med["previous"], 3), ">= 3x faster", "s",
                    speedup >= 3),
-            Figure("6. forecasting", "cached repeat of the batch", round(med["cached"] * 1000, 1), None, "< 10 ms",
-                   "ms", med["cached"] < 0.010),
+            Figure("6. forecasting", "cached repeat of the batch (the forecast cache alone in baseline)",
+                   round(med["cached"] * 1000, 1), round(med["fit_cached"] * 1000, 1), "< 10 ms", "ms",
+                   med["cached"] < 0.010),
             Figure("6. forecasting", "MAE warm-started (cold in baseline), same inputs", round(med["mae_warm"], 3),
                    round(med["mae_cold"], 3), "as accurate", "C", med["mae_warm"] <= med["mae_cold"] + 0.01),
         ]
