@@ -113,6 +113,21 @@ class ApiKeyGuard:
         self.http.observe(scope.get("method", "GET"), UNMATCHED_ROUTE, 401, time.perf_counter() - started)
 
 
+def replaying(body: bytes, receive):
+    """An ASGI `receive` for the app behind a middleware that read the body: `body` whole, once, then
+    the client's own (a disconnect)."""
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyLimit:
     """Rejects bodies over `max_bytes` with 413, by Content-Length and by the bytes actually sent
     (a chunked or lying client cannot get past it). Bodies are buffered, at most `max_bytes`."""
@@ -144,17 +159,7 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+        return await self.app(scope, replaying(b"".join(chunks), receive), send)
 
 
 @dataclass(frozen=True)
@@ -206,17 +211,8 @@ class ResponseCache:
             await Response(kept.body, media_type="application/json")(scope, receive, send)
             self.on_hit(path, kept, started)
             return
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         state = scope.setdefault("state", {})
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
         kept = state.pop(KEPT_ANSWER, None)
         if kept is not None:
             self.cache.put(key, kept)
