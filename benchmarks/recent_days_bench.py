@@ -10,7 +10,9 @@ Starts PostgreSQL + FerretDB through the stack code (ports: --port-offset, run d
 .run/bench-recent-days), stores --regions x 8 days of observations every --minutes through the
 job's own sink, then times, alternating the two designs so load from other processes falls on both:
 1. the web app's `Store.recent_window` of one region (the overview's day, the region page's 48 h);
-2. the daily-statistics step of a live batch (one new observation per region): `DailyStatsSink.write`,
+2. the job's prune of recent_observations when nothing is due (every minute): incremental, by day,
+   against the previous design's exact-cutoff `$or`;
+3. the daily-statistics step of a live batch (one new observation per region): `DailyStatsSink.write`,
    against the previous design's single query (`$in` of the regions and an observed_at range).
 Prints p50/p95 of each; records the figures with benchmarks/goals.py. Asserts nothing about speed.
 
@@ -35,7 +37,7 @@ from benchmarks.store_backend_bench import start_all, timed  # noqa: E402
 from pymongo import ASCENDING  # noqa: E402
 
 from meteoflow.contracts import (  # noqa: E402
-    RECENT_OBSERVATIONS, DailyPoint, RecentObservation, hour_floor, hourly_stats, valid_documents,
+    RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, RecentObservation, hour_floor, hourly_stats, valid_documents,
 )
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from producer.sources.simulator import simulate_history  # noqa: E402
@@ -125,6 +127,17 @@ def main(argv=None) -> int:
                 rows.append((f"web window, {label}", summary(now_times), summary(before_times)))
         finally:
             store.close()
+
+        # The job's prune of recent_observations (every minute), when nothing is due: the previous
+        # design's exact-cutoff $or (decodes every document) against the incremental one (after its first).
+        cutoffs = [{"region_id": d["_id"], "observed_at": {"$lt": d["observed_at"] - RECENT_SPAN}}
+                   for d in db[REGION_LATEST].find({}, {"observed_at": 1})]
+        sink.prune()  # the first: by the exact cutoff
+        now_times, before_times = [], []
+        for _ in range(max(3, args.repeat // 3)):
+            now_times.append(timed(sink.prune))
+            before_times.append(timed(lambda: db[RECENT_OBSERVATIONS].delete_many({"$or": cutoffs})))
+        rows.append(("prune with nothing due (every minute)", summary(now_times), summary(before_times)))
 
         daily = DailyStatsSink(db)
         now_times, before_times = [], []

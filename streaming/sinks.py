@@ -22,7 +22,7 @@ from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
     OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument,
     Observation, ObservationDocument, ObservationPoint, RecentObservation, doc_id, find_by_ids, hourly_stats, utc_day,
-    valid_documents,
+    utc_days, valid_documents,
 )
 from meteoflow.settings import Settings
 from streaming.records import HOUR, SplitBatch, hour_points, merged_hourly_stats
@@ -147,6 +147,7 @@ class ObservationSink:
         self.recent = db[RECENT_OBSERVATIONS]
         self.latest = db[REGION_LATEST]
         self._prune_due = 0.0  # monotonic time of the next prune of recent_observations
+        self._pruned_before: dict[str, str] = {}  # region -> the UTC day from which its documents are kept
 
     def write(self, observations: list[Observation], now: datetime,
               documents: list[dict[str, Any]] | None = None) -> int:
@@ -162,13 +163,29 @@ class ObservationSink:
 
     def prune(self) -> int:
         """Delete from recent_observations what lies more than RECENT_SPAN before its region's newest
-        observation (region_latest); a region without one keeps everything. Returns how many went."""
+        observation (region_latest); a region without one keeps everything. Returns how many went.
+
+        A region's first prune deletes by its exact cutoff, a range FerretDB filters after decoding
+        the region's documents. After that only whole UTC days go, each by a {region_id, day} equality
+        that PostgreSQL answers from the day index, as the cutoff moves past them: a prune with nothing
+        to do decodes nothing, and a region keeps up to a day more than RECENT_SPAN."""
         self._prune_due = time.monotonic() + self.PRUNE_EVERY_SECONDS
-        cutoffs = [{"region_id": d["_id"], "observed_at": {"$lt": d["observed_at"] - RECENT_SPAN}}
-                   for d in self.latest.find({}, {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)]
-        if not cutoffs:
-            return 0
-        return self.recent.delete_many({"$or": cutoffs}).deleted_count
+        cutoffs = {d["_id"]: d["observed_at"] - RECENT_SPAN for d in self.latest.find({}, {"observed_at": 1})
+                   if isinstance(d.get("observed_at"), datetime)}
+        first = {region: cutoff for region, cutoff in cutoffs.items() if region not in self._pruned_before}
+        deleted = 0
+        if first:
+            deleted += self.recent.delete_many({"$or": [
+                {"region_id": region, "observed_at": {"$lt": cutoff}} for region, cutoff in sorted(first.items())]}
+            ).deleted_count
+        for region, cutoff in sorted(cutoffs.items()):
+            before = self._pruned_before.get(region)  # the first day not yet deleted whole
+            if before is not None and before < utc_day(cutoff):
+                gone = utc_days(datetime.fromisoformat(before).replace(tzinfo=timezone.utc), cutoff - timedelta(days=1))
+                for day in gone:
+                    deleted += self.recent.delete_many({"region_id": region, "day": day}).deleted_count
+            self._pruned_before[region] = max(before or "", utc_day(cutoff))
+        return deleted
 
 
 def observations_since(db: Database, since: dict[str, datetime]) -> Collection:

@@ -285,6 +285,36 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
 
 
+def test_after_its_first_prune_recent_observations_loses_whole_days_as_the_cutoff_passes_them(db):
+    end = NOW.replace(minute=0, second=0, microsecond=0)
+    first = simulated_observations(regions=2, hours=24 * 9, per_hour=2, end=end - timedelta(days=3))
+    sink, latest = ObservationSink(db), RegionLatestSink(db)
+
+    def store(obs):
+        docs = [d.to_document() for d in observation_documents(obs, NOW)]
+        sink.write(obs, NOW, docs)
+        latest.write(docs)
+
+    def kept_ids():
+        return sorted(d["_id"] for d in db[RECENT_OBSERVATIONS].find({}, {"_id": 1}))
+
+    store(first)
+    cutoff = max(o.observed_at for o in first) - RECENT_SPAN
+    assert sink.prune() > 0  # the first: by the exact cutoff
+    assert kept_ids() == sorted(doc_id(o.region_id, o.observed_at) for o in first if o.observed_at >= cutoff)
+    assert sink.prune() == 0  # nothing new: nothing read, nothing deleted
+
+    later = simulated_observations(regions=2, hours=24 * 3, per_hour=2, end=end)
+    store(later)
+    everything = first + later
+    cutoff = max(o.observed_at for o in everything) - RECENT_SPAN
+    pruned = sink.prune()
+    # Whole days before the cutoff's day went; the cutoff's own day is kept whole, all the newer ones too.
+    want = sorted(doc_id(o.region_id, o.observed_at) for o in everything if utc_day(o.observed_at) >= utc_day(cutoff))
+    assert pruned > 0 and kept_ids() == want
+    assert db[OBSERVATIONS].count_documents({}) == len(everything)  # the history itself is untouched
+
+
 def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_need(db):
     from streaming.daily import DailyStatsSink, daily_stats, touched_days
 
