@@ -228,7 +228,6 @@ def fill_recent_days(db: Database) -> int:
     return len(missing)
 
 
-
 class HourlyStatsSink:
     """Keeps min/max/mean/count per (region, hour) exact without reading observations back: each
     hour's document keeps its temps by instant, a batch merges its own into them and recomputes.
