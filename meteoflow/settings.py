@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     forecast_refresh_seconds: float = Field(
         3.0, gt=0, description="How often the streaming job's forecast thread refreshes the regions its batches "
                                "marked (forecasts run there, off the write path)")
+    forecast_refit_min_seconds: float = Field(
+        60.0, ge=0, description="A region whose last forecast succeeded is refit once its newest observation is "
+        "this much newer than that forecast's, or that forecast is this old: data arriving every few seconds then "
+        "costs one fit per this interval, not one per refresh. 0: refit at every refresh")
 
     # --- forecasting API ------------------------------------------------------
     forecast_api_port: Port = _port(8000, "Forecasting API (FastAPI)")

@@ -55,7 +55,7 @@ class ForecastOutcome:
     skipped: dict[str, str] = field(default_factory=dict)  # too little history: waits for data
     errors: dict[str, str] = field(default_factory=dict)  # the API rejected this series
     forecasts_written: int = 0
-    deferred: int = 0  # regions left marked for the timer while the API is in back-off
+    deferred: int = 0  # regions left marked for a later refresh: the API in back-off, or their refit not due
 
     @property
     def attempted(self) -> bool:
@@ -304,13 +304,19 @@ class ForecastRefresher:
             return outcome
 
     def _refresh(self, force: bool) -> tuple[ForecastOutcome, list[RegionHistory], list[ForecastRun]]:
-        pending = {s.id: s.last_observed_at for s in valid_documents(
-            ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True}))}
+        marked = list(valid_documents(ForecastState, self.db[FORECAST_STATE].find({"needs_forecast": True})))
         outcome = ForecastOutcome()
+        if not force:
+            # A region whose data arrives every few seconds waits, marked, for its next refit (one fit
+            # per forecast_refit_min_seconds instead of one per refresh, on the cores the batches need).
+            now = self.clock()
+            due = [s for s in marked if s.refit_due(now, self.settings.forecast_refit_min_seconds)]
+            outcome.deferred, marked = len(marked) - len(due), due
+        pending = {s.id: s.last_observed_at for s in marked}
         if not pending:
             return outcome, [], []
         if not force and time.monotonic() < self._backoff_until:
-            outcome.deferred = len(pending)
+            outcome.deferred += len(pending)
             return outcome, [], []
         histories = self._histories(pending)
         planned, outcome.skipped = plan_requests(
@@ -399,7 +405,7 @@ class ForecastRefresher:
             ops.append(UpdateOne({"_id": region, "last_observed_at": pending[region]}, attempt.to_update()))
 
         for region in outcome.ok:
-            done(region, ForecastAttempt.ok(now))
+            done(region, ForecastAttempt.ok(now, origin=pending[region]))
         for region, reason in outcome.skipped.items():
             done(region, ForecastAttempt.skipped(now, reason))
         for region, message in outcome.errors.items():

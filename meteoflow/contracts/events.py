@@ -102,7 +102,7 @@ class ForecastRunSummary(BaseModel):
     failed: Count  # the API was unavailable: retried
     skipped: Count  # too little history
     errors: Count  # the API refused the series
-    deferred: Count  # left marked while the API is in back-off
+    deferred: Count  # left marked for a later refresh: the API in back-off, or their refit not due yet
     forecasts_written: Count
     failure: str | None = None  # one failure's message, when some failed
 

@@ -613,6 +613,15 @@ class ForecastState(MongoDocument):
     reason: str | None = None  # skipped: why
     last_attempt_at: UtcTime | None = None
     last_success_at: UtcTime | None = None  # model_run_at of its latest forecasts
+    forecast_origin: UtcTime | None = None  # the newest observation its latest forecasts were made from
+
+    def refit_due(self, now: datetime, min_seconds: float) -> bool:
+        """Whether a marked region is refit now: at once unless its last attempt succeeded, otherwise when
+        its data has moved `min_seconds` past that forecast's origin or the forecast is that old."""
+        if self.status != "ok" or self.forecast_origin is None or self.last_success_at is None:
+            return True
+        return ((self.last_observed_at - self.forecast_origin).total_seconds() >= min_seconds
+                or (now - self.last_success_at).total_seconds() >= min_seconds)
 
     @staticmethod
     def mark_update(region_id: str, last_observed_at: datetime) -> dict[str, Any]:
@@ -632,10 +641,12 @@ class ForecastAttempt(BaseModel):
     last_error: str | None = None
     reason: str | None = None
     last_success_at: datetime | None = None
+    forecast_origin: datetime | None = None
 
     @classmethod
-    def ok(cls, at: datetime) -> "ForecastAttempt":
-        return cls(status="ok", needs_forecast=False, last_attempt_at=at, last_success_at=at)
+    def ok(cls, at: datetime, origin: datetime | None = None) -> "ForecastAttempt":
+        """Forecast at `at` from the region's observations up to `origin`."""
+        return cls(status="ok", needs_forecast=False, last_attempt_at=at, last_success_at=at, forecast_origin=origin)
 
     @classmethod
     def skipped(cls, at: datetime, reason: str) -> "ForecastAttempt":
@@ -651,7 +662,8 @@ class ForecastAttempt(BaseModel):
         return cls(status="failed", needs_forecast=True, last_attempt_at=at, last_error=message)
 
     def to_update(self) -> dict[str, Any]:
-        fields = self.model_dump(exclude={"last_success_at"} if self.last_success_at is None else set())
+        fields = self.model_dump(exclude={name for name in ("last_success_at", "forecast_origin")
+                                          if getattr(self, name) is None})
         if self.status == "failed":
             fields.pop("reason")
         return {"$set": {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in fields.items()}}

@@ -49,7 +49,8 @@ def test_persistence_is_served_at_the_leads_where_its_skill_beats_the_models(db,
                                                                                 forecasting_api, caplog):
     settings = isolated.model_copy(update=dict(
         forecast_api_url_override=forecasting_api, forecast_api_key=SecretStr(API_KEY), forecast_horizon_hours=6,
-        forecast_timeout_seconds=120, forecast_skill_min_pairs=12))
+        forecast_timeout_seconds=120, forecast_skill_min_pairs=12,
+        forecast_refit_min_seconds=0))  # each refresh below refits the same data, under a new skill
     now = datetime.now(timezone.utc)
     end = now.replace(minute=0, second=0, microsecond=0) - HOUR
     history = simulated_observations(regions=2, hours=30, per_hour=1, end=end)  # dakar, thies

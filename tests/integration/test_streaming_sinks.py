@@ -123,6 +123,41 @@ def test_forecasts_survive_an_api_outage_and_catch_up(db, isolated):
     assert db[FORECAST_RUNS].count_documents({}) == 5  # kaolack's, the three of the catch-up, dakar's new one
 
 
+def test_a_region_fed_every_few_seconds_is_refit_once_per_interval(db, isolated):
+    # The refit bound (forecast_refit_min_seconds): new observations seconds apart leave the region
+    # marked, without asking the API, until its data or its forecast is a whole interval older.
+    obs = simulated_observations(regions=1, hours=30, per_hour=1)
+    ObservationSink(db).write(obs, NOW)
+    last = max(o.observed_at for o in obs)
+    clock = [NOW]
+    with FakeForecastServer() as api:
+        settings = isolated.model_copy(update={"forecast_api_url_override": api.url, "forecast_horizon_hours": 6,
+                                               "forecast_refit_min_seconds": 60.0})
+        refresher = ForecastRefresher(db, settings, clock=lambda: clock[0])
+        refresher.mark(latest_per_region(obs))
+        assert refresher.refresh().ok == ["dakar"] and len(api.requests) == 1
+        state = ForecastState.from_document(db[FORECAST_STATE].find_one({"_id": "dakar"}))
+        assert state.forecast_origin == last
+
+        def observe(seconds_after_last: float) -> None:
+            new = obs[-1].model_copy(update={"observed_at": last + timedelta(seconds=seconds_after_last)})
+            ObservationSink(db).write([new], NOW)
+            refresher.mark(latest_per_region([new]))
+
+        observe(10)
+        clock[0] += timedelta(seconds=30)
+        outcome = refresher.refresh()
+        assert (outcome.attempted, outcome.deferred, len(api.requests)) == (False, 1, 1)
+        assert db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 1  # still marked: not lost
+        clock[0] += timedelta(seconds=30)  # the forecast is now a whole interval old: refit
+        assert refresher.refresh().ok == ["dakar"] and len(api.requests) == 2
+        observe(10 + 60)  # a whole interval of new data: refit at once, whatever the clock says
+        assert refresher.refresh().ok == ["dakar"] and len(api.requests) == 3
+        observe(10 + 61)
+        assert refresher.refresh().deferred == 1 and refresher.refresh(force=True).ok == ["dakar"]
+        assert len(api.requests) == 4 and db[FORECAST_STATE].count_documents({"needs_forecast": True}) == 0
+
+
 def test_dead_letters_reach_the_topic(isolated):
     sink = DeadLetterSink(isolated, log)
     dl = DeadLetter.build(b"{oops", "not JSON: Expecting property name", "streaming", source_topic="t",

@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, strategies as st
 from pydantic import SecretStr
 
 from meteoflow.contracts import (
@@ -69,6 +70,8 @@ def test_forecast_state_updates_say_what_each_outcome_sets():
     assert ForecastAttempt.ok(T0).to_update() == {"$set": {
         "status": "ok", "needs_forecast": False, "last_attempt_at": T0, "last_error": None, "reason": None,
         "last_success_at": T0}}
+    assert ForecastAttempt.ok(T0, origin=T0 - timedelta(minutes=5)).to_update()["$set"]["forecast_origin"] == (
+        T0 - timedelta(minutes=5))
     assert ForecastAttempt.skipped(T0, "too short").to_update()["$set"]["reason"] == "too short"
     assert ForecastAttempt.error(T0, "bad").to_update()["$set"]["last_error"] == "bad"
     # failed keeps the region marked and leaves its last success and reason as they were
@@ -144,3 +147,15 @@ def test_client_reports_a_busy_api_with_its_retry_after(fake_api):
     planned, _ = plan_requests([history("a", 30)], 6, 24)
     with pytest.raises(ForecastUnavailable, match=r"busy \(HTTP 429, Retry-After 7 s\)"):
         client_for(fake_api).predict_batch([body for _, body in planned])
+
+
+@given(status=st.sampled_from(["ok", "failed", "error", "skipped", None]),
+       data_ahead=st.integers(0, 600), forecast_age=st.integers(0, 600), min_seconds=st.integers(0, 300),
+       known=st.booleans())
+def test_a_marked_region_waits_only_after_a_recent_successful_forecast_of_nearly_the_same_data(
+        status, data_ahead, forecast_age, min_seconds, known):
+    state = ForecastState(_id="a", region_id="a", needs_forecast=True, status=status,
+                          last_observed_at=T0 + timedelta(seconds=data_ahead),
+                          forecast_origin=T0 if known else None, last_success_at=T0 if known else None)
+    waits = status == "ok" and known and data_ahead < min_seconds and forecast_age < min_seconds
+    assert state.refit_due(T0 + timedelta(seconds=forecast_age), min_seconds) is not waits
