@@ -71,6 +71,7 @@ class Forecaster:
                  initializer: Callable[[], None] | None = worker_init, pool: Any = None):
         self.workers = settings.forecast_workers or os.cpu_count() or 1
         self.timeout = settings.forecast_timeout_seconds
+        self.nice = settings.forecast_worker_nice
         self.max_pending = settings.forecast_max_pending_fits
         self.config = ModelConfig(interval_width=settings.forecast_interval_width, seed=settings.forecast_seed,
                                   method=settings.forecast_method)
@@ -92,7 +93,7 @@ class Forecaster:
     def _get_pool(self):
         with self._lock:
             if self._pool is None:
-                self._pool = WorkerPool(self.workers, self.timeout, self._initializer)
+                self._pool = WorkerPool(self.workers, self.timeout, self._initializer, nice=self.nice)
             return self._pool
 
     async def warm_up(self) -> None:

@@ -38,12 +38,14 @@ class WorkerUnavailable(Exception):
     """The worker died during the call, or no worker could be started."""
 
 
-def _worker_main(conn, initializer: Callable[[], None] | None) -> None:
+def _worker_main(conn, initializer: Callable[[], None] | None, nice: int = 0) -> None:
     """The loop of a worker process: ("ready", pid), then one answer per (fn, args) received."""
     # Its own process group, so killing it at a timeout also kills what the fit started (Prophet runs
     # Stan's optimizer as a subprocess, which would otherwise run on as an orphan).
     os.setsid()
     try:
+        if nice:  # before anything else starts: Stan's optimizer inherits it
+            os.nice(nice)
         if initializer is not None:
             initializer()
     except BaseException as exc:  # noqa: BLE001 - reported to the server, which fails the call
@@ -65,9 +67,9 @@ def _worker_main(conn, initializer: Callable[[], None] | None) -> None:
 
 
 class _Worker:
-    def __init__(self, context, initializer: Callable[[], None] | None):
+    def __init__(self, context, initializer: Callable[[], None] | None, nice: int = 0):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, initializer), daemon=True,
+        self.process = context.Process(target=_worker_main, args=(child, initializer, nice), daemon=True,
                                        name="forecast-worker")
         self.process.start()
         child.close()
@@ -144,8 +146,9 @@ class WorkerPool:
     """
 
     def __init__(self, size: int, timeout: float, initializer: Callable[[], None] | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT_SECONDS):
+                 startup_timeout: float = STARTUP_TIMEOUT_SECONDS, nice: int = 0):
         self.size = size
+        self.nice = nice  # added to each worker's niceness (lower CPU priority) at its start
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self._initializer = initializer
@@ -186,7 +189,7 @@ class WorkerPool:
     def _start(self, slot: int) -> _Worker:
         started = time.perf_counter()
         try:
-            worker = _Worker(self._context, self._initializer)
+            worker = _Worker(self._context, self._initializer, self.nice)
         except Exception as exc:  # noqa: BLE001 - e.g. no process can be created: the calls fail, the slot lives
             raise WorkerUnavailable(f"a forecast worker could not be created: {type(exc).__name__}: {exc}") from None
         try:

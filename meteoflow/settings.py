@@ -215,6 +215,10 @@ class Settings(BaseSettings):
         "process is killed and replaced) and answered 504; also the streaming job's HTTP timeout",
     )
     forecast_workers: int = Field(0, ge=0, description="Worker processes running fits in parallel (0: one per core)")
+    forecast_worker_nice: int = Field(
+        10, ge=0, le=19, description="How far the fit workers lower their CPU priority (Unix nice): fits take the "
+        "cores the streaming job, the stores and the web app leave, so refits do not slow what they serve. 0: as "
+        "the API")
     forecast_api_key: SecretStr | None = Field(
         None, description="When set, every endpoint of the forecasting API but /health requires it (header "
         "X-API-Key or Authorization: Bearer); the streaming job sends it (secret)",

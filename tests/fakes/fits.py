@@ -42,6 +42,10 @@ def pid() -> int:
     return os.getpid()
 
 
+def niceness() -> int:
+    return os.nice(0)
+
+
 def echo(*args):
     return args
 

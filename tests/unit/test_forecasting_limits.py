@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from concurrent.futures import Future
 
@@ -81,6 +82,17 @@ def test_a_worker_that_dies_is_replaced(pool):
     with pytest.raises(WorkerUnavailable, match="exit code 3"):
         pool.submit(fits.exits, 3).result()
     assert pool.submit(fits.pid).result() != pid
+
+
+def test_workers_run_at_the_lower_cpu_priority_they_are_given(pool):
+    # Fits yield the cores to the pipeline (forecast_worker_nice); the server keeps its own priority.
+    server = os.nice(0)
+    niced = WorkerPool(1, timeout=TIMEOUT, initializer=fits.no_init, nice=5)
+    try:
+        assert niced.submit(fits.niceness).result(timeout=60) == min(19, server + 5)
+    finally:
+        niced.close()
+    assert pool.submit(fits.niceness).result() == server and os.nice(0) == server
 
 
 def test_a_worker_that_cannot_start_fails_its_calls_instead_of_hanging():
