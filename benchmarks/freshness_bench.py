@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--port-offset", type=int, default=30000)
     p.add_argument("--run-dir", type=Path, default=REPO / ".run" / "bench-freshness")
     p.add_argument("--json", type=Path)
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="the services' log level (INFO logs each batch's stage durations; it costs a little)")
     args = p.parse_args(argv)
     if args.quick:
         args.seconds = 40.0
@@ -130,7 +132,7 @@ def measure_phase(name: str, feeder: Feeder, poller: Poller, seconds: float) -> 
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = pipeline_settings(args.run_dir, args.port_offset, streaming_trigger_seconds=1.0,
-                                 forecast_horizon_hours=24, forecast_history_days=2, log_level="WARNING")
+                                 forecast_horizon_hours=24, forecast_history_days=2, log_level=args.log_level)
     pipeline = Pipeline(settings, ["kafka", "ferretdb"], ["forecasting_api", "streaming", "webapp"])
     regions = load_regions()
     before = machine()
