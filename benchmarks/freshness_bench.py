@@ -3,7 +3,8 @@
 Starts Kafka and FerretDB (stack.servers, ports + 30000, run dir .run/bench-freshness), the real
 forecasting API, the streaming job (`python -m streaming`, 1 s trigger) and the web app
 (`python -m webapp`). A feeder publishes one observation per region every --interval seconds
-(produced_at = wall clock at publication) after a 26 h back-fill; a poller reads
+(produced_at = wall clock at publication; observed time advancing as the wall clock, or
+--data-step-minutes per tick) after a 26 h back-fill; a poller reads
 GET /api/regions again 100 ms after each answer and notes when each published record's
 observed_at first shows as its region's latest (at the time the answer arrived). Prints
 p50/p95/max of visible - produced_at, and how long the API took to answer. Elasticsearch is not
@@ -11,6 +12,7 @@ started: the web app reports it missing and serves the MongoDB data, which is wh
 
     .venv/bin/python benchmarks/freshness_bench.py            # 14 regions, one batch every 2 s, 120 s
     .venv/bin/python benchmarks/freshness_bench.py --quick    # 40 s
+    .venv/bin/python benchmarks/freshness_bench.py --data-step-minutes 20   # an hour of weather every 6 s
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--interval", type=float, default=2.0, help="seconds between two batches (one record per region)")
     p.add_argument("--quick", action="store_true", help="40 s of measurement")
     p.add_argument("--skip-previous", action="store_true", help="do not measure the previous design")
+    p.add_argument("--data-step-minutes", type=float, default=None,
+                   help="observed time between two records of a region while measuring; default: as the wall "
+                        "clock (--interval), as a producer polling that often would send. 20 replays an hour of "
+                        "weather every 3 ticks: every refresh then refits and scores a new hour of every region")
     p.add_argument("--port-offset", type=int, default=30000)
     p.add_argument("--run-dir", type=Path, default=REPO / ".run" / "bench-freshness")
     p.add_argument("--json", type=Path)
@@ -143,9 +149,13 @@ def main(argv=None) -> int:
         pipeline.start_servers()
         for name in ("forecasting_api", "webapp", "streaming"):
             pipeline.start(name, supervise=False)
-        start = (datetime.now(timezone.utc) - timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
+        # The back-fill ends about now when the data then follows the wall clock; an accelerated replay starts
+        # far enough back that its observations stay in the past.
+        back = timedelta(hours=26) if args.data_step_minutes is None else timedelta(days=30)
+        start = (datetime.now(timezone.utc) - back).replace(minute=0, second=0, microsecond=0)
         feeder = Feeder(settings, regions, start, step_minutes=20, tick_seconds=args.interval)
         feeder.backfill(hours=26)
+        feeder.step_minutes = args.data_step_minutes or args.interval / 60
         poller.start()
         warm = feeder.produced[-1]
         wait_until(lambda: visible_at(poller, warm) is not None, 600, "the back-fill to be visible")
@@ -183,6 +193,8 @@ def report(args, regions, phases, before, after) -> None:
     print(f"load       {len(regions)} regions, one batch every {args.interval:g} s "
           f"({len(regions) / args.interval:.1f} records/s) for {args.seconds:g} s per phase; trigger 1 s; "
           "API polled 0.1 s after each answer")
+    step = args.data_step_minutes
+    print(f"data       observed time advances {'as the wall clock' if step is None else f'{step:g} min per tick'}")
     for f in phases:
         print(f"{f['phase']:<34} produce -> visible in GET /api/regions p50 {f['p50_s']} s, p95 {f['p95_s']} s, "
               f"max {f['max_s']} s ({f['records']} records); answers p50 {f['poll_answer_p50_s']} s, "
@@ -203,7 +215,8 @@ def report(args, regions, phases, before, after) -> None:
                prev["poll_answer_p95_s"] * 1000 if prev else None, "<= 50 ms, unchanged", "ms",
                stopped["poll_answer_p95_s"] <= 0.05),
     ]
-    record("freshness", figures, f"{before['cpu']}, {before['cores']} cores; {load}" + ("; --quick" if args.quick else ""))
+    record("freshness", figures, f"{before['cpu']}, {before['cores']} cores; {load}" + ("; --quick" if args.quick else "")
+           + (f"; data {args.data_step_minutes:g} min per tick" if args.data_step_minutes else ""))
     if args.json:
         args.json.write_text(json.dumps({"machine_before": before, "machine_after": after, "phases": phases}, indent=2))
 

@@ -14,7 +14,8 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DAILY_STATS, RECENT_OBSERVATIONS, DailyPoint, DailyStats, Observation, find_recent_days, utc_day, valid_documents,
+    DAILY_STATS, RECENT_OBSERVATIONS, DailyPoint, DailyStats, Observation, find_recent_region_days, utc_day,
+    valid_documents,
 )
 from streaming.sinks import observations_since, upsert_all
 
@@ -62,9 +63,9 @@ class DailyStatsSink:
         for region, day in keys:
             since[region] = min(day, since.get(region, day))
         source = observations_since(self.db, since)
-        if source.name == RECENT_OBSERVATIONS:  # live days: each touched (region, day) read on its own
-            stored = [doc for region, day in sorted(keys)
-                      for doc in find_recent_days(source, region, [utc_day(day)], DailyPoint.projection())]
+        if source.name == RECENT_OBSERVATIONS:  # live days: each touched (region, day) read by its index
+            stored = find_recent_region_days(source, [(region, utc_day(day)) for region, day in sorted(keys)],
+                                             DailyPoint.projection())
         else:  # a back-fill's old days, from the whole history: one query for the batch
             stored = source.find(
                 {"region_id": {"$in": sorted({region for region, _ in keys})},

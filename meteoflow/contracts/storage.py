@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, ClassVar, Iterable, Iterator, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -139,6 +142,7 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 D = TypeVar("D", bound=MongoDocument)
+R = TypeVar("R")
 
 
 def iter_valid(model: type[D], docs: Iterable[Any], logger: logging.Logger | None = None) -> Iterator[D]:
@@ -162,6 +166,32 @@ def valid_documents(model: type[D], docs: Iterable[Any], logger: logging.Logger 
 # decoding the whole collection: 2.6 s for 200 ids among 60,000 documents, more as history grows
 # (benchmarks/store_id_index_bench.py).
 PER_ID_READS = 1000
+# Those reads wait on the store, not on this process: a few at a time (each on its own pooled
+# connection) take the time of the slowest rather than the sum.
+PARALLEL_READS = 8
+
+
+class _ReadPool:
+    """The threads that run keyed reads side by side; made again in a forked child (a Spark worker)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def map(self, read: Callable[[Any], R], keys: list[Any]) -> list[R]:
+        """read(key) of every key, in the keys' order; one key is read in the caller's thread."""
+        if len(keys) < 2:
+            return [read(key) for key in keys]
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(PARALLEL_READS, thread_name_prefix="store-read")
+                self._pid = os.getpid()
+            pool = self._pool
+        return list(pool.map(read, keys))
+
+
+_reads = _ReadPool()
 
 
 def find_by_ids(collection: Any, ids: list[Any], projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -171,7 +201,8 @@ def find_by_ids(collection: Any, ids: list[Any], projection: dict[str, int] | No
     one `$in`."""
     ids = list(dict.fromkeys(ids))
     if len(ids) <= PER_ID_READS:
-        return [d for i in ids if (d := collection.find_one({"_id": i}, projection)) is not None]
+        found = _reads.map(lambda i: collection.find_one({"_id": i}, projection), ids)
+        return [d for d in found if d is not None]
     return list(collection.find({"_id": {"$in": ids}}, projection))
 
 
@@ -251,7 +282,16 @@ def find_recent_days(collection: Any, region_id: str, days: Iterable[str],
                      projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """A region's recent_observations documents of `days` (UTC "YYYY-MM-DD"), one read per day (see
     RecentObservation): documents stored before `day` existed are not found until the job fills it."""
-    return [doc for day in days for doc in collection.find({"region_id": region_id, "day": day}, projection)]
+    return find_recent_region_days(collection, [(region_id, day) for day in days], projection)
+
+
+def find_recent_region_days(collection: Any, keys: Iterable[tuple[str, str]],
+                            projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The recent_observations documents of each (region_id, UTC day) key, one indexed read per key, a few
+    at a time (see find_recent_days), in the keys' order."""
+    found = _reads.map(lambda key: list(collection.find({"region_id": key[0], "day": key[1]}, projection)),
+                       list(keys))
+    return [doc for docs in found for doc in docs]
 
 
 class ObservationPoint(MongoDocument):

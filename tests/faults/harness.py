@@ -251,7 +251,7 @@ class Feeder:
     settings: Settings
     regions: list[Region]
     start: datetime
-    step_minutes: int = 20
+    step_minutes: float = 20  # simulated time per tick (may be changed between ticks)
     tick_seconds: float = 0.5
     seed: int = 42
     produced: list = field(default_factory=list)
