@@ -56,7 +56,7 @@ class PreviousProcessor(BatchProcessor):
         watch.lap("observations")
         keys = touched_hours(split.observations)
         if keys:  # recomputed from the stored observations (the read-back this design did)
-            report.stats_upserted = upsert_all(self.stats.collection, self.stats._recompute(keys, now),
+            report.stats_upserted = upsert_all(self.stats.collection, self.stats.recompute(keys, now),
                                                ignore=frozenset({"computed_at"}))
         watch.lap("stats")
         self.refresher.mark(latest_per_region(split.observations))

@@ -1,8 +1,9 @@
 """Daily statistics per region and UTC day, kept by the streaming job (and rebuilt by `batch recompute`).
 
-Like the hourly ones: a batch recomputes exactly the (region, day) keys it touched, from the
-stored observations (not incremented), and upserts by deterministic _id, so a replayed batch
-writes the same documents (and, when nothing changed, none at all).
+Like the hourly ones: each day's document keeps its readings by instant, a batch merges its own
+into them and recomputes the figures, without reading the day's observations back (a backlog's
+new days are one insert). Replaying a batch gives the same documents (and, when nothing changed,
+writes none). A day stored before readings were kept is recomputed once from the observations.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Iterable
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from meteoflow.clock import utc_now
 from meteoflow.contracts import (
-    DAILY_STATS, RECENT_OBSERVATIONS, DailyPoint, DailyStats, Observation, find_recent_region_days, utc_day,
-    valid_documents,
+    DAILY_STATS, RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, DailyStats, DayReading, Observation, day_reading,
+    find_recent_region_days, point_key, utc_day, valid_documents,
 )
-from streaming.sinks import observations_since, upsert_all
+from streaming.sinks import RECENT_SPAN, MergedStatsSink, insert_new, observations_since
 
 DAY = timedelta(days=1)
 
@@ -28,6 +30,15 @@ def day_floor(when: datetime) -> datetime:
 
 def touched_days(observations: Iterable[Observation]) -> set[tuple[str, datetime]]:
     return {(obs.region_id, day_floor(obs.observed_at)) for obs in observations}
+
+
+def day_readings(observations: Iterable[Observation]) -> dict[tuple[str, datetime], dict[str, DayReading]]:
+    """The batch's readings per (region, day), by point_key; a later duplicate wins (Kafka order)."""
+    readings: dict[tuple[str, datetime], dict[str, DayReading]] = {}
+    for obs in observations:
+        readings.setdefault((obs.region_id, day_floor(obs.observed_at)), {})[point_key(obs.observed_at)] = \
+            day_reading(obs)
+    return readings
 
 
 def daily_stats(keys: Iterable[tuple[str, datetime]], points: Iterable[DailyPoint],
@@ -46,18 +57,25 @@ def ensure_daily_index(db: Database) -> None:
     db[DAILY_STATS].create_index([("region_id", ASCENDING), ("day", ASCENDING)], unique=True, name="region_day")
 
 
-class DailyStatsSink:
-    """Recomputes the (region, day) keys a batch touched from the stored observations."""
+class DailyStatsSink(MergedStatsSink):
+    """The (region, day) keys a batch touched, merged into what their documents keep."""
+
+    model = DailyStats
+    values_field = "readings"
 
     def __init__(self, db: Database):
+        super().__init__(db[DAILY_STATS])
         self.db = db
-        self.collection = db[DAILY_STATS]
         ensure_daily_index(db)
 
-    def write(self, observations: list[Observation], now: datetime) -> int:
-        keys = touched_days(observations)
-        if not keys:
-            return 0
+    def batch_values(self, observations: list[Observation]) -> dict[tuple[str, datetime], dict[str, DayReading]]:
+        return day_readings(observations)
+
+    def build(self, key: tuple[str, datetime], values: dict[str, DayReading], now: datetime) -> DailyStats:
+        return DailyStats.from_readings(*key, values, now)
+
+    def recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[DailyStats]:
+        """The days' statistics from the stored observations (the design before readings were kept)."""
         days = [day for _, day in keys]
         since: dict[str, datetime] = {}
         for region, day in keys:
@@ -66,11 +84,26 @@ class DailyStatsSink:
         if source.name == RECENT_OBSERVATIONS:  # live days: each touched (region, day) read by its index
             stored = find_recent_region_days(source, [(region, utc_day(day)) for region, day in sorted(keys)],
                                              DailyPoint.projection())
-        else:  # a back-fill's old days, from the whole history: one query for the batch
+        else:  # old days, from the whole history: one query
             stored = source.find(
                 {"region_id": {"$in": sorted({region for region, _ in keys})},
                  "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}},
                 DailyPoint.projection(),
             )
-        docs = daily_stats(keys, valid_documents(DailyPoint, stored), computed_at=now)
-        return upsert_all(self.collection, docs, ignore=frozenset({"computed_at"}))
+        return daily_stats(keys, valid_documents(DailyPoint, stored), computed_at=now)
+
+
+def seed_daily_stats(db: Database) -> int:
+    """Fill an empty daily_stats from recent_observations (a store written before the job kept daily
+    statistics), at the job's start: a new day's document holds only what its batches bring, so the
+    days already stored need theirs first. Only the days recent_observations holds whole (from the
+    first day after each region's newest observation - RECENT_SPAN); older ones are for
+    `batch recompute`. Returns how many documents it wrote."""
+    if db[DAILY_STATS].find_one({}, {"_id": 1}) is not None:
+        return 0
+    first_day = {d["_id"]: day_floor(d["observed_at"] - RECENT_SPAN) + DAY for d in db[REGION_LATEST].find(
+        {}, {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)}
+    points = [p for p in valid_documents(DailyPoint, db[RECENT_OBSERVATIONS].find({}, DailyPoint.projection()))
+              if p.region_id in first_day and p.observed_at >= first_day[p.region_id]]
+    docs = [d.to_document() for d in daily_stats(touched_days(points), points, utc_now())]
+    return len(docs) - len(insert_new(db[DAILY_STATS], docs))

@@ -32,7 +32,7 @@ from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import Settings
 from streaming.archive import ArchiveQuery
-from streaming.daily import DailyStatsSink
+from streaming.daily import DailyStatsSink, seed_daily_stats
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
 from streaming.sinks import (
@@ -264,6 +264,7 @@ class StreamingJob:
         self.db = database(settings, self.mongo)
         ensure_indexes(self.db)
         backfill_region_latest(self.db)
+        seed_daily_stats(self.db)
         self.refresher = ForecastRefresher(self.db, settings, forecast_client, metrics=self.metrics)
         self.deadletters = DeadLetterSink(settings, self.log)
         self.reporter = ProgressReporter(self.log, keep_progress_lines)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
 import bson
 
@@ -79,17 +79,20 @@ def hour_points(observations: Iterable[Observation]) -> dict[tuple[str, datetime
     return points
 
 
+def merged_values(stored: Any, field: str, batch: dict[str, Any]) -> dict[str, Any]:
+    """A statistics document's values by instant (`field`: HourlyStats.temps, DailyStats.readings;
+    stored None: none yet) with the batch's replacing the same instants: the set a recomputation
+    from every stored observation sees, so a replay or a correction stays exact."""
+    return {**(getattr(stored, field, None) or {}), **batch}
+
+
 def merged_hourly_stats(batch: dict[tuple[str, datetime], dict[str, float]], stored: dict[str, HourlyStats],
                         computed_at: datetime) -> list[HourlyStats]:
     """The stats of each (region, hour) of `batch` over the stored temps of that hour (stored: by
-    _id, each with its temps) with the batch's replacing the same instants: the same numbers as a
-    recomputation from every stored observation, so a replay or a correction stays exact."""
-    out = []
-    for (region_id, hour), temps in sorted(batch.items()):
-        before = stored.get(doc_id(region_id, hour))
-        merged = {**(before.temps or {}), **temps} if before is not None else temps
-        out.append(HourlyStats.build(region_id, hour, merged, computed_at))
-    return out
+    _id, each with its temps), as HourlyStatsSink keeps them."""
+    return [HourlyStats.build(region_id, hour, merged_values(stored.get(doc_id(region_id, hour)), "temps", temps),
+                              computed_at)
+            for (region_id, hour), temps in sorted(batch.items())]
 
 
 def hourly_means(points: Iterable[tuple[datetime, float]]) -> dict[datetime, float]:

@@ -25,7 +25,7 @@ from meteoflow.contracts import (
     utc_days, valid_documents,
 )
 from meteoflow.settings import Settings
-from streaming.records import HOUR, SplitBatch, hour_points, merged_hourly_stats
+from streaming.records import HOUR, SplitBatch, hour_points, merged_values
 
 if TYPE_CHECKING:
     from streaming.daily import DailyStatsSink  # which imports this module
@@ -228,42 +228,82 @@ def fill_recent_days(db: Database) -> int:
     return len(missing)
 
 
-class HourlyStatsSink:
-    """Keeps min/max/mean/count per (region, hour) exact without reading observations back: each
-    hour's document keeps its temps by instant, a batch merges its own into them and recomputes.
+class MergedStatsSink:
+    """Statistics per (region, hour or day) kept exact without reading observations back: each
+    document keeps the values its figures come from, by instant (point_key); a batch merges its own
+    into them (the same instant replaced: a replay or a correction) and recomputes.
 
-    New hours are inserted in one bulk; only hours already stored are read (by _id) and replaced.
-    Documents written before `temps` was kept are recomputed once from the stored observations."""
+    New keys are inserted in one bulk; only keys already stored are read (by _id) and replaced.
+    Documents written before the values were kept are recomputed once from the stored observations.
+    A subclass says what a key's values are and how figures are built from them."""
 
-    def __init__(self, db: Database):
-        self.observations = db[OBSERVATIONS]
-        self.collection = db[HOURLY_STATS]
+    model: type[MongoDocument]
+    values_field: str  # the model's field that keeps the values by instant
+
+    def __init__(self, collection: Collection):
+        self.collection = collection
+
+    def batch_values(self, observations: list[Observation]) -> dict[tuple[str, datetime], dict[str, Any]]:
+        """The batch's values per key, by point_key; a later duplicate wins (Kafka order), as it does
+        for the observation documents."""
+        raise NotImplementedError
+
+    def build(self, key: tuple[str, datetime], values: dict[str, Any], now: datetime) -> MongoDocument:
+        raise NotImplementedError
+
+    def document(self, key: tuple[str, datetime], values: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return self.build(key, values, now).to_document()
+
+    def recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[MongoDocument]:
+        """The keys' figures (with their values) from the stored observations."""
+        raise NotImplementedError
 
     def write(self, observations: list[Observation], now: datetime) -> int:
-        batch = hour_points(observations)
+        batch = self.batch_values(observations)
         if not batch:
             return 0
         keys = list(batch)
-        fresh = [HourlyStats.document(region, hour, batch[(region, hour)], now) for region, hour in keys]
+        fresh = [self.document(key, batch[key], now) for key in keys]
         stored = insert_new(self.collection, fresh)
         if stored:
             self._merge({keys[i]: batch[keys[i]] for i in stored}, now)
         return len(fresh)
 
-    def _merge(self, batch: dict[tuple[str, datetime], dict[str, float]], now: datetime) -> None:
-        ids = [doc_id(r, h) for r, h in batch]
-        stored = {s.id: s for s in valid_documents(HourlyStats, find_by_ids(self.collection, ids))}
+    def _merge(self, batch: dict[tuple[str, datetime], dict[str, Any]], now: datetime) -> None:
+        ids = [doc_id(*key) for key in batch]
+        stored = {s.id: s for s in valid_documents(self.model, find_by_ids(self.collection, ids))}
         before = {i: s.to_document() for i, s in stored.items()}  # what is stored now: written only if changed
-        legacy = {(r, h) for r, h in batch if stored.get(doc_id(r, h)) is None or stored[doc_id(r, h)].temps is None}
+        legacy = {key for key in batch if getattr(stored.get(doc_id(*key)), self.values_field, None) is None}
         if legacy:
-            stored.update({s.id: s for s in self._recompute(legacy, now)})
-        docs = [s.to_document() for s in merged_hourly_stats(batch, stored, now)]
+            stored.update({s.id: s for s in self.recompute(legacy, now)})
+        docs = [self.build(key, merged_values(stored.get(doc_id(*key)), self.values_field, values), now).to_document()
+                for key, values in sorted(batch.items())]
         changed = [d for d in docs if d["_id"] not in before or differs(before[d["_id"]], d, COMPUTED_AT)]
         if changed:
             self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in changed],
                                        ordered=False)
 
-    def _recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[HourlyStats]:
+
+class HourlyStatsSink(MergedStatsSink):
+    """min/max/mean/count per (region, hour), each document keeping its temps by instant."""
+
+    model = HourlyStats
+    values_field = "temps"
+
+    def __init__(self, db: Database):
+        super().__init__(db[HOURLY_STATS])
+        self.observations = db[OBSERVATIONS]
+
+    def batch_values(self, observations: list[Observation]) -> dict[tuple[str, datetime], dict[str, float]]:
+        return hour_points(observations)
+
+    def build(self, key: tuple[str, datetime], values: dict[str, float], now: datetime) -> HourlyStats:
+        return HourlyStats.build(*key, values, now)
+
+    def document(self, key: tuple[str, datetime], values: dict[str, float], now: datetime) -> dict[str, Any]:
+        return HourlyStats.document(*key, values, now)  # the hot path: one per new (region, hour)
+
+    def recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[HourlyStats]:
         """The hours' stats from the stored observations (the design before temps were kept)."""
         hours = [hour for _, hour in keys]
         stored = self.observations.find(

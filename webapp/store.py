@@ -328,7 +328,8 @@ class Store:
         query: dict[str, Any] = {"day": {"$gte": first_day, "$lte": last_day}}
         if region_id is not None:
             query["region_id"] = region_id
-        cursor = (self.db[contracts.DAILY_STATS].find(query).sort([("day", ASCENDING), ("region_id", ASCENDING)])
+        cursor = (self.db[contracts.DAILY_STATS].find(query, contracts.DailyStats.summary_projection())
+                  .sort([("day", ASCENDING), ("region_id", ASCENDING)])
                   .limit(MAX_DAILY_DOCUMENTS))
         return contracts.valid_documents(contracts.DailyStats, cursor)
 

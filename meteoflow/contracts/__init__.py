@@ -26,7 +26,7 @@ from meteoflow.contracts.storage import (  # noqa: F401
     HourlyStats, ForecastDocument, ForecastStatus, ForecastState, ForecastAttempt, FORECAST_RUNS, FORECAST_SKILL,
     ForecastModel, BASELINE_MODELS, SkillWindow, LeadHours, ForecastRunPoint, ForecastRun, ForecastSkill,
     FORECAST_SKILL_BUCKETS, FORECAST_SKILL_TARGETS, ForecastLeadPair, ForecastSkillBucket, ForecastTargets,
-    DAILY_STATS, DailyPoint, DailyStats, RAIN_MODELS, RAIN_PREDICTIONS, RainModelName, Probability,
+    DAILY_STATS, DailyPoint, DailyStats, DayReading, day_reading, RAIN_MODELS, RAIN_PREDICTIONS, RainModelName, Probability,
     RainModelEvaluation, RainPrediction,
     REGION_LATEST, RegionLatest, RECENT_OBSERVATIONS, RECENT_HOURS, RecentObservation, hour_floor, hourly_stats, point_key, find_by_ids,
     PER_ID_READS, utc_day, utc_days, find_recent_days, find_recent_region_days,

@@ -128,7 +128,7 @@ def _bson_ready(value: Any) -> Any:
         return bson_millis(value)
     if isinstance(value, dict):
         return {k: _bson_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # BSON has arrays only: a tuple reads back as a list
         return [_bson_ready(v) for v in value]
     return value
 
@@ -378,6 +378,18 @@ class DailyPoint(ObservationPoint):
     snow_1h: Finite | None = Field(None, ge=0)
 
 
+# One observation inside its day's DailyStats.readings: temp, humidity, wind_speed and precipitation
+# (rain_1h + snow_1h; None when it reported neither, OpenWeatherMap's way of saying dry).
+DayReading = tuple[Finite, Finite, Finite, Annotated[float, Field(ge=0, allow_inf_nan=False)] | None]
+
+
+def day_reading(point: Any) -> DayReading:
+    """The DayReading of an Observation or DailyPoint."""
+    rain, snow = getattr(point, "rain_1h", None), getattr(point, "snow_1h", None)
+    precipitation = None if rain is None and snow is None else (rain or 0.0) + (snow or 0.0)
+    return (point.temp, point.humidity, point.wind_speed, precipitation)
+
+
 class DailyStats(MongoDocument):
     """One region's UTC day: _id "<region_id>|<day>T00:00:00Z".
 
@@ -399,23 +411,38 @@ class DailyStats(MongoDocument):
     precipitation_hours: int = Field(ge=0, le=24)
     count: int = Field(ge=1)
     computed_at: UtcTime
+    # The readings the figures come from, by point_key(observed_at): like HourlyStats.temps, a later
+    # batch merges its own into them and recomputes without reading the day back. None: written before.
+    readings: dict[str, DayReading] | None = None
 
     @classmethod
     def build(cls, region_id: str, day: datetime, points: list[DailyPoint], computed_at: datetime) -> "DailyStats":
-        """From the day's points (at least one). Exact sums (fsum), so any order gives the same numbers."""
-        temps = [p.temp for p in points]
-        hourly_precip: dict[datetime, list[float]] = {}
-        for p in points:
-            if p.rain_1h is not None or p.snow_1h is not None:
-                hour = p.observed_at.replace(minute=0, second=0, microsecond=0)
-                hourly_precip.setdefault(hour, []).append((p.rain_1h or 0.0) + (p.snow_1h or 0.0))
-        precipitation = math.fsum(math.fsum(v) / len(v) for v in hourly_precip.values())
+        """From the day's points (at least one; two of one second are one document, so one reading)."""
+        return cls.from_readings(region_id, day, {point_key(p.observed_at): day_reading(p) for p in points},
+                                 computed_at)
+
+    @classmethod
+    def from_readings(cls, region_id: str, day: datetime, readings: Mapping[str, DayReading],
+                      computed_at: datetime) -> "DailyStats":
+        """From the day's readings by point_key (at least one). Exact sums (fsum): any order, same numbers."""
+        values = list(readings.values())
+        hourly_precip: dict[int, list[float]] = {}
+        for key, (_, _, _, precipitation) in readings.items():
+            if precipitation is not None:
+                hourly_precip.setdefault(int(key) // 3600, []).append(precipitation)
+        precipitation_mm = math.fsum(math.fsum(v) / len(v) for v in hourly_precip.values())
+        temps = [v[0] for v in values]
         return cls(_id=doc_id(region_id, day), region_id=region_id, day=day, temp_min=min(temps),
                    temp_max=max(temps), temp_mean=math.fsum(temps) / len(temps),
-                   humidity_mean=math.fsum(p.humidity for p in points) / len(points),
-                   wind_speed_mean=math.fsum(p.wind_speed for p in points) / len(points),
-                   precipitation_mm=round(precipitation, 3), precipitation_hours=len(hourly_precip),
-                   count=len(points), computed_at=computed_at)
+                   humidity_mean=math.fsum(v[1] for v in values) / len(values),
+                   wind_speed_mean=math.fsum(v[2] for v in values) / len(values),
+                   precipitation_mm=round(precipitation_mm, 3), precipitation_hours=len(hourly_precip),
+                   count=len(values), computed_at=computed_at, readings=dict(readings))
+
+    @classmethod
+    def summary_projection(cls) -> dict[str, int]:
+        """Everything but `readings` (what a reader of the figures needs)."""
+        return {k: v for k, v in cls.projection().items() if k != "readings"}
 
 
 # --- rain model (batch/rain.py) -----------------------------------------------------------

@@ -263,6 +263,35 @@ def test_hourly_stats_of_documents_written_before_temps_were_kept_are_recomputed
     assert all(isinstance(d.get("temps"), dict) for d in db[HOURLY_STATS].find())
 
 
+def test_a_store_written_before_daily_statistics_gets_its_recent_whole_days_at_the_jobs_start(db):
+    from streaming.daily import DailyStatsSink, daily_stats, day_floor, seed_daily_stats, touched_days
+
+    obs = simulated_observations(regions=2, hours=24 * 10, per_hour=2)
+    docs = [d.to_document() for d in observation_documents(obs, NOW)]
+    sink = ObservationSink(db)
+    sink.write(obs, NOW, docs)
+    RegionLatestSink(db).write(docs)
+    sink.prune()
+    newest = max(o.observed_at for o in obs)
+    first_whole_day = day_floor(newest - RECENT_SPAN) + timedelta(days=1)
+    kept = [DailyPoint.from_document(d) for d in docs if d["observed_at"] >= first_whole_day]
+    want = {d.id: d.model_dump(exclude={"computed_at"}) for d in daily_stats(touched_days(kept), kept, NOW)}
+
+    assert seed_daily_stats(db) == len(want) == 2 * 8
+    got = {d["_id"]: DailyStats.from_document(d).model_dump(exclude={"computed_at"}) for d in db[DAILY_STATS].find()}
+    assert got == want
+    assert seed_daily_stats(db) == 0  # once: the job keeps them from then on
+
+    # The next batch merges into the seeded day: still every observation of it, none read back.
+    later = simulated_observations(regions=2, hours=2, per_hour=2, end=newest + timedelta(hours=2))
+    sink.write(later, NOW)
+    DailyStatsSink(db).write(later, NOW)
+    today = [DailyPoint.from_document(d) for d in db[OBSERVATIONS].find({"observed_at": {"$gte": day_floor(newest)}})]
+    for stats in daily_stats(touched_days(later), today, NOW):
+        assert DailyStats.from_document(db[DAILY_STATS].find_one({"_id": stats.id})).model_dump(
+            exclude={"computed_at"}) == stats.model_dump(exclude={"computed_at"})
+
+
 def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_window(db, isolated):
     from webapp.store import Store
 
@@ -351,7 +380,10 @@ def test_after_its_first_prune_recent_observations_loses_whole_days_as_the_cutof
 
 
 def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_need(db):
-    from streaming.daily import DailyStatsSink, daily_stats, touched_days
+    from streaming.daily import DailyStatsSink, daily_stats, day_floor, touched_days
+
+    def key_of(o):
+        return o.region_id, day_floor(o.observed_at)
 
     obs = simulated_observations(regions=2, hours=24 * 10, per_hour=2)
     sink, latest = ObservationSink(db), RegionLatestSink(db)
@@ -365,13 +397,16 @@ def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_
     assert observations_since(db, {region: newest - timedelta(days=9)}).name == OBSERVATIONS  # pruned there
     assert observations_since(db, {"nowhere": newest}).name == OBSERVATIONS  # no region_latest: not known
 
-    # A live batch's days come from recent_observations, an old day's from the history: both exact.
+    # Days stored before their readings were kept are recomputed once: a live batch's days from
+    # recent_observations, an old day's from the history, both exact.
     daily = DailyStatsSink(db)
     live = [o for o in obs if o.observed_at >= newest - timedelta(hours=3)]
     old = [o for o in obs if o.observed_at <= min(o.observed_at for o in obs) + timedelta(hours=3)]
     for batch in (live, old):
-        daily.write(batch, NOW)
         keys = touched_days(batch)
+        daily.write(list({key_of(o): o for o in batch}.values()), NOW)  # an older version's document
+        db[DAILY_STATS].update_many({}, {"$unset": {"readings": ""}})  # of each day: one reading, none kept
+        daily.write(batch, NOW)
         want = {d.id: d.model_dump(exclude={"computed_at"})
                 for d in daily_stats(keys, [DailyPoint.from_document(d) for d in docs], NOW)}
         got = {d["_id"]: DailyStats.from_document(d).model_dump(exclude={"computed_at"})
