@@ -31,7 +31,7 @@ from meteoflow.contracts import ForecastRunSummary, RecordLimits, StreamingBatch
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.mongo import database, make_mongo_client
 from meteoflow.settings import Settings
-from streaming.archive import ArchiveQuery
+from streaming.archive import ArchiveQuery, caught_up
 from streaming.daily import DailyStatsSink, seed_daily_stats
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
@@ -294,8 +294,11 @@ class StreamingJob:
         else:
             writer = writer.trigger(processingTime=f"{self.settings.streaming_trigger_seconds} seconds")
         self.query = writer.start()
-        if self.archive is not None:  # the raw archive: its own Kafka source, sink and checkpoint
+        if self.archive is not None and available_now:  # the raw archive: its own source, sink and checkpoint
             self.archive.start(kafka_stream(self.spark, self.settings), available_now)
+        elif self.archive is not None:  # running: once the main query has caught up (ArchiveQuery)
+            self.archive.start_when(lambda: kafka_stream(self.spark, self.settings),
+                                    lambda: caught_up(self.query))
         if forecasts:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log).start()
         return self.query

@@ -192,6 +192,36 @@ def test_forecasts_catch_up_after_an_api_outage_without_new_input(settings, spar
     assert_forecasts_after_last_observation(db, observations, horizon=6)
 
 
+def test_the_archive_starts_once_a_backlog_is_stored_and_loses_none_of_it(settings, spark, db):
+    from streaming.archive import read_archive
+
+    settings = settings.model_copy(update=dict(archive_trigger_seconds=120))  # only catching up starts it
+    observations = simulated_observations(regions=3, hours=100, per_hour=1)  # 3 triggers of at most 100
+    produce(settings, as_messages(observations))
+    job = StreamingJob(settings, spark, log)
+    stored_at_archive_start: list[int] = []
+    start = job.archive.start
+
+    def noting_start(stream, available_now=False):
+        stored_at_archive_start.append(db[OBSERVATIONS].count_documents({}))
+        return start(stream, available_now)
+
+    job.archive.start = noting_start
+    job.start(forecasts=False)
+    try:
+        wait_for(lambda: job.archive.query is not None
+                 and any(p["numInputRows"] for p in job.archive.query.recentProgress), 90)
+        first_trigger = sum(p["numInputRows"] for p in job.archive.query.recentProgress)
+        assert job.archive.failure() is None
+    finally:
+        job.stop()
+    assert stored_at_archive_start == [len(observations)]  # the backlog was stored before it started
+    assert 0 < first_trigger <= 100  # one trigger (then 120 s until the next)
+    run_until_idle(settings, spark, log)  # the archive's checkpoint goes on from its first trigger
+    archived = read_archive(spark, settings.archive_location)
+    assert archived.count() == archived.select("region_id", "observed_at").distinct().count() == len(observations)
+
+
 def wait_for(condition, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
