@@ -167,7 +167,8 @@ class Settings(BaseSettings):
         "Default: <streaming checkpoint dir>-archive")
     archive_trigger_seconds: float = Field(
         300.0, gt=0, description="How often the archive query writes (each trigger writes one file per date and "
-        "region it saw: shorter means more small files)")
+        "region it saw: shorter means more small files). A running job starts it once it has caught up a backlog, "
+        "at most this long after its start")
     models_uri: str | None = Field(
         None, description="Where batch jobs save trained models (the rain model), any Hadoop-compatible URI. "
         "Default: file://<run_dir>/models")
@@ -183,6 +184,10 @@ class Settings(BaseSettings):
     forecast_refresh_seconds: float = Field(
         3.0, gt=0, description="How often the streaming job's forecast thread refreshes the regions its batches "
                                "marked (forecasts run there, off the write path)")
+    forecast_backlog_wait_seconds: float = Field(
+        60.0, ge=0, description="While the job catches up a backlog (its last trigger did not reach the newest "
+        "offsets), the forecast thread waits up to this long, so a region is fit once from its whole history, not "
+        "from each partial one on the cores the batches need. 0: never waits")
     forecast_refit_min_seconds: float = Field(
         60.0, ge=0, description="A region whose last forecast succeeded is refit once its newest observation is "
         "this much newer than that forecast's, or that forecast is this old: data arriving every few seconds then "

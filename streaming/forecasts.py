@@ -419,12 +419,21 @@ class ForecastRefresher:
 class RetryTimer:
     """The forecast step's own thread: every `interval` seconds (forecast_refresh_seconds),
     refreshes the regions still marked, so forecasts follow new observations and catch up after
-    an outage (respecting the refresher's back-off) without ever being on a batch's path."""
+    an outage (respecting the refresher's back-off) without ever being on a batch's path.
 
-    def __init__(self, refresher: ForecastRefresher, interval: float, log: logging.Logger):
+    While `behind()` (the job is catching up a backlog) it waits, up to `backlog_wait` seconds in a
+    row: the regions stay marked and are fit once the backlog is stored, from their whole history."""
+
+    def __init__(self, refresher: ForecastRefresher, interval: float, log: logging.Logger,
+                 behind: Callable[[], bool] | None = None, backlog_wait: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.refresher = refresher
         self.interval = interval
         self.log = log
+        self.behind = behind
+        self.backlog_wait = backlog_wait
+        self.clock = clock
+        self._waiting_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forecast-retry", daemon=True)
 
@@ -436,10 +445,25 @@ class RetryTimer:
         self._stop.set()
         self._thread.join(timeout)
 
+    def waits_for_backlog(self) -> bool:
+        """Whether this tick leaves the marked regions for later: behind, and not yet for backlog_wait."""
+        if self.behind is None or self.backlog_wait <= 0 or not self.behind():
+            self._waiting_since = None
+            return False
+        now = self.clock()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if now - self._waiting_since < self.backlog_wait:
+            return True
+        self._waiting_since = None  # waited long enough: this tick refreshes, the next may wait again
+        return False
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             began, cpu = time.monotonic(), time.thread_time()
             try:
+                if self.waits_for_backlog():
+                    continue
                 outcome = self.refresher.refresh()
             except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
                 self.log.warning("forecast refresh failed after %.1f s: %s", time.monotonic() - began, exc)

@@ -300,7 +300,9 @@ class StreamingJob:
             self.archive.start_when(lambda: kafka_stream(self.spark, self.settings),
                                     lambda: caught_up(self.query))
         if forecasts:
-            self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log).start()
+            self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log,
+                                    behind=lambda: not caught_up(self.query),
+                                    backlog_wait=self.settings.forecast_backlog_wait_seconds).start()
         return self.query
 
     def run_until_idle(self) -> list[StreamingBatchEvent]:

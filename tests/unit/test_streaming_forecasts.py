@@ -159,3 +159,29 @@ def test_a_marked_region_waits_only_after_a_recent_successful_forecast_of_nearly
                           forecast_origin=T0 if known else None, last_success_at=T0 if known else None)
     waits = status == "ok" and known and data_ahead < min_seconds and forecast_age < min_seconds
     assert state.refit_due(T0 + timedelta(seconds=forecast_age), min_seconds) is not waits
+
+
+def test_the_forecast_thread_waits_out_a_backlog_for_a_bounded_time():
+    import logging
+
+    from streaming.forecasts import RetryTimer
+
+    behind, now = [True], [0.0]
+    timer = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), behind=lambda: behind[0],
+                       backlog_wait=60.0, clock=lambda: now[0])
+    ticks = []
+    for second in range(0, 150, 3):  # the thread's ticks, 3 s apart, the job behind all along
+        now[0] = float(second)
+        ticks.append(timer.waits_for_backlog())
+    refreshed_at = [3 * i for i, waits in enumerate(ticks) if not waits]
+    assert refreshed_at == [60, 123]  # once every 60 s at least: forecasts never starve behind a backlog
+
+    behind[0] = False
+    assert not timer.waits_for_backlog()  # caught up: refresh at once
+    behind[0] = True
+    now[0] += 3
+    assert timer.waits_for_backlog()  # a new backlog: a new wait
+
+    never = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), behind=lambda: True,
+                       backlog_wait=0.0)
+    assert not never.waits_for_backlog()  # METEOFLOW_FORECAST_BACKLOG_WAIT_SECONDS=0
