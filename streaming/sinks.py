@@ -22,7 +22,7 @@ from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
     OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument,
     Observation, ObservationDocument, ObservationPoint, RecentObservation, doc_id, find_by_ids, hourly_stats, utc_day,
-    utc_days, valid_documents,
+    side_by_side, utc_days, valid_documents,
 )
 from meteoflow.settings import Settings
 from streaming.records import HOUR, SplitBatch, hour_points, merged_values
@@ -155,8 +155,9 @@ class ObservationSink:
         if documents is None:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
-        insert_or_update(self.collection, docs, ignore=STORED_AT)
-        insert_or_update(self.recent, [RecentObservation.with_day(d) for d in docs], ignore=STORED_AT)
+        recent = [RecentObservation.with_day(d) for d in docs]
+        side_by_side(lambda: insert_or_update(self.collection, docs, ignore=STORED_AT),
+                     lambda: insert_or_update(self.recent, recent, ignore=STORED_AT))
         if time.monotonic() >= self._prune_due:
             self.prune()
         return len(docs)

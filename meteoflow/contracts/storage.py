@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Callable, ClassVar, Iterable, Iterator, Literal, Mapping, TypeVar
 
@@ -171,27 +171,42 @@ PER_ID_READS = 1000
 PARALLEL_READS = 8
 
 
-class _ReadPool:
-    """The threads that run keyed reads side by side; made again in a forked child (a Spark worker)."""
+class _StorePool:
+    """Threads that run store calls side by side; made again in a forked child (a Spark worker)."""
 
-    def __init__(self):
+    def __init__(self, size: int, name: str):
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
+        self.size, self.name = size, name
 
-    def map(self, read: Callable[[Any], R], keys: list[Any]) -> list[R]:
-        """read(key) of every key, in the keys' order; one key is read in the caller's thread."""
-        if len(keys) < 2:
-            return [read(key) for key in keys]
+    def executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(PARALLEL_READS, thread_name_prefix="store-read")
+                self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
                 self._pid = os.getpid()
-            pool = self._pool
-        return list(pool.map(read, keys))
+            return self._pool
+
+    def map(self, call: Callable[[Any], R], keys: list[Any]) -> list[R]:
+        """call(key) of every key, in the keys' order; one key runs in the caller's thread."""
+        if len(keys) < 2:
+            return [call(key) for key in keys]
+        return list(self.executor().map(call, keys))
 
 
-_reads = _ReadPool()
+_reads = _StorePool(PARALLEL_READS, "store-read")
+# Writes to different collections (a batch's observations and their recent copies): the store
+# spreads them over both cores, where one after the other leaves one idle. Their own pool, so a
+# write that reads (find_by_ids) never waits for a thread its caller holds.
+_writes = _StorePool(4, "store-write")
+
+
+def side_by_side(*calls: Callable[[], R]) -> list[R]:
+    """Run independent store calls at the same time; their results in order. Every call has ended
+    when this returns or raises (the error of the first that failed)."""
+    futures = [_writes.executor().submit(call) for call in calls]
+    wait(futures)
+    return [future.result() for future in futures]
 
 
 def find_by_ids(collection: Any, ids: list[Any], projection: dict[str, int] | None = None) -> list[dict[str, Any]]:

@@ -340,3 +340,33 @@ def test_a_recent_observation_without_day_is_still_valid_and_a_wrong_day_is_not(
     assert RecentObservation.from_document(RecentObservation.with_day(doc)).day == "2026-12-01"
     with pytest.raises(ValueError):
         RecentObservation.from_document({**doc, "day": "1 Dec"})
+
+
+def test_side_by_side_runs_store_calls_at_once_and_raises_only_when_all_have_ended():
+    import threading
+
+    from meteoflow.contracts import side_by_side
+
+    both_running = threading.Barrier(2, timeout=10)  # each call waits for the other: only at once passes
+
+    def write(name):
+        both_running.wait()
+        return name
+
+    assert side_by_side(lambda: write("observations"), lambda: write("recent")) == ["observations", "recent"]
+
+    ended = threading.Event()
+
+    def fails():
+        raise RuntimeError("write refused")
+
+    def slow():
+        both_running.wait()  # released below, after the failing call has already failed
+        ended.set()
+
+    releaser = threading.Thread(target=lambda: both_running.wait())
+    with pytest.raises(RuntimeError, match="write refused"):
+        releaser.start()
+        side_by_side(fails, slow)
+    assert ended.is_set()  # not left running behind the error
+    releaser.join()
