@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from meteoflow.contracts import (
-    FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, STREAMING_BATCH_ACTION, ForecastDocument,
+    FORECAST_STATE, FORECASTS, OBSERVATIONS, STREAMING_BATCH_ACTION, ForecastDocument,
     StreamingBatchEvent,
 )
 from stack.servers import servers
