@@ -253,7 +253,8 @@ class ProducerMetrics(MetricSet):
 
 
 # --- streaming job ------------------------------------------------------------------------------
-STREAMING_STAGES = ("collect", "validate", "deadletters", "observations", "stats", "latest", "mark")
+# "writes": observations, stats and daily written side by side (their own times overlap inside it).
+STREAMING_STAGES = ("collect", "validate", "deadletters", "writes", "observations", "stats", "daily", "latest", "mark")
 FORECAST_OUTCOMES = ("ok", "failed", "skipped", "error")
 
 
