@@ -253,8 +253,7 @@ class ProducerMetrics(MetricSet):
 
 
 # --- streaming job ------------------------------------------------------------------------------
-# "writes": observations, stats and daily written side by side (their own times overlap inside it).
-STREAMING_STAGES = ("collect", "validate", "deadletters", "writes", "observations", "stats", "daily", "latest", "mark")
+STREAMING_STAGES = ("collect", "validate", "deadletters", "observations", "stats", "latest", "mark")
 FORECAST_OUTCOMES = ("ok", "failed", "skipped", "error")
 
 

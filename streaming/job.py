@@ -129,7 +129,6 @@ class BatchProcessor:
         split = split_batch(records, now, self.limits)
         watch.lap("validate")
         counts = self.sinks.write(split, now, watch.lap)
-        report.durations_ms.update(counts.write_ms)
         report.dead_letters, report.stored, report.stats_upserted = counts.dead_letters, counts.stored, counts.stats_upserted
         # Forecasts happen off this path (StreamingJob's forecast thread); the mark is what makes
         # sure they happen, so it is written before the batch is committed.

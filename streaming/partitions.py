@@ -52,7 +52,7 @@ from streaming.sinks import (
 )
 
 SERVICE = "streaming"
-EXECUTOR_STEPS = ("validate", "deadletters", "writes", "observations", "stats", "daily", "latest")
+EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats", "daily", "latest")
 log = logging.getLogger("streaming.partitions")
 
 
@@ -169,7 +169,6 @@ class PartitionWriter:
         # The driver path's steps (BatchSinks), daily statistics and region_latest included: a region's
         # records are in this partition only (see the module's docstring), so its day and latest are decided here.
         counts = sinks.write(split, self.now, laps.lap)
-        laps.durations.update(counts.write_ms)
         return PartitionSummary(rows=len(records), by_topic=dict(Counter(r.topic for r in records)),
                                 stored=counts.stored, dead_letters=counts.dead_letters,
                                 stats_upserted=counts.stats_upserted, latest=latest_per_region(split.observations))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -414,23 +414,14 @@ class SinkCounts:
     dead_letters: int
     stored: int
     stats_upserted: int
-    # Each side-by-side write's own time (ms): observations, stats, daily; they overlap, "writes" in
-    # the batch's laps is their wall time together.
-    write_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class BatchSinks:
-    """Where a split batch goes: the one list of write steps, run by the driver (streaming/job.py)
-    on a whole micro-batch and by each executor (streaming/partitions.py) on its partition. Daily
-    statistics and region_latest are optional for callers that keep only the core sinks (some unit
-    tests).
-
-    Dead letters first; then the observations, their hourly and their daily statistics side by
-    side (different collections, none reads what another writes in the batch: a statistics document
-    merges the batch's own values over whatever it reads, so it is exact either way; on 2 cores
-    the store spreads them over both); region_latest only after all of them, since the prune of
-    recent_observations and the choice of where to read history go by it."""
+    """Where a split batch goes, in this order: the one list of write steps, run by the driver
+    (streaming/job.py) on a whole micro-batch and by each executor (streaming/partitions.py) on its
+    partition. Daily statistics and region_latest are optional for callers that keep only the core
+    sinks (some unit tests)."""
 
     observations: ObservationSink
     stats: HourlyStatsSink
@@ -439,28 +430,17 @@ class BatchSinks:
     latest: RegionLatestSink | None = None
 
     def write(self, split: SplitBatch, now: datetime, lap: Callable[[str], object]) -> SinkCounts:
-        """Writes every step; `lap(name)` is called after deadletters, writes (the side-by-side ones)
-        and latest, for the batch's timings. A failing write raises once the others have ended."""
+        """Writes every step; `lap(name)` is called after each, for the batch's timings."""
         dead_letters = self.deadletters.write(split.dead_letters)
         lap("deadletters")
-        write_ms: dict[str, float] = {}
-
-        def timed(name: str, call: Callable[[], int]) -> Callable[[], int]:
-            def run() -> int:
-                began = time.perf_counter()
-                try:
-                    return call()
-                finally:
-                    write_ms[name] = round((time.perf_counter() - began) * 1000, 1)
-            return run
-
-        calls = [timed("observations", lambda: self.observations.write(split.observations, now, split.documents)),
-                 timed("stats", lambda: self.stats.write(split.observations, now))]
+        stored = self.observations.write(split.observations, now, split.documents)
+        lap("observations")
+        stats = self.stats.write(split.observations, now)
+        lap("stats")
         if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
-            calls.append(timed("daily", lambda: self.daily.write(split.observations, now)))
-        stored, stats, *_ = side_by_side(*calls)
-        lap("writes")
+            self.daily.write(split.observations, now)
+            lap("daily")
         if self.latest is not None:
             self.latest.write(split.documents)
             lap("latest")
-        return SinkCounts(dead_letters, stored, stats, write_ms)
+        return SinkCounts(dead_letters, stored, stats)

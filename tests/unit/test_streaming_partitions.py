@@ -30,12 +30,10 @@ def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_count
     journal = []
     obs, recs = records()
     summary = writer().write(recs, sinks(journal), _Stopwatch({}))
-    names = [name for name, _ in journal]  # observations and both statistics side by side: any order
-    assert names[0] == "deadletters" and sorted(names[1:4]) == sorted(STEPS[1:4]) and names[4] == "latest"
-    written = dict(journal)
-    assert [dl.source_offset for dl in written["deadletters"]] == [99]
-    assert written["observations"] == obs and written["stats"] == obs and written["daily"] == obs
-    assert [d["region_id"] for d in written["latest"]] == [o.region_id for o in obs]  # region_latest's documents
+    assert [name for name, _ in journal] == list(STEPS)
+    assert [dl.source_offset for dl in journal[0][1]] == [99]
+    assert journal[1][1] == obs and journal[2][1] == obs and journal[3][1] == obs
+    assert [d["region_id"] for d in journal[4][1]] == [o.region_id for o in obs]  # region_latest's documents
     assert (summary.rows, summary.stored, summary.dead_letters, summary.stats_upserted) == (5, 4, 1, 4)
     assert summary.by_topic == {"obs": 5}
     assert summary.latest == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
@@ -46,11 +44,7 @@ def test_a_failing_sink_fails_the_partition_so_spark_retries_it(failing):
     journal = []
     with pytest.raises(ConnectionError):
         writer().write(records()[1], sinks(journal, {failing}), _Stopwatch({}))
-    side_by_side = {"observations", "stats", "daily"}
-    if failing in side_by_side:  # the other two were written; nothing after
-        assert sorted(name for name, _ in journal) == sorted(["deadletters", *(side_by_side - {failing})])
-    else:
-        assert sorted(name for name, _ in journal) == sorted(STEPS[:STEPS.index(failing)])
+    assert [name for name, _ in journal] == list(STEPS[:STEPS.index(failing)])
 
 
 def test_summaries_merge_into_the_batchs_totals():
