@@ -428,7 +428,9 @@ class DailyStats(MongoDocument):
     computed_at: UtcTime
     # The readings the figures come from, by point_key(observed_at): like HourlyStats.temps, a later
     # batch merges its own into them and recomputes without reading the day back. None: written before.
-    readings: dict[str, DayReading] | None = None
+    # Keys are parsed back into instants (the hour of a precipitation reading): a damaged key makes
+    # the document invalid, so it is recomputed from the observations instead of failing a batch.
+    readings: dict[Annotated[str, Field(pattern=r"^-?[0-9]{1,12}$")], DayReading] | None = None
 
     @classmethod
     def build(cls, region_id: str, day: datetime, points: list[DailyPoint], computed_at: datetime) -> "DailyStats":

@@ -66,3 +66,13 @@ def test_touched_days_are_utc_days():
 def test_a_point_with_negative_rain_is_refused():
     with pytest.raises(ValueError, match="rain_1h"):
         point(0, 25.0, rain=-1.0)
+
+
+def test_a_stored_day_with_a_damaged_reading_key_is_invalid_not_a_batch_failure():
+    from meteoflow.contracts import InvalidDocument
+
+    doc = DailyStats.build("dakar", DAY0, [point(0, 25.0, rain=0.5)], NOW).to_document()
+    assert DailyStats.from_document(doc).readings  # a sound one reads back
+    for key in ("abc", "", "1" * 40):
+        with pytest.raises(InvalidDocument, match="readings"):
+            DailyStats.from_document({**doc, "readings": {key: [25.0, 50.0, 3.0, None]}})
