@@ -69,6 +69,7 @@ class ForecastOutcome:
 
 
 RETENTION_EVERY_SECONDS = 3600.0
+BACKLOG_POLL_SECONDS = 0.5  # how often the waiting forecast thread looks whether the job has caught up
 
 
 class ForecastUnavailable(RuntimeError):
@@ -422,7 +423,10 @@ class RetryTimer:
     an outage (respecting the refresher's back-off) without ever being on a batch's path.
 
     While `behind()` (the job is catching up a backlog) it waits, up to `backlog_wait` seconds in a
-    row: the regions stay marked and are fit once the backlog is stored, from their whole history."""
+    row: the regions stay marked and are fit once the backlog is stored, from their whole history.
+    Meanwhile it looks every BACKLOG_POLL_SECONDS, so that fit starts as soon as the job catches up.
+    `settled` is set once a refresh has run with the job caught up (work that can wait, the archive,
+    waits for it)."""
 
     def __init__(self, refresher: ForecastRefresher, interval: float, log: logging.Logger,
                  behind: Callable[[], bool] | None = None, backlog_wait: float = 0.0,
@@ -433,6 +437,7 @@ class RetryTimer:
         self.behind = behind
         self.backlog_wait = backlog_wait
         self.clock = clock
+        self.settled = threading.Event()
         self._waiting_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forecast-retry", daemon=True)
@@ -445,9 +450,9 @@ class RetryTimer:
         self._stop.set()
         self._thread.join(timeout)
 
-    def waits_for_backlog(self) -> bool:
+    def waits_for_backlog(self, behind: bool) -> bool:
         """Whether this tick leaves the marked regions for later: behind, and not yet for backlog_wait."""
-        if self.behind is None or self.backlog_wait <= 0 or not self.behind():
+        if not behind or self.backlog_wait <= 0:
             self._waiting_since = None
             return False
         now = self.clock()
@@ -458,17 +463,30 @@ class RetryTimer:
         self._waiting_since = None  # waited long enough: this tick refreshes, the next may wait again
         return False
 
+    def next_wait(self) -> float:
+        return min(BACKLOG_POLL_SECONDS, self.interval) if self._waiting_since is not None else self.interval
+
+    def tick(self) -> ForecastOutcome | None:
+        """One turn of the thread: None when it waits for the backlog, else the refresh's outcome
+        (its exception propagates)."""
+        behind = self.behind is not None and self.behind()
+        if self.waits_for_backlog(behind):
+            return None
+        try:
+            return self.refresher.refresh()
+        finally:
+            if not behind:
+                self.settled.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.next_wait()):
             began, cpu = time.monotonic(), time.thread_time()
             try:
-                if self.waits_for_backlog():
-                    continue
-                outcome = self.refresher.refresh()
+                outcome = self.tick()
             except Exception as exc:  # noqa: BLE001 - the timer must outlive a MongoDB hiccup
                 self.log.warning("forecast refresh failed after %.1f s: %s", time.monotonic() - began, exc)
                 continue
-            if outcome.attempted:
+            if outcome is not None and outcome.attempted:
                 took, cpu = time.monotonic() - began, time.thread_time() - cpu
                 # The CPU is this process's share (the job's batches run beside it), the rest is waiting.
                 self.log.info("forecast refresh: %d ok, %d failed, %d skipped, %d errors in %.1f s (%.2f s CPU here)",

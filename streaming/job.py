@@ -294,15 +294,19 @@ class StreamingJob:
         else:
             writer = writer.trigger(processingTime=f"{self.settings.streaming_trigger_seconds} seconds")
         self.query = writer.start()
-        if self.archive is not None and available_now:  # the raw archive: its own source, sink and checkpoint
-            self.archive.start(kafka_stream(self.spark, self.settings), available_now)
-        elif self.archive is not None:  # running: once the main query has caught up (ArchiveQuery)
-            self.archive.start_when(lambda: kafka_stream(self.spark, self.settings),
-                                    lambda: caught_up(self.query))
         if forecasts:
             self.timer = RetryTimer(self.refresher, self.settings.forecast_refresh_seconds, self.log,
                                     behind=lambda: not caught_up(self.query),
                                     backlog_wait=self.settings.forecast_backlog_wait_seconds).start()
+        if self.archive is not None and available_now:  # the raw archive: its own source, sink and checkpoint
+            self.archive.start(kafka_stream(self.spark, self.settings), available_now)
+        elif self.archive is not None:
+            # Running: once the main query has caught up and the forecasts have followed (the archive's
+            # first trigger writes the whole backlog, on the cores those fits need), archive_trigger_seconds
+            # after the start at the latest (ArchiveQuery).
+            self.archive.start_when(
+                lambda: kafka_stream(self.spark, self.settings),
+                lambda: caught_up(self.query) and (self.timer is None or self.timer.settled.is_set()))
         return self.query
 
     def run_until_idle(self) -> list[StreamingBatchEvent]:

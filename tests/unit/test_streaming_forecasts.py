@@ -166,22 +166,55 @@ def test_the_forecast_thread_waits_out_a_backlog_for_a_bounded_time():
 
     from streaming.forecasts import RetryTimer
 
-    behind, now = [True], [0.0]
-    timer = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), behind=lambda: behind[0],
-                       backlog_wait=60.0, clock=lambda: now[0])
+    now = [0.0]
+    timer = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), backlog_wait=60.0,
+                       clock=lambda: now[0])
     ticks = []
     for second in range(0, 150, 3):  # the thread's ticks, 3 s apart, the job behind all along
         now[0] = float(second)
-        ticks.append(timer.waits_for_backlog())
+        ticks.append(timer.waits_for_backlog(True))
     refreshed_at = [3 * i for i, waits in enumerate(ticks) if not waits]
     assert refreshed_at == [60, 123]  # once every 60 s at least: forecasts never starve behind a backlog
 
-    behind[0] = False
-    assert not timer.waits_for_backlog()  # caught up: refresh at once
-    behind[0] = True
+    assert not timer.waits_for_backlog(False)  # caught up: refresh at once
     now[0] += 3
-    assert timer.waits_for_backlog()  # a new backlog: a new wait
+    assert timer.waits_for_backlog(True)  # a new backlog: a new wait
 
-    never = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), behind=lambda: True,
-                       backlog_wait=0.0)
-    assert not never.waits_for_backlog()  # METEOFLOW_FORECAST_BACKLOG_WAIT_SECONDS=0
+    never = RetryTimer(refresher=None, interval=3.0, log=logging.getLogger("test"), backlog_wait=0.0)
+    assert not never.waits_for_backlog(True)  # METEOFLOW_FORECAST_BACKLOG_WAIT_SECONDS=0
+
+
+def test_the_forecast_thread_settles_once_it_has_refreshed_with_the_job_caught_up():
+    import logging
+
+    from streaming.forecasts import BACKLOG_POLL_SECONDS, ForecastOutcome, RetryTimer
+
+    class Refresher:
+        calls = 0
+        fail = False
+
+        def refresh(self):
+            self.calls += 1
+            if self.fail:
+                raise RuntimeError("the store is restarting")
+            return ForecastOutcome(ok=["r1"])
+
+    refresher, behind = Refresher(), [True]
+    timer = RetryTimer(refresher, interval=3.0, log=logging.getLogger("test"), behind=lambda: behind[0],
+                       backlog_wait=60.0, clock=lambda: 0.0)
+    assert timer.tick() is None and refresher.calls == 0 and not timer.settled.is_set()
+    assert timer.next_wait() == BACKLOG_POLL_SECONDS  # waiting: looks again soon, to fit as soon as it catches up
+    behind[0] = False
+    refresher.fail = True
+    with pytest.raises(RuntimeError):
+        timer.tick()
+    assert timer.settled.is_set()  # a failed refresh must not hold the archive back either
+    assert timer.next_wait() == 3.0
+    refresher.fail = False
+    assert timer.tick().ok == ["r1"] and refresher.calls == 2
+
+    # a refresh forced by the wait's bound, still behind, has not settled anything
+    behind[0] = True
+    bounded = RetryTimer(refresher, interval=3.0, log=logging.getLogger("test"), behind=lambda: behind[0],
+                         backlog_wait=0.0)
+    assert bounded.tick().ok == ["r1"] and not bounded.settled.is_set()
