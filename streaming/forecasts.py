@@ -25,7 +25,8 @@ from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
     API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, BatchResponse,
     ForecastAttempt, ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
-    ForecastState, ModelFacts, ObservationPoint, Prediction, PredictRequest, bson_millis, valid_documents,
+    ForecastState, ModelFacts, ObservationPoint, Prediction, PredictRequest, REGION_SERIES, RegionSeries,
+    SERIES_HOURS, bson_millis, find_by_ids, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
@@ -390,6 +391,25 @@ class ForecastRefresher:
         return plans
 
     def _histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
+        """Each pending region's hours of history: its region_series document (one small read per
+        region), or its observations where that does not cover the marked observation (a region stored
+        before the series were kept) or the window (forecast_history_days beyond SERIES_HOURS)."""
+        window = timedelta(days=self.settings.forecast_history_days)
+        series: dict[str, RegionSeries] = {}
+        if window < timedelta(hours=SERIES_HOURS):
+            found = find_by_ids(self.db[REGION_SERIES], sorted(pending))
+            series = {s.region_id: s for s in valid_documents(RegionSeries, found)
+                      if s.last_observed_at >= pending[s.region_id]}
+        histories = [RegionHistory(region, s.lat, s.lon, pending[region],
+                                   [(hour, temp) for hour, temp in s.points()
+                                    if pending[region] - window <= hour <= pending[region]])
+                     for region, s in series.items()]
+        rest = {region: when for region, when in pending.items() if region not in series}
+        if rest:
+            histories += self._observed_histories(rest)
+        return sorted(histories, key=lambda hist: hist.region_id)
+
+    def _observed_histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         history = timedelta(days=self.settings.forecast_history_days)
         earliest = min(pending.values()) - history
         source = observations_since(self.db, {region: when - history for region, when in pending.items()})

@@ -2,7 +2,8 @@
 
 `foreachBatch` makes ONE pass over a micro-batch: select the Kafka columns, collect once
 (batches are thousands of rows), then plain Python runs the sinks in order:
-dead letters -> observations -> hourly stats -> region_latest -> mark the regions for forecasts.
+dead letters -> observations -> hourly stats -> region series -> daily stats -> region_latest ->
+mark the regions for forecasts.
 Exactly-once effect comes from Spark's checkpoint (a batch is committed only after foreachBatch
 returns) plus idempotent writes (a retried batch rewrites the same documents).
 
@@ -36,8 +37,8 @@ from streaming.daily import DailyStatsSink, seed_daily_stats
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
 from streaming.sinks import (
-    BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, backfill_region_latest,
-    ensure_indexes,
+    BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, RegionSeriesSink,
+    backfill_region_latest, ensure_indexes,
 )
 
 # The columns of KafkaRecord; Kafka's timestamp as epoch milliseconds, as kafka-python gives it
@@ -95,9 +96,9 @@ class BatchProcessor:
     def __init__(self, observations: ObservationSink, stats: HourlyStatsSink, refresher: ForecastRefresher,
                  deadletters: DeadLetterSink, reporter: "ProgressReporter", limits: RecordLimits = RecordLimits(),
                  metrics: StreamingMetrics | None = None, daily: DailyStatsSink | None = None,
-                 latest: RegionLatestSink | None = None):
+                 latest: RegionLatestSink | None = None, series: RegionSeriesSink | None = None):
         self.limits = limits
-        self.sinks = BatchSinks(observations, stats, deadletters, daily, latest)
+        self.sinks = BatchSinks(observations, stats, deadletters, daily, latest, series)
         self.metrics = metrics or StreamingMetrics()
         self.refresher = refresher
         self.deadletters = deadletters
@@ -270,7 +271,8 @@ class StreamingJob:
         self.reporter = ProgressReporter(self.log, keep_progress_lines)
         self.processor = BatchProcessor(ObservationSink(self.db), HourlyStatsSink(self.db), self.refresher,
                                         self.deadletters, self.reporter, settings.record_limits, self.metrics,
-                                        daily=DailyStatsSink(self.db), latest=RegionLatestSink(self.db))
+                                        daily=DailyStatsSink(self.db), latest=RegionLatestSink(self.db),
+                                        series=RegionSeriesSink(self.db))
         # --- executor writes: on a cluster (or METEOFLOW_STREAMING_EXECUTOR_WRITES=on) -------------
         if settings.executor_writes:
             from streaming.partitions import ExecutorWrites  # it imports this module: loaded on demand

@@ -49,10 +49,11 @@ from streaming.records import latest_per_region, split_batch
 from streaming.daily import DailyStatsSink
 from streaming.sinks import (
     DEADLETTER_SEND_TIMEOUT_SECONDS, BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink,
+    RegionSeriesSink,
 )
 
 SERVICE = "streaming"
-EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats", "daily", "latest")
+EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats", "series", "daily", "latest")
 log = logging.getLogger("streaming.partitions")
 
 
@@ -116,7 +117,7 @@ def _sinks(settings: Settings, producer_options: dict[str, Any]) -> BatchSinks:
                                  **producer_options) if producer_options else None
         _SINKS[key] = BatchSinks(ObservationSink(db), HourlyStatsSink(db),
                                  DeadLetterSink(settings, logging.getLogger(SERVICE), producer),
-                                 DailyStatsSink(db), RegionLatestSink(db))
+                                 DailyStatsSink(db), RegionLatestSink(db), RegionSeriesSink(db))
     return _SINKS[key]
 
 

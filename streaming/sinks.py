@@ -20,9 +20,9 @@ from pymongo.database import Database
 
 from meteoflow.contracts import (
     DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
-    OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, DeadLetter, HourlyStats, MongoDocument,
-    Observation, ObservationDocument, ObservationPoint, RecentObservation, doc_id, find_by_ids, hourly_stats, utc_day,
-    side_by_side, utc_days, valid_documents,
+    OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
+    HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RecentObservation, RegionSeries,
+    doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, utc_days, valid_documents,
 )
 from meteoflow.settings import Settings
 from streaming.records import HOUR, SplitBatch, hour_points, merged_values
@@ -260,17 +260,22 @@ class MergedStatsSink:
         raise NotImplementedError
 
     def write(self, observations: list[Observation], now: datetime) -> int:
+        return len(self.write_documents(observations, now))
+
+    def write_documents(self, observations: list[Observation], now: datetime) -> list[dict[str, Any]]:
+        """Writes the batch's keys; returns their documents as they now stand (over every stored value)."""
         batch = self.batch_values(observations)
         if not batch:
-            return 0
+            return []
         keys = list(batch)
         fresh = [self.document(key, batch[key], now) for key in keys]
         stored = insert_new(self.collection, fresh)
-        if stored:
-            self._merge({keys[i]: batch[keys[i]] for i in stored}, now)
-        return len(fresh)
+        if not stored:
+            return fresh
+        merged = self._merge({keys[i]: batch[keys[i]] for i in stored}, now)
+        return [doc for i, doc in enumerate(fresh) if i not in set(stored)] + merged
 
-    def _merge(self, batch: dict[tuple[str, datetime], dict[str, Any]], now: datetime) -> None:
+    def _merge(self, batch: dict[tuple[str, datetime], dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         ids = [doc_id(*key) for key in batch]
         stored = {s.id: s for s in valid_documents(self.model, find_by_ids(self.collection, ids))}
         before = {i: s.to_document() for i, s in stored.items()}  # what is stored now: written only if changed
@@ -283,6 +288,7 @@ class MergedStatsSink:
         if changed:
             self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in changed],
                                        ordered=False)
+        return docs
 
 
 class HourlyStatsSink(MergedStatsSink):
@@ -324,11 +330,7 @@ class RegionLatestSink:
         self.collection = db[REGION_LATEST]
 
     def write(self, documents: list[dict[str, Any]]) -> int:
-        newest: dict[str, dict[str, Any]] = {}
-        for doc in documents:
-            region = doc["region_id"]
-            if region not in newest or doc["observed_at"] >= newest[region]["observed_at"]:
-                newest[region] = doc
+        newest = newest_documents(documents)
         if not newest:
             return 0
         found = find_by_ids(self.collection, list(newest), {"observed_at": 1})
@@ -342,6 +344,64 @@ class RegionLatestSink:
         if ops:
             self.collection.bulk_write(ops, ordered=False)
         return len(new) - len(raced) + len(ops)
+
+
+def newest_documents(documents: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each region's newest observation document (by observed_at; among equal instants the later one,
+    as in observations)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        region = doc["region_id"]
+        if region not in newest or doc["observed_at"] >= newest[region]["observed_at"]:
+            newest[region] = doc
+    return newest
+
+
+class RegionSeriesSink:
+    """Keeps region_series (RegionSeries): per region, the mean of each hour of its last SERIES_HOURS,
+    taken from the hourly statistics the batch has just merged (each over every stored observation of
+    its hour, so a replay writes the same). Reads only the touched regions' documents, by _id.
+
+    A region without one is new (its hours are all in this batch) unless region_latest knows it: data
+    stored before this collection existed, whose window is then read once from its hourly statistics,
+    by _id. So it runs before RegionLatestSink (which would know the region from this very batch)."""
+
+    def __init__(self, db: Database):
+        self.collection = db[REGION_SERIES]
+        self.hourly = db[HOURLY_STATS]
+        self.latest = db[REGION_LATEST]
+
+    def write(self, hourly: list[dict[str, Any]], documents: list[dict[str, Any]], now: datetime) -> int:
+        """`hourly`: the batch's HourlyStats documents as merged; `documents`: its observation documents."""
+        hours: dict[str, dict[str, float]] = {}
+        for doc in hourly:
+            hours.setdefault(doc["region_id"], {})[point_key(doc["hour"])] = RegionSeries.mean(doc["temp_mean"])
+        newest = newest_documents(documents)
+        regions = sorted(set(hours) & set(newest))
+        if not regions:
+            return 0
+        stored = {s.id: s for s in valid_documents(RegionSeries, find_by_ids(self.collection, regions))}
+        before = {region: series.to_document() for region, series in stored.items()}
+        known = {d["_id"] for d in find_by_ids(self.latest, [r for r in regions if r not in stored], {"_id": 1})}
+        seeds = self._stored_hours(known, {r: newest[r]["observed_at"] for r in known})
+        docs = [RegionSeries.merged(region, stored.get(region), {**seeds.get(region, {}), **hours[region]},
+                                    newest[region], now).to_document() for region in regions]
+        new = [d for d in docs if d["_id"] not in before]
+        raced = {new[i]["_id"] for i in insert_new(self.collection, new)}
+        ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs
+               if d["_id"] in raced or (d["_id"] in before and differs(before[d["_id"]], d, COMPUTED_AT))]
+        if ops:
+            self.collection.bulk_write(ops, ordered=False)
+        return len(docs)
+
+    def _stored_hours(self, regions: set[str], last: dict[str, datetime]) -> dict[str, dict[str, float]]:
+        """The hourly means already stored for each region's window (before its newest observation)."""
+        ids = [doc_id(region, hour_floor(last[region]) - timedelta(hours=back))
+               for region in sorted(regions) for back in range(SERIES_HOURS + 1)]
+        means: dict[str, dict[str, float]] = {}
+        for stats in valid_documents(HourlyStats, find_by_ids(self.hourly, ids, HourlyStats.summary_projection())):
+            means.setdefault(stats.region_id, {})[point_key(stats.hour)] = RegionSeries.mean(stats.temp_mean)
+        return means
 
 
 def _not_after(stored: Any, when: datetime) -> bool:
@@ -428,6 +488,7 @@ class BatchSinks:
     deadletters: DeadLetterSink
     daily: DailyStatsSink | None = None
     latest: RegionLatestSink | None = None
+    series: RegionSeriesSink | None = None
 
     def write(self, split: SplitBatch, now: datetime, lap: Callable[[str], object]) -> SinkCounts:
         """Writes every step; `lap(name)` is called after each, for the batch's timings."""
@@ -435,12 +496,15 @@ class BatchSinks:
         lap("deadletters")
         stored = self.observations.write(split.observations, now, split.documents)
         lap("observations")
-        stats = self.stats.write(split.observations, now)
+        hourly = self.stats.write_documents(split.observations, now)
         lap("stats")
+        if self.series is not None:  # from the hours just merged; before region_latest (RegionSeriesSink)
+            self.series.write(hourly, split.documents, now)
+            lap("series")
         if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
             self.daily.write(split.observations, now)
             lap("daily")
         if self.latest is not None:
             self.latest.write(split.documents)
             lap("latest")
-        return SinkCounts(dead_letters, stored, stats)
+        return SinkCounts(dead_letters, stored, len(hourly))

@@ -48,6 +48,8 @@ REGION_LATEST = "region_latest"  # RegionLatest: each region's newest observatio
 # equality too, by reading its whole collection).
 RECENT_OBSERVATIONS = "recent_observations"
 RECENT_HOURS = 168  # the longest window the region page offers (24, 48, 72 or 168 h)
+REGION_SERIES = "region_series"  # RegionSeries: each region's recent hourly means, kept by the streaming job
+SERIES_HOURS = RECENT_HOURS + 24  # how far back (before its newest hour) a region's series goes
 
 
 def doc_id(region_id: str, when: datetime) -> str:
@@ -382,6 +384,50 @@ def hourly_stats(keys: Iterable[tuple[str, datetime]], stored: Iterable[Any], co
             for (region_id, hour), values in sorted(temps.items()) if values]
 
 
+# --- each region's hourly series ---------------------------------------------------------
+PointKey = Annotated[str, Field(pattern=r"^-?[0-9]{1,12}$")]  # point_key(): epoch seconds
+
+
+class RegionSeries(MongoDocument):
+    """One region's hourly mean temperatures over its last SERIES_HOURS (before its newest hour),
+    _id = region_id: what the forecast step fits and scores against, kept by the streaming job from
+    the hourly statistics it merges, so a refresh reads one document per region instead of its week
+    of observations. Complete: a region's first document holds every stored hour of its window."""
+
+    COLLECTION: ClassVar[str] = REGION_SERIES
+
+    region_id: RegionId
+    lat: Latitude  # of the newest observation
+    lon: Longitude
+    last_observed_at: UtcTime  # the newest observation the hours include
+    hours: dict[PointKey, Finite]  # point_key(start of the hour) -> the hour's mean temp (HourlyStats.temp_mean)
+    computed_at: UtcTime
+
+    @staticmethod
+    def mean(temp_mean: float) -> float:
+        """An hour's mean as the series keeps it (as streaming.records.hourly_means rounds it)."""
+        return round(temp_mean, 4)
+
+    @classmethod
+    def merged(cls, region_id: str, stored: "RegionSeries | None", hours: Mapping[str, float],
+               newest: Mapping[str, Any], computed_at: datetime) -> "RegionSeries":
+        """`stored` (None: none yet) with `hours` replacing the same hours; position and last_observed_at
+        from `newest` (an observation document) unless the stored one is later; hours older than
+        SERIES_HOURS before the newest hour dropped."""
+        last, lat, lon = newest["observed_at"], newest["lat"], newest["lon"]
+        if stored is not None and stored.last_observed_at > last:
+            last, lat, lon = stored.last_observed_at, stored.lat, stored.lon
+        merged = {**(stored.hours if stored is not None else {}), **hours}
+        oldest = int((hour_floor(last) - timedelta(hours=SERIES_HOURS)).timestamp())
+        return cls(_id=region_id, region_id=region_id, lat=lat, lon=lon, last_observed_at=last,
+                   hours={k: v for k, v in sorted(merged.items(), key=lambda kv: int(kv[0])) if int(k) >= oldest},
+                   computed_at=computed_at)
+
+    def points(self) -> list[tuple[datetime, float]]:
+        """(start of the hour, mean temp), oldest first."""
+        return sorted((datetime.fromtimestamp(int(k), timezone.utc), v) for k, v in self.hours.items())
+
+
 # --- daily statistics -------------------------------------------------------------------
 class DailyPoint(ObservationPoint):
     """What daily statistics read of an observation (stored document or archive row).
@@ -430,7 +476,7 @@ class DailyStats(MongoDocument):
     # batch merges its own into them and recomputes without reading the day back. None: written before.
     # Keys are parsed back into instants (the hour of a precipitation reading): a damaged key makes
     # the document invalid, so it is recomputed from the observations instead of failing a batch.
-    readings: dict[Annotated[str, Field(pattern=r"^-?[0-9]{1,12}$")], DayReading] | None = None
+    readings: dict[PointKey, DayReading] | None = None
 
     @classmethod
     def build(cls, region_id: str, day: datetime, points: list[DailyPoint], computed_at: datetime) -> "DailyStats":

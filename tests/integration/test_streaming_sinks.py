@@ -9,14 +9,15 @@ from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
     DAILY_STATS, DailyPoint, DailyStats, FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
-    DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, doc_id, utc_day,
+    REGION_SERIES, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, RegionSeries, doc_id,
+    hour_floor, point_key, utc_day,
 )
 from kafka.errors import KafkaError
 
 from meteoflow.kafka import make_consumer, make_producer
 from meteoflow.mongo import database, make_mongo_client
 from streaming.forecasts import ForecastRefresher
-from streaming.records import latest_per_region, observation_documents
+from streaming.records import SplitBatch, hourly_means, latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
 from streaming.sinks import RECENT_SPAN, fill_recent_days, observations_since, seed_recent_observations
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
@@ -412,3 +413,78 @@ def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_
         got = {d["_id"]: DailyStats.from_document(d).model_dump(exclude={"computed_at"})
                for d in db[DAILY_STATS].find({"_id": {"$in": list(want)}})}
         assert got == want and len(want) == len(keys)
+
+
+def write_batch(db, obs, with_series=True):
+    """One batch through the driver path's sinks (BatchSinks), as the job writes it."""
+    from streaming.sinks import BatchSinks, RegionSeriesSink
+
+    class NoDeadLetters:
+        def write(self, dead_letters):
+            return 0
+
+    sinks = BatchSinks(ObservationSink(db), HourlyStatsSink(db), NoDeadLetters(), latest=RegionLatestSink(db),
+                       series=RegionSeriesSink(db) if with_series else None)
+    split = SplitBatch(observations=obs, documents=[d.to_document() for d in observation_documents(obs, NOW)])
+    return sinks.write(split, NOW, lambda step: None)
+
+
+def stored_series(db) -> dict[str, RegionSeries]:
+    return {s.id: s for s in map(RegionSeries.from_document, db[REGION_SERIES].find())}
+
+
+def test_each_regions_series_holds_the_mean_of_every_stored_hour_over_split_batches_and_replays(db):
+    obs = simulated_observations(regions=3, hours=10, per_hour=4)
+    first, second = obs[: len(obs) // 2 + 6], obs[len(obs) // 2 + 6:]  # an hour split between the batches
+    write_batch(db, first)
+    write_batch(db, second)
+    series = stored_series(db)
+    stats = {d["_id"]: d for d in db[HOURLY_STATS].find()}
+    assert sorted(series) == ["dakar", "saint-louis", "thies"]
+    for region, s in series.items():
+        assert s.hours == {point_key(d["hour"].replace(tzinfo=timezone.utc)): round(d["temp_mean"], 4)
+                           for d in stats.values() if d["region_id"] == region}
+        assert len(s.hours) == 10 and s.last_observed_at == max(o.observed_at for o in obs if o.region_id == region)
+    written = {d["_id"]: d["computed_at"] for d in db[REGION_SERIES].find()}
+    write_batch(db, second)  # a replay after a crash: the same series, nothing rewritten
+    assert stored_series(db) == series
+    assert {d["_id"]: d["computed_at"] for d in db[REGION_SERIES].find()} == written
+
+
+def test_a_region_stored_before_series_were_kept_gets_its_window_from_its_hourly_statistics(db):
+    obs = simulated_observations(regions=2, hours=30, per_hour=2)
+    write_batch(db, obs, with_series=False)  # an older version of the job: no region_series
+    newest = max(o.observed_at for o in obs)
+    later = simulated_observations(regions=3, hours=1, per_hour=2, end=newest + timedelta(hours=1))
+    write_batch(db, later)
+    series = stored_series(db)
+    assert len(series["dakar"].hours) == len(series["thies"].hours) == 31  # the 30 stored hours and the new one
+    # a new region: all it has is in the batch (nothing read back for it)
+    assert series["saint-louis"].hours.keys() == {point_key(hour_floor(o.observed_at))
+                                                  for o in later if o.region_id == "saint-louis"}
+    expected = {point_key(d["hour"].replace(tzinfo=timezone.utc)): round(d["temp_mean"], 4)
+                for d in db[HOURLY_STATS].find({"region_id": "dakar"})}
+    assert series["dakar"].hours == expected
+
+
+def test_the_forecast_step_reads_each_regions_history_from_its_series_and_falls_back_to_observations(db, isolated):
+    obs = simulated_observations(regions=3, hours=30, per_hour=4)
+    write_batch(db, obs)
+    refresher = ForecastRefresher(db, isolated)
+    pending = latest_per_region(obs)
+    from_series = refresher._histories(pending)
+    from_observations = refresher._observed_histories(pending)
+    assert [h.region_id for h in from_series] == ["dakar", "saint-louis", "thies"]
+    for got, want in zip(from_series, from_observations):
+        assert (got.region_id, got.lat, got.lon, got.last_observed_at) == (
+            want.region_id, want.lat, want.lon, want.last_observed_at)
+        assert hourly_means(got.points) == pytest.approx(hourly_means(want.points), abs=1e-4)
+        assert len(hourly_means(got.points)) == 30
+
+    # A series that does not reach the marked observation (here: damaged to look older), or none at all,
+    # and the observations are read instead: same history.
+    db[REGION_SERIES].update_one({"_id": "dakar"}, {"$set": {"last_observed_at": NOW - timedelta(days=30)}})
+    db[REGION_SERIES].delete_one({"_id": "thies"})
+    again = refresher._histories(pending)
+    assert [hourly_means(h.points) for h in again] == [hourly_means(h.points) for h in
+                                                        [from_observations[0], from_series[1], from_observations[2]]]

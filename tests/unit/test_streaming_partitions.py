@@ -15,7 +15,7 @@ from streaming.sinks import BatchSinks
 from tests.unit.test_streaming_batch import Recorder, records
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
-STEPS = ("deadletters", "observations", "stats", "daily", "latest")  # the driver path's order
+STEPS = ("deadletters", "observations", "stats", "series", "daily", "latest")  # the driver path's order
 
 
 def writer():
@@ -32,8 +32,9 @@ def test_a_partition_runs_the_driver_paths_steps_in_order_and_returns_only_count
     summary = writer().write(recs, sinks(journal), _Stopwatch({}))
     assert [name for name, _ in journal] == list(STEPS)
     assert [dl.source_offset for dl in journal[0][1]] == [99]
-    assert journal[1][1] == obs and journal[2][1] == obs and journal[3][1] == obs
-    assert [d["region_id"] for d in journal[4][1]] == [o.region_id for o in obs]  # region_latest's documents
+    assert journal[1][1] == obs and journal[2][1] == obs and journal[4][1] == obs
+    assert journal[3][1] == obs  # region series: what the hourly statistics sink wrote (here its input)
+    assert [d["region_id"] for d in journal[5][1]] == [o.region_id for o in obs]  # region_latest's documents
     assert (summary.rows, summary.stored, summary.dead_letters, summary.stats_upserted) == (5, 4, 1, 4)
     assert summary.by_topic == {"obs": 5}
     assert summary.latest == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
