@@ -28,9 +28,9 @@ from pymongo import ASCENDING, DESCENDING  # noqa: E402
 from meteoflow import contracts  # noqa: E402
 from meteoflow.clock import utc_now  # noqa: E402
 from meteoflow.kafka import KafkaRecord  # noqa: E402
-from streaming.job import BatchProcessor, BatchReport, _Stopwatch  # noqa: E402
+from streaming.job import BatchProcessor, BatchReport  # noqa: E402
 from streaming.records import latest_per_region, observation_documents, split_batch, touched_hours  # noqa: E402
-from streaming.sinks import upsert_all  # noqa: E402
+from streaming.sinks import Stopwatch, upsert_all  # noqa: E402
 
 LATEST_CANDIDATES = 10
 MAX_HISTORY_POINTS = 50_000
@@ -44,7 +44,7 @@ class PreviousProcessor(BatchProcessor):
         report = BatchReport(batch_id=batch_id, input_rows=len(records))
         if durations is not None:
             report.durations_ms = durations
-        watch = _Stopwatch(report.durations_ms)
+        watch = Stopwatch(report.durations_ms)
         now = utc_now()
         split = split_batch(records, now, self.limits)
         watch.lap("validate")

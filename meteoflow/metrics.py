@@ -253,7 +253,8 @@ class ProducerMetrics(MetricSet):
 
 
 # --- streaming job ------------------------------------------------------------------------------
-STREAMING_STAGES = ("collect", "validate", "deadletters", "observations", "stats", "latest", "mark")
+STREAMING_STAGES = ("collect", "validate", "deadletters", "writes", "observations", "stats", "series", "daily", "latest",
+                    "mark")
 FORECAST_OUTCOMES = ("ok", "failed", "skipped", "error")
 
 

@@ -37,7 +37,7 @@ from streaming.daily import DailyStatsSink, seed_daily_stats
 from streaming.forecasts import ForecastClient, ForecastOutcome, ForecastRefresher, RetryTimer
 from streaming.records import latest_per_region, split_batch
 from streaming.sinks import (
-    BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, RegionSeriesSink,
+    BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, RegionSeriesSink, Stopwatch,
     backfill_region_latest, ensure_indexes,
 )
 
@@ -72,21 +72,6 @@ class BatchReport:
     durations_ms: dict[str, float] = field(default_factory=dict)
 
 
-class _Stopwatch:
-    def __init__(self, durations: dict[str, float]):
-        self.durations = durations
-        self.start = time.perf_counter()
-        self._last = self.start
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.durations[name] = round((now - self._last) * 1000, 1)
-        self._last = now
-
-    def total(self) -> None:
-        self.durations["total"] = round((time.perf_counter() - self.start) * 1000, 1)
-
-
 class BatchProcessor:
     """The foreachBatch function, plus `process` which does the work on plain records."""
 
@@ -106,7 +91,7 @@ class BatchProcessor:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         durations: dict[str, float] = {}
-        watch = _Stopwatch(durations)
+        watch = Stopwatch(durations)
         # --- executor writes (streaming/partitions.py): nothing collected whole to the driver -------
         if self.executor_writes is not None:
             report = self.executor_writes.process(batch, batch_id, self, durations)
@@ -125,11 +110,11 @@ class BatchProcessor:
                              input_by_topic=dict(Counter(r.topic for r in records)))
         if durations is not None:
             report.durations_ms = durations
-        watch = _Stopwatch(report.durations_ms)
+        watch = Stopwatch(report.durations_ms)
         now = utc_now()
         split = split_batch(records, now, self.limits)
         watch.lap("validate")
-        counts = self.sinks.write(split, now, watch.lap)
+        counts = self.sinks.write(split, now, watch)
         report.dead_letters, report.stored, report.stats_upserted = counts.dead_letters, counts.stored, counts.stats_upserted
         # Forecasts happen off this path (StreamingJob's forecast thread); the mark is what makes
         # sure they happen, so it is written before the batch is committed.

@@ -44,16 +44,16 @@ from meteoflow.clock import utc_now
 from meteoflow.contracts import RecordLimits
 from meteoflow.kafka import KafkaRecord
 from meteoflow.settings import Settings
-from streaming.job import BatchProcessor, BatchReport, _Stopwatch
+from streaming.job import BatchProcessor, BatchReport
 from streaming.records import latest_per_region, split_batch
 from streaming.daily import DailyStatsSink
 from streaming.sinks import (
     DEADLETTER_SEND_TIMEOUT_SECONDS, BatchSinks, DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink,
-    RegionSeriesSink,
+    RegionSeriesSink, Stopwatch,
 )
 
 SERVICE = "streaming"
-EXECUTOR_STEPS = ("validate", "deadletters", "observations", "stats", "series", "daily", "latest")
+EXECUTOR_STEPS = ("validate", "deadletters", "writes", "observations", "stats", "series", "daily", "latest")
 log = logging.getLogger("streaming.partitions")
 
 
@@ -153,7 +153,7 @@ class PartitionWriter:
     def __call__(self, rows: Iterable[Any]) -> Iterator[PartitionSummary]:
         _executor_logging(self.settings)
         sinks = _sinks(self.settings, dict(self.producer_options))
-        laps = _Stopwatch({})
+        laps = Stopwatch({})
         records = [KafkaRecord.of(row) for row in rows]  # one partition: a share of one batch
         summary = self.write(records, sinks, laps)
         summary.durations_ms = laps.durations
@@ -164,12 +164,12 @@ class PartitionWriter:
         _flush_logs()
         yield summary
 
-    def write(self, records: list[KafkaRecord], sinks: BatchSinks, laps: _Stopwatch) -> PartitionSummary:
+    def write(self, records: list[KafkaRecord], sinks: BatchSinks, laps: Stopwatch) -> PartitionSummary:
         split = split_batch(records, self.now, self.limits)
         laps.lap("validate")
         # The driver path's steps (BatchSinks), daily statistics and region_latest included: a region's
         # records are in this partition only (see the module's docstring), so its day and latest are decided here.
-        counts = sinks.write(split, self.now, laps.lap)
+        counts = sinks.write(split, self.now, laps)
         return PartitionSummary(rows=len(records), by_topic=dict(Counter(r.topic for r in records)),
                                 stored=counts.stored, dead_letters=counts.dead_letters,
                                 stats_upserted=counts.stats_upserted, latest=latest_per_region(split.observations))
@@ -186,7 +186,7 @@ class ExecutorWrites:
 
     def process(self, batch, batch_id: int, processor: BatchProcessor, durations: dict[str, float]) -> BatchReport:
         """foreachBatch's work on a cluster: what BatchProcessor.process does, partition by partition."""
-        watch = _Stopwatch(durations)
+        watch = Stopwatch(durations)
         total = self.run(batch)
         watch.lap("collect")  # the executors' Spark job, and collecting one summary per partition
         for step in EXECUTOR_STEPS:  # inside "collect": the slowest partition's

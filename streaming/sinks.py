@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
@@ -30,6 +30,7 @@ from streaming.records import HOUR, SplitBatch, hour_points, merged_values
 if TYPE_CHECKING:
     from streaming.daily import DailyStatsSink  # which imports this module
 
+R = TypeVar("R")
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 DUPLICATE_KEY = 11000
 STORED_AT = frozenset({"stored_at"})
@@ -158,9 +159,11 @@ class ObservationSink:
         recent = [RecentObservation.with_day(d) for d in docs]
         side_by_side(lambda: insert_or_update(self.collection, docs, ignore=STORED_AT),
                      lambda: insert_or_update(self.recent, recent, ignore=STORED_AT))
-        if time.monotonic() >= self._prune_due:
-            self.prune()
         return len(docs)
+
+    def prune_if_due(self) -> int:
+        """prune() at most every PRUNE_EVERY_SECONDS (a batch calls it before writing)."""
+        return self.prune() if time.monotonic() >= self._prune_due else 0
 
     def prune(self) -> int:
         """Delete from recent_observations what lies more than RECENT_SPAN before its region's newest
@@ -490,21 +493,53 @@ class BatchSinks:
     latest: RegionLatestSink | None = None
     series: RegionSeriesSink | None = None
 
-    def write(self, split: SplitBatch, now: datetime, lap: Callable[[str], object]) -> SinkCounts:
-        """Writes every step; `lap(name)` is called after each, for the batch's timings."""
+    def write(self, split: SplitBatch, now: datetime, watch: "Stopwatch") -> SinkCounts:
+        """Writes every step. The dead letters first; then three chains side by side, each step after
+        the one it needs: observations; hourly stats -> region series -> region_latest; daily stats.
+        The store works on several at once instead of waiting for each in turn (it leaves a core idle
+        otherwise); a failure in any fails the batch, which is replayed (every write is idempotent).
+        Each step's own time goes to `watch`, and the chains' together as "writes"."""
         dead_letters = self.deadletters.write(split.dead_letters)
-        lap("deadletters")
-        stored = self.observations.write(split.observations, now, split.documents)
-        lap("observations")
-        hourly = self.stats.write_documents(split.observations, now)
-        lap("stats")
-        if self.series is not None:  # from the hours just merged; before region_latest (RegionSeriesSink)
-            self.series.write(hourly, split.documents, now)
-            lap("series")
+        watch.lap("deadletters")
+        self.observations.prune_if_due()  # by region_latest as the batches before left it
+
+        def hourly_chain() -> list[dict[str, Any]]:
+            hourly = watch.timed("stats", lambda: self.stats.write_documents(split.observations, now))
+            if self.series is not None:  # from the hours just merged; before region_latest (RegionSeriesSink)
+                watch.timed("series", lambda: self.series.write(hourly, split.documents, now))
+            if self.latest is not None:
+                watch.timed("latest", lambda: self.latest.write(split.documents))
+            return hourly
+
+        chains = [lambda: watch.timed("observations", lambda: self.observations.write(
+            split.observations, now, split.documents)), hourly_chain]
         if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
-            self.daily.write(split.observations, now)
-            lap("daily")
-        if self.latest is not None:
-            self.latest.write(split.documents)
-            lap("latest")
+            chains.append(lambda: watch.timed("daily", lambda: self.daily.write(split.observations, now)))
+        stored, hourly, *_ = side_by_side(*chains, chains=True)
+        watch.lap("writes")
         return SinkCounts(dead_letters, stored, len(hourly))
+
+
+class Stopwatch:
+    """A batch's timings in ms: `lap(name)` the time since the previous lap, `timed(name, call)` one
+    call's own (steps that run side by side each get theirs)."""
+
+    def __init__(self, durations: dict[str, float]):
+        self.durations = durations
+        self.start = time.perf_counter()
+        self._last = self.start
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.durations[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+    def timed(self, name: str, call: Callable[[], R]) -> R:
+        began = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.durations[name] = round((time.perf_counter() - began) * 1000, 1)
+
+    def total(self) -> None:
+        self.durations["total"] = round((time.perf_counter() - self.start) * 1000, 1)

@@ -201,12 +201,16 @@ _reads = _StorePool(PARALLEL_READS, "store-read")
 # spreads them over both cores, where one after the other leaves one idle. Their own pool, so a
 # write that reads (find_by_ids) never waits for a thread its caller holds.
 _writes = _StorePool(4, "store-write")
+# A batch's independent chains of sinks, which themselves write side by side: threads of their own.
+_chains = _StorePool(3, "store-chain")
 
 
-def side_by_side(*calls: Callable[[], R]) -> list[R]:
+def side_by_side(*calls: Callable[[], R], chains: bool = False) -> list[R]:
     """Run independent store calls at the same time; their results in order. Every call has ended
-    when this returns or raises (the error of the first that failed)."""
-    futures = [_writes.executor().submit(call) for call in calls]
+    when this returns or raises (the error of the first that failed). `chains`: calls that use
+    side_by_side themselves (on other threads, so an inner call never waits for one its caller holds)."""
+    pool = _chains if chains else _writes
+    futures = [pool.executor().submit(call) for call in calls]
     wait(futures)
     return [future.result() for future in futures]
 

@@ -417,7 +417,7 @@ def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_
 
 def write_batch(db, obs, with_series=True):
     """One batch through the driver path's sinks (BatchSinks), as the job writes it."""
-    from streaming.sinks import BatchSinks, RegionSeriesSink
+    from streaming.sinks import BatchSinks, RegionSeriesSink, Stopwatch
 
     class NoDeadLetters:
         def write(self, dead_letters):
@@ -426,7 +426,7 @@ def write_batch(db, obs, with_series=True):
     sinks = BatchSinks(ObservationSink(db), HourlyStatsSink(db), NoDeadLetters(), latest=RegionLatestSink(db),
                        series=RegionSeriesSink(db) if with_series else None)
     split = SplitBatch(observations=obs, documents=[d.to_document() for d in observation_documents(obs, NOW)])
-    return sinks.write(split, NOW, lambda step: None)
+    return sinks.write(split, NOW, Stopwatch({}))
 
 
 def stored_series(db) -> dict[str, RegionSeries]:

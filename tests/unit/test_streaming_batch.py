@@ -35,6 +35,9 @@ class Recorder:
         self.write(items, now)
         return list(items)
 
+    def prune_if_due(self):  # the observation sink's: nothing to prune here
+        return 0
+
     def mark(self, latest):
         self.journal.append(("mark", latest))
 
@@ -57,28 +60,43 @@ def records():
     return obs, out
 
 
+def ran(journal) -> dict[str, list]:
+    return {name: items for name, items in journal}
+
+
 def test_sinks_run_in_order_and_forecasts_are_only_marked():
     journal = []
     obs, recs = records()
     report = processor(journal).process(recs, batch_id=7)
     # No refresh: forecasts run in the job's forecast thread, never on a batch's path.
-    assert [name for name, _ in journal] == ["deadletters", "observations", "stats", "latest", "mark"]
-    assert [dl.source_offset for dl in journal[0][1]] == [99]
-    assert journal[1][1] == obs and journal[2][1] == obs
-    assert [d["_id"] for d in journal[3][1]] == [f"{o.region_id}|{o.observed_at:%Y-%m-%dT%H:%M:%SZ}" for o in obs]
-    assert journal[4][1] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
+    names = [name for name, _ in journal]
+    assert names[0] == "deadletters" and names[-1] == "mark"  # the chains of writes between, side by side
+    assert sorted(names[1:-1]) == ["latest", "observations", "stats"]
+    assert names.index("stats") < names.index("latest")  # a chain: each step after the one it needs
+    steps = ran(journal)
+    assert [dl.source_offset for dl in steps["deadletters"]] == [99]
+    assert steps["observations"] == obs and steps["stats"] == obs
+    assert [d["_id"] for d in steps["latest"]] == [f"{o.region_id}|{o.observed_at:%Y-%m-%dT%H:%M:%SZ}" for o in obs]
+    assert steps["mark"] == {"dakar": obs[-2].observed_at, "thies": obs[-1].observed_at}
     assert (report.batch_id, report.input_rows, report.stored, report.dead_letters) == (7, 5, 4, 1)
     assert report.forecast.ok == 0 and report.forecast.forecasts_written == 0
-    assert {"validate", "deadletters", "observations", "stats", "latest", "mark", "total"} <= set(report.durations_ms)
+    assert {"validate", "deadletters", "writes", "observations", "stats", "latest", "mark", "total"} <= set(
+        report.durations_ms)
 
 
-@pytest.mark.parametrize("failing", ["deadletters", "observations", "stats", "latest"])
-def test_a_failing_sink_fails_the_batch_and_stops_the_later_sinks(failing):
+# What still ran when a sink failed: the dead letters gate everything; a chain stops at its failing
+# step, the other chains end theirs (idempotent writes, rewritten by the replay); never the mark.
+@pytest.mark.parametrize("failing, still_ran", [
+    ("deadletters", set()),
+    ("observations", {"deadletters", "stats", "latest"}),
+    ("stats", {"deadletters", "observations"}),
+    ("latest", {"deadletters", "observations", "stats"}),
+])
+def test_a_failing_sink_fails_the_batch_and_stops_the_later_sinks(failing, still_ran):
     journal = []
     with pytest.raises(ConnectionError):
         processor(journal, failing={failing}).process(records()[1], batch_id=1)
-    order = ["deadletters", "observations", "stats", "latest", "mark"]
-    assert [name for name, _ in journal] == order[:order.index(failing)]
+    assert set(ran(journal)) == still_ran
 
 
 def test_one_progress_line_per_batch_joining_spark_progress(caplog):
