@@ -179,9 +179,12 @@ class ObservationSink:
         first = {region: cutoff for region, cutoff in cutoffs.items() if region not in self._pruned_before}
         deleted = 0
         if first:
-            deleted += self.recent.delete_many({"$or": [
-                {"region_id": region, "observed_at": {"$lt": cutoff}} for region, cutoff in sorted(first.items())]}
-            ).deleted_count
+            # One delete per region, a few at a time: each reads its region's documents only (the store's
+            # region_id index); one $or over every region read the whole collection (26 s for 200 regions).
+            deleted += sum(side_by_side(*[
+                lambda region=region, cutoff=cutoff: self.recent.delete_many(
+                    {"region_id": region, "observed_at": {"$lt": cutoff}}).deleted_count
+                for region, cutoff in sorted(first.items())]))
         for region, cutoff in sorted(cutoffs.items()):
             before = self._pruned_before.get(region)  # the first day not yet deleted whole
             if before is not None and before < utc_day(cutoff):

@@ -106,7 +106,7 @@ def test_a_read_by_id_uses_the_index_the_stack_adds_to_a_new_collection(postgres
         client.close()
 
 
-def test_recent_observations_read_by_day_use_the_day_index_and_others_have_none(postgresql_store):
+def test_recent_observations_read_by_day_or_region_use_their_indexes_and_others_have_none(postgresql_store):
     settings = postgresql_store.model_copy(update={"mongo_db": f"idx{uuid.uuid4().hex[:10]}"})
     client = make_mongo_client(settings)
     try:
@@ -121,6 +121,10 @@ def test_recent_observations_read_by_day_use_the_day_index_and_others_have_none(
         assert len(find_recent_days(db[RECENT_OBSERVATIONS], "dakar", ["2026-11-03"])) == DOCUMENTS // 8
         other = db.command("explain", {"find": OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
         assert not any(name.endswith("_day_gin") for name in index_names(other["queryPlanner"])), other
+        # A region's first prune deletes by region_id and a range: the region index serves it.
+        by_region = {"region_id": "dakar", "observed_at": {"$lt": "2026-11-04"}}
+        plan = db.command("explain", {"find": RECENT_OBSERVATIONS, "filter": by_region}, verbosity="queryPlanner")
+        assert any(name.endswith("_region_gin") for name in index_names(plan["queryPlanner"])), plan
     finally:
         client.drop_database(settings.mongo_db)
         client.close()
