@@ -388,8 +388,11 @@ class RegionSeriesSink:
             return 0
         stored = {s.id: s for s in valid_documents(RegionSeries, find_by_ids(self.collection, regions))}
         before = {region: series.to_document() for region, series in stored.items()}
-        known = {d["_id"] for d in find_by_ids(self.latest, [r for r in regions if r not in stored], {"_id": 1})}
-        seeds = self._stored_hours(known, {r: newest[r]["observed_at"] for r in known})
+        known = find_by_ids(self.latest, [r for r in regions if r not in stored], {"observed_at": 1})
+        for doc in known:  # a late batch: the region's window ends at its newest stored observation
+            if not _not_after(doc.get("observed_at"), newest[doc["_id"]]["observed_at"]):
+                newest[doc["_id"]] = {**newest[doc["_id"]], "observed_at": _aware(doc["observed_at"])}
+        seeds = self._stored_hours({d["_id"]: newest[d["_id"]]["observed_at"] for d in known})
         docs = [RegionSeries.merged(region, stored.get(region), {**seeds.get(region, {}), **hours[region]},
                                     newest[region], now).to_document() for region in regions]
         new = [d for d in docs if d["_id"] not in before]
@@ -400,13 +403,14 @@ class RegionSeriesSink:
             self.collection.bulk_write(ops, ordered=False)
         return len(docs)
 
-    def _stored_hours(self, regions: set[str], last: dict[str, datetime]) -> dict[str, dict[str, float]]:
-        """The hourly means already stored for each region's window (before its newest observation)."""
-        ids = [doc_id(region, hour_floor(last[region]) - timedelta(hours=back))
-               for region in sorted(regions) for back in range(SERIES_HOURS + 1)]
+    def _stored_hours(self, last: dict[str, datetime]) -> dict[str, dict[str, float]]:
+        """The hourly means already stored for each region's window (the SERIES_HOURS before last[region]),
+        read region by region: each a few hundred reads by _id, never a pass over hourly_stats."""
         means: dict[str, dict[str, float]] = {}
-        for stats in valid_documents(HourlyStats, find_by_ids(self.hourly, ids, HourlyStats.summary_projection())):
-            means.setdefault(stats.region_id, {})[point_key(stats.hour)] = RegionSeries.mean(stats.temp_mean)
+        for region, when in sorted(last.items()):
+            ids = [doc_id(region, hour_floor(when) - timedelta(hours=back)) for back in range(SERIES_HOURS + 1)]
+            found = find_by_ids(self.hourly, ids, HourlyStats.summary_projection())
+            means[region] = {point_key(s.hour): RegionSeries.mean(s.temp_mean) for s in valid_documents(HourlyStats, found)}
         return means
 
 
@@ -414,7 +418,11 @@ def _not_after(stored: Any, when: datetime) -> bool:
     """Whether a stored observed_at is not after `when` (a damaged one always is replaced)."""
     if not isinstance(stored, datetime):
         return True
-    return (stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)) <= when
+    return _aware(stored) <= when
+
+
+def _aware(stored: datetime) -> datetime:
+    return stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)
 
 
 def backfill_region_latest(db: Database) -> int:

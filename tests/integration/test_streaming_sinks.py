@@ -466,6 +466,18 @@ def test_a_region_stored_before_series_were_kept_gets_its_window_from_its_hourly
                 for d in db[HOURLY_STATS].find({"region_id": "dakar"})}
     assert series["dakar"].hours == expected
 
+    # A late batch (hours older than what is stored) for such a region: its window still ends at the
+    # region's newest stored observation, every stored hour of it kept.
+    db[REGION_SERIES].delete_one({"_id": "thies"})
+    thies = [o for o in obs if o.region_id == "thies"]
+    late = [thies[3].model_copy(update={"temp": thies[3].temp + 1})]
+    write_batch(db, late)
+    kept = stored_series(db)["thies"]
+    assert kept.last_observed_at == max(o.observed_at for o in later if o.region_id == "thies")
+    assert kept.hours == {point_key(d["hour"].replace(tzinfo=timezone.utc)): round(d["temp_mean"], 4)
+                          for d in db[HOURLY_STATS].find({"region_id": "thies"})}
+    assert len(kept.hours) == 31
+
 
 def test_the_forecast_step_reads_each_regions_history_from_its_series_and_falls_back_to_observations(db, isolated):
     obs = simulated_observations(regions=3, hours=30, per_hour=4)
