@@ -1,9 +1,9 @@
 """The Spark side: Kafka source, foreachBatch, progress listener.
 
 `foreachBatch` makes ONE pass over a micro-batch: select the Kafka columns, collect once
-(batches are thousands of rows), then plain Python runs the sinks in order:
-dead letters -> observations -> hourly stats -> region series -> daily stats -> region_latest ->
-mark the regions for forecasts.
+(batches are thousands of rows), then plain Python runs the sinks (streaming.sinks.BatchSinks):
+dead letters, then three chains side by side (observations; hourly stats -> region series ->
+region_latest; daily stats), then mark the regions for forecasts.
 Exactly-once effect comes from Spark's checkpoint (a batch is committed only after foreachBatch
 returns) plus idempotent writes (a retried batch rewrites the same documents).
 

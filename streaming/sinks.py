@@ -279,7 +279,8 @@ class MergedStatsSink:
         if not stored:
             return fresh
         merged = self._merge({keys[i]: batch[keys[i]] for i in stored}, now)
-        return [doc for i, doc in enumerate(fresh) if i not in set(stored)] + merged
+        already = set(stored)
+        return [doc for i, doc in enumerate(fresh) if i not in already] + merged
 
     def _merge(self, batch: dict[tuple[str, datetime], dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         ids = [doc_id(*key) for key in batch]
