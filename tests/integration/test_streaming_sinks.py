@@ -478,6 +478,11 @@ def test_a_region_stored_before_series_were_kept_gets_its_window_from_its_hourly
                           for d in db[HOURLY_STATS].find({"region_id": "thies"})}
     assert len(kept.hours) == 31
 
+    # A damaged series (hostile stored content) costs only itself: the next batch writes it whole again.
+    db[REGION_SERIES].update_one({"_id": "thies"}, {"$set": {"hours": {"not-a-time": "warm"}, "lat": 1e308}})
+    write_batch(db, late)
+    assert stored_series(db)["thies"] == kept.model_copy(update={"computed_at": stored_series(db)["thies"].computed_at})
+
 
 def test_the_forecast_step_reads_each_regions_history_from_its_series_and_falls_back_to_observations(db, isolated):
     obs = simulated_observations(regions=3, hours=30, per_hour=4)
@@ -500,3 +505,5 @@ def test_the_forecast_step_reads_each_regions_history_from_its_series_and_falls_
     again = refresher._histories(pending)
     assert [hourly_means(h.points) for h in again] == [hourly_means(h.points) for h in
                                                         [from_observations[0], from_series[1], from_observations[2]]]
+    db[REGION_SERIES].update_one({"_id": "saint-louis"}, {"$set": {"hours": [1, 2, 3]}})  # damaged: not a mapping
+    assert hourly_means(refresher._histories(pending)[1].points) == hourly_means(from_observations[1].points)
