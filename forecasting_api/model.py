@@ -310,8 +310,8 @@ def prophet_level_corrected(epoch_seconds, values, future_epochs, seasonalities,
 def expected_values(model, epoch_seconds) -> Any:
     """Prophet's `yhat` at these times, computed from the fitted parameters for the model built
     here (flat trend, additive seasonalities, nothing else): `Prophet.predict` adds the same terms
-    through several pandas frames and per-component pivots, about 40% of a fit's time at 169
-    points. Any other model goes through `predict` itself (the tests hold the two equal)."""
+    through several pandas frames and per-component pivots (a fit at 169 points: 23.7 ms with it,
+    20.4 ms with this). Any other model goes through `predict` itself (the tests hold the two equal)."""
     import numpy as np
 
     plain = (model.growth == "flat" and not model.extra_regressors and model.train_holiday_names is None
