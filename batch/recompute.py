@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from meteoflow.contracts import DAILY_STATS, HOURLY_STATS, DailyPoint, DailyStats, HourlyStats, doc_id
 from streaming.archive import read_archive
-from streaming.daily import daily_stats, ensure_daily_index
+from streaming.daily import daily_stats
 from meteoflow.contracts import hour_floor, hourly_stats
 from streaming.sinks import ensure_indexes, upsert_all
 
@@ -71,8 +71,7 @@ def recompute(spark: SparkSession, db: Database, location: str, start: date, end
               progress: Callable[[str], None] = print) -> RecomputeReport:
     """Rebuild the hourly and daily statistics of [start, end] (UTC days, inclusive) from the archive."""
     now = now or datetime.now(timezone.utc)
-    ensure_indexes(db)
-    ensure_daily_index(db)
+    ensure_indexes(db)  # the daily statistics' too
     report = RecomputeReport()
     groups = day_groups(spark, location, start, end, region).cache()
     try:

@@ -16,3 +16,9 @@ def make_mongo_client(settings: Settings, **extra) -> MongoClient:
 
 def database(settings: Settings, client: MongoClient | None = None) -> Database:
     return (client or make_mongo_client(settings))[settings.mongo_db]
+
+
+def is_ferretdb(db: Database) -> bool:
+    """Whether the server is FerretDB (natively) rather than MongoDB (Docker, METEOFLOW_MONGO_URI):
+    FerretDB's buildInfo names its own version."""
+    return "ferretdbVersion" in db.client.admin.command("buildInfo")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
-from pymongo import ASCENDING
 from pymongo.database import Database
 
 from meteoflow.clock import utc_now
@@ -19,7 +18,7 @@ from meteoflow.contracts import (
     DAILY_STATS, RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, DailyStats, DayReading, Observation, day_reading,
     find_recent_region_days, point_key, utc_day, valid_documents,
 )
-from streaming.sinks import RECENT_SPAN, MergedStatsSink, insert_new, observations_since
+from streaming.sinks import RECENT_SPAN, MergedStatsSink, ensure_region_time_index, insert_new, observations_since
 
 DAY = timedelta(days=1)
 
@@ -53,8 +52,6 @@ def daily_stats(keys: Iterable[tuple[str, datetime]], points: Iterable[DailyPoin
             for (region_id, day), group in sorted(by_key.items()) if group]
 
 
-def ensure_daily_index(db: Database) -> None:
-    db[DAILY_STATS].create_index([("region_id", ASCENDING), ("day", ASCENDING)], unique=True, name="region_day")
 
 
 class DailyStatsSink(MergedStatsSink):
@@ -66,7 +63,7 @@ class DailyStatsSink(MergedStatsSink):
     def __init__(self, db: Database):
         super().__init__(db[DAILY_STATS])
         self.db = db
-        ensure_daily_index(db)
+        ensure_region_time_index(db, DAILY_STATS)
 
     def batch_values(self, observations: list[Observation]) -> dict[tuple[str, datetime], dict[str, DayReading]]:
         return day_readings(observations)

@@ -19,11 +19,12 @@ from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
+    DAILY_STATS, DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
     OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
     HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RecentObservation, RegionSeries,
     doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, utc_days, valid_documents,
 )
+from meteoflow.mongo import is_ferretdb
 from meteoflow.settings import Settings
 from streaming.records import HOUR, SplitBatch, hour_points, merged_values
 
@@ -41,13 +42,37 @@ COMPUTED_AT = frozenset({"computed_at"})
 RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
 
 
+# Each region's documents by time, unique: collection -> (time field, index name). On MongoDB they
+# serve the range reads (a region's history, hours, forecast) and guard (region, time) against a
+# second document. FerretDB answers those reads with a pass over the collection whatever its indexes
+# (its plans say so on SQLite and on PostgreSQL; the stack adds the GIN indexes that do serve it), and
+# every _id here is doc_id(region, time), unique already: there they only cost each insert their
+# upkeep (~0.8 of a backlog's 11 CPU-s of PostgreSQL), so they are not made, and a store made with
+# them loses them.
+REGION_TIME_INDEXES: dict[str, tuple[str, str]] = {
+    OBSERVATIONS: ("observed_at", "region_observed_at"),
+    RECENT_OBSERVATIONS: ("observed_at", "region_observed_at"),
+    HOURLY_STATS: ("hour", "region_hour"),
+    DAILY_STATS: ("day", "region_day"),
+    FORECASTS: ("target_time", "region_target_time"),
+}
+
+
+def ensure_region_time_index(db: Database, collection: str, ferretdb: bool | None = None) -> None:
+    """The collection's REGION_TIME_INDEXES entry: made on MongoDB, dropped if present on FerretDB
+    (`ferretdb`: whether the server is, when the caller knows)."""
+    field, name = REGION_TIME_INDEXES[collection]
+    if not (is_ferretdb(db) if ferretdb is None else ferretdb):
+        db[collection].create_index([("region_id", ASCENDING), (field, ASCENDING)], unique=True, name=name)
+    elif name in db[collection].index_information():
+        db[collection].drop_index(name)
+
+
 def ensure_indexes(db: Database) -> None:
     """Create the indexes the job relies on; a no-op when they exist."""
-    db[OBSERVATIONS].create_index([("region_id", ASCENDING), ("observed_at", ASCENDING)],
-                                  unique=True, name="region_observed_at")
-    db[HOURLY_STATS].create_index([("region_id", ASCENDING), ("hour", ASCENDING)], unique=True, name="region_hour")
-    db[FORECASTS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
-                               unique=True, name="region_target_time")
+    ferretdb = is_ferretdb(db)
+    for collection in REGION_TIME_INDEXES:
+        ensure_region_time_index(db, collection, ferretdb)
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
     # Forecast history and skill (streaming/skill.py): retention deletes runs by run_at; the web app
     # reads a region's runs by time; the skill step reads a region's recent buckets.
@@ -56,8 +81,6 @@ def ensure_indexes(db: Database) -> None:
     db[FORECAST_SKILL_BUCKETS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                             name="region_target_time")
     db[FORECAST_SKILL].create_index([("region_id", ASCENDING), ("window", ASCENDING)], name="region_window")
-    db[RECENT_OBSERVATIONS].create_index([("region_id", ASCENDING), ("observed_at", ASCENDING)],
-                                         unique=True, name="region_observed_at")
     seed_recent_observations(db)
     fill_recent_days(db)
 

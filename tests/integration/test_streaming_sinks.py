@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,10 +16,11 @@ from meteoflow.contracts import (
 from kafka.errors import KafkaError
 
 from meteoflow.kafka import make_consumer, make_producer
-from meteoflow.mongo import database, make_mongo_client
+from meteoflow.mongo import database, is_ferretdb, make_mongo_client
 from streaming.forecasts import ForecastRefresher
 from streaming.records import SplitBatch, hourly_means, latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
+from streaming.sinks import REGION_TIME_INDEXES
 from streaming.sinks import RECENT_SPAN, fill_recent_days, observations_since, seed_recent_observations
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
@@ -50,8 +52,26 @@ def test_observations_and_stats_are_idempotent_and_unique(db):
     doc = ObservationDocument.from_document(
         db[OBSERVATIONS].find_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at)}))
     assert doc.observation() == obs[0] and doc.stored_at == NOW.replace(microsecond=NOW.microsecond // 1000 * 1000)
-    with pytest.raises(DuplicateKeyError):  # the unique index guards (region, observed_at) too
-        db[OBSERVATIONS].insert_one({"_id": "other", "region_id": obs[0].region_id, "observed_at": obs[0].observed_at})
+    with pytest.raises(DuplicateKeyError):  # (region, observed_at) is unique by its _id
+        db[OBSERVATIONS].insert_one({"_id": doc_id(obs[0].region_id, obs[0].observed_at), "region_id": "x"})
+
+
+def test_on_ferretdb_the_region_time_indexes_are_not_kept_as_they_serve_no_read_there(db):
+    """FerretDB answers a region's range read with a pass whatever the indexes (checked in its plan), so
+    ensure_indexes does not make the (region, time) ones, and drops them from a store made with them."""
+    assert is_ferretdb(db)
+    for collection, (field, name) in REGION_TIME_INDEXES.items():
+        assert name not in db[collection].index_information()
+        db[collection].create_index([("region_id", 1), (field, 1)], unique=True, name=name)  # an older store
+        db[collection].insert_one({"_id": doc_id("dakar", NOW), "region_id": "dakar", field: NOW})
+        query = {"find": collection, "filter": {"region_id": "dakar", field: {"$gte": NOW - timedelta(days=1)}}}
+        plan = json.dumps(db.command("explain", query, verbosity="queryPlanner")["queryPlanner"])
+        used = re.findall(r'"Index Name": "([^"]+)"', plan)  # PostgreSQL's plan; SQLite's says USING INDEX
+        assert all(index.endswith("_gin") for index in used) and "USING INDEX" not in plan, plan
+    ensure_indexes(db)
+    for collection, (_, name) in REGION_TIME_INDEXES.items():
+        assert name not in db[collection].index_information()
+        assert db[collection].count_documents({}) == 1
 
 
 def test_a_corrected_record_replaces_the_stored_one_and_its_hour_is_recomputed(db):
