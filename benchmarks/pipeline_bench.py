@@ -42,9 +42,8 @@ from meteoflow.contracts import FORECAST_STATE, FORECASTS, OBSERVATIONS  # noqa:
 from meteoflow.mongo import database, make_mongo_client  # noqa: E402
 from producer.run import Batch, KafkaPublisher  # noqa: E402
 from producer.sources.simulator import simulate_history  # noqa: E402
+from streaming.spark import STREAMING_CONF  # noqa: E402
 from tests.faults.harness import Pipeline, grid_regions, machine, pipeline_settings, wait_until  # noqa: E402
-
-QUIET_SPARK = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false"}
 
 
 def parse_args(argv=None):
@@ -216,7 +215,7 @@ def main(argv=None) -> int:
         pipeline.start("forecasting_api", supervise=False)
         from stack.spark import spark_session
 
-        spark = spark_session(settings, app_name="meteoflow-bench", extra_conf=QUIET_SPARK)
+        spark = spark_session(settings, app_name="meteoflow-bench", extra_conf=STREAMING_CONF)
         total, t_first, t_published = publish_history(settings, regions, args.hours, args.seed, args.chunk)
         published = {"records": total, "seconds": round(t_published - t_first, 2),
                      "records_per_s": round(total / (t_published - t_first), 1)}

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from goals import Figure, record  # noqa: E402
-from pipeline_bench import QUIET_SPARK, run_pipeline  # noqa: E402
+from pipeline_bench import run_pipeline  # noqa: E402
+from streaming.spark import STREAMING_CONF  # noqa: E402
 from tests.faults.harness import Pipeline, grid_regions, machine, pipeline_settings  # noqa: E402
 
 GOAL = "5. scale out"
@@ -78,7 +79,7 @@ def measure(args, regions, workers: int | None) -> dict:
     cluster = SparkCluster(settings, workers).start() if workers else None
     if cluster is not None:
         settings = settings.model_copy(update={"spark_master": cluster.url})
-    spark = spark_session(settings, app_name="meteoflow-scaleout-bench", extra_conf=QUIET_SPARK)
+    spark = spark_session(settings, app_name="meteoflow-scaleout-bench", extra_conf=STREAMING_CONF)
     try:
         return run_pipeline(settings, spark, regions, args)
     finally:

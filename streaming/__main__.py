@@ -22,7 +22,7 @@ def main() -> int:
         log.info("received %s, stopping the query", signal.Signals(signum).name)
         stop.set()
 
-    from streaming.spark import spark_session
+    from streaming.spark import STREAMING_CONF, spark_session
     from streaming.job import StreamingJob
 
     # Supervisors signal the whole process group. The Spark JVM inherits an *ignored* SIGTERM
@@ -30,9 +30,7 @@ def main() -> int:
     # stops the query and Spark in order. A SIGTERM during these seconds of start-up is ignored;
     # the supervisor's SIGKILL fallback still ends the group.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # No console progress bar, and no warning that AQE is off for streaming (it always is).
-    quiet = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false"}
-    spark = spark_session(settings, app_name="meteoflow-streaming", extra_conf=quiet)
+    spark = spark_session(settings, app_name="meteoflow-streaming", extra_conf=STREAMING_CONF)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     registry = service_registry("streaming")

@@ -14,6 +14,7 @@ Run alone:  METEOFLOW_TEST_KEEP_STACK=1 .venv/bin/python -m pytest -m faults -p 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -49,7 +50,32 @@ def test_streaming_job_killed_three_times(faults):
                        faults.stalled_after + 90, "a streaming_stalled alert while the job is down")
         faults.pipeline.start("streaming")
     wait_for_progress(faults)
+    # The job's Spark driver, as the stack starts it, compiles with C1 only (streaming.spark.STREAMING_CONF).
+    assert "-XX:TieredStopAtLevel=1" in spark_driver_command(faults.pipeline.services["streaming"].recorded_pid())
     faults.check("streaming kill -9 x3")
+
+
+def spark_driver_command(job_pid: int | None) -> str:
+    """The command line of the JVM the streaming job (pid) started: its descendant running SparkSubmit."""
+    parents: dict[str, str] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                parents[entry.name] = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:  # gone meanwhile
+            continue
+    family, grew = {str(job_pid)}, True
+    while grew:
+        grown = family | {pid for pid, parent in parents.items() if parent in family}
+        grew, family = grown != family, grown
+    for pid in sorted(family - {str(job_pid)}):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "SparkSubmit" in command:
+            return command
+    raise AssertionError(f"no Spark driver JVM under the streaming job (pid {job_pid})")
 
 
 def test_kafka_broker_restart(faults):
