@@ -1,6 +1,7 @@
 """foreachBatch's work on plain records, with in-memory sinks: order of the sinks, what each
 receives, that a failing sink fails the batch, and the one progress line per batch."""
 
+import dataclasses
 import json
 import logging
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ import pytest
 from meteoflow.contracts import STREAMING_BATCH_ACTION, StreamingBatchEvent
 from meteoflow.logs import EcsJsonFormatter
 from streaming.forecasts import ForecastOutcome
-from streaming.job import BatchProcessor, ProgressReporter
+from streaming.job import KAFKA_COLUMNS, BatchProcessor, ProgressReporter
 from meteoflow.kafka import KafkaRecord
 from tests.fakes.observations import simulated_observations
 
@@ -143,3 +144,8 @@ def test_a_long_running_job_keeps_bounded_progress_state():
     assert [line.batch_id for line in reporter.logged] == list(range(RECENT_PROGRESS_LINES, 2 * RECENT_PROGRESS_LINES))
     reporter.flush()
     assert not reporter._pending and reporter.logged[-1].batch_id == 3 * RECENT_PROGRESS_LINES - 1
+
+
+def test_the_selected_kafka_columns_are_the_kafka_records_fields_in_order():
+    """foreachBatch builds each KafkaRecord from a collected Row by position."""
+    assert [column.split(" AS ")[-1] for column in KAFKA_COLUMNS] == [f.name for f in dataclasses.fields(KafkaRecord)]
