@@ -52,8 +52,6 @@ def daily_stats(keys: Iterable[tuple[str, datetime]], points: Iterable[DailyPoin
             for (region_id, day), group in sorted(by_key.items()) if group]
 
 
-
-
 class DailyStatsSink(MergedStatsSink):
     """The (region, day) keys a batch touched, merged into what their documents keep."""
 

@@ -19,8 +19,8 @@ from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from meteoflow.contracts import (
-    DAILY_STATS, DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS, HOURLY_STATS,
-    OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
+    DAILY_STATS, DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS,
+    HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
     HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RecentObservation, RegionSeries,
     doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, utc_days, valid_documents,
 )
@@ -47,8 +47,8 @@ RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
 # second document. FerretDB answers those reads with a pass over the collection whatever its indexes
 # (its plans say so on SQLite and on PostgreSQL; the stack adds the GIN indexes that do serve it), and
 # every _id here is doc_id(region, time), unique already: there they only cost each insert their
-# upkeep (~0.8 of a backlog's 11 CPU-s of PostgreSQL), so they are not made, and a store made with
-# them loses them.
+# upkeep (~0.8 of PostgreSQL's ~5 CPU-seconds in a 200-region backlog), so they are not made, and a
+# store made with them loses them.
 REGION_TIME_INDEXES: dict[str, tuple[str, str]] = {
     OBSERVATIONS: ("observed_at", "region_observed_at"),
     RECENT_OBSERVATIONS: ("observed_at", "region_observed_at"),

@@ -36,9 +36,10 @@ def connector_jars(settings: Settings, spark_version: str | None = None) -> list
 
 # The streaming job's own options (streaming/__main__.py; the benchmarks that time its batches use them
 # too): no console progress bar; no warning that AQE is off (it always is for streaming); and a driver
-# JVM that compiles with C1 only. C2's compiler threads took ~5 CPU-seconds in the job's first
-# batches, half of the JVM's CPU, while a backlog was being caught up on two cores beside the store;
-# the driver's steady work (planning a trigger, reading a few Kafka records) gains little from C2.
+# JVM that compiles with C1 only. The JIT's compiler threads took ~5 of the JVM's ~10 CPU-seconds in
+# the job's first batches, while a backlog was being caught up on two cores beside the store; without
+# C2 the JVM's CPU halves, and the driver's steady work (planning a trigger, reading a few Kafka
+# records) gains little from C2's code (BENCHMARKS.md, 2026-12-05).
 STREAMING_CONF = {"spark.ui.showConsoleProgress": "false", "spark.sql.adaptive.enabled": "false",
                   "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
 
