@@ -18,7 +18,7 @@ from meteoflow.contracts import (
     DAILY_STATS, RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, DailyStats, DayReading, Observation, day_reading,
     find_recent_region_days, point_key, utc_day, valid_documents,
 )
-from streaming.sinks import RECENT_SPAN, MergedStatsSink, ensure_region_time_index, insert_new, observations_since
+from streaming.sinks import RECENT_SPAN, MergedStatsSink, insert_new, observations_since
 
 DAY = timedelta(days=1)
 
@@ -61,7 +61,6 @@ class DailyStatsSink(MergedStatsSink):
     def __init__(self, db: Database):
         super().__init__(db[DAILY_STATS])
         self.db = db
-        ensure_region_time_index(db, DAILY_STATS)
 
     def batch_values(self, observations: list[Observation]) -> dict[tuple[str, datetime], dict[str, DayReading]]:
         return day_readings(observations)

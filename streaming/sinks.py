@@ -58,21 +58,14 @@ REGION_TIME_INDEXES: dict[str, tuple[str, str]] = {
 }
 
 
-def ensure_region_time_index(db: Database, collection: str, ferretdb: bool | None = None) -> None:
-    """The collection's REGION_TIME_INDEXES entry: made on MongoDB, dropped if present on FerretDB
-    (`ferretdb`: whether the server is, when the caller knows)."""
-    field, name = REGION_TIME_INDEXES[collection]
-    if not (is_ferretdb(db) if ferretdb is None else ferretdb):
-        db[collection].create_index([("region_id", ASCENDING), (field, ASCENDING)], unique=True, name=name)
-    elif name in db[collection].index_information():
-        db[collection].drop_index(name)
-
-
 def ensure_indexes(db: Database) -> None:
-    """Create the indexes the job relies on; a no-op when they exist."""
+    """Create the indexes the job relies on (once, at its start); a no-op when they exist."""
     ferretdb = is_ferretdb(db)
-    for collection in REGION_TIME_INDEXES:
-        ensure_region_time_index(db, collection, ferretdb)
+    for collection, (field, name) in REGION_TIME_INDEXES.items():
+        if not ferretdb:
+            db[collection].create_index([("region_id", ASCENDING), (field, ASCENDING)], unique=True, name=name)
+        elif name in db[collection].index_information():
+            db[collection].drop_index(name)
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
     # Forecast history and skill (streaming/skill.py): retention deletes runs by run_at; the web app
     # reads a region's runs by time; the skill step reads a region's recent buckets.
