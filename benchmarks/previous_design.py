@@ -102,7 +102,7 @@ def _hourly_stats(self, region_id: str, start: datetime, end: datetime):
 
 
 def _recent_window(self, region_id: str, start: datetime, end: datetime):
-    """There was no recent_observations: the window came from range queries over the whole history."""
+    """There were no reads by day: the window came from range queries over the whole history."""
     return _observations(self, region_id, start, end), _hourly_stats(self, region_id, start, end)
 
 

@@ -1,18 +1,17 @@
-"""Reads of recent_observations by day (issue 15, read paths): the web app's window of a region and the
+"""Reads of observations by day (issue 15, read paths): the web app's window of a region and the
 streaming job's daily statistics of a live batch, read by `day` equality (now) and by an observed_at
 range (the previous design), on the same data in one run.
 
-FerretDB hands an equality on a top-level string to PostgreSQL but filters a range itself, after
-decoding every document PostgreSQL returned: a range read of one region's window decodes the region's
-whole week (recent_observations keeps RECENT_SPAN, 8 days), a read by day only the days asked for.
+FerretDB hands an equality on a top-level string to PostgreSQL (where the stack's indexes on
+`region_id` and `day` serve it) but filters a range itself, after decoding every document PostgreSQL
+returned: a range read of one region's window decodes the region's whole history (here 8 days), a read
+by day only the days asked for.
 
 Starts PostgreSQL + FerretDB through the stack code (ports: --port-offset, run directory
 .run/bench-recent-days), stores --regions x 8 days of observations every --minutes through the
 job's own sink, then times, alternating the two designs so load from other processes falls on both:
 1. the web app's `Store.recent_window` of one region (the overview's day, the region page's 48 h);
-2. the job's prune of recent_observations when nothing is due (every minute): incremental, by day,
-   against the previous design's exact-cutoff `$or`;
-3. the daily-statistics step of a live batch (one new observation per region): `DailyStatsSink.write`,
+2. the daily-statistics step of a live batch (one new observation per region): `DailyStatsSink.write`,
    against the previous design's single query (`$in` of the regions and an observed_at range).
 Prints p50/p95 of each; records the figures with benchmarks/goals.py. Asserts nothing about speed.
 
@@ -37,16 +36,18 @@ from benchmarks.store_backend_bench import start_all, timed  # noqa: E402
 from pymongo import ASCENDING  # noqa: E402
 
 from meteoflow.contracts import (  # noqa: E402
-    RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, RecentObservation, hour_floor, hourly_stats, valid_documents,
+    OBSERVATIONS, DailyPoint, ObservationDocument, hour_floor, hourly_stats, valid_documents,
 )
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from producer.sources.simulator import simulate_history  # noqa: E402
 from stack.servers import FerretDBServer, PostgreSQLServer  # noqa: E402
 from streaming.daily import DAY, DailyStatsSink, daily_stats, day_floor, touched_days  # noqa: E402
 from streaming.records import observation_documents  # noqa: E402
-from streaming.sinks import RECENT_SPAN, ObservationSink, RegionLatestSink, ensure_indexes  # noqa: E402
+from streaming.sinks import ObservationSink, RegionLatestSink, ensure_indexes  # noqa: E402
 from tests.faults.harness import grid_regions, machine, percentile, pipeline_settings  # noqa: E402
 from webapp.store import MAX_HISTORY_POINTS, Store  # noqa: E402
+
+HISTORY = timedelta(days=8)  # the history stored: a week's window and the day before it
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,10 +67,10 @@ def previous_window(store: Store, region_id: str, start: datetime, end: datetime
     """The previous design's Store.recent_window: one observed_at range over the region's documents,
     sorted and limited by FerretDB, then the same validation and hourly statistics."""
     first_hour = hour_floor(start)
-    cursor = (store.db[RECENT_OBSERVATIONS]
+    cursor = (store.db[OBSERVATIONS]
               .find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
               .sort("observed_at", ASCENDING).limit(MAX_HISTORY_POINTS))
-    docs = valid_documents(RecentObservation, cursor)
+    docs = valid_documents(ObservationDocument, cursor)
     computed_at = max((d.stored_at or d.observed_at for d in docs), default=end)
     hours = {(region_id, hour_floor(d.observed_at)) for d in docs}
     return [d for d in docs if d.observed_at >= start], hourly_stats(hours, docs, computed_at)
@@ -78,7 +79,7 @@ def previous_window(store: Store, region_id: str, start: datetime, end: datetime
 def previous_daily_read(db, keys) -> list[DailyPoint]:
     """The previous design's read for a batch's daily statistics: one `$in` + range query."""
     days = [day for _, day in keys]
-    return valid_documents(DailyPoint, db[RECENT_OBSERVATIONS].find(
+    return valid_documents(DailyPoint, db[OBSERVATIONS].find(
         {"region_id": {"$in": sorted({region for region, _ in keys})},
          "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}}, DailyPoint.projection()))
 
@@ -95,8 +96,8 @@ def main(argv=None) -> int:
     print(f"machine: {machine()}")
     regions = grid_regions(args.regions)
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    start = end - RECENT_SPAN
-    history = list(simulate_history(regions, start, RECENT_SPAN.total_seconds() / 3600, step_minutes=args.minutes))
+    start = end - HISTORY
+    history = list(simulate_history(regions, start, HISTORY.total_seconds() / 3600, step_minutes=args.minutes))
     servers = start_all([PostgreSQLServer(settings), FerretDBServer(settings)], "store")
     client = make_mongo_client(settings)
     try:
@@ -108,8 +109,8 @@ def main(argv=None) -> int:
             sink.write(history[i:i + 2000], end, docs[i:i + 2000])
         latest.write(docs)
         newest = max(o.observed_at for o in history)
-        print(f"stored {len(docs):,} observations: {args.regions} regions x {RECENT_SPAN.days} days, "
-              f"one every {args.minutes} min ({db[RECENT_OBSERVATIONS].count_documents({}):,} in recent_observations)")
+        print(f"stored {len(docs):,} observations: {args.regions} regions x {HISTORY.days} days, "
+              f"one every {args.minutes} min")
 
         store = Store(settings)
         figures, rows = [], []
@@ -127,17 +128,6 @@ def main(argv=None) -> int:
                 rows.append((f"web window, {label}", summary(now_times), summary(before_times)))
         finally:
             store.close()
-
-        # The job's prune of recent_observations (every minute), when nothing is due: the previous
-        # design's exact-cutoff $or (decodes every document) against the incremental one (after its first).
-        cutoffs = [{"region_id": d["_id"], "observed_at": {"$lt": d["observed_at"] - RECENT_SPAN}}
-                   for d in db[REGION_LATEST].find({}, {"observed_at": 1})]
-        sink.prune()  # the first: by the exact cutoff
-        now_times, before_times = [], []
-        for _ in range(max(3, args.repeat // 3)):
-            now_times.append(timed(sink.prune))
-            before_times.append(timed(lambda: db[RECENT_OBSERVATIONS].delete_many({"$or": cutoffs})))
-        rows.append(("prune with nothing due (every minute)", summary(now_times), summary(before_times)))
 
         daily = DailyStatsSink(db)
         now_times, before_times = [], []

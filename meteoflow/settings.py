@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     store_id_index: bool = Field(
         True, description="PostgreSQL backend: index every FerretDB table by _id (GIN), which FerretDB does not do: "
         "without it each read or update by _id is a pass over the collection, slower as history grows (and "
-        "recent_observations by day). false drops these indexes at the next start "
+        "observations by region and by day). false drops these indexes at the next start "
         "(benchmarks/store_id_index_bench.py compares both)")
 
     # --- records (every stage that reads them) ---------------------------------

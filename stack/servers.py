@@ -266,8 +266,9 @@ PG_DATABASE = "ferretdb"  # FerretDB maps each MongoDB database to a schema of t
 # _id was a pass over the whole collection, so the write path slowed as history grew (BENCHMARKS.md,
 # "the store's _id index"). A GIN index on that expression serves it. FerretDB does not make one,
 # so an event trigger adds it to every table it creates, and to those that exist already; and, to
-# recent_observations, one on `day`, which its readers ask by equality (benchmarks/recent_days_bench.py),
-# and one on `region_id`, by which a region's first prune deletes (a pass over the table each without).
+# observations, one on `day` and one on `region_id`, by which the readers of a region's days ask
+# (meteoflow.contracts.find_days: {region_id, day} equalities, each served by both indexes), and on
+# which a region's history range reads are filtered by the backend (a pass over the table without).
 # Statements end with ";" and an empty line: single-user mode's -j.
 PG_ID_INDEX_SQL = """\
 CREATE OR REPLACE FUNCTION public.meteoflow_index_id(target regclass) RETURNS void
@@ -276,9 +277,8 @@ BEGIN
   IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = '_jsonb' AND NOT attisdropped) THEN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
                    left((SELECT relname FROM pg_class WHERE oid = target), 56) || '_id_gin', target);
-    -- recent_observations is read by {region_id, day} equalities (meteoflow.contracts.RecentObservation)
-    -- and a region's first prune deletes by region_id (streaming.sinks.ObservationSink.prune)
-    IF (SELECT relname FROM pg_class WHERE oid = target) LIKE 'recent\\_observations\\_%' THEN
+    -- observations are read by {region_id, day} equalities (meteoflow.contracts.find_days)
+    IF (SELECT relname FROM pg_class WHERE oid = target) LIKE 'observations\\_%' THEN
       EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''day'') jsonb_path_ops)',
                      left((SELECT relname FROM pg_class WHERE oid = target), 55) || '_day_gin', target);
       EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''region_id'') jsonb_path_ops)',

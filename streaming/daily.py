@@ -15,12 +15,15 @@ from pymongo.database import Database
 
 from meteoflow.clock import utc_now
 from meteoflow.contracts import (
-    DAILY_STATS, RECENT_OBSERVATIONS, REGION_LATEST, DailyPoint, DailyStats, DayReading, Observation, day_reading,
-    find_recent_region_days, point_key, utc_day, valid_documents,
+    DAILY_STATS, OBSERVATIONS, RECENT_HOURS, REGION_LATEST, DailyPoint, DailyStats, DayReading, Observation,
+    day_reading, find_region_days, point_key, utc_day, utc_days, valid_documents,
 )
-from streaming.sinks import RECENT_SPAN, MergedStatsSink, insert_new, observations_since
+from streaming.sinks import MergedStatsSink, insert_new
 
 DAY = timedelta(days=1)
+# What seed_daily_stats fills before each region's newest observation: a day more than the longest
+# window the region page offers.
+SEED_SPAN = timedelta(hours=RECENT_HOURS + 24)
 
 
 def day_floor(when: datetime) -> datetime:
@@ -70,34 +73,23 @@ class DailyStatsSink(MergedStatsSink):
 
     def recompute(self, keys: set[tuple[str, datetime]], now: datetime) -> list[DailyStats]:
         """The days' statistics from the stored observations (the design before readings were kept)."""
-        days = [day for _, day in keys]
-        since: dict[str, datetime] = {}
-        for region, day in keys:
-            since[region] = min(day, since.get(region, day))
-        source = observations_since(self.db, since)
-        if source.name == RECENT_OBSERVATIONS:  # live days: each touched (region, day) read by its index
-            stored = find_recent_region_days(source, [(region, utc_day(day)) for region, day in sorted(keys)],
-                                             DailyPoint.projection())
-        else:  # old days, from the whole history: one query
-            stored = source.find(
-                {"region_id": {"$in": sorted({region for region, _ in keys})},
-                 "observed_at": {"$gte": min(days), "$lt": max(days) + DAY}},
-                DailyPoint.projection(),
-            )
+        # each touched (region, day) read by its index: the day's documents only, whatever the history
+        stored = find_region_days(self.db[OBSERVATIONS], [(region, utc_day(day)) for region, day in sorted(keys)],
+                                  DailyPoint.projection())
         return daily_stats(keys, valid_documents(DailyPoint, stored), computed_at=now)
 
 
 def seed_daily_stats(db: Database) -> int:
-    """Fill an empty daily_stats from recent_observations (a store written before the job kept daily
+    """Fill an empty daily_stats from the stored observations (a store written before the job kept daily
     statistics), at the job's start: a new day's document holds only what its batches bring, so the
-    days already stored need theirs first. Only the days recent_observations holds whole (from the
-    first day after each region's newest observation - RECENT_SPAN); older ones are for
-    `batch recompute`. Returns how many documents it wrote."""
+    days already stored need theirs first. Only each region's whole days within SEED_SPAN of its newest
+    observation, read by day; older ones are for `batch recompute`. Returns how many documents it wrote."""
     if db[DAILY_STATS].find_one({}, {"_id": 1}) is not None:
         return 0
-    first_day = {d["_id"]: day_floor(d["observed_at"] - RECENT_SPAN) + DAY for d in db[REGION_LATEST].find(
-        {}, {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)}
-    points = [p for p in valid_documents(DailyPoint, db[RECENT_OBSERVATIONS].find({}, DailyPoint.projection()))
-              if p.region_id in first_day and p.observed_at >= first_day[p.region_id]]
+    newest = {d["_id"]: d["observed_at"] for d in db[REGION_LATEST].find({}, {"observed_at": 1})
+              if isinstance(d.get("observed_at"), datetime)}
+    keys = [(region, day) for region, when in sorted(newest.items())
+            for day in utc_days(day_floor(when - SEED_SPAN) + DAY, when)]
+    points = valid_documents(DailyPoint, find_region_days(db[OBSERVATIONS], keys, DailyPoint.projection()))
     docs = [d.to_document() for d in daily_stats(touched_days(points), points, utc_now())]
     return len(docs) - len(insert_new(db[DAILY_STATS], docs))

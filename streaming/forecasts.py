@@ -25,8 +25,8 @@ from meteoflow.errors import describe_errors
 from meteoflow.contracts import (
     API_KEY_HEADER, FORECAST_RUNS, FORECAST_SKILL, FORECAST_STATE, FORECASTS, BatchResponse,
     ForecastAttempt, ForecastDocument, ForecastModel, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
-    ForecastState, ModelFacts, ObservationPoint, Prediction, PredictRequest, REGION_SERIES, RegionSeries,
-    SERIES_HOURS, bson_millis, find_by_ids, valid_documents,
+    ForecastState, ModelFacts, OBSERVATIONS, ObservationPoint, Prediction, PredictRequest, REGION_SERIES, RegionSeries,
+    SERIES_HOURS, bson_millis, find_by_ids, find_region_days, utc_days, valid_documents,
 )
 from meteoflow.metrics import StreamingMetrics
 from meteoflow.settings import Settings
@@ -34,7 +34,7 @@ from streaming.baselines import baseline_forecast, climatology_value
 from meteoflow.contracts import hour_floor
 from streaming.records import hourly_means, hourly_series
 from streaming.selection import MODEL, Plan, choose_all
-from streaming.sinks import insert_or_update, observations_since
+from streaming.sinks import insert_or_update
 from streaming.skill import SkillTracker
 
 LOG = logging.getLogger(__name__)
@@ -411,10 +411,9 @@ class ForecastRefresher:
 
     def _observed_histories(self, pending: dict[str, datetime]) -> list[RegionHistory]:
         history = timedelta(days=self.settings.forecast_history_days)
-        earliest = min(pending.values()) - history
-        source = observations_since(self.db, {region: when - history for region, when in pending.items()})
-        docs = source.find(
-            {"region_id": {"$in": sorted(pending)}, "observed_at": {"$gte": earliest}}, ObservationPoint.projection())
+        # each region's days read by their index: those days' documents only, whatever the history
+        keys = [(region, day) for region, when in sorted(pending.items()) for day in utc_days(when - history, when)]
+        docs = find_region_days(self.db[OBSERVATIONS], keys, ObservationPoint.projection())
         return histories_from_documents(valid_documents(ObservationPoint, docs), pending,
                                         self.settings.forecast_history_days)
 

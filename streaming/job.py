@@ -250,8 +250,8 @@ class StreamingJob:
         self.log = log or logging.getLogger("streaming")
         self.mongo = make_mongo_client(settings)
         self.db = database(settings, self.mongo)
+        backfill_region_latest(self.db)  # first: ensure_indexes gives its documents their day if they lack one
         ensure_indexes(self.db)
-        backfill_region_latest(self.db)
         seed_daily_stats(self.db)
         self.refresher = ForecastRefresher(self.db, settings, forecast_client, metrics=self.metrics)
         self.deadletters = DeadLetterSink(settings, self.log)

@@ -20,9 +20,9 @@ from pymongo.database import Database
 
 from meteoflow.contracts import (
     DAILY_STATS, DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS,
-    HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
-    HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RecentObservation, RegionSeries,
-    doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, utc_days, valid_documents,
+    HOURLY_STATS, OBSERVATIONS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
+    HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RegionSeries,
+    doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, valid_documents,
 )
 from meteoflow.mongo import is_ferretdb
 from meteoflow.settings import Settings
@@ -33,13 +33,10 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
+FILL_CHUNK = 5000  # updates per bulk when fill_observation_days gives old observations their day
 DUPLICATE_KEY = 11000
 STORED_AT = frozenset({"stored_at"})
 COMPUTED_AT = frozenset({"computed_at"})
-# What recent_observations keeps before a region's newest observation: a day more than the longest
-# window, so a window's first (partly shown) hour has its whole statistics, and the job's own reads
-# (a touched day's statistics, a forecast's 7-day history) find all they need there.
-RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
 
 
 # Each region's documents by time, unique: collection -> (time field, index name). On MongoDB they
@@ -51,7 +48,6 @@ RECENT_SPAN = timedelta(hours=RECENT_HOURS + 24)
 # store made with them loses them.
 REGION_TIME_INDEXES: dict[str, tuple[str, str]] = {
     OBSERVATIONS: ("observed_at", "region_observed_at"),
-    RECENT_OBSERVATIONS: ("observed_at", "region_observed_at"),
     HOURLY_STATS: ("hour", "region_hour"),
     DAILY_STATS: ("day", "region_day"),
     FORECASTS: ("target_time", "region_target_time"),
@@ -66,6 +62,8 @@ def ensure_indexes(db: Database) -> None:
             db[collection].create_index([("region_id", ASCENDING), (field, ASCENDING)], unique=True, name=name)
         elif name in db[collection].index_information():
             db[collection].drop_index(name)
+    if not ferretdb:  # a region's days are read by {region_id, day} (find_days); the stack indexes both on FerretDB
+        db[OBSERVATIONS].create_index([("region_id", ASCENDING), ("day", ASCENDING)], name="region_day")
     db[FORECAST_STATE].create_index([("needs_forecast", ASCENDING)], name="needs_forecast")
     # Forecast history and skill (streaming/skill.py): retention deletes runs by run_at; the web app
     # reads a region's runs by time; the skill step reads a region's recent buckets.
@@ -74,8 +72,7 @@ def ensure_indexes(db: Database) -> None:
     db[FORECAST_SKILL_BUCKETS].create_index([("region_id", ASCENDING), ("target_time", ASCENDING)],
                                             name="region_target_time")
     db[FORECAST_SKILL].create_index([("region_id", ASCENDING), ("window", ASCENDING)], name="region_window")
-    seed_recent_observations(db)
-    fill_recent_days(db)
+    fill_observation_days(db)
 
 
 def upsert_all(collection, models: list[MongoDocument], ignore: frozenset[str] = frozenset()) -> int:
@@ -150,21 +147,10 @@ def differs(stored: dict[str, Any], doc: dict[str, Any], ignore: frozenset[str])
 
 class ObservationSink:
     """Inserts the batch's documents in one unordered bulk; only the ones already stored (a replay,
-    a corrected record) take the slower compare-and-update path.
-
-    The same documents go the same way to recent_observations, which keeps each region's last
-    RECENT_SPAN (before its newest observation, as region_latest has it) and is pruned at most
-    every PRUNE_EVERY_SECONDS: the web app reads a region's window there, from a collection whose
-    size does not grow with the history."""
-
-    PRUNE_EVERY_SECONDS = 60.0
+    a corrected record) take the slower compare-and-update path."""
 
     def __init__(self, db: Database):
         self.collection = db[OBSERVATIONS]
-        self.recent = db[RECENT_OBSERVATIONS]
-        self.latest = db[REGION_LATEST]
-        self._prune_due = 0.0  # monotonic time of the next prune of recent_observations
-        self._pruned_before: dict[str, str] = {}  # region -> the UTC day from which its documents are kept
 
     def write(self, observations: list[Observation], now: datetime,
               documents: list[dict[str, Any]] | None = None) -> int:
@@ -172,83 +158,31 @@ class ObservationSink:
         if documents is None:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
-        recent = [RecentObservation.with_day(d) for d in docs]
-        side_by_side(lambda: insert_or_update(self.collection, docs, ignore=STORED_AT),
-                     lambda: insert_or_update(self.recent, recent, ignore=STORED_AT))
+        insert_or_update(self.collection, docs, ignore=STORED_AT)
         return len(docs)
 
-    def prune_if_due(self) -> int:
-        """prune() at most every PRUNE_EVERY_SECONDS (a batch calls it before writing)."""
-        return self.prune() if time.monotonic() >= self._prune_due else 0
 
-    def prune(self) -> int:
-        """Delete from recent_observations what lies more than RECENT_SPAN before its region's newest
-        observation (region_latest); a region without one keeps everything. Returns how many went.
+def fill_observation_days(db: Database) -> int:
+    """Bring a store written before observations carried their `day` up to date, once: give it to every
+    observation (and region_latest document) without one, then drop recent_observations, the copy of
+    each region's last week those versions read by day instead (a document more per record).
+    Returns how many observations were updated.
 
-        A region's first prune deletes by its exact cutoff, a range FerretDB filters after decoding
-        the region's documents. After that only whole UTC days go, each by a {region_id, day} equality
-        that PostgreSQL answers from the day index, as the cutoff moves past them: a prune with nothing
-        to do decodes nothing, and a region keeps up to a day more than RECENT_SPAN."""
-        self._prune_due = time.monotonic() + self.PRUNE_EVERY_SECONDS
-        cutoffs = {d["_id"]: d["observed_at"] - RECENT_SPAN for d in self.latest.find({}, {"observed_at": 1})
-                   if isinstance(d.get("observed_at"), datetime)}
-        first = {region: cutoff for region, cutoff in cutoffs.items() if region not in self._pruned_before}
-        deleted = 0
-        if first:
-            # One delete per region, a few at a time: each reads its region's documents only (the store's
-            # region_id index); one $or over every region read the whole collection (26 s for 200 regions).
-            deleted += sum(side_by_side(*[
-                lambda region=region, cutoff=cutoff: self.recent.delete_many(
-                    {"region_id": region, "observed_at": {"$lt": cutoff}}).deleted_count
-                for region, cutoff in sorted(first.items())]))
-        for region, cutoff in sorted(cutoffs.items()):
-            before = self._pruned_before.get(region)  # the first day not yet deleted whole
-            if before is not None and before < utc_day(cutoff):
-                gone = utc_days(datetime.fromisoformat(before).replace(tzinfo=timezone.utc), cutoff - timedelta(days=1))
-                for day in gone:
-                    deleted += self.recent.delete_many({"region_id": region, "day": day}).deleted_count
-            self._pruned_before[region] = max(before or "", utc_day(cutoff))
-        return deleted
-
-
-def observations_since(db: Database, since: dict[str, datetime]) -> Collection:
-    """Where to read every observation of each region from since[region] on: recent_observations when
-    it holds them all (since[region] within RECENT_SPAN of the region's newest in region_latest, which
-    only grows, so no prune has removed any of them), else the whole history in observations.
-
-    In FerretDB any read costs a pass over its collection, so the job's per-batch reads (a touched
-    day's statistics, a forecast's history) would otherwise slow down as the history grows."""
-    latest = {d["_id"]: d.get("observed_at") for d in find_by_ids(db[REGION_LATEST], list(since), {"observed_at": 1})}
-    recent = all(isinstance(latest.get(region), datetime) and when >= latest[region] - RECENT_SPAN
-                 for region, when in since.items())
-    return db[RECENT_OBSERVATIONS if recent else OBSERVATIONS]
-
-
-def seed_recent_observations(db: Database) -> int:
-    """Fill an empty recent_observations from observations (a store written before it existed): each
-    region's last RECENT_SPAN, read once. Returns how many documents were copied."""
-    if db[RECENT_OBSERVATIONS].find_one({}, {"_id": 1}) is not None:
+    Due when recent_observations exists or a region_latest document has no `day` (its region's newest
+    observation was stored before it existed): reading region_latest costs nothing, where asking
+    observations for a missing `day` is a pass over the whole history."""
+    stale = any(not d.get("day") for d in db[REGION_LATEST].find({}, {"day": 1}))
+    if not stale and RECENT_OBSERVATIONS not in db.list_collection_names():
         return 0
-    copied = 0
-    for latest in db[REGION_LATEST].find({}, {"observed_at": 1}):
-        if not isinstance(latest.get("observed_at"), datetime):
-            continue
-        docs = list(db[OBSERVATIONS].find({"region_id": latest["_id"], "observed_at": {
-            "$gte": latest["observed_at"] - RECENT_SPAN}}))
-        copied += len(docs) - len(insert_new(db[RECENT_OBSERVATIONS], [RecentObservation.with_day(d) for d in docs]))
-    return copied
-
-
-def fill_recent_days(db: Database) -> int:
-    """Give `day` to the recent_observations stored before it existed (once: the collection holds
-    only each region's last RECENT_SPAN). Returns how many documents were updated."""
-    missing = [d for d in db[RECENT_OBSERVATIONS].find({"day": None}, {"observed_at": 1})
-               if isinstance(d.get("observed_at"), datetime)]
-    if missing:
-        db[RECENT_OBSERVATIONS].bulk_write(
-            [UpdateOne({"_id": d["_id"]}, {"$set": {"day": utc_day(d["observed_at"])}}) for d in missing],
-            ordered=False)
-    return len(missing)
+    updated = 0
+    for collection in (db[OBSERVATIONS], db[REGION_LATEST]):
+        ops = [UpdateOne({"_id": d["_id"]}, {"$set": {"day": utc_day(d["observed_at"])}})
+               for d in collection.find({"day": None}, {"observed_at": 1}) if isinstance(d.get("observed_at"), datetime)]
+        for first in range(0, len(ops), FILL_CHUNK):
+            collection.bulk_write(ops[first:first + FILL_CHUNK], ordered=False)
+        updated += len(ops) if collection.name == OBSERVATIONS else 0
+    db.drop_collection(RECENT_OBSERVATIONS)
+    return updated
 
 
 class MergedStatsSink:
@@ -529,7 +463,6 @@ class BatchSinks:
         Each step's own time goes to `watch`, and the chains' together as "writes"."""
         dead_letters = self.deadletters.write(split.dead_letters)
         watch.lap("deadletters")
-        self.observations.prune_if_due()  # by region_latest as the batches before left it
 
         def hourly_chain() -> list[dict[str, Any]]:
             hourly = watch.timed("stats", lambda: self.stats.write_documents(split.observations, now))
@@ -543,7 +476,7 @@ class BatchSinks:
             split.observations, now, split.documents)), hourly_chain]
         if self.daily is not None:  # streaming/daily.py: the touched (region, day) keys
             chains.append(lambda: watch.timed("daily", lambda: self.daily.write(split.observations, now)))
-        stored, hourly, *_ = side_by_side(*chains, chains=True)
+        stored, hourly, *_ = side_by_side(*chains)
         watch.lap("writes")
         return SinkCounts(dead_letters, stored, len(hourly))
 

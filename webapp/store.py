@@ -87,18 +87,17 @@ class Store:
     def recent_window(self, region_id: str, start: datetime,
                       end: datetime) -> tuple[list[contracts.ObservationDocument], list[contracts.HourlyStats]]:
         """A window within the region's last RECENT_HOURS (before its newest observation): its
-        observations from recent_observations, and the hourly statistics of the hours it touches
-        computed from them (contracts.hourly_stats, the job's own function: the same figures as
-        hourly_stats holds). recent_observations keeps only that span of every region, so this answer
-        does not grow with the history stored, as the range queries over the full collections do."""
+        observations, read day by day (contracts.find_days: only those days' documents, however long
+        the history stored), and the hourly statistics of the hours it touches computed from them
+        (contracts.hourly_stats, the job's own function: the same figures as hourly_stats holds)."""
         first_hour = contracts.hour_floor(start)
-        recent = self.db[contracts.RECENT_OBSERVATIONS]
-        found = contracts.find_recent_days(recent, region_id, contracts.utc_days(first_hour, end))
+        observations = self.db[contracts.OBSERVATIONS]
+        found = contracts.find_days(observations, region_id, contracts.utc_days(first_hour, end))
         if not found:  # a store whose documents have no `day` yet (the job fills it when it starts)
-            found = recent.find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
+            found = observations.find({"region_id": region_id, "observed_at": {"$gte": first_hour, "$lte": end}})
         in_window = sorted((d for d in found if isinstance(d.get("observed_at"), datetime)
                             and first_hour <= d["observed_at"] <= end), key=lambda d: d["observed_at"])
-        docs = contracts.valid_documents(contracts.RecentObservation, in_window[:MAX_HISTORY_POINTS])
+        docs = contracts.valid_documents(contracts.ObservationDocument, in_window[:MAX_HISTORY_POINTS])
         computed_at = max((d.stored_at or d.observed_at for d in docs), default=end)
         hours = {(region_id, contracts.hour_floor(d.observed_at)) for d in docs}
         return [d for d in docs if d.observed_at >= start], contracts.hourly_stats(hours, docs, computed_at)

@@ -42,10 +42,8 @@ DAILY_STATS = "daily_stats"  # DailyStats: per region and UTC day (streaming job
 RAIN_MODELS = "rain_models"  # RainModelEvaluation: one per trained model (batch train-rain)
 RAIN_PREDICTIONS = "rain_predictions"  # RainPrediction: each region's latest rain chance (batch predict-rain)
 REGION_LATEST = "region_latest"  # RegionLatest: each region's newest observation, kept by the streaming job
-# RecentObservation: the observations of each region's last days (streaming.sinks.RECENT_SPAN, before its
-# newest), the same documents as in observations, so the region page's window and the job's per-batch
-# reads use a collection that does not grow with the history (FerretDB answers every query, an _id
-# equality too, by reading its whole collection).
+# The copy of each region's last days that earlier versions kept beside observations (one more document
+# per record); a store that has it gets `day` on its observations and loses it (streaming.sinks.fill_observation_days).
 RECENT_OBSERVATIONS = "recent_observations"
 RECENT_HOURS = 168  # the longest window the region page offers (24, 48, 72 or 168 h)
 REGION_SERIES = "region_series"  # RegionSeries: each region's recent hourly means, kept by the streaming job
@@ -197,20 +195,17 @@ class _StorePool:
 
 
 _reads = _StorePool(PARALLEL_READS, "store-read")
-# Writes to different collections (a batch's observations and their recent copies): the store
-# spreads them over both cores, where one after the other leaves one idle. Their own pool, so a
-# write that reads (find_by_ids) never waits for a thread its caller holds.
-_writes = _StorePool(4, "store-write")
-# A batch's independent chains of sinks, which themselves write side by side: threads of their own.
-_chains = _StorePool(3, "store-chain")
+# A batch's independent chains of sinks (observations; hourly stats -> series -> latest; daily stats):
+# the store spreads them over both cores, where one after the other leaves one idle. Their own pool,
+# so a write that reads (find_by_ids) never waits for a thread its caller holds.
+_writes = _StorePool(3, "store-write")
 
 
-def side_by_side(*calls: Callable[[], R], chains: bool = False) -> list[R]:
+def side_by_side(*calls: Callable[[], R]) -> list[R]:
     """Run independent store calls at the same time; their results in order. Every call has ended
-    when this returns or raises (the error of the first that failed). `chains`: calls that use
-    side_by_side themselves (on other threads, so an inner call never waits for one its caller holds)."""
-    pool = _chains if chains else _writes
-    futures = [pool.executor().submit(call) for call in calls]
+    when this returns or raises (the error of the first that failed). A call must not use
+    side_by_side itself (it could wait for a thread its caller holds)."""
+    futures = [_writes.executor().submit(call) for call in calls]
     wait(futures)
     return [future.result() for future in futures]
 
@@ -228,24 +223,49 @@ def find_by_ids(collection: Any, ids: list[Any], projection: dict[str, int] | No
 
 
 # --- observations -----------------------------------------------------------------------
+UTC_DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def utc_day(when: datetime) -> str:
+    """The UTC day of `when`, "YYYY-MM-DD" (an observation document's `day`)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def utc_days(start: datetime, end: datetime) -> list[str]:
+    """Every UTC day from `start`'s to `end`'s, both included, oldest first."""
+    first = start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    count = (end.astimezone(timezone.utc) - first).days + 1
+    return [utc_day(first + timedelta(days=n)) for n in range(max(count, 0))]
+
+
 class ObservationDocument(MongoDocument, Observation):
-    """An observation as stored: _id "<region_id>|<observed_at>", unique (region_id, observed_at)."""
+    """An observation as stored: _id "<region_id>|<observed_at>", unique (region_id, observed_at), and
+    its UTC `day`.
+
+    Why `day`: FerretDB hands an equality on a top-level string to its backend (where the stack's
+    indexes on `region_id` and `day` serve it) but filters a range (observed_at) itself, after decoding
+    every document the backend returned, and decoding is most of a read's cost. So the readers of a
+    region's recent days ask {"region_id": r, "day": d} for each day they need (find_days), and only
+    those days' documents are decoded, whatever the history stored (measured: 25 ms against 119 ms for
+    a week)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
     COLLECTION: ClassVar[str] = OBSERVATIONS
 
     stored_at: UtcTime | None = None  # when the streaming job stored it (None: written before it recorded one)
+    day: str | None = Field(None, pattern=UTC_DAY_PATTERN)  # None: stored before it existed; the job fills it
 
     @classmethod
     def build(cls, obs: Observation, stored_at: datetime) -> "ObservationDocument":
-        return cls(**obs.model_dump(), _id=doc_id(obs.region_id, obs.observed_at), stored_at=stored_at)
+        return cls(**obs.model_dump(), _id=doc_id(obs.region_id, obs.observed_at), stored_at=stored_at,
+                   day=utc_day(obs.observed_at))
 
     @staticmethod
     def document(obs: Observation, stored_at: datetime) -> dict[str, Any]:
         """`build(obs, stored_at).to_document()` without validating `obs` a second time (it is an
         Observation already): the streaming job's hot path, a third of its time per record before."""
         doc = {"_id": doc_id(obs.region_id, obs.observed_at), **obs.model_dump(),
-               "stored_at": stored_at.astimezone(timezone.utc)}
+               "stored_at": stored_at.astimezone(timezone.utc), "day": utc_day(obs.observed_at)}
         return {k: bson_millis(v) if isinstance(v, datetime) else v for k, v in doc.items()}
 
     def observation(self) -> Observation:
@@ -265,51 +285,17 @@ class RegionLatest(ObservationDocument):
         return cls(**{**doc.model_dump(), "id": doc.region_id})
 
 
-UTC_DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+def find_days(collection: Any, region_id: str, days: Iterable[str],
+              projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """A region's observation documents of `days` (UTC "YYYY-MM-DD"), one read per day (see
+    ObservationDocument): documents stored before `day` existed are not found until the job fills it."""
+    return find_region_days(collection, [(region_id, day) for day in days], projection)
 
 
-def utc_day(when: datetime) -> str:
-    """The UTC day of `when`, "YYYY-MM-DD" (recent_observations' `day`)."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d")
-
-
-def utc_days(start: datetime, end: datetime) -> list[str]:
-    """Every UTC day from `start`'s to `end`'s, both included, oldest first."""
-    first = start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    count = (end.astimezone(timezone.utc) - first).days + 1
-    return [utc_day(first + timedelta(days=n)) for n in range(max(count, 0))]
-
-
-class RecentObservation(ObservationDocument):
-    """An observation document in recent_observations (RECENT_OBSERVATIONS): the same fields and _id
-    as in observations, kept only for its region's last RECENT_HOURS, plus its UTC `day`.
-
-    Why `day`: FerretDB hands an equality on a top-level string to its backend but filters a range
-    (observed_at) itself, after decoding every document the backend returned, and decoding is most of
-    a read's cost. So the readers ask {"region_id": r, "day": d} for each day they need, and only those
-    days' documents are decoded, not the region's whole week (measured: 25 ms against 119 ms)."""
-
-    COLLECTION: ClassVar[str] = RECENT_OBSERVATIONS
-
-    day: str | None = Field(None, pattern=UTC_DAY_PATTERN)  # None: stored before it existed; the job fills it
-
-    @staticmethod
-    def with_day(document: dict[str, Any]) -> dict[str, Any]:
-        """An observations document as recent_observations stores it."""
-        return {**document, "day": utc_day(document["observed_at"])}
-
-
-def find_recent_days(collection: Any, region_id: str, days: Iterable[str],
+def find_region_days(collection: Any, keys: Iterable[tuple[str, str]],
                      projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """A region's recent_observations documents of `days` (UTC "YYYY-MM-DD"), one read per day (see
-    RecentObservation): documents stored before `day` existed are not found until the job fills it."""
-    return find_recent_region_days(collection, [(region_id, day) for day in days], projection)
-
-
-def find_recent_region_days(collection: Any, keys: Iterable[tuple[str, str]],
-                            projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """The recent_observations documents of each (region_id, UTC day) key, one indexed read per key, a few
-    at a time (see find_recent_days), in the keys' order."""
+    """The observation documents of each (region_id, UTC day) key, one indexed read per key, a few at a
+    time (see find_days), in the keys' order."""
     found = _reads.map(lambda key: list(collection.find({"region_id": key[0], "day": key[1]}, projection)),
                        list(keys))
     return [doc for docs in found for doc in docs]

@@ -16,7 +16,7 @@ from typing import Any
 import pymongo
 import pytest
 
-from meteoflow.contracts import OBSERVATIONS, RECENT_OBSERVATIONS, find_recent_days
+from meteoflow.contracts import HOURLY_STATS, OBSERVATIONS, find_days
 from meteoflow.mongo import make_mongo_client
 from stack.servers import FerretDBServer, PostgreSQLServer
 
@@ -106,24 +106,24 @@ def test_a_read_by_id_uses_the_index_the_stack_adds_to_a_new_collection(postgres
         client.close()
 
 
-def test_recent_observations_read_by_day_or_region_use_their_indexes_and_others_have_none(postgresql_store):
+def test_observations_read_by_day_or_region_use_their_indexes_and_others_have_none(postgresql_store):
     settings = postgresql_store.model_copy(update={"mongo_db": f"idx{uuid.uuid4().hex[:10]}"})
     client = make_mongo_client(settings)
     try:
         db = client[settings.mongo_db]
         docs = [{"_id": f"dakar|{i}", "region_id": "dakar", "day": f"2026-11-{1 + i % 8:02d}", "temp": 20.0}
                 for i in range(DOCUMENTS)]
-        for collection in (RECENT_OBSERVATIONS, OBSERVATIONS):
+        for collection in (OBSERVATIONS, HOURLY_STATS):
             db[collection].insert_many(docs)
         query = {"region_id": "dakar", "day": "2026-11-03"}
-        plan = db.command("explain", {"find": RECENT_OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
+        plan = db.command("explain", {"find": OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
         assert any(name.endswith("_day_gin") for name in index_names(plan["queryPlanner"])), plan
-        assert len(find_recent_days(db[RECENT_OBSERVATIONS], "dakar", ["2026-11-03"])) == DOCUMENTS // 8
-        other = db.command("explain", {"find": OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
+        assert len(find_days(db[OBSERVATIONS], "dakar", ["2026-11-03"])) == DOCUMENTS // 8
+        other = db.command("explain", {"find": HOURLY_STATS, "filter": query}, verbosity="queryPlanner")
         assert not any(name.endswith("_day_gin") for name in index_names(other["queryPlanner"])), other
-        # A region's first prune deletes by region_id and a range: the region index serves it.
+        # A region's history read by a range: the region index serves its region_id.
         by_region = {"region_id": "dakar", "observed_at": {"$lt": "2026-11-04"}}
-        plan = db.command("explain", {"find": RECENT_OBSERVATIONS, "filter": by_region}, verbosity="queryPlanner")
+        plan = db.command("explain", {"find": OBSERVATIONS, "filter": by_region}, verbosity="queryPlanner")
         assert any(name.endswith("_region_gin") for name in index_names(plan["queryPlanner"])), plan
     finally:
         client.drop_database(settings.mongo_db)

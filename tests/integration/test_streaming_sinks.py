@@ -21,7 +21,7 @@ from streaming.forecasts import ForecastRefresher
 from streaming.records import SplitBatch, hourly_means, latest_per_region, observation_documents
 from streaming.sinks import DeadLetterSink, HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes
 from streaming.sinks import REGION_TIME_INDEXES
-from streaming.sinks import RECENT_SPAN, fill_recent_days, observations_since, seed_recent_observations
+from streaming.sinks import fill_observation_days
 from tests.fakes.observations import recompute_hourly_stats, simulated_observations, stored_hourly_stats
 from tests.fakes.forecast_server import FakeForecastServer
 
@@ -238,9 +238,9 @@ def test_a_malformed_stored_document_costs_only_itself(db, isolated, caplog):
     obs = simulated_observations(regions=1, hours=30, per_hour=1)
     ObservationSink(db).write(obs, NOW)
     last = obs[-1].observed_at
+    broken_at = last.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=59, seconds=59)
     db[OBSERVATIONS].insert_one({"_id": "dakar|broken", "region_id": "dakar", "temp": "hot",
-                                 "observed_at": last.replace(minute=0, second=0, microsecond=0)
-                                 + timedelta(minutes=59, seconds=59)})
+                                 "observed_at": broken_at, "day": utc_day(broken_at)})  # read by its day
     db[FORECAST_STATE].insert_one({"_id": "ghost", "region_id": "ghost", "needs_forecast": True,
                                    "last_observed_at": "yesterday"})
     with FakeForecastServer() as api, caplog.at_level(logging.WARNING):
@@ -285,16 +285,15 @@ def test_hourly_stats_of_documents_written_before_temps_were_kept_are_recomputed
 
 
 def test_a_store_written_before_daily_statistics_gets_its_recent_whole_days_at_the_jobs_start(db):
-    from streaming.daily import DailyStatsSink, daily_stats, day_floor, seed_daily_stats, touched_days
+    from streaming.daily import SEED_SPAN, DailyStatsSink, daily_stats, day_floor, seed_daily_stats, touched_days
 
     obs = simulated_observations(regions=2, hours=24 * 10, per_hour=2)
     docs = [d.to_document() for d in observation_documents(obs, NOW)]
     sink = ObservationSink(db)
     sink.write(obs, NOW, docs)
     RegionLatestSink(db).write(docs)
-    sink.prune()
     newest = max(o.observed_at for o in obs)
-    first_whole_day = day_floor(newest - RECENT_SPAN) + timedelta(days=1)
+    first_whole_day = day_floor(newest - SEED_SPAN) + timedelta(days=1)
     kept = [DailyPoint.from_document(d) for d in docs if d["observed_at"] >= first_whole_day]
     want = {d.id: d.model_dump(exclude={"computed_at"}) for d in daily_stats(touched_days(kept), kept, NOW)}
 
@@ -313,7 +312,7 @@ def test_a_store_written_before_daily_statistics_gets_its_recent_whole_days_at_t
             exclude={"computed_at"}) == stats.model_dump(exclude={"computed_at"})
 
 
-def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_window(db, isolated):
+def test_observations_carry_their_day_and_the_window_read_by_day_equals_the_range_reads(db, isolated):
     from webapp.store import Store
 
     obs = simulated_observations(regions=2, hours=24 * 9, per_hour=2)
@@ -322,25 +321,20 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
     sink.write(obs, NOW, docs)
     stats.write(obs, NOW)
     latest.write(docs)
-    corrected = obs[-1].model_copy(update={"temp": obs[-1].temp + 3.5})  # a correction reaches both collections
+    corrected = obs[-1].model_copy(update={"temp": obs[-1].temp + 3.5})
     sink.write([corrected], NOW)
-    assert db[RECENT_OBSERVATIONS].count_documents({}) == len(obs)  # nothing pruned before the prune
-    pruned = sink.prune()
-
-    newest = max(o.observed_at for o in obs)
-    kept = [o for o in obs if o.observed_at >= newest - RECENT_SPAN]
-    assert pruned == len(obs) - len(kept) > 0
-    assert sorted(d["_id"] for d in db[RECENT_OBSERVATIONS].find({}, {"_id": 1})) == sorted(
-        doc_id(o.region_id, o.observed_at) for o in kept)
-    assert db[OBSERVATIONS].count_documents({}) == len(obs)  # the history itself is untouched
-    assert db[RECENT_OBSERVATIONS].find_one({"_id": doc_id(corrected.region_id, corrected.observed_at)})["temp"] == \
+    stats.write([corrected], NOW)
+    assert db[OBSERVATIONS].count_documents({}) == len(obs)
+    assert db[OBSERVATIONS].find_one({"_id": doc_id(corrected.region_id, corrected.observed_at)})["temp"] == \
         corrected.temp
+    # Each document carries its UTC day, which the readers ask for by equality (see ObservationDocument);
+    # region_latest's copies too (fill_observation_days looks there).
+    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[OBSERVATIONS].find())
+    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[REGION_LATEST].find())
+    newest = max(o.observed_at for o in obs)
 
-    # Each copy carries its UTC day, which the readers ask for by equality (see RecentObservation).
-    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
-
-    # The web app's window from recent_observations equals the range queries over the whole history:
-    # read by day, and also from a store written before `day` existed, before and after the job fills it.
+    # The web app's window read by day equals the range queries over the whole history; so it does for
+    # a store written before `day` existed, before and after the job fills it.
     store = Store(isolated)
     try:
         region = obs[0].region_id
@@ -355,52 +349,25 @@ def test_recent_observations_keep_each_regions_last_week_and_serve_the_same_wind
                 assert {h.id: (h.temp_min, h.temp_max, round(h.temp_mean, 9), h.count) for h in hourly} == full
 
         windows_equal_the_history()
-        db[RECENT_OBSERVATIONS].update_many({}, {"$unset": {"day": ""}})
+        assert fill_observation_days(db) == 0  # nothing to do: region_latest has its days, no old copy
+        for collection in (OBSERVATIONS, REGION_LATEST):
+            db[collection].update_many({}, {"$unset": {"day": ""}})
         windows_equal_the_history()
-        assert fill_recent_days(db) == len(kept) and fill_recent_days(db) == 0
-        assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
+        assert fill_observation_days(db) == len(obs) and fill_observation_days(db) == 0
+        assert all(d["day"] == utc_day(d["observed_at"]) for d in db[OBSERVATIONS].find())
+        assert all(d["day"] == utc_day(d["observed_at"]) for d in db[REGION_LATEST].find())
         windows_equal_the_history()
     finally:
         store.close()
 
-    # A store written before recent_observations existed gets its last week copied once.
-    db.drop_collection(RECENT_OBSERVATIONS)
-    assert seed_recent_observations(db) == len(kept)
-    assert seed_recent_observations(db) == 0
-    assert all(d["day"] == utc_day(d["observed_at"]) for d in db[RECENT_OBSERVATIONS].find())
+    # A store with the week's copy the earlier versions kept loses it (the observations have their days).
+    db[RECENT_OBSERVATIONS].insert_many([{k: v for k, v in d.items() if k != "day"} for d in docs[:5]])
+    assert fill_observation_days(db) == 0
+    assert RECENT_OBSERVATIONS not in db.list_collection_names()
+    assert db[OBSERVATIONS].count_documents({}) == len(obs)
 
 
-def test_after_its_first_prune_recent_observations_loses_whole_days_as_the_cutoff_passes_them(db):
-    end = NOW.replace(minute=0, second=0, microsecond=0)
-    first = simulated_observations(regions=2, hours=24 * 9, per_hour=2, end=end - timedelta(days=3))
-    sink, latest = ObservationSink(db), RegionLatestSink(db)
-
-    def store(obs):
-        docs = [d.to_document() for d in observation_documents(obs, NOW)]
-        sink.write(obs, NOW, docs)
-        latest.write(docs)
-
-    def kept_ids():
-        return sorted(d["_id"] for d in db[RECENT_OBSERVATIONS].find({}, {"_id": 1}))
-
-    store(first)
-    cutoff = max(o.observed_at for o in first) - RECENT_SPAN
-    assert sink.prune() > 0  # the first: by the exact cutoff
-    assert kept_ids() == sorted(doc_id(o.region_id, o.observed_at) for o in first if o.observed_at >= cutoff)
-    assert sink.prune() == 0  # nothing new: nothing read, nothing deleted
-
-    later = simulated_observations(regions=2, hours=24 * 3, per_hour=2, end=end)
-    store(later)
-    everything = first + later
-    cutoff = max(o.observed_at for o in everything) - RECENT_SPAN
-    pruned = sink.prune()
-    # Whole days before the cutoff's day went; the cutoff's own day is kept whole, all the newer ones too.
-    want = sorted(doc_id(o.region_id, o.observed_at) for o in everything if utc_day(o.observed_at) >= utc_day(cutoff))
-    assert pruned > 0 and kept_ids() == want
-    assert db[OBSERVATIONS].count_documents({}) == len(everything)  # the history itself is untouched
-
-
-def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_need(db):
+def test_days_stored_before_their_readings_were_kept_are_recomputed_once_from_their_observations(db):
     from streaming.daily import DailyStatsSink, daily_stats, day_floor, touched_days
 
     def key_of(o):
@@ -411,15 +378,9 @@ def test_the_jobs_own_reads_use_recent_observations_only_when_it_holds_all_they_
     docs = [d.to_document() for d in observation_documents(obs, NOW)]
     sink.write(obs, NOW, docs)
     latest.write(docs)
-    sink.prune()
     newest = max(o.observed_at for o in obs)
-    region = obs[0].region_id
-    assert observations_since(db, {region: newest - timedelta(days=7)}).name == RECENT_OBSERVATIONS
-    assert observations_since(db, {region: newest - timedelta(days=9)}).name == OBSERVATIONS  # pruned there
-    assert observations_since(db, {"nowhere": newest}).name == OBSERVATIONS  # no region_latest: not known
 
-    # Days stored before their readings were kept are recomputed once: a live batch's days from
-    # recent_observations, an old day's from the history, both exact.
+    # A live batch's days and an old day's, each read by (region, day), both exact.
     daily = DailyStatsSink(db)
     live = [o for o in obs if o.observed_at >= newest - timedelta(hours=3)]
     old = [o for o in obs if o.observed_at <= min(o.observed_at for o in obs) + timedelta(hours=3)]

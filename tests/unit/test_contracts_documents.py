@@ -19,8 +19,8 @@ from meteoflow.contracts import (
     BATCH_RUN_ACTION, FORECAST_STATE, OBSERVATIONS, PRODUCER_RUN_ACTION, STREAMING_BATCH_ACTION, BatchRunEvent,
     DailyPoint, DailyStats, FailedRegion, ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
     ForecastSkillBucket, ForecastState, ForecastTargets, HourlyStats, InvalidDocument, InvalidEvent,
-    ObservationDocument, ObservationPoint, Prediction, ProducerRunEvent, RainModelEvaluation, RainPrediction,
-    RecentObservation, RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
+    Observation, ObservationDocument, ObservationPoint, Prediction, ProducerRunEvent, RainModelEvaluation, RainPrediction,
+    RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
 )
 from meteoflow.logs import EcsJsonFormatter
 from tests.fakes.observations import simulated_observations
@@ -93,7 +93,6 @@ EXAMPLES = {
     HourlyStats: lambda: HourlyStats.build("dakar", T0, {point_key(T0): 20.0, point_key(T0 + timedelta(
         minutes=20)): 21.5}, computed_at=T0),
     RegionLatest: lambda: RegionLatest.of(observation_document()),
-    RecentObservation: lambda: RecentObservation.model_validate(observation_document().to_document()),
     ForecastDocument: forecast_document,
     ForecastState: forecast_state,
     # the history and forecast-trust documents (issues 16 and 17), as their writers build them
@@ -317,7 +316,7 @@ def test_collections_keep_their_names():
         OBSERVATIONS, OBSERVATIONS, FORECAST_STATE)
 
 
-# --- recent_observations' day -----------------------------------------------------------------
+# --- an observation's day ----------------------------------------------------------------------
 @given(start=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)),
        span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)),
        offset=st.integers(-14, 14))
@@ -328,18 +327,21 @@ def test_utc_days_cover_exactly_the_days_a_window_touches(start, span, offset):
     step = timedelta(minutes=17)
     touched = {utc_day(start + step * n) for n in range(int(span / step) + 1)} | {utc_day(end)}
     assert days == sorted(touched) and len(days) == len(set(days))
-    assert RecentObservation.with_day({"observed_at": start.astimezone(zone)})["day"] == days[0]
+    assert utc_day(start.astimezone(zone)) == days[0]
 
 
-def test_a_recent_observation_without_day_is_still_valid_and_a_wrong_day_is_not():
-    doc = {"_id": "dakar|2026-12-01T10:00:00Z", "region_id": "dakar", "region_name": "Dakar", "lat": 14.7,
-           "lon": -17.4, "observed_at": datetime(2026, 12, 1, 10, tzinfo=timezone.utc), "temp": 25.0,
-           "humidity": 60.0, "pressure": 1012.0, "wind_speed": 3.0, "source": "simulator", "batch_id": "run-1",
-           "produced_at": datetime(2026, 12, 1, 10, 0, 5, tzinfo=timezone.utc)}
-    assert RecentObservation.from_document(doc).day is None
-    assert RecentObservation.from_document(RecentObservation.with_day(doc)).day == "2026-12-01"
+def test_an_observation_document_carries_its_utc_day_one_without_is_still_valid_and_a_wrong_day_is_not():
+    obs = Observation(region_id="dakar", region_name="Dakar", lat=14.7, lon=-17.4, temp=25.0, humidity=60.0,
+                      pressure=1012.0, wind_speed=3.0, source="simulator", batch_id="run-1",
+                      observed_at=datetime(2026, 12, 1, 23, 30, tzinfo=timezone(timedelta(hours=-2))),
+                      produced_at=datetime(2026, 12, 2, 1, 31, tzinfo=timezone.utc))
+    written = ObservationDocument.document(obs, stored_at=datetime(2026, 12, 2, 2, tzinfo=timezone.utc))
+    assert written["day"] == "2026-12-02"  # the UTC day, whatever the zone it was observed in
+    assert written == ObservationDocument.build(obs, datetime(2026, 12, 2, 2, tzinfo=timezone.utc)).to_document()
+    older = {k: v for k, v in written.items() if k != "day"}  # stored before `day` existed
+    assert ObservationDocument.from_document(older).day is None
     with pytest.raises(ValueError):
-        RecentObservation.from_document({**doc, "day": "1 Dec"})
+        ObservationDocument.from_document({**written, "day": "1 Dec"})
 
 
 def test_side_by_side_runs_store_calls_at_once_and_raises_only_when_all_have_ended():

@@ -36,9 +36,6 @@ class Recorder:
         self.write(items, now)
         return list(items)
 
-    def prune_if_due(self):  # the observation sink's: nothing to prune here
-        return 0
-
     def mark(self, latest):
         self.journal.append(("mark", latest))
 
