@@ -171,7 +171,8 @@ def fill_observation_days(db: Database) -> int:
     Due when recent_observations exists or a region_latest document has no `day` (its region's newest
     observation was stored before it existed): reading region_latest costs nothing, where asking
     observations for a missing `day` is a pass over the whole history."""
-    stale = any(not d.get("day") for d in db[REGION_LATEST].find({}, {"day": 1}))
+    stale = any(not d.get("day") and isinstance(d.get("observed_at"), datetime)  # a damaged one cannot get one
+                for d in db[REGION_LATEST].find({}, {"day": 1, "observed_at": 1}))
     if not stale and RECENT_OBSERVATIONS not in db.list_collection_names():
         return 0
     updated = 0

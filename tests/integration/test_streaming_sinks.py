@@ -350,6 +350,13 @@ def test_observations_carry_their_day_and_the_window_read_by_day_equals_the_rang
 
         windows_equal_the_history()
         assert fill_observation_days(db) == 0  # nothing to do: region_latest has its days, no old copy
+        # Nor when a damaged region_latest document (which can never get a day) is all that lacks one: the
+        # pass over the history is not made (it would give this hand-written observation its day).
+        db[REGION_LATEST].insert_one({"_id": "ghost", "observed_at": "yesterday"})
+        db[OBSERVATIONS].insert_one({**{k: v for k, v in docs[0].items() if k != "day"}, "_id": "ghost|1"})
+        assert fill_observation_days(db) == 0 and "day" not in db[OBSERVATIONS].find_one({"_id": "ghost|1"})
+        db[REGION_LATEST].delete_one({"_id": "ghost"})
+        db[OBSERVATIONS].delete_one({"_id": "ghost|1"})
         for collection in (OBSERVATIONS, REGION_LATEST):
             db[collection].update_many({}, {"$unset": {"day": ""}})
         windows_equal_the_history()
