@@ -148,8 +148,8 @@ class FirstCall:
         return None
 
 
-def run_design(settings, spark, regions, total: int, design: str) -> dict:
-    """Catch up the whole topic (already published) with one design; time from its first batch."""
+def start_timed_job(settings, spark, design: str = "current"):
+    """The streaming job (one design) started on the topic, its batches timed (FirstCall)."""
     from streaming.job import StreamingJob
 
     job = StreamingJob(settings, spark, keep_progress_lines=None)
@@ -157,9 +157,20 @@ def run_design(settings, spark, regions, total: int, design: str) -> dict:
         use_previous_batch(job)
     timed = job.processor = FirstCall(job.processor)
     job.start()
-    db = database(settings, make_mongo_client(settings))
+    return job, timed
+
+
+def wait_stored(timed: FirstCall, total: int) -> float:
+    """When the batch that wrote the `total`-th record ended (perf_counter)."""
     wait_until(lambda: timed.stored_at(total) is not None, 3600, f"{total} records through the batches", every=0.05)
-    t_stored = timed.stored_at(total)
+    return timed.stored_at(total)
+
+
+def run_design(settings, spark, regions, total: int, design: str) -> dict:
+    """Catch up the whole topic (already published) with one design; time from its first batch."""
+    job, timed = start_timed_job(settings, spark, design)
+    db = database(settings, make_mongo_client(settings))
+    t_stored = wait_stored(timed, total)
     # Forecasts included: every region forecast from its complete history (the previous design did it
     # inside the batches; the current one in its forecast thread).
     wait_until(lambda: sum(b.input_rows or 0 for b in job.reporter.logged) >= total

@@ -7,12 +7,12 @@ falls on both alike:
 
 1. bulk insert: REGIONS x HOURS observation documents, insert_many in chunks of 1,000 (indexes on);
 2. streaming backlog: one micro-batch of REGIONS x 24 new observations through the job's sinks
-   (streaming.sinks ObservationSink + HourlyStatsSink: insert new / update changed);
+   (streaming.sinks ObservationSink + HourlyStatsSink + RegionLatestSink: insert new / update changed);
 3. streaming steady state: BATCHES micro-batches of one observation per region, through the sinks;
 4. replay: the backlog micro-batch again (nothing changed: reads only);
 5. upserts: UPSERTS changed documents as per-document upserts (UpdateOne upsert=True, one bulk);
 6. web reads: the web app's queries (webapp.store.Store) for every region: latest observation,
-   24 h of observations, 24 h of hourly stats, and the region list.
+   24 h of observations, 24 h of hourly stats, and the region list (every region's latest).
 
 The decision figure is the whole workload's time; the store switches only when one backend is
 >= 2x faster on it (issue 15 goal 4). Figures go to benchmarks/goals.py; the machine's load
@@ -38,13 +38,13 @@ sys.path.insert(0, str(REPO))
 from pymongo import UpdateOne  # noqa: E402
 
 from benchmarks.goals import Figure, record  # noqa: E402
-from meteoflow.contracts import OBSERVATIONS  # noqa: E402
+from meteoflow.contracts import OBSERVATIONS, ObservationDocument  # noqa: E402
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from meteoflow.settings import Settings  # noqa: E402
 from producer.sources.simulator import simulate_history  # noqa: E402
 from stack.servers import FerretDBServer, PostgreSQLServer  # noqa: E402
 from streaming.records import observation_documents  # noqa: E402
-from streaming.sinks import HourlyStatsSink, ObservationSink, ensure_indexes  # noqa: E402
+from streaming.sinks import HourlyStatsSink, ObservationSink, RegionLatestSink, ensure_indexes  # noqa: E402
 from tests.faults.harness import grid_regions, machine, percentile, pipeline_settings  # noqa: E402
 from webapp.store import Store  # noqa: E402
 
@@ -139,8 +139,9 @@ def main(argv=None) -> int:
         def sinks_write(batch):
             def run(s) -> float:
                 now = datetime.now(timezone.utc)
-                obs, hourly = ObservationSink(s["db"]), HourlyStatsSink(s["db"])
-                return timed(lambda: (obs.write(batch, now), hourly.write(batch, now)))
+                obs, hourly, latest = ObservationSink(s["db"]), HourlyStatsSink(s["db"]), RegionLatestSink(s["db"])
+                docs = [ObservationDocument.document(o, now) for o in batch]
+                return timed(lambda: (obs.write(batch, now, docs), hourly.write(batch, now), latest.write(docs)))
             return run
 
         def steady_batches(s) -> float:
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
             calls: dict[str, list[float]] = {"region list": [], "latest observation": [],
                                              "24 h observations": [], "24 h hourly stats": []}
             began = time.perf_counter()
-            calls["region list"].append(timed(store.region_ids))
+            calls["region list"].append(timed(store.latest_observations))
             for region in regions:
                 calls["latest observation"].append(timed(lambda: store.latest_observation(region.id)))
                 calls["24 h observations"].append(
