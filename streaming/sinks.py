@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from streaming.daily import DailyStatsSink  # which imports this module
 
 R = TypeVar("R")
+LOG = logging.getLogger(__name__)
 DEADLETTER_SEND_TIMEOUT_SECONDS = 30
 FILL_CHUNK = 5000  # updates per bulk when fill_observation_days gives old observations their day
 DUPLICATE_KEY = 11000
@@ -183,6 +184,7 @@ def fill_observation_days(db: Database) -> int:
             collection.bulk_write(ops[first:first + FILL_CHUNK], ordered=False)
         updated += len(ops) if collection.name == OBSERVATIONS else 0
     db.drop_collection(RECENT_OBSERVATIONS)
+    LOG.info("store brought up to date: %d observations given their UTC day, recent_observations dropped", updated)
     return updated
 
 
