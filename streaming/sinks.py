@@ -21,8 +21,8 @@ from pymongo.database import Database
 from meteoflow.contracts import (
     DAILY_STATS, DEADLETTER_ACTION, FORECAST_RUNS, FORECAST_SKILL, FORECAST_SKILL_BUCKETS, FORECAST_STATE, FORECASTS,
     HOURLY_STATS, OBSERVATIONS, RECENT_OBSERVATIONS, REGION_LATEST, REGION_SERIES, SERIES_HOURS, DeadLetter,
-    HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RegionSeries,
-    doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, valid_documents,
+    STORE_PROGRESS, HourlyStats, MongoDocument, Observation, ObservationDocument, ObservationPoint, RegionSeries,
+    StoreProgress, doc_id, find_by_ids, hour_floor, hourly_stats, point_key, side_by_side, utc_day, valid_documents,
 )
 from meteoflow.mongo import is_ferretdb
 from meteoflow.settings import Settings
@@ -148,10 +148,12 @@ def differs(stored: dict[str, Any], doc: dict[str, Any], ignore: frozenset[str])
 
 class ObservationSink:
     """Inserts the batch's documents in one unordered bulk; only the ones already stored (a replay,
-    a corrected record) take the slower compare-and-update path."""
+    a corrected record) take the slower compare-and-update path. Then raises store_progress's
+    `stored_at` for observations (StoreProgress: what the health sampler reads)."""
 
     def __init__(self, db: Database):
         self.collection = db[OBSERVATIONS]
+        self.progress = db[STORE_PROGRESS]
 
     def write(self, observations: list[Observation], now: datetime,
               documents: list[dict[str, Any]] | None = None) -> int:
@@ -160,6 +162,8 @@ class ObservationSink:
             documents = [ObservationDocument.document(o, now) for o in observations]
         docs = list({d["_id"]: d for d in documents}.values())  # a later duplicate in the batch wins
         insert_or_update(self.collection, docs, ignore=STORED_AT)
+        if docs:
+            self.progress.update_one({"_id": OBSERVATIONS}, StoreProgress.update(now), upsert=True)
         return len(docs)
 
 

@@ -15,7 +15,8 @@ from kafka.structs import TopicPartition
 
 from elk.health.signals import ConsumerReading, PartitionReading, committed_offsets, next_to_process, unprocessed
 from meteoflow.contracts import (
-    FORECAST_SKILL, FORECAST_STATE, OBSERVATIONS, ForecastSkill, ForecastState, SupervisorState, valid_documents,
+    FORECAST_SKILL, FORECAST_STATE, OBSERVATIONS, STORE_PROGRESS, ForecastSkill, ForecastState, StoreProgress,
+    SupervisorState, valid_documents,
 )
 from meteoflow.settings import Settings
 
@@ -145,7 +146,13 @@ class MongoHealthSource:
         self.db = db
 
     def newest_observation_at(self) -> datetime | None:
-        """Newest `stored_at` of the observations (older documents without one: newest `observed_at`)."""
+        """Newest `stored_at` of the observations: store_progress's one document, which the streaming job
+        raises at every batch. A store whose job has not written it yet (an older version) is sorted by
+        stored_at, a pass over the collection (older documents without one: newest `observed_at`)."""
+        found = self.db[STORE_PROGRESS].find_one({"_id": OBSERVATIONS})
+        progress = valid_documents(StoreProgress, [found] if found is not None else [])
+        if progress:
+            return progress[0].stored_at
         for fld in ("stored_at", "observed_at"):
             doc = next(iter(self.db[OBSERVATIONS].find({fld: {"$exists": True}}, {fld: 1, "_id": 0})
                             .sort(fld, -1).limit(1)), None)

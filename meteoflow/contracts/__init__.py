@@ -29,7 +29,7 @@ from meteoflow.contracts.storage import (  # noqa: F401
     DAILY_STATS, DailyPoint, DailyStats, DayReading, day_reading, RAIN_MODELS, RAIN_PREDICTIONS, RainModelName, Probability,
     RainModelEvaluation, RainPrediction,
     REGION_LATEST, RegionLatest, REGION_SERIES, SERIES_HOURS, RegionSeries, RECENT_OBSERVATIONS, RECENT_HOURS, hour_floor, hourly_stats, point_key, find_by_ids,
-    PER_ID_READS, utc_day, utc_days, find_days, find_region_days, side_by_side,
+    PER_ID_READS, utc_day, utc_days, find_days, find_region_days, side_by_side, STORE_PROGRESS, StoreProgress,
 )
 from meteoflow.contracts.observation import (  # noqa: F401
     DEFAULT_MAX_AHEAD, Source, MAX_PRECIPITATION_1H, Text, RegionId, RegionName, Latitude, Longitude, TimezoneOffset, RecordLimits,

@@ -10,7 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from meteoflow.contracts import (
     DAILY_STATS, DailyPoint, DailyStats, FORECAST_RUNS, FORECAST_STATE, FORECASTS, HOURLY_STATS, OBSERVATIONS, RECENT_HOURS, RECENT_OBSERVATIONS, REGION_LATEST,
-    REGION_SERIES, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, RegionSeries, doc_id,
+    REGION_SERIES, STORE_PROGRESS, DeadLetter, ForecastDocument, ForecastState, ObservationDocument, RegionLatest, RegionSeries, doc_id,
     hour_floor, point_key, utc_day,
 )
 from kafka.errors import KafkaError
@@ -255,6 +255,30 @@ def test_a_malformed_stored_document_costs_only_itself(db, isolated, caplog):
     warnings = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "observations document _id='dakar|broken': temp:" in warnings
     assert "forecast_state document _id='ghost': last_observed_at:" in warnings
+
+
+def test_each_batch_raises_store_progress_which_the_health_sampler_reads_instead_of_sorting_observations(db):
+    from elk.health.sources import MongoHealthSource
+
+    def millis(when):  # as BSON keeps it
+        return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+    source = MongoHealthSource(db)
+    obs = simulated_observations(regions=2, hours=3, per_hour=1)
+    db[OBSERVATIONS].insert_one({"_id": "old|1", "region_id": "old", "observed_at": NOW, "stored_at": NOW})
+    assert source.newest_observation_at() == millis(NOW)  # no mark yet (an older job's store): sorted
+    stored_at = NOW + timedelta(minutes=5)
+    ObservationSink(db).write(obs, stored_at)
+    marked = millis(stored_at)
+    assert db[STORE_PROGRESS].find_one({"_id": OBSERVATIONS})["stored_at"] == marked
+    ObservationSink(db).write(obs[:1], NOW)  # an executor's older batch time (written side by side) does not lower it
+    assert source.newest_observation_at() == marked
+    ObservationSink(db).write([], NOW + timedelta(hours=1))  # an empty batch stored nothing: no mark
+    assert source.newest_observation_at() == marked
+    # read from that one document: the hand-written observation stored later is not seen
+    db[OBSERVATIONS].insert_one({"_id": "old|2", "region_id": "old", "observed_at": NOW,
+                                 "stored_at": NOW + timedelta(hours=2)})
+    assert source.newest_observation_at() == marked
 
 
 def test_region_latest_keeps_each_regions_newest_observation_whatever_the_batch_order(db):

@@ -20,7 +20,7 @@ from meteoflow.contracts import (
     DailyPoint, DailyStats, FailedRegion, ForecastDocument, ForecastLeadPair, ForecastRun, ForecastRunPoint, ForecastRunSummary, ForecastSkill,
     ForecastSkillBucket, ForecastState, ForecastTargets, HourlyStats, InvalidDocument, InvalidEvent,
     Observation, ObservationDocument, ObservationPoint, Prediction, ProducerRunEvent, RainModelEvaluation, RainPrediction,
-    RegionLatest, StreamingBatchEvent, doc_id, point_key, valid_documents,
+    RegionLatest, StoreProgress, StreamingBatchEvent, doc_id, point_key, valid_documents,
 )
 from meteoflow.logs import EcsJsonFormatter
 from tests.fakes.observations import simulated_observations
@@ -104,6 +104,7 @@ EXAMPLES = {
     ForecastSkill: forecast_skill,
     ForecastSkillBucket: skill_bucket,
     ForecastTargets: lambda: ForecastTargets(_id="dakar", region_id="dakar", runs=[forecast_run()]),
+    StoreProgress: lambda: StoreProgress(_id=OBSERVATIONS, stored_at=T0),
 }
 
 
