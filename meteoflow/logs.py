@@ -11,6 +11,7 @@ line is still on stdout. Why not Elastic's `ecs-logging` formatter: README, "The
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import queue
@@ -128,6 +129,10 @@ class KafkaLogHandler(logging.Handler):
                 try:
                     self._producer = self._producer_factory()
                     self._unreachable = False
+                    # kafka-python closes its producer at exit, and atexit runs the newest first:
+                    # registered after it, this flush hands over the last lines (an import's
+                    # "finished") before that close, which made their sends fail.
+                    atexit.register(self.flush)
                 except Exception:  # noqa: BLE001 - Kafka not reachable yet: keep the line, retry
                     self._unreachable = True
                     time.sleep(5)
@@ -154,6 +159,7 @@ class KafkaLogHandler(logging.Handler):
                 pass
 
     def close(self) -> None:
+        atexit.unregister(self.flush)
         self.flush()
         try:
             self._queue.put_nowait(None)
