@@ -51,12 +51,12 @@ class PreviousProcessor(BatchProcessor):
         report.dead_letters = self.deadletters.write(split.dead_letters)
         watch.lap("deadletters")
         docs = observation_documents(split.observations, stored_at=now)
-        upsert_all(self.observations.collection, docs, ignore=frozenset({"stored_at"}))
+        upsert_all(self.sinks.observations.collection, docs, ignore=frozenset({"stored_at"}))
         report.stored = len(docs)
         watch.lap("observations")
         keys = touched_hours(split.observations)
         if keys:  # recomputed from the stored observations (the read-back this design did)
-            report.stats_upserted = upsert_all(self.stats.collection, self.stats.recompute(keys, now),
+            report.stats_upserted = upsert_all(self.sinks.stats.collection, self.sinks.stats.recompute(keys, now),
                                                ignore=frozenset({"computed_at"}))
         watch.lap("stats")
         self.refresher.mark(latest_per_region(split.observations))
@@ -70,8 +70,9 @@ class PreviousProcessor(BatchProcessor):
 
 def use_previous_batch(job) -> None:
     """Make a StreamingJob run the previous batch (no region_latest, forecasts inline)."""
-    job.processor = PreviousProcessor(job.processor.observations, job.processor.stats, job.refresher,
-                                      job.deadletters, job.reporter, job.settings.record_limits, job.metrics)
+    sinks = job.processor.sinks
+    job.processor = PreviousProcessor(sinks.observations, sinks.stats, job.refresher, sinks.deadletters,
+                                      job.reporter, job.settings.record_limits, job.metrics)
 
 
 # --- the web app's reads as they were ----------------------------------------------------------

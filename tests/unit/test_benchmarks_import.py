@@ -23,3 +23,25 @@ def test_each_benchmark_script_imports_and_has_a_main(script):
     module = importlib.import_module(script)
     assert callable(getattr(module, "main", None)), f"benchmarks/{script}.py has no main()"
     assert module.__doc__ and script in sys.modules
+
+
+def test_the_previous_design_takes_over_a_current_streaming_job():
+    """pipeline_bench and freshness_bench measure the previous batch inside today's job: when the
+    processor's sinks moved into `BatchSinks`, `use_previous_batch` broke, and both benchmarks' baseline
+    phases with it (one crashed, the other reported nothing visible)."""
+    import logging
+    from types import SimpleNamespace
+
+    from previous_design import PreviousProcessor, use_previous_batch
+    from streaming.job import BatchProcessor, ProgressReporter
+
+    observations, stats, deadletters, refresher = object(), object(), object(), object()
+    reporter = ProgressReporter(logging.getLogger("test"))
+    current = BatchProcessor(observations, stats, refresher, deadletters, reporter)
+    job = SimpleNamespace(processor=current, refresher=refresher, deadletters=deadletters, reporter=reporter,
+                          settings=SimpleNamespace(record_limits=current.limits), metrics=current.metrics)
+    use_previous_batch(job)
+    assert isinstance(job.processor, PreviousProcessor)
+    sinks = job.processor.sinks
+    assert (sinks.observations, sinks.stats, sinks.deadletters) == (observations, stats, deadletters)
+    assert job.processor.refresher is refresher
