@@ -105,6 +105,16 @@ def previous_service(settings, name: str):
     return svc
 
 
+def require_running(pipeline: Pipeline, phase: str) -> None:
+    """A service that died during a phase makes its figures meaningless (nothing becomes visible):
+    say which one, and where its log is, instead of reporting them."""
+    dead = [name for name, svc in pipeline.services.items()
+            if name in ("streaming", "webapp") and svc.recorded_pid() is None]
+    if dead:
+        logs = ", ".join(str(pipeline.services[name].log_file) for name in dead)
+        raise SystemExit(f"freshness benchmark: {', '.join(dead)} exited during phase '{phase}' (see {logs})")
+
+
 def measure_phase(name: str, feeder: Feeder, poller: Poller, seconds: float) -> dict:
     """Feed for `seconds`, then wait until every record fed is visible; the phase's figures."""
     measured_from = len(feeder.produced)
@@ -161,10 +171,12 @@ def main(argv=None) -> int:
         wait_until(lambda: visible_at(poller, warm) is not None, 600, "the back-fill to be visible")
         phases.append(measure_phase("current", feeder, poller, args.seconds))
         print(f"phase: {json.dumps(phases[-1])}", flush=True)
+        require_running(pipeline, phases[-1]["phase"])
         # The same design with the forecasting API stopped: forecasts are off the write path.
         pipeline.stop_service("forecasting_api")
         phases.append(measure_phase("current, forecasting API stopped", feeder, poller, args.seconds))
         print(f"phase: {json.dumps(phases[-1])}", flush=True)
+        require_running(pipeline, phases[-1]["phase"])
         if not args.skip_previous:
             pipeline.start("forecasting_api", supervise=False)
             for name in ("streaming", "webapp"):
@@ -176,6 +188,7 @@ def main(argv=None) -> int:
                 pipeline.start(name, supervise=False)
             phases.append(measure_phase("previous design", feeder, poller, args.seconds))
             print(f"phase: {json.dumps(phases[-1])}", flush=True)
+            require_running(pipeline, phases[-1]["phase"])
         after = machine()
         report(args, regions, phases, before, after)
         return 0
