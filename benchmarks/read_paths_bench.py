@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import time
@@ -134,8 +135,10 @@ def measure(settings, regions, args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Elasticsearch is not started (its port answers nothing): the app serves MongoDB's data.
+    # Elasticsearch is not started (its port answers nothing): the app serves MongoDB's data, and its
+    # pages' Elasticsearch reads fail at once; their one warning per request would bury the figures.
     settings = pipeline_settings(args.run_dir, args.port_offset, log_level="WARNING")
+    logging.getLogger("webapp").setLevel(logging.ERROR)
     regions = grid_regions(args.regions)
     pipeline = Pipeline(settings, ["ferretdb"], [])
     before = machine()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from meteoflow.contracts import FORECAST_SKILL, FORECAST_SKILL_BUCKETS  # noqa: E402
 from meteoflow.mongo import make_mongo_client  # noqa: E402
 from meteoflow.settings import REPO_ROOT, load_settings  # noqa: E402
-from stack.servers import FerretDBServer  # noqa: E402
+from stack.servers import servers, store_servers  # noqa: E402
 from streaming.forecasts import ForecastRefresher  # noqa: E402
 from streaming.records import latest_per_region  # noqa: E402
 from streaming.sinks import HourlyStatsSink, ObservationSink, ensure_indexes  # noqa: E402
@@ -82,9 +82,10 @@ def main(argv=None) -> None:
     if args.quick:
         args.hours = 8
     settings = load_settings(run_dir=REPO_ROOT / ".run" / "bench-skill", mongo_port=args.mongo_port,
+                             postgres_port=args.mongo_port - 27017 + 5432,
                              forecast_min_points=100_000, forecast_max_points=100_000, forecast_horizon_hours=24)
-    server = FerretDBServer(settings)
-    started = server.start() == "started"
+    store = servers(settings, store_servers(settings))  # FerretDB, after its PostgreSQL on that backend
+    started = [server for server in store if server.start() == "started"]
     client = make_mongo_client(settings)
     start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - (args.hours + 1) * HOUR
     names = {arm: f"bench-skill-{arm}-{uuid.uuid4().hex[:8]}" for arm in ("without", "with")}
@@ -112,7 +113,7 @@ def main(argv=None) -> None:
         for name in names.values():
             client.drop_database(name)
         client.close()
-        if started:
+        for server in reversed(started):
             server.stop()
 
 
