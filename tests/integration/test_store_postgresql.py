@@ -18,7 +18,7 @@ import pytest
 
 from meteoflow.contracts import HOURLY_STATS, OBSERVATIONS, find_days
 from meteoflow.mongo import make_mongo_client
-from stack.servers import FerretDBServer, PostgreSQLServer
+from stack.servers import PG_DATABASE, FerretDBServer, PostgreSQLServer
 
 
 @pytest.fixture(scope="module")
@@ -106,28 +106,92 @@ def test_a_read_by_id_uses_the_index_the_stack_adds_to_a_new_collection(postgres
         client.close()
 
 
-def test_observations_read_by_day_or_region_use_their_indexes_and_others_have_none(postgresql_store):
+def observation_days(db, collection: str = OBSERVATIONS) -> None:
+    """Many regions over eight days: the region_id and the day each select a part of the table."""
+    db[collection].insert_many([{"_id": f"r{i % 50}|{i}", "region_id": f"r{i % 50}", "temp": 20.0,
+                                 "day": f"2026-11-{1 + i // 50 % 8:02d}"} for i in range(DOCUMENTS)])
+
+
+def index_conditions(plan: Any) -> list[tuple[str, str]]:
+    """(index, condition) of every index scan in a plan."""
+    if isinstance(plan, dict):
+        own = [(plan["Index Name"], plan.get("Index Cond", ""))] if "Index Name" in plan else []
+        return own + [c for v in plan.values() for c in index_conditions(v)]
+    if isinstance(plan, list):
+        return [c for v in plan for c in index_conditions(v)]
+    return []
+
+
+def test_observations_read_by_region_and_day_use_one_index_of_both_and_others_have_none(postgresql_store):
     settings = postgresql_store.model_copy(update={"mongo_db": f"idx{uuid.uuid4().hex[:10]}"})
     client = make_mongo_client(settings)
     try:
         db = client[settings.mongo_db]
-        docs = [{"_id": f"dakar|{i}", "region_id": "dakar", "day": f"2026-11-{1 + i % 8:02d}", "temp": 20.0}
-                for i in range(DOCUMENTS)]
         for collection in (OBSERVATIONS, HOURLY_STATS):
-            db[collection].insert_many(docs)
-        query = {"region_id": "dakar", "day": "2026-11-03"}
+            observation_days(db, collection)
+        query = {"region_id": "r7", "day": "2026-11-03"}
         plan = db.command("explain", {"find": OBSERVATIONS, "filter": query}, verbosity="queryPlanner")
-        assert any(name.endswith("_day_gin") for name in index_names(plan["queryPlanner"])), plan
-        assert len(find_days(db[OBSERVATIONS], "dakar", ["2026-11-03"])) == DOCUMENTS // 8
+        # Both equalities are the index's condition: only the day's documents of the region are read.
+        ((index, condition),) = index_conditions(plan["queryPlanner"])
+        assert index.endswith("_region_day_gin") and "'region_id'" in condition and "'day'" in condition, plan
+        expected = sum(1 for i in range(DOCUMENTS) if i % 50 == 7 and i // 50 % 8 == 2)
+        assert len(find_days(db[OBSERVATIONS], "r7", ["2026-11-03"])) == expected
         other = db.command("explain", {"find": HOURLY_STATS, "filter": query}, verbosity="queryPlanner")
         assert not any(name.endswith("_day_gin") for name in index_names(other["queryPlanner"])), other
-        # A region's history read by a range: the region index serves its region_id.
-        by_region = {"region_id": "dakar", "observed_at": {"$lt": "2026-11-04"}}
+        # A region's history read by a range: the same index serves its region_id.
+        by_region = {"region_id": "r7", "observed_at": {"$lt": "2026-11-04"}}
         plan = db.command("explain", {"find": OBSERVATIONS, "filter": by_region}, verbosity="queryPlanner")
-        assert any(name.endswith("_region_gin") for name in index_names(plan["queryPlanner"])), plan
+        assert {name[-15:] for name in index_names(plan["queryPlanner"])} == {"_region_day_gin"}, plan
     finally:
         client.drop_database(settings.mongo_db)
         client.close()
+
+
+def test_a_store_with_the_older_one_key_indexes_gets_the_two_key_index_at_its_next_start(stack):
+    """Stores made before 2026-12-05 have a `day` and a `region_id` index on observations: the next
+    start replaces them, and PostgreSQL no longer picks the one-key region index for a region's reads."""
+    settings = stack.model_copy(update={
+        "store_backend": "postgresql", "run_dir": stack.run_dir / f"store-days-{uuid.uuid4().hex[:6]}",
+        "mongo_port": stack.mongo_port + 3, "postgres_port": stack.postgres_port + 3, "mongo_db": "days"})
+    by_region = {"region_id": "r7", "observed_at": {"$lt": "2026-11-04"}}
+
+    def started() -> list:
+        servers = [PostgreSQLServer(settings), FerretDBServer(settings)]
+        for server in servers:
+            server.start(log=lambda _: None)
+        return servers
+
+    def plan_of(query) -> dict[str, Any]:
+        client = make_mongo_client(settings)
+        try:
+            return client.days.command("explain", {"find": OBSERVATIONS, "filter": query},
+                                       verbosity="queryPlanner")["queryPlanner"]
+        finally:
+            client.close()
+
+    servers = started()
+    try:
+        client = make_mongo_client(settings)
+        observation_days(client.days)
+        client.close()
+        plan = plan_of(by_region)["Plan"]
+        schema, table = plan["Schema"], plan["Relation Name"]
+        for server in reversed(servers):
+            server.stop()
+        # The indexes as the stack made them before, added while the servers are down.
+        postgresql = PostgreSQLServer(settings)
+        older = "".join(f"CREATE INDEX IF NOT EXISTS {table}_{name}_gin ON {schema}.{table} USING gin "
+                        f"((_jsonb -> '{key}') jsonb_path_ops);\n\n" for name, key in (("day", "day"), ("region", "region_id")))
+        postgresql._as_server_user([postgresql._bin("postgres"), "--single", "-j", "-D", str(postgresql.data_dir),
+                                    "-c", "jit=off", "-c", "exit_on_error=on", PG_DATABASE], "older indexes", older)
+        servers = started()
+        assert {name[-15:] for name in index_names(plan_of(by_region))} == {"_region_day_gin"}
+        assert {name[-15:] for name in index_names(plan_of({"region_id": "r7", "day": "2026-11-03"}))} == {
+            "_region_day_gin"}
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(settings.run_dir, ignore_errors=True)
 
 
 def test_the_id_index_goes_and_comes_back_with_the_setting_at_a_restart(stack):
