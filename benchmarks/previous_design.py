@@ -116,6 +116,13 @@ def previous_store_class():
         "observations": _observations, "hourly_stats": _hourly_stats, "recent_window": _recent_window})
 
 
+def use_previous_store() -> None:
+    """Make the web app create the previous design's Store (at its first request, webapp.routes.common)."""
+    import webapp.routes.common as common
+
+    common.Store = previous_store_class()
+
+
 def main(argv: list[str]) -> int:
     if argv == ["streaming"]:
         import streaming.__main__ as service
@@ -132,9 +139,8 @@ def main(argv: list[str]) -> int:
         return service.main()
     if argv == ["webapp"]:
         import webapp.__main__ as service
-        import webapp.app as app_module
 
-        app_module.Store = previous_store_class()
+        use_previous_store()
         return service.main()
     print(__doc__)
     return 2

@@ -45,3 +45,18 @@ def test_the_previous_design_takes_over_a_current_streaming_job():
     sinks = job.processor.sinks
     assert (sinks.observations, sinks.stats, sinks.deadletters) == (observations, stats, deadletters)
     assert job.processor.refresher is refresher
+
+
+def test_the_previous_design_web_app_serves_from_the_previous_store(monkeypatch):
+    """freshness_bench's previous web app: it patched a name the app no longer used and served the
+    current reads (region_latest, which the previous batch does not write): nothing became visible."""
+    import webapp.routes.common as common
+    from previous_design import use_previous_store
+    from webapp.store import Store
+
+    monkeypatch.setattr(common, "Store", Store)
+    use_previous_store()
+    created = common.Store  # what get_store creates at the app's first request
+    assert issubclass(created, Store) and created.__name__ == "PreviousStore"
+    assert created.latest_observations is not Store.latest_observations
+    assert created.recent_window is not Store.recent_window
